@@ -1,0 +1,92 @@
+# Control settings for lmm(): optimiser settings and the checks applied to
+# the model pieces (same names and meanings as lme4's lmerControl()).
+
+# Optimisers known to the C engine (src/optimise.c).
+lmm_optimizers <- c("bobyqa", "newuoa", "nelder_mead", "bfgs")
+
+# Allowed actions of each check.
+check_actions <- list(
+  check.nobs.vs.nlev  = c("ignore", "warning", "message", "stop"),
+  check.nlev.gtr.1    = c("ignore", "warning", "message", "stop"),
+  check.nobs.vs.nRE   = c("ignore", "warning", "message", "stop"),
+  check.scaleX        = c("ignore", "warning", "message", "stop"),
+  check.rankX         = c("message+drop.cols", "silent.drop.cols", "warn+drop.cols",
+                          "stop.deficient", "ignore"),
+  check.conv.singular = c("ignore", "message", "warning", "stop")
+)
+
+lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
+                        maxeval = 10000L, ftol_abs = 1e-8, xtol_abs = 1e-8,
+                        check.nobs.vs.nlev = "stop", check.nlev.gtr.1 = "stop",
+                        check.nobs.vs.nRE = "stop", check.scaleX = "warning",
+                        check.rankX = "message+drop.cols",
+                        check.conv.singular = "message", calc.derivs = FALSE) {
+  optimizer <- match_choice(optimizer, lmm_optimizers, "optimizer")
+  ctrl <- list(
+    optimizer = optimizer,
+    rhobeg = positive_or_null(rhobeg, "rhobeg"),
+    rhoend = positive_or_null(rhoend, "rhoend"),
+    maxeval = positive_count(maxeval, "maxeval"),
+    ftol_abs = nonneg_number(ftol_abs, "ftol_abs"),
+    xtol_abs = nonneg_number(xtol_abs, "xtol_abs"),
+    check.nobs.vs.nlev = match_choice(check.nobs.vs.nlev, check_actions$check.nobs.vs.nlev,
+                                      "check.nobs.vs.nlev"),
+    check.nlev.gtr.1 = match_choice(check.nlev.gtr.1, check_actions$check.nlev.gtr.1,
+                                    "check.nlev.gtr.1"),
+    check.nobs.vs.nRE = match_choice(check.nobs.vs.nRE, check_actions$check.nobs.vs.nRE,
+                                     "check.nobs.vs.nRE"),
+    check.scaleX = match_choice(check.scaleX, check_actions$check.scaleX, "check.scaleX"),
+    check.rankX = match_choice(check.rankX, check_actions$check.rankX, "check.rankX"),
+    check.conv.singular = match_choice(check.conv.singular,
+                                       check_actions$check.conv.singular,
+                                       "check.conv.singular"),
+    calc.derivs = single_flag(calc.derivs, "calc.derivs")
+  )
+  if (!is.null(ctrl$rhobeg) && !is.null(ctrl$rhoend) && ctrl$rhoend > ctrl$rhobeg)
+    stop("'rhoend' (", ctrl$rhoend, ") must not exceed 'rhobeg' (", ctrl$rhobeg, ")",
+         call. = FALSE)
+  structure(ctrl, class = "lmm_control")
+}
+
+# The value when it is one of `choices`, else an error listing them.
+match_choice <- function(x, choices, what) {
+  if (!is.character(x) || length(x) != 1L || is.na(x) || !(x %in% choices))
+    stop("'", what, "' must be one of ", paste0("\"", choices, "\"", collapse = ", "),
+         call. = FALSE)
+  x
+}
+
+positive_or_null <- function(x, what) {
+  if (is.null(x)) return(NULL)
+  if (!is.numeric(x) || length(x) != 1L || !is.finite(x) || x <= 0)
+    stop("'", what, "' must be NULL or a single positive number", call. = FALSE)
+  as.numeric(x)
+}
+
+positive_count <- function(x, what) {
+  if (!is.numeric(x) || length(x) != 1L || !is.finite(x) || x < 1 || x != round(x))
+    stop("'", what, "' must be a single positive whole number", call. = FALSE)
+  as.integer(x)
+}
+
+nonneg_number <- function(x, what) {
+  if (!is.numeric(x) || length(x) != 1L || !is.finite(x) || x < 0)
+    stop("'", what, "' must be a single non-negative number", call. = FALSE)
+  as.numeric(x)
+}
+
+single_flag <- function(x, what) {
+  if (!is.logical(x) || length(x) != 1L || is.na(x))
+    stop("'", what, "' must be TRUE or FALSE", call. = FALSE)
+  x
+}
+
+# Carry out a check's action with message `msg`: nothing, message, warning or error.
+check_action <- function(action, msg) {
+  switch(action,
+         ignore = invisible(NULL),
+         message = message(msg),
+         warning = warning(msg, call. = FALSE),
+         stop = stop(msg, call. = FALSE))
+}
+

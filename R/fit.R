@@ -1,0 +1,170 @@
+# Stage 4: the optimum -> the result object.  lmm_fit() is the low-level entry ("without the
+# formula"): the user gives y, X and the random-effects terms; lmm() is a thin layer over it.
+
+lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
+                    control = lmm_control(), start = NULL) {
+  control <- as_lmm_control(control)
+  y <- check_response(y)
+  n <- length(y)
+  X <- check_fixed_matrix(X, n)
+  if (is.null(attr(X, "dropped"))) X <- drop_aliased(X, control$check.rankX)
+  reterms <- check_reterms(reterms, n, control)
+  weights <- if (is.null(weights)) rep(1, n) else check_weight_vector(weights, n)
+  offset <- if (is.null(offset)) rep(0, n) else check_offset_vector(offset, n)
+  REML <- single_flag(REML, "REML")
+
+  engine <- engine_setup(y, X, reterms, weights, offset)
+  lower <- theta_lower(reterms)
+  theta0 <- start_theta(start, reterms, lower)
+  opt <- .Call(C_lmm_optimise, engine, theta0, lower, REML, optimiser_settings(control, theta0))
+  theta <- pmax(opt$theta, lower)
+  if (!is.finite(opt$crit))
+    stop("the criterion is not finite at the optimum: is the fixed-effects model matrix ",
+         "rank deficient or the response fitted exactly?", call. = FALSE)
+  sol <- .Call(C_lmm_solution, engine, theta, REML)
+  fit <- assemble_fit(sol, theta, lower, y, X, reterms, weights, offset, REML, n)
+  fit$optinfo <- optimiser_info(opt, control)
+  fit$call <- match.call()
+  class(fit) <- "lmm"
+  report_singular(fit, control)
+  fit
+}
+
+# Starting theta: the user's, else 1 on the diagonals and 0 elsewhere (lme4's default).
+start_theta <- function(start, reterms, lower) {
+  if (is.list(start)) start <- start$theta
+  if (is.null(start)) return(theta_start(reterms))
+  if (!is.numeric(start) || length(start) != length(lower) || anyNA(start))
+    stop(sprintf("'start' must be a numeric theta of length %d", length(lower)), call. = FALSE)
+  pmax(as.double(start), lower)
+}
+
+# The C optimiser's settings: radii from the start's scale, tolerances from control.
+optimiser_settings <- function(control, theta0) {
+  scale <- max(1, abs(theta0))
+  list(rhobeg = if (is.null(control$rhobeg)) 0.2 * scale else control$rhobeg,
+       rhoend = if (is.null(control$rhoend)) 2e-7 * scale else control$rhoend,
+       ftol_abs = control$ftol_abs, maxeval = control$maxeval)
+}
+
+optimiser_info <- function(opt, control) {
+  message <- switch(as.character(opt$status),
+                    "0" = "converged",
+                    "1" = "maximum number of evaluations reached",
+                    "2" = "criterion not finite at the starting values",
+                    "3" = "optimiser broke down numerically (best point kept)",
+                    "unknown status")
+  warnings <- character()
+  if (opt$status != 0) {
+    warnings <- paste("lmm optimiser:", message)
+    warning(warnings, call. = FALSE)
+  }
+  list(optimizer = paste0(control$optimizer, "-lmmc"), feval = opt$feval,
+       converged = opt$status == 0, status = opt$status, message = message,
+       warnings = warnings)
+}
+
+# The result object's fields (see the object layout in lmm_fit's Rd page).
+assemble_fit <- function(sol, theta, lower, y, X, reterms, weights, offset, REML, n) {
+  p <- ncol(X)
+  q <- length(sol$u)
+  sigma <- sqrt(sol$pwrss / (n - if (REML) p else 0))
+  beta <- setNames(sol$beta, colnames(X))
+  templates <- theta_templates(theta, reterms)
+  b <- spherical_to_b(sol$u, templates, reterms)
+  fitted <- drop(X %*% beta) + random_part(b, reterms) + offset
+  vcov_beta <- sigma^2 * sol$RXinv2
+  dimnames(vcov_beta) <- list(names(beta), names(beta))
+  list(y = y, X = X, weights = weights, offset = offset, reterms = reterms, REML = REML,
+       n = n, p = p, q = q,
+       theta = setNames(theta, theta_names(reterms)), lower = lower,
+       beta = beta, sigma = sigma, u = sol$u, b = b,
+       condvar = conditional_variances(sol$condvar, templates, reterms, sigma),
+       vcov_beta = vcov_beta, crit = sol$crit,
+       devcomp = list(ldL2 = sol$ldL2, ldRX2 = sol$ldRX2, pwrss = sol$pwrss,
+                      wrss = sol$pwrss - sum(sol$u^2), ussq = sum(sol$u^2)),
+       fitted = fitted, resid = y - fitted, singular_tol = 1e-4)
+}
+
+# b = Lambda u: within term t, level l's coefficients are T_t u_l.
+spherical_to_b <- function(u, templates, reterms) {
+  pos <- 0L
+  unlist(lapply(seq_along(reterms), function(t) {
+    p <- nrow(templates[[t]])
+    nl <- nlevels(reterms[[t]]$group)
+    U <- matrix(u[pos + seq_len(p * nl)], p, nl)
+    pos <<- pos + p * nl
+    as.vector(templates[[t]] %*% U)
+  }))
+}
+
+# Z b, term by term: row i gets Xt_t[i, ] . b_t[level of i, ].
+random_part <- function(b, reterms) {
+  eta <- 0
+  pos <- 0L
+  for (term in reterms) {
+    p <- ncol(term$Xt)
+    nl <- nlevels(term$group)
+    B <- matrix(b[pos + seq_len(p * nl)], nl, p, byrow = TRUE)
+    pos <- pos + p * nl
+    eta <- eta + rowSums(term$Xt * B[as.integer(term$group), , drop = FALSE])
+  }
+  eta
+}
+
+# Conditional variances sigma^2 T_t Sigma_ll T_t' of each level's random effects, as lme4's
+# "postVar": one p x p x nl array per term.
+conditional_variances <- function(flat, templates, reterms, sigma) {
+  pos <- 0L
+  lapply(seq_along(reterms), function(t) {
+    Tt <- templates[[t]]
+    p <- nrow(Tt)
+    nl <- nlevels(reterms[[t]]$group)
+    S <- array(flat[pos + seq_len(p * p * nl)], c(p, p, nl))
+    pos <<- pos + p * p * nl
+    for (l in seq_len(nl)) S[, , l] <- sigma^2 * Tt %*% S[, , l] %*% t(Tt)
+    S
+  })
+}
+
+# lme4's "boundary (singular) fit" note, with the action lmm_control() asks for.
+report_singular <- function(fit, control) {
+  if (!isSingular(fit)) return(invisible())
+  check_action(control$check.conv.singular,
+               "boundary (singular) fit: see help('isSingular')")
+}
+
+# Checks of lmm_fit()'s direct inputs (lmm() has checked them already when it calls).
+check_response <- function(y) {
+  if (!is.numeric(y) || !is.null(dim(y)) && NCOL(y) != 1L)
+    stop("the response y must be a numeric vector", call. = FALSE)
+  y <- as.double(y)
+  if (!length(y)) stop("the response y is empty", call. = FALSE)
+  if (!all(is.finite(y))) stop("the response y has NA, NaN or infinite values", call. = FALSE)
+  y
+}
+
+check_fixed_matrix <- function(X, n) {
+  X <- as.matrix(X)
+  if (!is.numeric(X) || nrow(X) != n)
+    stop(sprintf("X must be a numeric matrix with %d rows (one per observation)", n), call. = FALSE)
+  if (!all(is.finite(X))) stop("X has NA, NaN or infinite values", call. = FALSE)
+  if (is.null(colnames(X))) colnames(X) <- paste0("X", seq_len(ncol(X)))
+  storage.mode(X) <- "double"
+  X
+}
+
+check_weight_vector <- function(weights, n) {
+  if (!is.numeric(weights) || length(weights) != n)
+    stop(sprintf("weights must be a numeric vector of length %d", n), call. = FALSE)
+  if (anyNA(weights)) stop("weights must not be NA", call. = FALSE)
+  if (any(weights < 0)) stop("negative weights not allowed", call. = FALSE)
+  if (any(weights == 0)) stop("zero weights are not supported: drop those rows", call. = FALSE)
+  as.double(weights)
+}
+
+check_offset_vector <- function(offset, n) {
+  if (!is.numeric(offset) || length(offset) != n || !all(is.finite(offset)))
+    stop(sprintf("offset must be a finite numeric vector of length %d", n), call. = FALSE)
+  as.double(offset)
+}

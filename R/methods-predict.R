@@ -1,0 +1,175 @@
+## predict() for a fitted "lmm":  eta = X_new beta + offset + sum over chosen terms of Z_new,i b_i.
+## The fixed part is rebuilt from the fit's fixed-effects terms (contrasts and factor levels of the
+## fit); each random term's columns from its left-hand side and its grouping expression, with the
+## conditional modes b of the fit looked up by level.
+
+predict.lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+                        type = c("response", "link"), na.action = na.pass, ...) {
+  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  type <- match.arg(type)                       # identical for a linear mixed model
+  use_re <- wants_random(re.form)
+  if (is.null(newdata) && is.null(re.form)) return(fitted(object))
+  if (is.null(newdata)) {
+    eta <- drop(object$X %*% object$beta) + object$offset
+    names(eta) <- rownames(object$frame)
+    if (use_re) eta <- eta + random_part_fit(object, re.form)
+    na_act <- attr(object$frame, "na.action")
+  } else {
+    mf <- newdata_frame(object, newdata, na.action)
+    na_act <- attr(mf, "na.action")
+    eta <- fixed_part_new(object, mf)
+    if (use_re) {
+      rows <- if (is.null(na_act)) newdata else newdata[-as.integer(na_act), , drop = FALSE]
+      eta <- eta + random_part_new(object, rows, re.form, allow.new.levels)
+    }
+  }
+  stats::napredict(na_act, eta)
+}
+
+## re.form: NULL = all random terms; NA or ~0 = none; a formula = the terms it names.
+wants_random <- function(re.form) {
+  if (is.null(re.form)) return(TRUE)
+  if (inherits(re.form, "formula"))
+    return(!(length(re.form) == 2L && identical(re.form[[2L]], 0)))
+  if (length(re.form) == 1L && is.na(re.form)) return(FALSE)
+  stop("'re.form' must be NULL, NA or a formula", call. = FALSE)
+}
+
+## ---- fixed part ---------------------------------------------------------------------------------
+
+## Levels (for xlev) and contrasts of the factor and character variables of the fit's frame.
+frame_levels <- function(frame) {
+  fac <- vapply(frame, function(v) is.factor(v) || is.character(v), NA)
+  lapply(frame[fac], function(v) if (is.factor(v)) levels(v) else sort(unique(v)))
+}
+
+newdata_frame <- function(object, newdata, na.action) {
+  tt <- stats::delete.response(object$fixed_terms)
+  xlev <- frame_levels(object$frame)
+  stats::model.frame(tt, newdata, na.action = na.action,
+                     xlev = xlev[intersect(names(xlev), all.vars(tt))])
+}
+
+## X_new beta + offset, with X_new built as the fit's X (same contrasts, dropped columns removed).
+fixed_part_new <- function(object, mf) {
+  tt <- attr(mf, "terms")
+  X <- stats::model.matrix(tt, mf, contrasts.arg = attr(object$X, "contrasts"))
+  X <- X[, names(object$beta), drop = FALSE]
+  off <- stats::model.offset(mf)
+  if (is.null(off)) off <- 0
+  drop(X %*% object$beta) + off
+}
+
+## ---- random part --------------------------------------------------------------------------------
+
+## The random terms to use: one entry per term (re.form NULL) or per bar of re.form, each with the
+## left-hand side, grouping expression, factor name and the matrix of conditional modes (levels x
+## columns) restricted to the columns the term uses.
+chosen_terms <- function(object, re.form) {
+  if (is.null(re.form)) {
+    bm <- term_b_matrix(object$b, object$reterms)
+    return(lapply(seq_along(object$reterms), function(i) {
+      tm <- object$reterms[[i]]
+      list(lhs = tm$lhs, gexpr = tm$gexpr, name = tm$name, cnms = tm$cnms, b = bm[[i]])
+    }))
+  }
+  re <- ranef(object, condVar = FALSE)
+  lapply(find_bars(re.form), function(bar) {
+    name <- bar_group_name(bar)
+    if (!name %in% names(re))
+      stop("grouping factor '", name, "' in re.form is not a grouping factor of the model",
+           call. = FALSE)
+    list(lhs = bar[[2L]], gexpr = bar[[3L]], name = name, cnms = NULL, b = as.matrix(re[[name]]))
+  })
+}
+
+## Z b on the fitted data, using the stored term matrices (re.form given, newdata NULL).
+random_part_fit <- function(object, re.form) {
+  fl <- re_flist(object$reterms)
+  asgn <- attr(fl, "assign")
+  total <- numeric(object$n)
+  for (tm in chosen_terms(object, re.form)) {
+    j <- match(tm$name, names(fl))
+    Xt <- do.call(cbind, lapply(object$reterms[asgn == j], `[[`, "Xt"))
+    colnames(Xt) <- unlist(lapply(object$reterms[asgn == j], `[[`, "cnms"))
+    cn <- if (is.null(tm$cnms)) re_lhs_columns(tm$lhs, object$frame, object, colnames(tm$b)) else tm$cnms
+    re_check_columns(cn, colnames(tm$b), tm$name)
+    total <- total + rowSums(Xt[, cn, drop = FALSE] *
+                               tm$b[as.integer(fl[[j]]), cn, drop = FALSE])
+  }
+  total
+}
+
+## Z_new b on new data; levels not seen in the fit contribute 0 when allow.new.levels = TRUE.
+random_part_new <- function(object, data, re.form, allow.new.levels) {
+  total <- numeric(nrow(data))
+  for (tm in chosen_terms(object, re.form)) {
+    Xt <- re_lhs_matrix(tm$lhs, data, object)
+    re_check_columns(colnames(Xt), colnames(tm$b), tm$name)
+    lab <- group_labels(tm$gexpr, data, environment(object$formula))
+    idx <- level_index(lab, rownames(tm$b), tm$name, allow.new.levels)
+    B <- tm$b[pmax(idx, 1L), colnames(Xt), drop = FALSE]
+    B[is.na(idx), ] <- 0                            # new level or NA group: b = 0
+    total <- total + rowSums(Xt * B)
+  }
+  total
+}
+
+re_check_columns <- function(cn, available, name) {
+  miss <- setdiff(cn, available)
+  if (length(miss))
+    stop("random effects in re.form not in the model for '", name, "': ",
+         paste(miss, collapse = ", "), call. = FALSE)
+}
+
+## Column names of ~ lhs as the fit would build them (needed when re.form names a sub-term).
+## Falls back to all the factor's columns when ~ lhs cannot be rebuilt from the model frame.
+re_lhs_columns <- function(lhs, frame, object, available) {
+  tryCatch(colnames(re_lhs_matrix(lhs, frame[1L, , drop = FALSE], object)),
+           error = function(e) available)
+}
+
+## Model matrix of ~ lhs on data, with the fit's factor levels and contrasts.
+re_lhs_matrix <- function(lhs, data, object) {
+  f <- stats::as.formula(call("~", lhs), env = environment(object$formula))
+  tt <- stats::terms(f)
+  xlev <- frame_levels(object$frame)
+  xlev <- xlev[intersect(names(xlev), all.vars(tt))]
+  mf <- stats::model.frame(tt, data, na.action = na.pass, xlev = xlev)
+  use <- names(xlev)[vapply(names(xlev), function(v)
+    is.factor(mf[[v]]) && length(xlev[[v]]) > 1L, NA)]
+  ctr <- lapply(use, function(v) stats::contrasts(factor(object$frame[[v]], levels = xlev[[v]])))
+  names(ctr) <- use
+  stats::model.matrix(tt, mf, contrasts.arg = if (length(ctr)) ctr)
+}
+
+## Character labels of a grouping expression on data: variables as character, `:` pastes with ":"
+## (the fit's labels for interactions, "a:A"), NA propagated.
+group_labels <- function(gexpr, data, env) {
+  scope <- new.env(parent = if (is.null(env)) baseenv() else env)
+  for (v in intersect(all.vars(gexpr), names(data)))
+    assign(v, as.character(data[[v]]), envir = scope)
+  assign(":", function(e1, e2) {
+    out <- paste(as.character(e1), as.character(e2), sep = ":")
+    out[is.na(e1) | is.na(e2)] <- NA
+    out
+  }, envir = scope)
+  as.character(eval(gexpr, scope))
+}
+
+## Row of each label among the fitted levels; NA for new levels / NA groups when allowed.
+level_index <- function(lab, levs, name, allow.new.levels) {
+  idx <- match(lab, levs)
+  if (allow.new.levels) return(idx)
+  if (anyNA(lab))
+    stop("NAs are not allowed in prediction data for grouping variables unless ",
+         "allow.new.levels is TRUE", call. = FALSE)
+  new <- unique(lab[is.na(idx)])
+  if (length(new)) {
+    shown <- paste(utils::head(new, 10L), collapse = ", ")
+    if (length(new) > 10L) shown <- paste0(shown, ", ...")
+    stop("new levels detected in newdata for grouping factor '", name, "': ", shown,
+         call. = FALSE)
+  }
+  idx
+}

@@ -1,0 +1,140 @@
+## print() and summary() of a fitted "lmm", laid out as lme4 lays out a merMod.
+
+method_title <- function(REML) {
+  paste("Linear mixed model fit by", if (REML) "REML" else "maximum likelihood ")
+}
+
+print_title <- function(title, cls = "lmm") {
+  if (nchar(title) + 5 + nchar(cls) > getOption("width")) {
+    cat(strwrap(title, width = getOption("width") - 2, exdent = 2), " [", cls, "]",
+        sep = "", fill = TRUE)
+  } else cat(sprintf("%s ['%s']\n", title, cls))
+}
+
+## Formula / Data / Weights / Offset / Subset lines from the call.
+print_call <- function(call) {
+  show <- function(label, what) if (!is.null(what)) cat(label, deparse(what), fill = TRUE)
+  if (is.null(call)) return(invisible())
+  show("Formula:", call$formula)
+  show("   Data:", call$data)
+  show("Weights:", call$weights)
+  show(" Offset:", call$offset)
+  show(" Subset:", call$subset)
+}
+
+## REML fits: the REML criterion; ML fits: AIC, BIC, logLik, deviance, df.resid.
+aic_table <- function(object) {
+  if (object$REML) return(c(REML = object$crit))
+  ll <- logLik(object)
+  c(AIC = stats::AIC(ll), BIC = stats::BIC(ll), logLik = c(ll),
+    deviance = lmm_crit(object, REML = FALSE), df.resid = df.residual(object))
+}
+
+print_aic_table <- function(tab, digits = 1) {
+  rounded <- round(tab, digits)
+  if (length(tab) == 1L && names(tab) == "REML") {
+    cat("REML criterion at convergence:", rounded, fill = TRUE)
+  } else {
+    txt <- format(rounded)
+    txt["df.resid"] <- format(rounded["df.resid"])
+    print(txt, quote = FALSE)
+  }
+}
+
+print_groups <- function(ng, n) {
+  cat(sprintf("Number of obs: %d, groups: ", n),
+      paste(paste(names(ng), ng, sep = ", "), collapse = "; "), fill = TRUE)
+}
+
+print_singular <- function(object) {
+  tol <- if (is.null(object$singular_tol)) 1e-4 else object$singular_tol
+  if (isSingular(object, tol)) cat("boundary (singular) fit: see help('isSingular')\n")
+}
+
+## "optimizer (bobyqa-lmmc) convergence code: 0 (OK); 23 evaluations"
+optimizer_line <- function(oi) {
+  if (is.null(oi)) return(invisible())
+  ok <- isTRUE(oi$converged)
+  status <- if (ok) "(OK)" else if (length(oi$message)) sprintf("(%s)", oi$message) else ""
+  cat(sprintf("optimizer (%s) convergence code: %d %s; %d evaluations\n",
+              oi$optimizer, if (ok) 0L else 1L, status, as.integer(oi$feval)))
+  if (length(oi$warnings)) writeLines(oi$warnings)
+}
+
+print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ranef.comp = "Std.Dev.", ...) {
+  print_title(method_title(x$REML))
+  print_call(x$call)
+  print_aic_table(aic_table(x), 4)
+  cat("Random effects:\n")
+  print(format_vc(VarCorr(x), digits = digits, comp = ranef.comp), quote = FALSE, digits = digits, ...)
+  print_groups(ngrps(x), x$n)
+  cf <- fixef(x)
+  if (length(cf)) {
+    cat("Fixed Effects:\n")
+    print.default(format(cf, digits = digits), print.gap = 2L, quote = FALSE, ...)
+  } else cat("No fixed effect coefficients\n")
+  print_singular(x)
+  invisible(x)
+}
+
+summary.lmm <- function(object, correlation = (p <= 12), ...) {
+  beta <- fixef(object)
+  p <- length(beta)
+  se <- sqrt(diag(object$vcov_beta))
+  coefs <- cbind(Estimate = beta, `Std. Error` = se, `t value` = beta / se)
+  structure(list(methTitle = method_title(object$REML), objClass = class(object),
+                 REML = object$REML, n = object$n, logLik = logLik(object),
+                 ngrps = ngrps(object), coefficients = coefs, sigma = object$sigma,
+                 vcov = object$vcov_beta, correlation = correlation,
+                 varcor = VarCorr(object), AICtab = aic_table(object), call = object$call,
+                 residuals = residuals(object, "pearson", scaled = TRUE),
+                 optinfo = object$optinfo, singular = isSingular(object)),
+            class = "summary.lmm")
+}
+
+print.summary.lmm <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL,
+                              signif.stars = getOption("show.signif.stars"),
+                              ranef.comp = c("Variance", "Std.Dev."), show.resids = TRUE, ...) {
+  print_title(x$methTitle, x$objClass[1L])
+  print_call(x$call)
+  cat("\n")
+  print_aic_table(x$AICtab)
+  cat("\n")
+  if (show.resids) print_scaled_resids(x$residuals, digits)
+  cat("Random effects:\n")
+  print(format_vc(x$varcor, digits = digits, comp = ranef.comp), quote = FALSE, digits = digits, ...)
+  print_groups(x$ngrps, x$n)
+  p <- nrow(x$coefficients)
+  if (p > 0L) {
+    cat("\nFixed effects:\n")
+    printCoefmat(x$coefficients, digits = digits, signif.stars = signif.stars)
+    if (is.null(correlation)) correlation <- x$correlation
+    if (!is.logical(correlation)) stop("'correlation' must be NULL or logical", call. = FALSE)
+    if (correlation && p > 1L) print_fixef_corr(x$vcov, rownames(x$coefficients))
+    if (!correlation && p > 12L)
+      message(sprintf("\nCorrelation matrix not shown by default, as p = %d > 12.\n", p),
+              "Use print(summary(fit), correlation=TRUE)  or\n    vcov(fit)        if you need it\n")
+  }
+  optimizer_line(x$optinfo)
+  if (isTRUE(x$singular)) cat("boundary (singular) fit: see help('isSingular')\n")
+  invisible(x)
+}
+
+print_scaled_resids <- function(r, digits) {
+  cat("Scaled residuals:", "\n")
+  q <- setNames(zapsmall(quantile(r, na.rm = TRUE), digits + 1L),
+                c("Min", "1Q", "Median", "3Q", "Max"))
+  print(q, digits = digits)
+  cat("\n")
+}
+
+## Lower triangle of the correlation of the fixed effects, 3 decimals, abbreviated names.
+print_fixef_corr <- function(V, rn) {
+  R <- cov2cor(V)
+  p <- ncol(R)
+  txt <- matrix(format(round(R, 3), nsmall = 3), p, p,
+                dimnames = list(abbreviate(rn, minlength = 11), abbreviate(rn, minlength = 6)))
+  txt[!lower.tri(txt)] <- ""
+  cat("\nCorrelation of Fixed Effects:\n")
+  print(txt[-1L, -p, drop = FALSE], quote = FALSE)
+}

@@ -1,0 +1,72 @@
+# Stage 3: model pieces -> the profiled criterion as a function of theta, evaluated in C.
+#
+# The engine (src/) forms A = [Z X y]' W [Z X y] once, here, and from then on works only with A:
+# one evaluation of the criterion costs a sparse/dense Cholesky factorisation, independent of n.
+
+# Build the C engine's model (an external pointer) from the pieces.
+engine_setup <- function(y, X, reterms, weights, offset) {
+  refs <- lapply(reterms, function(term) as.integer(term$group))
+  Xts <- lapply(reterms, function(term) as_double_matrix(term$Xt))
+  nl <- vapply(reterms, function(term) nlevels(term$group), 1L)
+  sqrtw <- if (all(weights == 1)) NULL else sqrt(as.double(weights))
+  .Call(C_lmm_setup, as.double(y - offset), as_double_matrix(X), refs, Xts, nl, sqrtw)
+}
+
+as_double_matrix <- function(x) {
+  x <- as.matrix(x)
+  storage.mode(x) <- "double"
+  x
+}
+
+# theta holds each term's lower-triangular template column by column (lme4's layout).
+theta_is_diagonal <- function(reterms) {
+  unlist(lapply(reterms, function(term) {
+    p <- length(term$cnms)
+    lower <- lower.tri(diag(p), diag = TRUE)
+    (row(lower) == col(lower))[lower]
+  }))
+}
+
+theta_lower <- function(reterms) ifelse(theta_is_diagonal(reterms), 0, -Inf)
+theta_start <- function(reterms) ifelse(theta_is_diagonal(reterms), 1, 0)
+
+# Names of theta as lme4 gives them: "Subject.(Intercept)", "Subject.Days.(Intercept)", ...
+theta_names <- function(reterms) {
+  unlist(lapply(reterms, function(term) {
+    cn <- term$cnms
+    p <- length(cn)
+    lower <- which(lower.tri(diag(p), diag = TRUE), arr.ind = TRUE)
+    lower <- lower[order(lower[, "col"], lower[, "row"]), , drop = FALSE]
+    ifelse(lower[, "row"] == lower[, "col"],
+           paste(term$name, cn[lower[, "row"]], sep = "."),
+           paste(term$name, cn[lower[, "row"]], cn[lower[, "col"]], sep = "."))
+  }), use.names = FALSE)
+}
+
+# The relative covariance template T_t of each term, filled from theta.
+theta_templates <- function(theta, reterms) {
+  out <- vector("list", length(reterms))
+  pos <- 0L
+  for (t in seq_along(reterms)) {
+    p <- length(reterms[[t]]$cnms)
+    Tt <- matrix(0, p, p)
+    Tt[lower.tri(Tt, diag = TRUE)] <- theta[pos + seq_len(p * (p + 1L) / 2L)]
+    pos <- pos + p * (p + 1L) / 2L
+    out[[t]] <- Tt
+  }
+  out
+}
+
+lmm_objective <- function(x, REML = NULL) {
+  if (!inherits(x, c("lmm_pieces", "lmm")))
+    stop("lmm_objective() needs the result of lmm_pieces() or lmm()", call. = FALSE)
+  if (is.null(REML)) REML <- x$REML
+  REML <- isTRUE(REML)
+  engine <- engine_setup(x$y, x$X, x$reterms, x$weights, x$offset)
+  ntheta <- length(theta_lower(x$reterms))
+  function(theta) {
+    if (length(theta) != ntheta)
+      stop(sprintf("theta must have length %d", ntheta), call. = FALSE)
+    .Call(C_lmm_crit, engine, as.double(theta), REML)
+  }
+}

@@ -1,0 +1,130 @@
+/*
+ * factor.c -- Omega(theta) = T' A T + diag(I_q, 0) = L L', node-blocked.
+ *
+ * Sparse columns J = 0 .. Ns-1 are eliminated right-looking:
+ *     L_JJ = chol(Omega_JJ)                         (Omega_JJ already updated by earlier columns)
+ *     L_IJ = Omega_IJ L_JJ^{-T}                     for the row nodes I of column J
+ *     Omega_{I_a I_b} -= L_{I_a J} L_{I_b J}'       for every pair I_a >= I_b of them
+ * and the updated trailing dense block (nodes Ns .. N, the [X y] node last) is factored by LAPACK.
+ */
+#include "lmm.h"
+#include <string.h>
+
+/* out = TI' B TJ for a pI x pJ block B (leading dimension ldb); a NULL template is the identity.
+   `sym` says B is a diagonal block of which only the lower triangle is stored. */
+static void scale_block(int pI, int pJ, const double *TI, const double *TJ,
+                        const double *B, int ldb, int sym, double *out, int ldo, double *work)
+{
+    double *Bf = work, *TB = work + pI * pJ;
+    for (int c = 0; c < pJ; c++)                          /* Bf = B (symmetrised when needed) */
+        for (int r = 0; r < pI; r++)
+            Bf[r + c * pI] = (sym && r < c) ? B[c + (size_t) r * ldb] : B[r + (size_t) c * ldb];
+    for (int c = 0; c < pJ; c++)                          /* TB = TI' Bf */
+        for (int r = 0; r < pI; r++) {
+            double s = 0;
+            if (TI) for (int l = r; l < pI; l++) s += TI[l + r * pI] * Bf[l + c * pI];
+            else s = Bf[r + c * pI];
+            TB[r + c * pI] = s;
+        }
+    for (int c = 0; c < pJ; c++)                          /* out = TB TJ */
+        for (int r = 0; r < pI; r++) {
+            double s = 0;
+            if (TJ) for (int l = c; l < pJ; l++) s += TB[r + l * pI] * TJ[l + c * pJ];
+            else s = TB[r + c * pI];
+            out[r + (size_t) c * ldo] = s;
+        }
+}
+
+/* Templates of all terms, laid end to end; T[t] points into one R_alloc'ed array. */
+static const double **templates(const lmm_model *m, const double *theta)
+{
+    const double **T = (const double **) R_alloc(m->k + 1, sizeof(double *));
+    for (int t = 0; t < m->k; t++) {
+        double *Tt = (double *) R_alloc((size_t) m->pt[t] * m->pt[t], sizeof(double));
+        lmm_template(m, t, theta, Tt);
+        T[t] = Tt;
+    }
+    T[m->k] = NULL;                                       /* the [X y] node is not scaled */
+    return T;
+}
+
+/* L <- T' A T + diag(I_q, 0) on the sparse blocks and the dense block. */
+static void scale_into_factor(lmm_model *m, const double **T, double *work)
+{
+    for (int J = 0; J < m->Ns; J++) {
+        int pJ = m->size[J];
+        const double *TJ = T[m->term[J]];
+        double *D = m->Lx + m->Ldiag[J];
+        scale_block(pJ, pJ, TJ, TJ, m->Ax + m->Ldiag[J], pJ, 0, D, pJ, work);
+        for (int r = 0; r < pJ; r++) D[r + r * pJ] += 1.0;
+        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) {
+            int I = m->Li[e];
+            scale_block(m->size[I], pJ, T[m->term[I]], TJ, m->Ax + m->Loff[e], m->size[I], 0,
+                        m->Lx + m->Loff[e], m->size[I], work);
+        }
+    }
+    int md = m->md;
+    memset(m->Ld, 0, (size_t) md * md * sizeof(double));
+    for (int J = m->Ns; J <= m->N; J++) {
+        int dJ = m->doff[J - m->Ns], pJ = m->size[J];
+        const double *TJ = T[m->term[J]];
+        for (int I = J; I <= m->N; I++) {
+            int dI = m->doff[I - m->Ns];
+            size_t o = dI + (size_t) dJ * md;
+            scale_block(m->size[I], pJ, T[m->term[I]], TJ, m->Ad + o, md, I == J, m->Ld + o, md, work);
+        }
+        if (J < m->N) for (int r = 0; r < pJ; r++) m->Ld[(dJ + r) + (size_t) (dJ + r) * md] += 1.0;
+    }
+}
+
+/* Eliminate sparse column J: factor its diagonal block, scale its row blocks, update the rest. */
+static int eliminate_column(lmm_model *m, int J)
+{
+    int pJ = m->size[J];
+    double *LJJ = m->Lx + m->Ldiag[J];
+    if (lmm_chol_small(pJ, LJJ)) return 1;
+    int e0 = m->Lp[J], e1 = m->Lp[J + 1];
+    for (int e = e0; e < e1; e++)                                      /* L_IJ = Omega_IJ L_JJ^{-T} */
+        lmm_trsm_right_lt(m->size[m->Li[e]], pJ, LJJ, m->Lx + m->Loff[e]);
+    for (int eb = e0; eb < e1; eb++) {                                 /* Omega_ab -= L_aJ L_bJ' */
+        int Ib = m->Li[eb], pb = m->size[Ib];
+        const double *LbJ = m->Lx + m->Loff[eb];
+        for (int ea = eb; ea < e1; ea++) {
+            int Ia = m->Li[ea], ld;
+            double *C = lmm_block_ptr(m, m->Lx, m->Ld, Ia, Ib, &ld);
+            if (!C) error(_("internal error: fill block (%d, %d) missing"), Ia, Ib);
+            lmm_gemm_nt_sub(m->size[Ia], pb, pJ, m->Lx + m->Loff[ea], LbJ, C, ld);
+        }
+    }
+    return 0;
+}
+
+/* Factor Omega(theta).  Returns 0 on success, 1 if a Z block is not positive definite, 2 if the
+   [X y] block is not (X rank deficient or y fitted exactly). */
+int lmm_factor(lmm_model *m, const double *theta)
+{
+    const void *vmax = vmaxget();
+    int pmax = m->p + 1;
+    for (int t = 0; t < m->k; t++) if (m->pt[t] > pmax) pmax = m->pt[t];
+    double *work = (double *) R_alloc(2 * (size_t) pmax * pmax, sizeof(double));
+    const double **T = templates(m, theta);
+    m->factored = 0;
+    scale_into_factor(m, T, work);
+    int status = 0;
+    for (int J = 0; J < m->Ns && !status; J++) {
+        if (J % 4096 == 0) R_CheckUserInterrupt();
+        if (eliminate_column(m, J)) status = 1;
+    }
+    if (!status) {
+        int info = 0, md = m->md;
+        F77_CALL(dpotrf)("L", &md, m->Ld, &md, &info FCONE);
+        if (info > 0) status = (info > m->doff[m->N - m->Ns]) ? 2 : 1;
+        else if (info < 0) error(_("internal error: dpotrf argument %d"), -info);
+    }
+    if (!status) {
+        memcpy(m->theta_cur, theta, m->ntheta * sizeof(double));
+        m->factored = 1;
+    }
+    vmaxset(vmax);
+    return status;
+}

@@ -1,0 +1,27 @@
+/*
+ * init.c -- registration of the .Call routines (no dynamic symbol lookup).
+ */
+#include "lmm.h"
+#include "optimise.h"
+#include <R_ext/Rdynload.h>
+
+/* optimise.c: test entry minimising an R function (tests only) */
+SEXP lmm_test_optimiser(SEXP fn, SEXP x0, SEXP lower, SEXP upper, SEXP rhobeg, SEXP rhoend,
+                        SEXP maxeval);
+
+static const R_CallMethodDef call_methods[] = {
+    {"lmm_setup",          (DL_FUNC) &lmm_setup,          6},
+    {"lmm_crit",           (DL_FUNC) &lmm_crit,           3},
+    {"lmm_optimise",       (DL_FUNC) &lmm_optimise,       5},
+    {"lmm_solution",       (DL_FUNC) &lmm_solution,       3},
+    {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
+    {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 7},
+    {NULL, NULL, 0}
+};
+
+void R_init_lmmc(DllInfo *dll)
+{
+    R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
+    R_useDynamicSymbols(dll, FALSE);
+    R_forceSymbols(dll, TRUE);
+}

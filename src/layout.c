@@ -1,0 +1,251 @@
+/*
+ * layout.c -- symbolic analysis: node numbering, the pattern of A = G'WG, the fill of its
+ * Cholesky factor, and the split into sparse node columns and one dense trailing block.
+ *
+ * Node J of term t, level l: J = node0[t] + l.  A row of G touches one node per term (two when
+ * the row is pre-whitened against its predecessor), so A has a block (I, J) exactly when some
+ * row touches both.  The factor's pattern follows from the elimination tree: column J of L holds
+ * A's column J below the diagonal and the columns of its children, less J itself.
+ */
+#include "lmm.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *) a, y = *(const int *) b;
+    return (x > y) - (x < y);
+}
+
+/* Nodes touched by whitened row i: those of raw row i and, when prev[i] >= 0, of raw row prev[i].
+   Returns how many distinct nodes were written to S (at most 2k). */
+static int row_nodes(const lmm_model *m, const int *const *refs, const int *prev, int i, int *S)
+{
+    int s = 0;
+    for (int t = 0; t < m->k; t++) S[s++] = m->node0[t] + refs[t][i];
+    if (prev && prev[i] >= 0) {
+        for (int t = 0; t < m->k; t++) {
+            int J = m->node0[t] + refs[t][prev[i]], dup = 0;
+            for (int r = 0; r < s; r++) if (S[r] == J) { dup = 1; break; }
+            if (!dup) S[s++] = J;
+        }
+    }
+    return s;
+}
+
+/* The pattern of A below the diagonal, by column: rows Ap[J] .. Ap[J+1]-1 of Ai, distinct, > J.
+   (Node N, the [X y] node, is in every column and is not listed.) */
+static void pattern_A(const lmm_model *m, const int *const *refs, const int *prev,
+                      int **Ap_out, int **Ai_out)
+{
+    int N = m->N, n = m->n, *S = (int *) R_alloc(2 * m->k, sizeof(int));
+    int *cnt = (int *) R_alloc(N + 1, sizeof(int));
+    memset(cnt, 0, (N + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) {                       /* count pairs I > J per column J */
+        int s = row_nodes(m, refs, prev, i, S);
+        for (int a = 0; a < s; a++)
+            for (int b = 0; b < s; b++)
+                if (S[a] > S[b]) cnt[S[b]]++;
+    }
+    int *Ap = (int *) R_alloc(N + 1, sizeof(int));
+    double total = 0;
+    for (int J = 0; J < N; J++) total += cnt[J];
+    if (total > INT_MAX - 1) error(_("random-effects design too large: %.0f node pairs"), total);
+    Ap[0] = 0;
+    for (int J = 0; J < N; J++) Ap[J + 1] = Ap[J] + cnt[J];
+    int *Ai = (int *) R_alloc(Ap[N] > 0 ? Ap[N] : 1, sizeof(int));
+    int *fill = (int *) R_alloc(N + 1, sizeof(int));
+    memcpy(fill, Ap, (N + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        int s = row_nodes(m, refs, prev, i, S);
+        for (int a = 0; a < s; a++)
+            for (int b = 0; b < s; b++)
+                if (S[a] > S[b]) Ai[fill[S[b]]++] = S[a];
+    }
+    /* remove duplicates within each column, compacting in place */
+    int *mark = (int *) R_alloc(N + 1, sizeof(int)), nz = 0;
+    for (int J = 0; J <= N; J++) mark[J] = -1;
+    for (int J = 0; J < N; J++) {
+        int start = nz;
+        for (int e = Ap[J]; e < Ap[J + 1]; e++) {
+            int I = Ai[e];
+            if (mark[I] != J) { mark[I] = J; Ai[nz++] = I; }
+        }
+        Ap[J] = start;
+    }
+    Ap[N] = nz;
+    *Ap_out = Ap;
+    *Ai_out = Ai;
+}
+
+/* Append to m->Li, growing it (m owns the buffer, so an error here leaks nothing). */
+static void push_row(lmm_model *m, int *cap, int pos, int I)
+{
+    if (pos >= *cap) {
+        double want = 2.0 * (*cap) + 1024;
+        if (want > INT_MAX) error(_("random-effects design too large for the sparse factor"));
+        *cap = (int) want;
+        m->Li = R_Realloc(m->Li, *cap, int);
+    }
+    m->Li[pos] = I;
+}
+
+/* Column patterns of L for all Z nodes (node N appended to every column), via the
+   elimination tree: pattern(J) = A(:,J) u (pattern(children of J) \ {J}). */
+static void symbolic_factor(lmm_model *m, const int *Ap, const int *Ai)
+{
+    int N = m->N, cap = 0, nz = 0;
+    int *head = (int *) R_alloc(N + 1, sizeof(int)), *next = (int *) R_alloc(N + 1, sizeof(int));
+    int *mark = (int *) R_alloc(N + 1, sizeof(int));
+    for (int J = 0; J <= N; J++) { head[J] = -1; mark[J] = -1; }
+    m->Lp = R_Calloc(N + 1, int);
+    for (int J = 0; J < N; J++) {
+        if (J % 1024 == 0) R_CheckUserInterrupt();
+        int start = nz;
+        m->Lp[J] = start;                               /* ends column J - 1 for its parent */
+        mark[J] = J;
+        for (int e = Ap[J]; e < Ap[J + 1]; e++) {       /* A(:,J) */
+            int I = Ai[e];
+            if (mark[I] != J) { mark[I] = J; push_row(m, &cap, nz++, I); }
+        }
+        for (int K = head[J]; K != -1; K = next[K])      /* children of J */
+            for (int e = m->Lp[K]; e < m->Lp[K + 1] - 1; e++) {
+                int I = m->Li[e];
+                if (mark[I] != J) { mark[I] = J; push_row(m, &cap, nz++, I); }
+            }
+        qsort(m->Li + start, nz - start, sizeof(int), cmp_int);
+        push_row(m, &cap, nz++, N);                     /* the [X y] node */
+        int parent = m->Li[start];                      /* smallest row below the diagonal */
+        if (parent < N) { next[J] = head[parent]; head[parent] = J; }
+    }
+    m->Lp[N] = nz;
+}
+
+/* Estimated work of one factorisation if the dense block starts at node Js:
+   a sparse column J costs about size_J * (its scalar rows)^2 updates, at ~4x the dense rate. */
+static double cost_split(const lmm_model *m, int Js, double *md_out)
+{
+    double sparse = 0, md = m->p + 1;
+    for (int J = 0; J < Js; J++) {
+        double rows = m->size[J];
+        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) rows += m->size[m->Li[e]];
+        sparse += m->size[J] * rows * rows;
+    }
+    for (int J = Js; J < m->N; J++) md += m->size[J];
+    *md_out = md;
+    return 4.0 * sparse + md * md * md / 3.0;
+}
+
+/* Choose where the dense block starts: at a term boundary, cheapest estimated factorisation,
+   the dense block at most 8000 square. */
+static int choose_split(const lmm_model *m)
+{
+    int best = m->N;
+    double md, bestcost = cost_split(m, m->N, &md);
+    for (int t = 0; t < m->k; t++) {
+        double c = cost_split(m, m->node0[t], &md);
+        if (md <= 8000 && c < bestcost) { bestcost = c; best = m->node0[t]; }
+    }
+    return best;
+}
+
+/* Value offsets of the sparse blocks and of the dense block's nodes. */
+static void assign_storage(lmm_model *m)
+{
+    int Ns = m->Ns;
+    R_xlen_t off = 0;
+    m->Ldiag = R_Calloc(Ns + 1, int);
+    m->Loff = R_Calloc(m->Lp[Ns] + 1, int);
+    for (int J = 0; J < Ns; J++) {
+        m->Ldiag[J] = (int) off;
+        off += (R_xlen_t) m->size[J] * m->size[J];
+        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) {
+            m->Loff[e] = (int) off;
+            off += (R_xlen_t) m->size[m->Li[e]] * m->size[J];
+        }
+        if (off > INT_MAX) error(_("random-effects design too large for the sparse factor"));
+    }
+    m->nLx = off;
+    m->doff = R_Calloc(m->N - Ns + 2, int);
+    int d = 0;
+    for (int J = Ns; J <= m->N; J++) { m->doff[J - Ns] = d; d += m->size[J]; }
+    m->md = d;
+    m->Ax = R_Calloc(m->nLx + 1, double);
+    m->Lx = R_Calloc(m->nLx + 1, double);
+    m->Ad = R_Calloc((size_t) m->md * m->md, double);
+    m->Ld = R_Calloc((size_t) m->md * m->md, double);
+}
+
+int lmm_theta_length(int k, const int *pt)
+{
+    int nth = 0;
+    for (int t = 0; t < k; t++) nth += pt[t] * (pt[t] + 1) / 2;
+    return nth;
+}
+
+/* Fill m (zeroed, owned by the caller's external pointer) with the layout of the model. */
+void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
+                     const int *const *refs, const int *prev)
+{
+    m->n = n; m->p = p; m->k = k;
+    m->pt = R_Calloc(k + 1, int);
+    m->nlt = R_Calloc(k + 1, int);
+    m->node0 = R_Calloc(k + 1, int);
+    m->theta0 = R_Calloc(k + 1, int);
+    double N = 0, q = 0;
+    for (int t = 0; t < k; t++) {
+        m->pt[t] = pt[t]; m->nlt[t] = nlt[t];
+        m->node0[t] = (int) N;
+        m->theta0[t] = t ? m->theta0[t - 1] + pt[t - 1] * (pt[t - 1] + 1) / 2 : 0;
+        N += nlt[t]; q += (double) nlt[t] * pt[t];
+    }
+    if (N > INT_MAX / 2 || q > INT_MAX / 2) error(_("too many random effects"));
+    m->N = (int) N; m->q = (int) q;
+    m->node0[k] = m->N;
+    m->ntheta = lmm_theta_length(k, pt);
+    m->theta0[k] = m->ntheta;
+    m->size = R_Calloc(m->N + 1, int);
+    m->term = R_Calloc(m->N + 1, int);
+    for (int t = 0; t < k; t++)
+        for (int J = m->node0[t]; J < m->node0[t] + nlt[t]; J++) { m->size[J] = pt[t]; m->term[J] = t; }
+    m->size[m->N] = p + 1;
+    m->term[m->N] = k;
+    m->theta_cur = R_Calloc(m->ntheta + 1, double);
+
+    int *Ap, *Ai;
+    pattern_A(m, refs, prev, &Ap, &Ai);
+    symbolic_factor(m, Ap, Ai);
+    m->Ns = choose_split(m);
+    assign_storage(m);
+}
+
+void lmm_free(lmm_model *m)
+{
+    if (!m) return;
+    int **ip[] = {&m->pt, &m->nlt, &m->node0, &m->theta0, &m->size, &m->term,
+                  &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff};
+    for (size_t i = 0; i < sizeof(ip) / sizeof(ip[0]); i++) if (*ip[i]) { R_Free(*ip[i]); *ip[i] = NULL; }
+    double **dp[] = {&m->Ax, &m->Lx, &m->Ad, &m->Ld, &m->theta_cur};
+    for (size_t i = 0; i < sizeof(dp) / sizeof(dp[0]); i++) if (*dp[i]) { R_Free(*dp[i]); *dp[i] = NULL; }
+    R_Free(m);
+}
+
+/* Where block (I, J), I >= J, of a node-blocked matrix lives: in the sparse blocks `sx` (leading
+   dimension size_I; the diagonal block is stored as a full square) or in the dense block `dx`
+   (leading dimension md, lower triangle).  Returns NULL when (I, J) is outside the pattern. */
+double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld)
+{
+    if (J >= m->Ns) {
+        *ld = m->md;
+        return dx + m->doff[I - m->Ns] + (size_t) m->doff[J - m->Ns] * m->md;
+    }
+    *ld = m->size[I];
+    if (I == J) return sx + m->Ldiag[J];
+    int lo = m->Lp[J], hi = m->Lp[J + 1] - 1;         /* binary search for row node I */
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, r = m->Li[mid];
+        if (r == I) return sx + m->Loff[mid];
+        if (r < I) lo = mid + 1; else hi = mid - 1;
+    }
+    return NULL;
+}

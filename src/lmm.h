@@ -1,0 +1,119 @@
+/*
+ * lmm.h -- the lmmc engine: data layout and prototypes.
+ *
+ * The model is y = X beta + Z b + e, b = Lambda(theta) u, u ~ N(0, s^2 I), e ~ N(0, s^2 W^-1).
+ * Columns of Z come in "nodes": one node per (random-effects term, level), of size p_t (the
+ * number of columns of term t).  The [X y] columns form one more node, node N, of size p + 1.
+ *
+ * For a given theta the engine factors the penalised cross-product matrix
+ *
+ *     Omega(theta) = T' A T + diag(I_q, 0),   A = G' W G,  G = [Z X y],  T = diag(Lambda, I_{p+1}),
+ *
+ * as Omega = L L' (L lower triangular, node-blocked).  A is formed once per model (per residual
+ * parameter, when the rows are pre-whitened), so nothing per theta touches the n observations.
+ * The first nodes (those whose columns stay sparse) are stored as node blocks along a symbolic
+ * pattern; the trailing nodes whose columns fill in are held in one dense block factored by LAPACK.
+ *
+ * Everything the criterion needs is on the diagonal of L:
+ *     log|L_Z|^2   = 2 sum log diag over the Z nodes
+ *     log|R_X|^2   = 2 sum log diag over the first p columns of node N
+ *     r            = last diagonal element (penalised weighted residual sum of squares = r^2).
+ */
+#ifndef LMMC_LMM_H
+#define LMMC_LMM_H
+
+#define USE_FC_LEN_T
+#include <R.h>
+#include <Rinternals.h>
+#include <R_ext/Lapack.h>
+#include <R_ext/BLAS.h>
+#ifndef FCONE
+#define FCONE
+#endif
+
+#ifdef ENABLE_NLS
+#include <libintl.h>
+#define _(String) dgettext("lmmc", String)
+#else
+#define _(String) (String)
+#endif
+
+typedef struct lmm_model {
+    /* dimensions */
+    int n;          /* observations (rows of G after whitening) */
+    int p;          /* fixed-effect columns */
+    int k;          /* random-effects terms */
+    int N;          /* Z nodes; node N is the [X y] node */
+    int q;          /* columns of Z */
+    int ntheta;     /* length of theta */
+    int *pt;        /* [k] columns of term t */
+    int *nlt;       /* [k] levels of term t */
+    int *node0;     /* [k+1] first node of term t; node0[k] = N */
+    int *theta0;    /* [k+1] first theta of term t */
+    int *size;      /* [N+1] node size: pt of its term, p + 1 for node N */
+    int *term;      /* [N] term of node */
+
+    /* node-level pattern of L: column J (0 <= J < Ns) has row nodes Li[Lp[J] .. Lp[J+1]-1],
+       sorted increasing, all > J, the last one always N.  Block (I, J) is p_I x p_J, column-major,
+       at Lx + Loff[entry]; the diagonal block of J at Lx + Ldiag[J]. */
+    int Ns;         /* sparse columns: nodes 0 .. Ns-1; nodes Ns .. N are in the dense block */
+    int *Lp, *Li, *Loff, *Ldiag;
+    R_xlen_t nLx;   /* doubles in the sparse blocks */
+    double *Ax;     /* A on the pattern of L (zero where L fills in) */
+    double *Lx;     /* the factor's sparse blocks */
+
+    /* dense trailing block: scalar order md, nodes Ns .. N; node J starts at scalar doff[J - Ns] */
+    int md;
+    int *doff;      /* [N - Ns + 1] */
+    double *Ad;     /* md x md, lower triangle of A */
+    double *Ld;     /* md x md, lower triangle of the factor */
+
+    double sumlogw; /* sum of log prior weights: log|W| */
+    int factored;   /* Lx/Ld hold the factor at theta_cur */
+    double *theta_cur;
+} lmm_model;
+
+/* layout.c: symbolic analysis */
+void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
+                     const int *const *refs, const int *prev);
+void lmm_free(lmm_model *m);
+double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);
+
+/* crossprod.c: A = G' W G from the (pre-whitened) data */
+void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt,
+                   const double *X, const double *y, const double *sqrtw,
+                   const int *prev, const double *a, const double *c);
+
+/* theta.c: relative covariance templates */
+void lmm_template(const lmm_model *m, int t, const double *theta, double *T);
+int lmm_theta_length(int k, const int *pt);
+
+/* factor.c: Omega(theta) = L L' */
+int lmm_factor(lmm_model *m, const double *theta);
+
+/* criterion.c */
+typedef struct { double ldL2, ldRX2, pwrss, crit; } lmm_crit_parts;
+lmm_crit_parts lmm_criterion(lmm_model *m, const double *theta, int REML);
+
+/* solve.c: conditional modes u and beta at the current factor */
+void lmm_solve(const lmm_model *m, double *u, double *beta);
+void lmm_vcov_unscaled(const lmm_model *m, double *V);
+
+/* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */
+void lmm_condvar(const lmm_model *m, double *out);
+
+/* dense.c: small dense kernels */
+int lmm_chol_small(int n, double *a);                          /* a = L L', lower, in place */
+void lmm_trsm_right_lt(int m, int n, const double *L, double *B); /* B <- B L^{-T} (B m x n) */
+void lmm_gemm_nt_sub(int m, int n, int kk, const double *A, const double *B, double *C, int ldc);
+
+/* optimise.h has the optimiser */
+
+/* model.c: .Call entry points */
+SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);
+SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML);
+SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP REML, SEXP control);
+SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML);
+SEXP lmm_layout_info(SEXP ptr);
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * model.c -- the .Call interface: an engine model lives in an external pointer whose finaliser
+ * frees it, so nothing leaks when R signals an error or the user interrupts.
+ */
+#include "lmm.h"
+#include "optimise.h"
+#include <string.h>
+
+static void model_finalise(SEXP ptr)
+{
+    lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
+    lmm_free(m);
+    R_ClearExternalPtr(ptr);
+}
+
+static lmm_model *get_model(SEXP ptr)
+{
+    if (TYPEOF(ptr) != EXTPTRSXP) error(_("not an lmmc engine model"));
+    lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
+    if (!m) error(_("the lmmc engine model is no longer valid (was it saved and reloaded?)"));
+    return m;
+}
+
+static const double *check_theta(const lmm_model *m, SEXP theta)
+{
+    if (!isReal(theta) || XLENGTH(theta) != m->ntheta)
+        error(_("theta must be a numeric vector of length %d"), m->ntheta);
+    const double *th = REAL(theta);
+    for (int i = 0; i < m->ntheta; i++)
+        if (!R_FINITE(th[i])) error(_("theta[%d] is not finite"), i + 1);
+    return th;
+}
+
+/* lmm_setup(y, X, refs, Xts, nl, sqrtw): y (n), X (n x p), refs: list of k integer vectors of
+   1-based level codes, Xts: list of k n x p_t matrices, nl: levels per term, sqrtw: NULL or n. */
+SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
+{
+    int n = LENGTH(y);
+    if (!isReal(y) || !isReal(X) || !isMatrix(X) || nrows(X) != n)
+        error(_("y must be numeric and X a numeric matrix with one row per observation"));
+    if (!isNewList(refs) || !isNewList(Xts) || !isInteger(nl) ||
+        LENGTH(refs) != LENGTH(Xts) || LENGTH(nl) != LENGTH(refs) || LENGTH(refs) < 1)
+        error(_("the random-effects terms are malformed"));
+    if (!isNull(sqrtw) && (!isReal(sqrtw) || LENGTH(sqrtw) != n))
+        error(_("weights must be numeric with one value per observation"));
+    int k = LENGTH(refs), p = ncols(X);
+    int *pt = (int *) R_alloc(k, sizeof(int));
+    const int **ref0 = (const int **) R_alloc(k, sizeof(int *));
+    const double **Xt = (const double **) R_alloc(k, sizeof(double *));
+    for (int t = 0; t < k; t++) {
+        SEXP r = VECTOR_ELT(refs, t), xt = VECTOR_ELT(Xts, t);
+        int nlt = INTEGER(nl)[t];
+        if (!isInteger(r) || LENGTH(r) != n) error(_("term %d: group codes must be %d integers"), t + 1, n);
+        if (!isReal(xt) || !isMatrix(xt) || nrows(xt) != n || ncols(xt) < 1)
+            error(_("term %d: model matrix must be numeric with %d rows"), t + 1, n);
+        if (nlt < 1) error(_("term %d: no levels"), t + 1);
+        int *r0 = (int *) R_alloc(n, sizeof(int));
+        for (int i = 0; i < n; i++) {
+            int g = INTEGER(r)[i];
+            if (g == NA_INTEGER || g < 1 || g > nlt) error(_("term %d: group code out of range at row %d"), t + 1, i + 1);
+            r0[i] = g - 1;
+        }
+        ref0[t] = r0;
+        Xt[t] = REAL(xt);
+        pt[t] = ncols(xt);
+    }
+    lmm_model *m = R_Calloc(1, lmm_model);
+    SEXP ptr = PROTECT(R_MakeExternalPtr(m, R_NilValue, R_NilValue));
+    R_RegisterCFinalizerEx(ptr, model_finalise, TRUE);
+    lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, NULL);
+    lmm_crossprod(m, ref0, Xt, REAL(X), REAL(y), isNull(sqrtw) ? NULL : REAL(sqrtw), NULL, NULL, NULL);
+    UNPROTECT(1); /* ptr */
+    return ptr;
+}
+
+SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML)
+{
+    lmm_model *m = get_model(ptr);
+    lmm_crit_parts cp = lmm_criterion(m, check_theta(m, theta), asLogical(REML));
+    return ScalarReal(cp.crit);
+}
+
+typedef struct { lmm_model *m; int REML; } crit_ctx;
+
+static double objective(const double *theta, void *ctx)
+{
+    crit_ctx *c = (crit_ctx *) ctx;
+    return lmm_criterion(c->m, theta, c->REML).crit;
+}
+
+static double list_num(SEXP list, const char *name, double dflt)
+{
+    SEXP names = getAttrib(list, R_NamesSymbol);
+    if (isNull(names)) return dflt;
+    for (int i = 0; i < LENGTH(list); i++)
+        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return asReal(VECTOR_ELT(list, i));
+    return dflt;
+}
+
+/* Minimise the criterion over theta >= lower, starting at theta0; all in C. */
+SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP REML, SEXP control)
+{
+    lmm_model *m = get_model(ptr);
+    const double *th0 = check_theta(m, theta0);
+    if (!isReal(lower) || LENGTH(lower) != m->ntheta) error(_("lower must have length %d"), m->ntheta);
+    if (!isNewList(control)) error(_("control must be a list"));
+    int nth = m->ntheta;
+    SEXP ans = PROTECT(allocVector(VECSXP, 4));
+    SEXP names = PROTECT(allocVector(STRSXP, 4));
+    SEXP theta = PROTECT(allocVector(REALSXP, nth));
+    double *x = REAL(theta), *upper = (double *) R_alloc(nth, sizeof(double));
+    for (int i = 0; i < nth; i++) { x[i] = th0[i]; upper[i] = R_PosInf; }
+    lmm_opt_control ctrl;
+    ctrl.rhobeg = list_num(control, "rhobeg", 0.2);
+    ctrl.rhoend = list_num(control, "rhoend", 2e-7);
+    ctrl.ftol_abs = list_num(control, "ftol_abs", 1e-8);
+    ctrl.maxeval = (int) list_num(control, "maxeval", 10000);
+    crit_ctx ctx = {m, asLogical(REML)};
+    lmm_opt_result res = lmm_minimise(objective, &ctx, nth, x, REAL(lower), upper, &ctrl);
+    SET_VECTOR_ELT(ans, 0, theta);
+    SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
+    SET_VECTOR_ELT(ans, 2, ScalarInteger(res.feval));
+    SET_VECTOR_ELT(ans, 3, ScalarInteger(res.status));
+    const char *nm[] = {"theta", "crit", "feval", "status"};
+    for (int i = 0; i < 4; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(3); /* ans, names, theta */
+    return ans;
+}
+
+/* Everything the result object needs at theta: beta, u, the criterion's parts, the diagonal
+   blocks of (L_Z L_Z')^{-1} (node by node) and (R_X'R_X)^{-1}. */
+SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
+{
+    lmm_model *m = get_model(ptr);
+    lmm_crit_parts cp = lmm_criterion(m, check_theta(m, theta), asLogical(REML));
+    if (!m->factored) error(_("the penalised system is not positive definite at theta"));
+    int p = m->p, q = m->q;
+    double ncv = 0;
+    for (int t = 0; t < m->k; t++) ncv += (double) m->nlt[t] * m->pt[t] * m->pt[t];
+    const char *nm[] = {"beta", "u", "ldL2", "ldRX2", "pwrss", "crit", "condvar", "RXinv2"};
+    int nout = 8;
+    SEXP ans = PROTECT(allocVector(VECSXP, nout));
+    SEXP names = PROTECT(allocVector(STRSXP, nout));
+    SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, p));
+    SET_VECTOR_ELT(ans, 1, allocVector(REALSXP, q));
+    lmm_solve(m, REAL(VECTOR_ELT(ans, 1)), REAL(VECTOR_ELT(ans, 0)));
+    SET_VECTOR_ELT(ans, 2, ScalarReal(cp.ldL2));
+    SET_VECTOR_ELT(ans, 3, ScalarReal(cp.ldRX2));
+    SET_VECTOR_ELT(ans, 4, ScalarReal(cp.pwrss));
+    SET_VECTOR_ELT(ans, 5, ScalarReal(cp.crit));
+    SET_VECTOR_ELT(ans, 6, allocVector(REALSXP, (R_xlen_t) ncv));
+    lmm_condvar(m, REAL(VECTOR_ELT(ans, 6)));
+    SET_VECTOR_ELT(ans, 7, allocMatrix(REALSXP, p, p));
+    lmm_vcov_unscaled(m, REAL(VECTOR_ELT(ans, 7)));
+    for (int i = 0; i < nout; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(2); /* ans, names */
+    return ans;
+}
+
+/* The layout the symbolic analysis chose, for tests and the benchmark. */
+SEXP lmm_layout_info(SEXP ptr)
+{
+    lmm_model *m = get_model(ptr);
+    const char *nm[] = {"nodes", "sparse_nodes", "dense_order", "sparse_values", "sparse_blocks"};
+    SEXP ans = PROTECT(allocVector(REALSXP, 5)), names = PROTECT(allocVector(STRSXP, 5));
+    double v[] = {m->N, m->Ns, m->md, (double) m->nLx, m->Lp[m->Ns]};
+    for (int i = 0; i < 5; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(2); /* ans, names */
+    return ans;
+}

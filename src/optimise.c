@@ -1,0 +1,601 @@
+/* optimise.c -- bound-constrained derivative-free minimisation (see optimise.h).
+ *
+ * Method (after Powell 2009, BOBYQA; written from the published description):
+ *  - keep m = 2n+1 points Y_j with values f_j and a quadratic model
+ *        Q(x) = c + g'(x - xc) + (x - xc)'H(x - xc)/2,   xc = best point,
+ *    interpolating f at every Y_j;
+ *  - after each new point the model is rebuilt so that it interpolates again
+ *    while H changes by the least Frobenius norm: with s_j = (Y_j - xc)/sc,
+ *        [A  P'] [lambda]   [f_j - Q_old(Y_j)]       A_ij = (s_i's_j)^2/2
+ *        [P  0 ] [dc; dg] = [        0       ],      P = [1 ... 1; s_1 ... s_m],
+ *    dH = sum_j lambda_j s_j s_j'/sc^2.  The inverse W^-1 of the KKT matrix
+ *    also gives the Lagrange functions, hence the denominators
+ *    sigma_t = alpha_t beta + tau_t^2 used to choose which point to drop;
+ *  - a trust-region step minimises Q over box and ball (truncated conjugate
+ *    gradients with bound activation); "geometry" steps move far points to
+ *    where |sigma_t| is large; the radius rho falls from rhobeg to rhoend.
+ */
+#define USE_FC_LEN_T
+#include <R.h>
+#include <Rinternals.h>
+#include <R_ext/Lapack.h>
+#include <R_ext/Utils.h>
+#include <math.h>
+#include <string.h>
+#include "optimise.h"
+#ifndef FCONE
+# define FCONE
+#endif
+#ifndef _
+# ifdef ENABLE_NLS
+#  include <libintl.h>
+#  define _(String) dgettext("lmmc", String)
+# else
+#  define _(String) (String)
+# endif
+#endif
+
+typedef struct {
+    lmm_objective_fn fn; void *ctx;
+    int n, m, k;          /* free variables, points, KKT order m + n + 1 */
+    int *ifree;           /* free variable i is x[ifree[i]] of the full vector */
+    double *xall;         /* full-length argument of fn */
+    double *xl, *xu;      /* bounds of the free variables */
+    int feval, maxeval;
+    double *Y, *fv;       /* point j is Y + j*n, f(Y_j) = fv[j] */
+    int kopt;             /* index of the best point */
+    double c, *xc, *g, *H;/* model Q (see above), H is n x n */
+    double sc, *S;        /* KKT scale and scaled offsets s_j (m x n) */
+    double *W, *Winv;     /* k x k KKT matrix (scratch) and its inverse */
+    double *w, *v, *r;    /* k-vectors */
+    int *ipiv, *fixed;
+    double *wk;           /* 4n scratch */
+} bq_state;
+
+static double sq(double a) { return a * a; }
+
+static double dot(int n, const double *a, const double *b)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* f at the free-variable vector x (fixed variables stay at their bounds) */
+static double bq_eval(bq_state *st, const double *x)
+{
+    for (int i = 0; i < st->n; i++) st->xall[st->ifree[i]] = x[i];
+    double f = st->fn(st->xall, st->ctx);
+    st->feval++;
+    return R_FINITE(f) ? f : R_PosInf;          /* NaN, -Inf: infeasible */
+}
+
+/* Q(x) */
+static double bq_qval(const bq_state *st, const double *x)
+{
+    int n = st->n;
+    double q = st->c;
+    for (int i = 0; i < n; i++) {
+        double di = x[i] - st->xc[i], hd = 0;
+        for (int j = 0; j < n; j++) hd += st->H[i + j * n] * (x[j] - st->xc[j]);
+        q += di * (st->g[i] + 0.5 * hd);
+    }
+    return q;
+}
+
+/* Rebuild the model around Y[kopt] so that it interpolates every point, with the
+ * least Frobenius-norm change of H.  Returns 0, or 1 if the system is singular. */
+static int bq_rebuild(bq_state *st)
+{
+    int n = st->n, m = st->m, k = st->k, info, i, j, a, b;
+    const double *xo = st->Y + st->kopt * n;
+    double *dx = st->wk;
+
+    for (j = 0; j < m; j++) st->r[j] = st->fv[j] - bq_qval(st, st->Y + j * n);
+    /* move the centre to xo: c = Q(xo), g = g + H (xo - xc) */
+    st->c = bq_qval(st, xo);
+    for (a = 0; a < n; a++) dx[a] = xo[a] - st->xc[a];
+    for (a = 0; a < n; a++) st->g[a] += dot(n, st->H + a * n, dx);   /* H symmetric */
+    memcpy(st->xc, xo, n * sizeof(double));
+
+    double sc = 0;
+    for (j = 0; j < m; j++) {
+        double d2 = 0;
+        for (a = 0; a < n; a++) d2 += sq(st->Y[j * n + a] - xo[a]);
+        if (d2 > sc) sc = d2;
+    }
+    sc = sqrt(sc);
+    if (!(sc > 0)) return 1;
+    st->sc = sc;
+    for (j = 0; j < m; j++)
+        for (a = 0; a < n; a++) st->S[j * n + a] = (st->Y[j * n + a] - xo[a]) / sc;
+
+    /* KKT matrix W = [A P'; P 0] and W^-1 */
+    memset(st->W, 0, (size_t) k * k * sizeof(double));
+    memset(st->Winv, 0, (size_t) k * k * sizeof(double));
+    for (j = 0; j < m; j++) {
+        for (i = 0; i <= j; i++)
+            st->W[i + j * k] = st->W[j + i * k] = 0.5 * sq(dot(n, st->S + i * n, st->S + j * n));
+        st->W[m + j * k] = st->W[j + m * k] = 1;
+        for (a = 0; a < n; a++)
+            st->W[m + 1 + a + j * k] = st->W[j + (m + 1 + a) * k] = st->S[j * n + a];
+    }
+    for (i = 0; i < k; i++) st->Winv[i + i * k] = 1;
+    F77_CALL(dgesv)(&k, &k, st->W, &k, st->ipiv, st->Winv, &k, &info);
+    if (info != 0) return 1;
+
+    /* coefficients of the change: v = W^-1 [r; 0] */
+    for (i = 0; i < k; i++) {
+        double s = 0;
+        for (j = 0; j < m; j++) s += st->Winv[i + j * k] * st->r[j];
+        st->v[i] = s;
+    }
+    st->c += st->v[m];
+    for (a = 0; a < n; a++) st->g[a] += st->v[m + 1 + a] / sc;
+    for (a = 0; a < n; a++)
+        for (b = 0; b <= a; b++) {
+            double h = 0;
+            for (j = 0; j < m; j++) h += st->v[j] * st->S[j * n + a] * st->S[j * n + b];
+            st->H[a + b * n] += h / (sc * sc);
+            if (b < a) st->H[b + a * n] = st->H[a + b * n];
+        }
+    for (a = 0; a < n; a++) if (!R_FINITE(st->g[a])) return 1;
+    return 0;
+}
+
+/* For a candidate x: v = W^-1 w(x) (v_t = Lagrange function t at x) and the
+ * returned beta, so that replacing point t gives denominator W^-1_tt beta + v_t^2. */
+static double bq_lagrange(bq_state *st, const double *x)
+{
+    int n = st->n, m = st->m, k = st->k;
+    double *s = st->wk, ss;
+    for (int a = 0; a < n; a++) s[a] = (x[a] - st->xc[a]) / st->sc;
+    ss = dot(n, s, s);
+    for (int j = 0; j < m; j++) st->w[j] = 0.5 * sq(dot(n, st->S + j * n, s));
+    st->w[m] = 1;
+    for (int a = 0; a < n; a++) st->w[m + 1 + a] = s[a];
+    for (int i = 0; i < k; i++) {
+        double t = 0;
+        for (int j = 0; j < k; j++) t += st->Winv[i + j * k] * st->w[j];
+        st->v[i] = t;
+    }
+    return 0.5 * ss * ss - dot(k, st->w, st->v);
+}
+
+/* |sigma_t| of replacing point t by x (call bq_lagrange first) */
+static double bq_sigma(const bq_state *st, int t, double beta)
+{
+    return fabs(st->Winv[t + t * st->k] * beta + sq(st->v[t]));
+}
+
+/* Which point should the new point x (value fnew) replace?  The one with the
+ * largest denominator, weighted towards points far from the best one. */
+static int bq_choose(bq_state *st, const double *x, double fnew, double Delta)
+{
+    int n = st->n, best = -1;
+    double beta = bq_lagrange(st, x), top = -1;
+    for (int t = 0; t < st->m; t++) {
+        if (t == st->kopt && !(fnew < st->fv[st->kopt])) continue;
+        double d2 = 0;
+        for (int a = 0; a < n; a++) d2 += sq(st->Y[t * n + a] - st->xc[a]);
+        double wt = d2 / (Delta * Delta);
+        wt = wt > 1 ? wt * wt : 1;
+        double score = wt * bq_sigma(st, t, beta);
+        if (score > top) { top = score; best = t; }
+    }
+    return best;
+}
+
+/* Put x (value f) in place of point t and rebuild the model. */
+static int bq_replace(bq_state *st, int t, const double *x, double f)
+{
+    memcpy(st->Y + t * st->n, x, st->n * sizeof(double));
+    st->fv[t] = f;
+    if (f < st->fv[st->kopt]) st->kopt = t;
+    return bq_rebuild(st);
+}
+
+/* Approximate minimiser d of g'd + d'Hd/2 subject to ||d|| <= Delta and
+ * sl <= d <= su (sl <= 0 <= su): truncated conjugate gradients on the free
+ * variables; a variable is fixed when the path meets its bound, and freed again
+ * when the gradient there points back into the box (cf. Powell's TRSBOX).
+ * crvmin: least curvature met (0 if the ball was reached, -1 if no CG step).
+ * Returns the predicted reduction Q(0) - Q(d). */
+static double bq_trstep(int n, const double *g, const double *H, const double *sl,
+                        const double *su, double Delta, double *d, double *crvmin,
+                        double *wk, int *fixed)
+{
+    double *gd = wk, *p = wk + n, *Hp = wk + 2 * n;
+    double qred = 0, ggold = 1;
+    int restart = 1, nrelease = 0, i, it, maxit = 10 * n + 20;
+
+    *crvmin = -1;
+    for (i = 0; i < n; i++) {
+        d[i] = 0; gd[i] = g[i]; p[i] = 0;
+        fixed[i] = (sl[i] >= 0 && g[i] >= 0) || (su[i] <= 0 && g[i] <= 0);
+    }
+    for (it = 0; it < maxit; it++) {
+        double gg = 0;
+        for (i = 0; i < n; i++) if (!fixed[i]) gg += gd[i] * gd[i];
+        int converged = (gg == 0);
+        if (!converged) {
+            double bet = restart ? 0 : gg / ggold;
+            for (i = 0; i < n; i++) p[i] = fixed[i] ? 0 : -gd[i] + bet * p[i];
+            ggold = gg;
+            double gp = dot(n, gd, p);
+            if (!(gp < 0)) {                       /* lost descent: restart */
+                for (i = 0; i < n; i++) p[i] = fixed[i] ? 0 : -gd[i];
+                gp = -gg;
+            }
+            double pp = dot(n, p, p), dp = dot(n, d, p), dd = dot(n, d, d);
+            double room = Delta * Delta - dd;
+            double aball = room > 0 ? (-dp + sqrt(dp * dp + pp * room)) / pp : 0;
+            if (aball < 0) aball = 0;
+            double abnd = R_PosInf; int ibd = -1;
+            for (i = 0; i < n; i++) {
+                if (fixed[i] || p[i] == 0) continue;
+                double t = p[i] > 0 ? (su[i] - d[i]) / p[i] : (sl[i] - d[i]) / p[i];
+                if (t < 0) t = 0;
+                if (t < abnd) { abnd = t; ibd = i; }
+            }
+            for (i = 0; i < n; i++) Hp[i] = dot(n, H + i * n, p);
+            double curv = dot(n, p, Hp);
+            double aq = curv > 0 ? -gp / curv : R_PosInf;
+            if (curv > 0) {
+                double cr = curv / pp;
+                if (*crvmin < 0 || cr < *crvmin) *crvmin = cr;
+            }
+            double al = aq < aball ? aq : aball;
+            if (abnd < al) al = abnd;
+            double red = -al * (gp + 0.5 * al * curv);
+            qred += red;
+            for (i = 0; i < n; i++) { d[i] += al * p[i]; gd[i] += al * Hp[i]; }
+            if (ibd >= 0 && al == abnd) {          /* meets a bound: fix it there */
+                fixed[ibd] = 1;
+                d[ibd] = p[ibd] > 0 ? su[ibd] : sl[ibd];
+                restart = 1;
+                continue;
+            }
+            if (al == aball && aball < aq) {       /* meets the ball: stop */
+                *crvmin = 0;
+                break;
+            }
+            restart = 0;
+            converged = (red <= 0.01 * qred);
+        }
+        if (converged) {                           /* free a bound the gradient leaves */
+            int freed = 0;
+            if (nrelease < n)
+                for (i = 0; i < n; i++)
+                    if (fixed[i] && ((d[i] <= sl[i] && gd[i] < 0) || (d[i] >= su[i] && gd[i] > 0))) {
+                        fixed[i] = 0; freed = 1;
+                    }
+            if (!freed) break;
+            nrelease++;
+            restart = 1;
+        }
+    }
+    for (i = 0; i < n; i++) Hp[i] = dot(n, H + i * n, d);
+    qred = -(dot(n, g, d) + 0.5 * dot(n, d, Hp));
+    return qred;
+}
+
+/* Clip x into the box */
+static void bq_clip(const bq_state *st, double *x)
+{
+    for (int a = 0; a < st->n; a++) {
+        if (x[a] < st->xl[a]) x[a] = st->xl[a];
+        if (x[a] > st->xu[a]) x[a] = st->xu[a];
+    }
+}
+
+/* Consider the candidate xo + step; keep it in xbest if its |sigma_t| is the largest yet */
+static void bq_try(bq_state *st, int t, double *xcand, double *xbest, double *top)
+{
+    bq_clip(st, xcand);
+    double sig = bq_sigma(st, t, bq_lagrange(st, xcand));
+    if (sig > *top) { *top = sig; memcpy(xbest, xcand, st->n * sizeof(double)); }
+}
+
+/* Geometry step: a new position for point t within the box and the ball
+ * ||x - xopt|| <= radius making |sigma_t| large: searched along the lines from
+ * xopt through the other points and along the (projected) gradient of the
+ * Lagrange function of t.  Result in xnew. */
+static void bq_geostep(bq_state *st, int t, double radius, double *xnew)
+{
+    int n = st->n, m = st->m, k = st->k, a, j, i;
+    const double *xo = st->xc, *lam = st->Winv + t * k, *gs = lam + m + 1;
+    double *xcand = st->wk + n, top = -1;   /* wk[0..n) is used by bq_lagrange */
+
+    memcpy(xnew, xo, n * sizeof(double));
+    for (j = 0; j < m; j++) {
+        const double *sj = st->S + j * n;
+        double nrm = sqrt(dot(n, sj, sj));
+        if (j == st->kopt || nrm == 0) continue;
+        /* l_t(xo + alpha sc s_j) = alpha a1 + alpha^2 b1 / 2 */
+        double a1 = dot(n, gs, sj), b1 = 0;
+        for (i = 0; i < m; i++) b1 += lam[i] * sq(dot(n, st->S + i * n, sj));
+        double ahi = radius / (st->sc * nrm), alo = -ahi;
+        for (a = 0; a < n; a++) {
+            double lo = (st->xl[a] - xo[a]) / st->sc, hi = (st->xu[a] - xo[a]) / st->sc;
+            if (sj[a] > 0) { if (hi / sj[a] < ahi) ahi = hi / sj[a]; if (lo / sj[a] > alo) alo = lo / sj[a]; }
+            if (sj[a] < 0) { if (lo / sj[a] < ahi) ahi = lo / sj[a]; if (hi / sj[a] > alo) alo = hi / sj[a]; }
+        }
+        double cand[3] = { alo, ahi, b1 != 0 ? -a1 / b1 : 0 };
+        for (int c = 0; c < 3; c++) {
+            double al = cand[c];
+            if (al == 0 || al < alo || al > ahi) continue;
+            for (a = 0; a < n; a++) xcand[a] = xo[a] + al * st->sc * sj[a];
+            bq_try(st, t, xcand, xnew, &top);
+        }
+    }
+    for (int sgn = -1; sgn <= 1; sgn += 2) {     /* along +- the projected gradient */
+        double nrm = 0;
+        for (a = 0; a < n; a++) {
+            double da = sgn * gs[a];
+            if ((xo[a] <= st->xl[a] && da < 0) || (xo[a] >= st->xu[a] && da > 0)) da = 0;
+            xcand[a] = da; nrm += da * da;
+        }
+        if (nrm == 0) continue;
+        nrm = sqrt(nrm);
+        for (a = 0; a < n; a++) xcand[a] = xo[a] + radius * xcand[a] / nrm;
+        bq_try(st, t, xcand, xnew, &top);
+    }
+}
+
+/* Initial points: xo and, for each variable, two more at distance h along its
+ * axis (one each side, or both on the side away from a nearby bound).
+ * A point with non-finite f is pulled towards xo.  Returns 0 or 2 (bad start). */
+static int bq_initial(bq_state *st, double h)
+{
+    int n = st->n, i, j, tries;
+    double *x0 = st->Y;
+    st->fv[0] = bq_eval(st, x0);
+    if (!R_FINITE(st->fv[0])) return 2;
+    for (i = 0; i < n; i++) {
+        double lo = x0[i] - st->xl[i], hi = st->xu[i] - x0[i], step[2];
+        if (lo >= h && hi >= h) { step[0] = h; step[1] = -h; }
+        else if (hi >= lo) { double e = hi >= 2 * h ? h : hi / 2; step[0] = e; step[1] = 2 * e; }
+        else { double e = lo >= 2 * h ? h : lo / 2; step[0] = -e; step[1] = -2 * e; }
+        int onesided = (step[1] == 2 * step[0]);
+        for (j = 0; j < 2; j++) {
+            int p = 1 + 2 * i + j;
+            double *y = st->Y + p * n;
+            for (tries = 0; tries < 30; tries++) {
+                memcpy(y, x0, n * sizeof(double));
+                y[i] = x0[i] + step[j];
+                if (y[i] < st->xl[i]) y[i] = st->xl[i];
+                if (y[i] > st->xu[i]) y[i] = st->xu[i];
+                st->fv[p] = bq_eval(st, y);
+                if (R_FINITE(st->fv[p])) break;
+                step[j] *= 0.5;                 /* infeasible: come closer */
+                if (onesided && j == 0) step[1] = 2 * step[0];
+            }
+            if (!R_FINITE(st->fv[p])) return 2;
+            if (st->fv[p] < st->fv[st->kopt]) st->kopt = p;
+        }
+    }
+    return 0;
+}
+
+/* The main iteration on the free variables; result point is Y[kopt]. */
+static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
+{
+    int n = st->n, i, status, nfsav;
+    double rho = rhobeg, Delta = rhobeg, err[3] = { R_PosInf, R_PosInf, R_PosInf };
+    double *d = st->wk + 4 * n, *xnew = st->wk + 5 * n, *sl = st->wk + 6 * n, *su = st->wk + 7 * n;
+    double *trwk = st->wk + 8 * n;
+
+    st->kopt = 0;
+    status = bq_initial(st, rhobeg);
+    if (status) return status;
+    memcpy(st->xc, st->Y, n * sizeof(double));
+    st->c = 0;
+    memset(st->g, 0, n * sizeof(double));
+    memset(st->H, 0, (size_t) n * n * sizeof(double));
+    if (bq_rebuild(st)) return 3;
+    nfsav = st->feval;
+
+    for (;;) {
+        R_CheckUserInterrupt();
+        if (st->feval >= st->maxeval) return 1;
+        const double *xo = st->xc;
+        double fopt = st->fv[st->kopt], crvmin, ratio = -1, dnorm, distlim2, fnew;
+        int shortstep, reduce = 0;
+
+        for (i = 0; i < n; i++) { sl[i] = st->xl[i] - xo[i]; su[i] = st->xu[i] - xo[i]; }
+        double pred = bq_trstep(n, st->g, st->H, sl, su, Delta, d, &crvmin, trwk, st->fixed);
+        dnorm = sqrt(dot(n, d, d));
+        double errbig = fmax(err[0], fmax(err[1], err[2]));
+        shortstep = dnorm < 0.5 * rho;
+        if (shortstep) {
+            if (ftol > 0 && st->feval > nfsav + 2 && pred <= ftol && errbig <= ftol)
+                return 0;                            /* validated model, no decrease left */
+            Delta *= 0.1;
+            if (Delta <= 1.5 * rho) Delta = rho;
+            if (st->feval > nfsav + 2) {             /* is the model good at this rho? */
+                int good = !(crvmin > 0 && errbig > 0.125 * crvmin * rho * rho);
+                double bdtol = errbig / rho;
+                for (i = 0; good && i < n; i++) {
+                    double out;                      /* outward slope at an active bound */
+                    if (d[i] <= sl[i]) out = st->g[i] + dot(n, st->H + i * n, d);
+                    else if (d[i] >= su[i]) out = -(st->g[i] + dot(n, st->H + i * n, d));
+                    else continue;
+                    if (out < bdtol && out + 0.5 * st->H[i + i * n] * rho < bdtol) good = 0;
+                }
+                reduce = good;
+            }
+            distlim2 = sq(10 * rho);
+        } else {
+            for (i = 0; i < n; i++) {
+                xnew[i] = xo[i] + d[i];
+                if (d[i] <= sl[i] || xnew[i] < st->xl[i]) xnew[i] = st->xl[i];
+                if (d[i] >= su[i] || xnew[i] > st->xu[i]) xnew[i] = st->xu[i];
+            }
+            fnew = bq_eval(st, xnew);
+            if (!R_FINITE(fnew)) {                   /* infeasible: shrink */
+                Delta = 0.5 * dnorm;
+                if (Delta < rho) { Delta = rho; if (rho > rhoend) reduce = 1; else return 0; }
+                if (!reduce) continue;
+            } else {
+                err[2] = err[1]; err[1] = err[0]; err[0] = fabs(fnew - bq_qval(st, xnew));
+                ratio = pred > 0 ? (fopt - fnew) / pred : -1;
+                if (ratio <= 0.1) Delta = fmin(0.5 * Delta, dnorm);
+                else if (ratio <= 0.7) Delta = fmax(0.5 * Delta, dnorm);
+                else Delta = fmax(0.5 * Delta, 2 * dnorm);
+                if (Delta <= 1.5 * rho) Delta = rho;
+                int t = bq_choose(st, xnew, fnew, Delta);
+                if (t < 0 || bq_replace(st, t, xnew, fnew)) return 3;
+                if (ratio >= 0.1) continue;
+            }
+            distlim2 = fmax(sq(2 * Delta), sq(10 * rho));
+        }
+        if (!reduce) {
+            /* geometry: move the point farthest from xopt if it is too far */
+            int kfar = -1;
+            double dmax2 = distlim2;
+            xo = st->xc;
+            for (int j = 0; j < st->m; j++) {
+                double d2 = 0;
+                for (i = 0; i < n; i++) d2 += sq(st->Y[j * n + i] - xo[i]);
+                if (d2 > dmax2) { dmax2 = d2; kfar = j; }
+            }
+            if (kfar >= 0) {
+                double dist = sqrt(dmax2);
+                if (shortstep) { Delta = fmin(0.1 * Delta, 0.5 * dist); if (Delta <= 1.5 * rho) Delta = rho; }
+                double adelt = fmax(fmin(0.1 * dist, Delta), rho);
+                bq_geostep(st, kfar, adelt, xnew);
+                fnew = bq_eval(st, xnew);
+                for (int tries = 0; !R_FINITE(fnew) && tries < 5 && st->feval < st->maxeval; tries++) {
+                    for (i = 0; i < n; i++) xnew[i] = 0.5 * (xnew[i] + xo[i]);
+                    fnew = bq_eval(st, xnew);
+                }
+                if (R_FINITE(fnew)) {
+                    err[2] = err[1]; err[1] = err[0]; err[0] = fabs(fnew - bq_qval(st, xnew));
+                    if (bq_replace(st, kfar, xnew, fnew)) return 3;
+                    continue;
+                }
+            }
+            if (ratio > 0 || fmax(Delta, dnorm) > rho) continue;
+        }
+        /* reduce rho */
+        if (rho <= rhoend) return 0;
+        double rhonew = rho <= 16 * rhoend ? rhoend : rho <= 250 * rhoend ? sqrt(rho * rhoend) : 0.1 * rho;
+        Delta = fmax(0.5 * rho, rhonew);
+        rho = rhonew;
+        nfsav = st->feval;
+    }
+}
+
+lmm_opt_result lmm_minimise(lmm_objective_fn f, void *ctx, int nall, double *x,
+                            const double *lower, const double *upper,
+                            const lmm_opt_control *ctrl)
+{
+    lmm_opt_result res = { 0, 0, R_PosInf };
+    const void *vmax = vmaxget();
+    bq_state st_, *st = &st_;
+    int i, n = 0;
+    double rhobeg = ctrl->rhobeg, rhoend = ctrl->rhoend;
+
+    st->fn = f; st->ctx = ctx; st->feval = 0;
+    st->maxeval = ctrl->maxeval > 0 ? ctrl->maxeval : 1;
+    st->xall = (double *) R_alloc(nall > 0 ? nall : 1, sizeof(double));
+    st->ifree = (int *) R_alloc(nall > 0 ? nall : 1, sizeof(int));
+    for (i = 0; i < nall; i++) {                 /* start in the box; drop fixed variables */
+        double xi = x[i];
+        if (xi < lower[i]) xi = lower[i];
+        if (xi > upper[i]) xi = upper[i];
+        st->xall[i] = xi;
+        if (upper[i] > lower[i]) st->ifree[n++] = i;
+    }
+    st->n = n;
+    if (n == 0) {
+        res.fmin = f(st->xall, ctx); res.feval = 1;
+        if (!R_FINITE(res.fmin)) { res.status = 2; res.fmin = R_PosInf; }
+        memcpy(x, st->xall, nall * sizeof(double));
+        vmaxset(vmax);
+        return res;
+    }
+    int m = 2 * n + 1, k = m + n + 1;
+    st->m = m; st->k = k;
+    st->xl = (double *) R_alloc(n, sizeof(double));
+    st->xu = (double *) R_alloc(n, sizeof(double));
+    st->Y = (double *) R_alloc((size_t) m * n, sizeof(double));
+    st->S = (double *) R_alloc((size_t) m * n, sizeof(double));
+    st->fv = (double *) R_alloc(m, sizeof(double));
+    st->xc = (double *) R_alloc(n, sizeof(double));
+    st->g = (double *) R_alloc(n, sizeof(double));
+    st->H = (double *) R_alloc((size_t) n * n, sizeof(double));
+    st->W = (double *) R_alloc((size_t) k * k, sizeof(double));
+    st->Winv = (double *) R_alloc((size_t) k * k, sizeof(double));
+    st->w = (double *) R_alloc(k, sizeof(double));
+    st->v = (double *) R_alloc(k, sizeof(double));
+    st->r = (double *) R_alloc(k, sizeof(double));
+    st->ipiv = (int *) R_alloc(k, sizeof(int));
+    st->fixed = (int *) R_alloc(n, sizeof(int));
+    st->wk = (double *) R_alloc(12 * (size_t) n, sizeof(double));
+    double width = R_PosInf;
+    for (i = 0; i < n; i++) {
+        st->xl[i] = lower[st->ifree[i]];
+        st->xu[i] = upper[st->ifree[i]];
+        st->Y[i] = st->xall[st->ifree[i]];
+        if (st->xu[i] - st->xl[i] < width) width = st->xu[i] - st->xl[i];
+    }
+    if (!(rhobeg > 0)) rhobeg = 0.2;
+    if (rhobeg > 0.5 * width) rhobeg = 0.5 * width;  /* two steps must fit in the box */
+    if (!(rhoend > 0) || rhoend > rhobeg) rhoend = rhobeg;
+
+    res.status = bq_solve(st, rhobeg, rhoend, ctrl->ftol_abs > 0 ? ctrl->ftol_abs : 0);
+    res.feval = st->feval;
+    if (res.status != 2) {
+        for (i = 0; i < n; i++) st->xall[st->ifree[i]] = st->Y[st->kopt * n + i];
+        res.fmin = st->fv[st->kopt];
+    }
+    memcpy(x, st->xall, nall * sizeof(double));
+    vmaxset(vmax);
+    return res;
+}
+
+/* ---- test entry: minimise an R function (one R call per evaluation) ---- */
+
+typedef struct { SEXP call; int n; } r_objective_ctx;
+
+static double r_objective(const double *x, void *ctx)
+{
+    r_objective_ctx *rc = (r_objective_ctx *) ctx;
+    SEXP xr = PROTECT(allocVector(REALSXP, rc->n));
+    memcpy(REAL(xr), x, rc->n * sizeof(double));
+    SETCADR(rc->call, xr);                       /* call protects xr from here on */
+    SEXP val = eval(rc->call, R_GlobalEnv);
+    double f = (LENGTH(val) == 1) ? asReal(val) : NA_REAL;
+    UNPROTECT(1);                                /* xr */
+    return f;
+}
+
+SEXP lmm_test_optimiser(SEXP fn, SEXP x0, SEXP lower, SEXP upper, SEXP rhobeg,
+                        SEXP rhoend, SEXP maxeval, SEXP ftol_abs)
+{
+    int n = LENGTH(x0);
+    if (!isFunction(fn)) error(_("'fn' must be a function"));
+    if (LENGTH(lower) != n || LENGTH(upper) != n)
+        error(_("'lower' and 'upper' must have the length of 'x0'"));
+    SEXP x = PROTECT(duplicate(coerceVector(x0, REALSXP)));
+    SEXP lo = PROTECT(coerceVector(lower, REALSXP)), up = PROTECT(coerceVector(upper, REALSXP));
+    SEXP call = PROTECT(lang2(fn, R_NilValue));
+    r_objective_ctx rc = { call, n };
+    lmm_opt_control ctrl = { asReal(rhobeg), asReal(rhoend), asReal(ftol_abs), asInteger(maxeval) };
+    lmm_opt_result res = lmm_minimise(r_objective, &rc, n, REAL(x), REAL(lo), REAL(up), &ctrl);
+
+    SEXP ans = PROTECT(allocVector(VECSXP, 4)), nms = PROTECT(allocVector(STRSXP, 4));
+    SET_VECTOR_ELT(ans, 0, x);
+    SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
+    SET_VECTOR_ELT(ans, 2, ScalarInteger(res.feval));
+    SET_VECTOR_ELT(ans, 3, ScalarInteger(res.status));
+    SET_STRING_ELT(nms, 0, mkChar("par"));
+    SET_STRING_ELT(nms, 1, mkChar("value"));
+    SET_STRING_ELT(nms, 2, mkChar("feval"));
+    SET_STRING_ELT(nms, 3, mkChar("status"));
+    setAttrib(ans, R_NamesSymbol, nms);
+    UNPROTECT(6);                                /* x, lo, up, call, ans, nms */
+    return ans;
+}

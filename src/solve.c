@@ -1,0 +1,66 @@
+/*
+ * solve.c -- conditional modes and fixed effects from the current factor.
+ *
+ * With Omega = L L' and l the last ([y]) row of L, the penalised least-squares solution
+ * s = [u; beta] satisfies Omega_{ZX} s = Omega_{ZX,y}, i.e. L_{ZX}' s = l'  (back substitution).
+ * (R_X' R_X)^{-1}, the unscaled Var(beta), comes from the [X] diagonal block of L.
+ */
+#include "lmm.h"
+#include <string.h>
+
+/* Scalar offset in u of node J: term blocks are laid end to end, level-major within a term. */
+static int zoffset(const lmm_model *m, int J)
+{
+    int t = m->term[J], off = 0;
+    for (int s = 0; s < t; s++) off += m->nlt[s] * m->pt[s];
+    return off + (J - m->node0[t]) * m->pt[t];
+}
+
+void lmm_solve(const lmm_model *m, double *u, double *beta)
+{
+    int md = m->md, dX = m->doff[m->N - m->Ns], p = m->p, nd = dX + p, one = 1;
+    double *s = (double *) R_alloc(nd > 0 ? nd : 1, sizeof(double));
+    for (int i = 0; i < nd; i++) s[i] = m->Ld[nd + (size_t) i * md];   /* l (dense part) */
+    if (nd > 0) F77_CALL(dtrsv)("L", "T", "N", &nd, m->Ld, &md, s, &one FCONE FCONE FCONE);
+    for (int i = 0; i < p; i++) beta[i] = s[dX + i];
+    for (int J = m->Ns; J < m->N; J++)                                   /* dense Z nodes */
+        memcpy(u + zoffset(m, J), s + m->doff[J - m->Ns], m->size[J] * sizeof(double));
+    int pmax = 1;
+    for (int t = 0; t < m->k; t++) if (m->pt[t] > pmax) pmax = m->pt[t];
+    double *rhs = (double *) R_alloc(pmax, sizeof(double));
+    for (int J = m->Ns - 1; J >= 0; J--) {                               /* sparse nodes, backwards */
+        int pJ = m->size[J], eN = m->Lp[J + 1] - 1;
+        const double *LN = m->Lx + m->Loff[eN];                          /* block (N, J): [L_XJ; l_J] */
+        for (int c = 0; c < pJ; c++) {                                   /* rhs = l_J' - L_XJ' beta */
+            double v = LN[p + c * (p + 1)];
+            for (int r = 0; r < p; r++) v -= LN[r + c * (p + 1)] * beta[r];
+            rhs[c] = v;
+        }
+        for (int e = m->Lp[J]; e < eN; e++) {                            /* - L_IJ' u_I */
+            int I = m->Li[e], pI = m->size[I];
+            const double *B = m->Lx + m->Loff[e], *uI = u + zoffset(m, I);
+            for (int c = 0; c < pJ; c++)
+                for (int r = 0; r < pI; r++) rhs[c] -= B[r + c * pI] * uI[r];
+        }
+        const double *D = m->Lx + m->Ldiag[J];                           /* L_JJ' u_J = rhs */
+        double *uJ = u + zoffset(m, J);
+        for (int c = pJ - 1; c >= 0; c--) {
+            double v = rhs[c];
+            for (int r = c + 1; r < pJ; r++) v -= D[r + c * pJ] * uJ[r];
+            uJ[c] = v / D[c + c * pJ];
+        }
+    }
+}
+
+/* V = (R_X' R_X)^{-1}, p x p, full. */
+void lmm_vcov_unscaled(const lmm_model *m, double *V)
+{
+    int md = m->md, dX = m->doff[m->N - m->Ns], p = m->p, info = 0;
+    if (p == 0) return;
+    for (int c = 0; c < p; c++)
+        for (int r = 0; r < p; r++)
+            V[r + c * p] = (r >= c) ? m->Ld[(dX + r) + (size_t) (dX + c) * md] : 0.0;
+    F77_CALL(dpotri)("L", &p, V, &p, &info FCONE);
+    if (info) error(_("the fixed-effects model matrix is rank deficient"));
+    for (int c = 0; c < p; c++) for (int r = 0; r < c; r++) V[r + c * p] = V[c + r * p];
+}
