@@ -1,8 +1,8 @@
 # Control settings for lmm(): optimiser settings and the checks applied to
 # the model pieces (same names and meanings as lme4's lmerControl()).
 
-# Optimisers known to the C engine (src/optimise.c).
-lmm_optimizers <- c("bobyqa", "newuoa", "nelder_mead", "bfgs")
+# Optimisers implemented by the C engine (src/optimise.c); extend when it gains more.
+lmm_optimizers <- "bobyqa"
 
 # Allowed actions of each check.
 check_actions <- list(

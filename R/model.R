@@ -295,13 +295,19 @@ lhs_matrix <- function(tt, frame, bar) {
 # each needs a grouping factor `group` of length n (atomic vectors are turned
 # into factors, unused levels dropped) and a numeric n x p matrix `Xt`;
 # `name` and `cnms` get defaults. With `control`, lme4's checks on the
-# numbers of levels and of random effects are applied. Term order is kept.
+# numbers of levels and of random effects are applied (once: the result is
+# marked with attr "checked"). Term order is kept.
 check_reterms <- function(reterms, n, control = NULL) {
   if (!is.list(reterms) || !length(reterms))
     stop("'reterms' must be a non-empty list of random-effects terms", call. = FALSE)
   labels <- names(reterms)
   out <- lapply(seq_along(reterms), function(i) complete_reterm(reterms[[i]], i, labels[i], n))
-  if (!is.null(control)) check_levels(out, n, as_lmm_control(control))
+  names(out) <- labels
+  # terms from lmm_pieces() carry attr "checked": their level checks ran there
+  if (!is.null(control) && !isTRUE(attr(reterms, "checked"))) {
+    check_levels(out, n, as_lmm_control(control))
+    attr(out, "checked") <- TRUE
+  }
   out
 }
 

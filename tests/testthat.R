@@ -1,0 +1,13 @@
+# Runs the whole test suite: by R CMD check, and by hand from this folder with
+#   Rscript testthat.R
+# It prints a closing line "N passed, N failed" and exits non-zero on any failure or error.
+library(testthat)
+library(lmmc)
+
+results <- as.data.frame(test_dir("testthat", package = "lmmc", load_package = "installed",
+                                  reporter = ProgressReporter$new(show_praise = FALSE),
+                                  stop_on_failure = FALSE))
+n_failed <- sum(results$failed) + sum(results$error)
+n_passed <- sum(results$nb) - sum(results$failed) - sum(results$skipped)
+cat(sprintf("\n%d passed, %d failed, %d skipped\n", n_passed, n_failed, sum(results$skipped)))
+if (n_failed > 0) quit(save = "no", status = 1)
