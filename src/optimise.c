@@ -405,12 +405,13 @@ static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
 
         for (i = 0; i < n; i++) { sl[i] = st->xl[i] - xo[i]; su[i] = st->xu[i] - xo[i]; }
         double pred = bq_trstep(n, st->g, st->H, sl, su, Delta, d, &crvmin, trwk, st->fixed);
-        dnorm = sqrt(dot(n, d, d));
+        dnorm = fmin(Delta, sqrt(dot(n, d, d)));
         double errbig = fmax(err[0], fmax(err[1], err[2]));
-        shortstep = dnorm < 0.5 * rho;
+        if (ftol > 0 && pred <= ftol && errbig <= ftol)
+            return 0;                                /* validated model, no decrease left */
+        /* a step much shorter than rho is tried only if it promises more than ftol */
+        shortstep = dnorm < 0.5 * rho && !(ftol > 0 && pred > ftol);
         if (shortstep) {
-            if (ftol > 0 && st->feval > nfsav + 2 && pred <= ftol && errbig <= ftol)
-                return 0;                            /* validated model, no decrease left */
             Delta *= 0.1;
             if (Delta <= 1.5 * rho) Delta = rho;
             if (st->feval > nfsav + 2) {             /* is the model good at this rho? */

@@ -81,7 +81,7 @@ expect_matches_reference <- function(fit, ref, tol = 1e-4, crit_tol = 1e-6) {
 expect_varcorr_df <- function(vc, ref_vc, sigma, tol = 1e-4) {
   testthat::expect_identical(names(vc), c("grp", "var1", "var2", "vcov", "sdcor"))
   for (k in c("grp", "var1", "var2"))
-    testthat::expect_identical(as.character(vc[[k]]), ref_vc[[k]], label = paste0("VarCorr $", k))
+    testthat::expect_identical(as.character(vc[[k]]), as.character(ref_vc[[k]]), label = paste0("VarCorr $", k))
   if (nrow(vc) != nrow(ref_vc)) return(invisible())
   is_cor <- !is.na(ref_vc$var2)
   expect_close(vc$vcov, ref_vc$vcov, tol, scale = sigma^2, what = "VarCorr vcov")
@@ -100,7 +100,7 @@ expect_ranef_df <- function(re, ref, tol = 1e-4) {
   if (nrow(re) < max(want$row)) return(invisible())
   got <- re[want$row, ]
   for (k in c("grpvar", "term", "grp"))
-    testthat::expect_identical(as.character(got[[k]]), want[[k]], label = paste0("ranef $", k))
+    testthat::expect_identical(as.character(got[[k]]), as.character(want[[k]]), label = paste0("ranef $", k))
   expect_close(got$condval, want$condval, tol, scale = pmax(want$condsd, ref$sigma * 1e-2),
                what = "ranef condval")
   expect_close(got$condsd, want$condsd, tol, scale = ref$sigma, what = "ranef condsd")

@@ -1,0 +1,79 @@
+# lmm_fit(): the optimum and the result object's fields (R/fit.R).
+
+sleep <- readRDS(test_path("data", "sleepstudy.rds"))
+penicillin <- readRDS(test_path("data", "Penicillin.rds"))
+
+# conditional modes, their variances and Var(beta) at the fitted theta, against dense algebra
+expect_solution_matches_dense <- function(fit) {
+  ref <- dense_pls(fit$theta, fit$y - fit$offset, fit$X, fit$reterms, fit$weights, fit$REML)
+  expect_equal(fit$crit, ref$crit, tolerance = 1e-10)
+  expect_equal(unname(fit$beta), ref$beta, tolerance = 1e-8)
+  expect_equal(fit$b, ref$b, tolerance = 1e-7)
+  expect_equal(fit$sigma, ref$sigma, tolerance = 1e-10)
+  expect_equal(unname(fit$vcov_beta), ref$vcov, tolerance = 1e-8)
+  pos <- 0L
+  for (t in seq_along(fit$reterms)) {               # diagonal blocks of the conditional variance
+    cv <- fit$condvar[[t]]; p <- dim(cv)[1]
+    for (l in seq_len(dim(cv)[3])) {
+      i <- pos + (l - 1L) * p + seq_len(p)
+      expect_equal(cv[, , l], ref$condvar[i, i, drop = FALSE], tolerance = 1e-7, ignore_attr = TRUE)
+    }
+    pos <- pos + p * dim(cv)[3]
+  }
+  expect_equal(fit$fitted, drop(fit$X %*% fit$beta + dense_Z(fit$reterms) %*% fit$b + fit$offset),
+               tolerance = 1e-10)
+  expect_equal(fit$resid, fit$y - fit$fitted)
+}
+
+test_that("sleepstudy (Days | Subject): optimum and solution", {
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleep)
+  expect_true(fit$crit <= 1743.62827195995 * (1 + 1e-12))          # lme4 1.1-31's REMLcrit
+  expect_equal(unname(fit$theta), c(0.966743758624, 0.0151684983425, 0.230909228222),
+               tolerance = 2e-4)
+  expect_named(fit$theta, c("Subject.(Intercept)", "Subject.Days.(Intercept)", "Subject.Days"))
+  expect_equal(fit$lower, c(0, -Inf, 0))
+  expect_true(fit$optinfo$converged)
+  expect_gt(fit$optinfo$feval, 5)
+  expect_solution_matches_dense(fit)
+})
+
+test_that("crossed ML fit with weights: solution matches dense algebra", {
+  set.seed(11)
+  d <- penicillin
+  d$w <- runif(nrow(d), 0.5, 2)
+  fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), d, weights = w, REML = FALSE)
+  expect_false(fit$REML)
+  expect_equal(fit$weights, d$w)
+  expect_solution_matches_dense(fit)
+})
+
+test_that("the low-level entry fits the same model as the formula", {
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleep)
+  X <- cbind("(Intercept)" = 1, Days = sleep$Days)
+  terms <- list(list(group = sleep$Subject, Xt = X, name = "Subject"))
+  low <- lmm_fit(sleep$Reaction, X, terms)
+  expect_s3_class(low, "lmm")
+  expect_equal(low$crit, fit$crit, tolerance = 1e-12)
+  expect_equal(low$beta, fit$beta, tolerance = 1e-10)
+  expect_equal(low$theta, fit$theta, tolerance = 1e-10)
+})
+
+test_that("starting values and bad inputs of lmm_fit", {
+  X <- matrix(1, nrow(sleep), 1, dimnames = list(NULL, "(Intercept)"))
+  terms <- list(list(group = sleep$Subject, Xt = X))
+  fit <- lmm_fit(sleep$Reaction, X, terms, start = 0.5)
+  fit1 <- lmm_fit(sleep$Reaction, X, terms)
+  expect_equal(fit$crit, fit1$crit, tolerance = 1e-9)
+  expect_error(lmm_fit(sleep$Reaction, X, terms, start = c(1, 2)), "'start' must be a numeric theta of length 1")
+  expect_error(lmm_fit(c(sleep$Reaction[-1], NA), X, terms), "response y has NA")
+  expect_error(lmm_fit(sleep$Reaction, X[-1, , drop = FALSE], terms), "X must be a numeric matrix with 180 rows")
+  expect_error(lmm_fit(sleep$Reaction, X, terms, weights = rep(-1, 180)), "negative weights")
+})
+
+test_that("a singular fit converges and says so", {
+  d2 <- readRDS(test_path("data", "Dyestuff2.rds"))
+  expect_message(fit <- lmm(Yield ~ 1 + (1 | Batch), d2), "boundary \\(singular\\) fit")
+  expect_equal(unname(fit$theta), 0)
+  expect_equal(fit$crit, 161.8282778123, tolerance = 1e-9)
+  expect_true(fit$optinfo$converged)
+})
