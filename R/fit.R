@@ -149,7 +149,7 @@ check_fixed_matrix <- function(X, n) {
   if (!is.numeric(X) || nrow(X) != n)
     stop(sprintf("X must be a numeric matrix with %d rows (one per observation)", n), call. = FALSE)
   if (!all(is.finite(X))) stop("X has NA, NaN or infinite values", call. = FALSE)
-  if (is.null(colnames(X))) colnames(X) <- paste0("X", seq_len(ncol(X)))
+  if (is.null(colnames(X)) && ncol(X) > 0) colnames(X) <- paste0("X", seq_len(ncol(X)))
   storage.mode(X) <- "double"
   X
 }
