@@ -16,7 +16,8 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
   engine <- engine_setup(y, X, reterms, weights, offset)
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower)
-  opt <- .Call(C_lmm_optimise, engine, theta0, lower, REML, optimiser_settings(control, theta0))
+  opt <- .Call(C_lmm_optimise, engine, theta0, lower, rep(Inf, length(lower)), REML,
+               optimiser_settings(control, theta0))
   theta <- pmax(opt$theta, lower)
   if (!is.finite(opt$crit))
     stop("the criterion is not finite at the optimum: is the fixed-effects model matrix ",

@@ -1,8 +1,11 @@
 /*
  * crossprod.c -- A = G' W G, G = [Z X y], accumulated row by row into the node blocks.
  *
- * Row i of G may be pre-whitened: g_i = a_i * raw_i + c_i * raw_prev(i) (prev(i) = -1: g_i = a_i raw_i),
- * which is how AR(1)-type residual correlation becomes an ordinary weighted problem.  Each row
+ * Row i of G may be pre-whitened: g_i = w_i a_i raw_i + c_i raw_prev(i), w_i = sqrtw[i] (prev(i) = -1:
+ * g_i = w_i a_i raw_i), which is how AR(1)-type residual correlation becomes an ordinary weighted
+ * problem: with the lower-bidiagonal whitening matrix B (diagonal w_i a_i, c_i below it) the residual
+ * covariance is s^2 (B'B)^{-1}, so log|W| = 2 sum log(w_i a_i).  c_i carries all the scaling of the
+ * previous row (the caller folds its weight in).  Each row
  * contributes the outer products g_i(I) g_i(J)' to the blocks of the nodes it touches.
  * This is the only pass over the observations; it runs once per model (per residual parameter).
  */
@@ -55,7 +58,7 @@ void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt
         double w = sqrtw ? sqrtw[i] : 1.0, ai = a ? a[i] : 1.0;
         memset(xy, 0, (p + 1) * sizeof(double));
         int s = add_raw_row(m, refs, Xt, X, y, i, w * ai, E, 0, xy);
-        if (prev && prev[i] >= 0) s = add_raw_row(m, refs, Xt, X, y, prev[i], w * c[i], E, s, xy);
+        if (prev && prev[i] >= 0) s = add_raw_row(m, refs, Xt, X, y, prev[i], c[i], E, s, xy);
         E[s].node = m->N;
         memcpy(E[s].v, xy, (p + 1) * sizeof(double));
         s++;
@@ -65,7 +68,8 @@ void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt
     }
     /* log|W| for the criterion: sum of log prior weights */
     double slw = 0;
-    if (sqrtw) for (int i = 0; i < m->n; i++) slw += 2.0 * log(sqrtw[i]);
+    if (sqrtw || a)
+        for (int i = 0; i < m->n; i++) slw += 2.0 * log(fabs((sqrtw ? sqrtw[i] : 1.0) * (a ? a[i] : 1.0)));
     m->sumlogw = slw;
     m->factored = 0;
 }

@@ -12,7 +12,8 @@ SEXP lmm_test_optimiser(SEXP fn, SEXP x0, SEXP lower, SEXP upper, SEXP rhobeg, S
 static const R_CallMethodDef call_methods[] = {
     {"lmm_setup",          (DL_FUNC) &lmm_setup,          6},
     {"lmm_crit",           (DL_FUNC) &lmm_crit,           3},
-    {"lmm_optimise",       (DL_FUNC) &lmm_optimise,       5},
+    {"lmm_optimise",       (DL_FUNC) &lmm_optimise,       6},
+    {"lmm_parts",          (DL_FUNC) &lmm_parts,          3},
     {"lmm_solution",       (DL_FUNC) &lmm_solution,       3},
     {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
     {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 7},

@@ -112,7 +112,8 @@ void lmm_gemm_nt_sub(int m, int n, int kk, const double *A, const double *B, dou
 /* model.c: .Call entry points */
 SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);
 SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML);
-SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP REML, SEXP control);
+SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper, SEXP REML, SEXP control);
+SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML);
 SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML);
 SEXP lmm_layout_info(SEXP ptr);
 

@@ -98,18 +98,19 @@ static double list_num(SEXP list, const char *name, double dflt)
 }
 
 /* Minimise the criterion over theta >= lower, starting at theta0; all in C. */
-SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP REML, SEXP control)
+SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper_, SEXP REML, SEXP control)
 {
     lmm_model *m = get_model(ptr);
     const double *th0 = check_theta(m, theta0);
     if (!isReal(lower) || LENGTH(lower) != m->ntheta) error(_("lower must have length %d"), m->ntheta);
+    if (!isReal(upper_) || LENGTH(upper_) != m->ntheta) error(_("upper must have length %d"), m->ntheta);
     if (!isNewList(control)) error(_("control must be a list"));
     int nth = m->ntheta;
     SEXP ans = PROTECT(allocVector(VECSXP, 4));
     SEXP names = PROTECT(allocVector(STRSXP, 4));
     SEXP theta = PROTECT(allocVector(REALSXP, nth));
     double *x = REAL(theta), *upper = (double *) R_alloc(nth, sizeof(double));
-    for (int i = 0; i < nth; i++) { x[i] = th0[i]; upper[i] = R_PosInf; }
+    for (int i = 0; i < nth; i++) { x[i] = th0[i]; upper[i] = REAL(upper_)[i]; }
     lmm_opt_control ctrl;
     ctrl.rhobeg = list_num(control, "rhobeg", 0.2);
     ctrl.rhoend = list_num(control, "rhoend", 2e-7);
@@ -125,6 +126,25 @@ SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP REML, SEXP control)
     for (int i = 0; i < 4; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(3); /* ans, names, theta */
+    return ans;
+}
+
+/* The criterion's parts at theta and (R_X'R_X)^{-1}: what derivative-based inference needs,
+   without the conditional variances. */
+SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML)
+{
+    lmm_model *m = get_model(ptr);
+    lmm_crit_parts cp = lmm_criterion(m, check_theta(m, theta), asLogical(REML));
+    if (!m->factored) error(_("the penalised system is not positive definite at theta"));
+    const char *nm[] = {"ldL2", "ldRX2", "pwrss", "crit", "sumlogw", "RXinv2"};
+    SEXP ans = PROTECT(allocVector(VECSXP, 6)), names = PROTECT(allocVector(STRSXP, 6));
+    double v[] = {cp.ldL2, cp.ldRX2, cp.pwrss, cp.crit, m->sumlogw};
+    for (int i = 0; i < 5; i++) SET_VECTOR_ELT(ans, i, ScalarReal(v[i]));
+    SET_VECTOR_ELT(ans, 5, allocMatrix(REALSXP, m->p, m->p));
+    lmm_vcov_unscaled(m, REAL(VECTOR_ELT(ans, 5)));
+    for (int i = 0; i < 6; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(2); /* ans, names */
     return ans;
 }
 

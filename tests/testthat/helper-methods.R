@@ -13,6 +13,7 @@ delayedAssign("sleepstudy", methods_data("sleepstudy"))
 delayedAssign("Penicillin", methods_data("Penicillin"))
 delayedAssign("Pastes", methods_data("Pastes"))
 delayedAssign("cake", methods_data("cake"))
+delayedAssign("Dyestuff2", methods_data("Dyestuff2"))
 
 # Fits used by several method tests, made once per test run.
 methods_fit <- local({
@@ -25,7 +26,7 @@ methods_fit <- local({
         ss2 = lmm(Reaction ~ Days + (1 | Subject) + (0 + Days | Subject), data = sleepstudy),
         pen = lmm(diameter ~ 1 + (1 | plate) + (1 | sample), data = Penicillin),
         pas = lmm(strength ~ 1 + (1 | batch/cask), data = Pastes),
-        sing = lmm(angle ~ temperature + (1 | recipe), data = cake),
+        sing = suppressMessages(lmm(Yield ~ 1 + (1 | Batch), data = Dyestuff2)),
         stop("unknown fit ", key))
     }
     cache[[key]]

@@ -45,17 +45,27 @@ expect_crit <- function(crit, ref, tol = 1e-6, what = "criterion") {
   invisible(crit)
 }
 
+# Only the one-sided half: never worse than the reference by more than tol relative.
+expect_not_worse <- function(crit, ref, tol = 1e-6, what = "criterion") {
+  testthat::expect(isTRUE(crit <= ref + tol * abs(ref)),
+                   sprintf("%s %.12g is worse than lme4's (default control) %.12g by %.3g",
+                           what, crit, ref, crit - ref))
+  invisible(crit)
+}
+
 # Compare a fitted "lmm" object with a reference list as recorded from lme4 (the lists in
 # test-reference-*.R, or ref_from_lme4() for live comparisons). Fields:
 # REML, crit, logLik, nobs, theta, fixef, se, sigma, ngrps, singular, varcorr (as
 # as.data.frame(VarCorr())), ranef_nrow, ranef (selected rows of as.data.frame(ranef(condVar=TRUE)),
-# with their row numbers in column 'row').
+# with their row numbers in column 'row'); optional crit_default (see expect_not_worse()).
 expect_matches_reference <- function(fit, ref, tol = 1e-4, crit_tol = 1e-6) {
   testthat::expect_s3_class(fit, "lmm")
   testthat::expect_true(isTRUE(fit$optinfo$converged), label = "fit$optinfo$converged")
 
   crit <- if (ref$REML) REMLcrit(fit) else deviance(fit)
   expect_crit(crit, ref$crit, crit_tol, if (ref$REML) "REML criterion" else "deviance")
+  if (!is.null(ref$crit_default))                  # lme4 with default control, when the
+    expect_not_worse(crit, ref$crit_default, crit_tol)  # reference used a tighter one
   ll <- logLik(fit)
   expect_close(as.numeric(ll), ref$logLik, crit_tol, what = "logLik")
   testthat::expect_equal(attr(ll, "df"), length(ref$fixef) + length(ref$theta) + 1)
@@ -187,6 +197,12 @@ issue_repeated <- function() {
 }
 
 # ---- live lme4 (test-live-lme4.R) ----------------------------------------------------------
+
+# lme4's default optimiser (nloptwrap BOBYQA) with a tight stopping rule.
+lme4_tight_control <- function() {
+  lme4::lmerControl(optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-14, xtol_rel = 0,
+                                   ftol_rel = 0, maxeval = 1e5))
+}
 
 # The same reference list as recorded in the test files, computed from a live lme4 fit.
 ref_from_lme4 <- function(mfit) {

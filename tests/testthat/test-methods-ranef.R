@@ -74,7 +74,7 @@ test_that("print.ranef.lmm notes the conditional variances", {
   out <- capture.output(print(ranef(methods_fit("ss"))))
   expect_identical(out[1], "$Subject")
   expect_match(out[3], "^308 +2\\.25[0-9]* +9\\.19")
-  expect_identical(tail(out, 1), "with conditional variances for “Subject” ")
+  expect_match(tail(out, 1), "^with conditional variances for .Subject. $")
   expect_false(any(grepl("conditional variances", capture.output(print(ranef(methods_fit("ss"),
                                                                               condVar = FALSE))))))
 })
