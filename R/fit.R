@@ -2,7 +2,7 @@
 # formula"): the user gives y, X and the random-effects terms; lmm() is a thin layer over it.
 
 lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
-                    control = lmm_control(), start = NULL) {
+                    control = lmm_control(), start = NULL, residual = NULL) {
   control <- as_lmm_control(control)
   y <- check_response(y)
   n <- length(y)
@@ -12,6 +12,11 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
   weights <- if (is.null(weights)) rep(1, n) else check_weight_vector(weights, n)
   offset <- if (is.null(offset)) rep(0, n) else check_offset_vector(offset, n)
   REML <- single_flag(REML, "REML")
+  if (!is.null(residual)) {                 # residual structure (R/residual.R)
+    fit <- fit_with_residual(y, X, reterms, weights, offset, REML, control, start, residual)
+    fit$call <- match.call()
+    return(fit)
+  }
 
   engine <- engine_setup(y, X, reterms, weights, offset)
   lower <- theta_lower(reterms)

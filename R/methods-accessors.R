@@ -67,22 +67,16 @@ vcov.lmm <- function(object, ...) object$vcov_beta
 
 ## ---- fitted values and residuals --------------------------------------------------------------
 
-## Names from the model frame's row names, and padding for na.exclude, as lme4 does.
-name_and_pad <- function(object, v) {
-  fr <- object$frame
-  nm <- if (is.null(fr) || is.null(rownames(fr))) seq_along(v) else rownames(fr)
-  names(v) <- nm
-  na_act <- if (is.null(fr)) NULL else attr(fr, "na.action")
-  if (is.null(na_act)) v else stats::naresid(na_act, v)
-}
-
-fitted.lmm <- function(object, ...) {
-  v <- object$fitted
+## Names from the model frame's row names, and padding for na.exclude (naresid / napredict),
+## as lme4 does.
+name_and_pad <- function(object, v, pad = stats::naresid) {
   fr <- object$frame
   names(v) <- if (is.null(fr) || is.null(rownames(fr))) seq_along(v) else rownames(fr)
   na_act <- if (is.null(fr)) NULL else attr(fr, "na.action")
-  if (is.null(na_act)) v else stats::napredict(na_act, v)
+  if (is.null(na_act)) v else pad(na_act, v)
 }
+
+fitted.lmm <- function(object, ...) name_and_pad(object, object$fitted, stats::napredict)
 
 ## response / working: y - mu;  pearson / deviance: sqrt(w) (y - mu);  scaled: divided by sigma.
 residuals.lmm <- function(object, type = c("response", "pearson", "working", "deviance"),

@@ -15,6 +15,9 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels
     if (use_re) eta <- eta + random_part_fit(object, re.form)
     na_act <- attr(object$frame, "na.action")
   } else {
+    if (is.null(object$fixed_terms))
+      stop("predict() with 'newdata' needs a fit made by lmm(); this one was made by lmm_fit()",
+           call. = FALSE)
     mf <- newdata_frame(object, newdata, na.action)
     na_act <- attr(mf, "na.action")
     eta <- fixed_part_new(object, mf)

@@ -16,6 +16,7 @@
 ##             Ncells + Vcells, after a reset; includes the fitted object); memory that C code takes
 ##             with malloc (CHOLMOD inside Matrix, R_Calloc) is not counted.
 
+options(width = 200)
 args <- commandArgs(trailingOnly = TRUE)
 quick <- "--quick" %in% args
 only <- sub("^--only=", "", grep("^--only=", args, value = TRUE))
@@ -85,8 +86,10 @@ run_model <- function(name, m) {
              lmm_Mb = max(vapply(a, `[[`, 0, "mem")), lme4_Mb = max(vapply(b, `[[`, 0, "mem")))
 }
 
+lmmc_version <- tryCatch(format(packageVersion("lmmc")), error = function(e)
+  paste(read.dcf("DESCRIPTION", "Version"), "(load_all)"))
 cat(sprintf("lmmc %s, lme4 %s, Matrix %s, %s, BLAS: %s\n",
-            format(packageVersion("lmmc")), format(packageVersion("lme4")),
+            lmmc_version, format(packageVersion("lme4")),
             format(packageVersion("Matrix")), R.version.string,
             basename(extSoftVersion()[["BLAS"]])))
 rows <- list()

@@ -5,7 +5,8 @@
  *     L_JJ = chol(Omega_JJ)                         (Omega_JJ already updated by earlier columns)
  *     L_IJ = Omega_IJ L_JJ^{-T}                     for the row nodes I of column J
  *     Omega_{I_a I_b} -= L_{I_a J} L_{I_b J}'       for every pair I_a >= I_b of them
- * and the updated trailing dense block (nodes Ns .. N, the [X y] node last) is factored by LAPACK.
+ * and the updated trailing dense block (nodes Ns .. N, the [X y] node last) is factored whole
+ * (dense_chol.c).
  */
 #include "lmm.h"
 #include <string.h>
@@ -48,6 +49,29 @@ static const double **templates(const lmm_model *m, const double *theta)
     return T;
 }
 
+/* Are all Z nodes of the dense block scalar (one column each)? Then Lambda is diagonal there. */
+static int dense_nodes_scalar(const lmm_model *m)
+{
+    for (int J = m->Ns; J < m->N; J++) if (m->size[J] != 1) return 0;
+    return 1;
+}
+
+/* Dense block with scalar Z nodes: L_rc = d_r d_c A_rc (+1 on the Z diagonal), d = theta of the
+   row's term, 1 on the [X y] rows. */
+static void scale_dense_scalar(lmm_model *m, const double **T)
+{
+    int md = m->md, dX = m->doff[m->N - m->Ns];
+    double *d = (double *) R_alloc(md, sizeof(double));
+    for (int J = m->Ns; J < m->N; J++) d[J - m->Ns] = T[m->term[J]][0];
+    for (int r = dX; r < md; r++) d[r] = 1.0;
+    for (int c = 0; c < md; c++) {
+        const double *Ac = m->Ad + (size_t) c * md;
+        double *Lc = m->Ld + (size_t) c * md, dc = d[c];
+        for (int r = c; r < md; r++) Lc[r] = d[r] * dc * Ac[r];
+        if (c < dX) Lc[c] += 1.0;
+    }
+}
+
 /* L <- T' A T + diag(I_q, 0) on the sparse blocks and the dense block. */
 static void scale_into_factor(lmm_model *m, const double **T, double *work)
 {
@@ -65,6 +89,7 @@ static void scale_into_factor(lmm_model *m, const double **T, double *work)
     }
     int md = m->md;
     memset(m->Ld, 0, (size_t) md * md * sizeof(double));
+    if (dense_nodes_scalar(m)) { scale_dense_scalar(m, T); return; }
     for (int J = m->Ns; J <= m->N; J++) {
         int dJ = m->doff[J - m->Ns], pJ = m->size[J];
         const double *TJ = T[m->term[J]];
@@ -77,16 +102,20 @@ static void scale_into_factor(lmm_model *m, const double **T, double *work)
     }
 }
 
-/* Eliminate sparse column J: factor its diagonal block, scale its row blocks, update the rest. */
-static int eliminate_column(lmm_model *m, int J)
+/* Eliminate sparse column J: factor its diagonal block, scale its row blocks, update the rest.
+   Row blocks in the dense block are gathered into one column panel V (scalar dense rows idx)
+   so that their update is a small syrk, Ld[idx, idx] -= V V'. */
+static int eliminate_column(lmm_model *m, int J, int *idx, double *V)
 {
     int pJ = m->size[J];
     double *LJJ = m->Lx + m->Ldiag[J];
     if (lmm_chol_small(pJ, LJJ)) return 1;
-    int e0 = m->Lp[J], e1 = m->Lp[J + 1];
-    for (int e = e0; e < e1; e++)                                      /* L_IJ = Omega_IJ L_JJ^{-T} */
+    int e0 = m->Lp[J], e1 = m->Lp[J + 1], ed = e1;
+    for (int e = e0; e < e1; e++) {                                    /* L_IJ = Omega_IJ L_JJ^{-T} */
         lmm_trsm_right_lt(m->size[m->Li[e]], pJ, LJJ, m->Lx + m->Loff[e]);
-    for (int eb = e0; eb < e1; eb++) {                                 /* Omega_ab -= L_aJ L_bJ' */
+        if (ed == e1 && m->Li[e] >= m->Ns) ed = e;                     /* first dense row node */
+    }
+    for (int eb = e0; eb < ed; eb++) {                                 /* sparse targets */
         int Ib = m->Li[eb], pb = m->size[Ib];
         const double *LbJ = m->Lx + m->Loff[eb];
         for (int ea = eb; ea < e1; ea++) {
@@ -94,6 +123,24 @@ static int eliminate_column(lmm_model *m, int J)
             double *C = lmm_block_ptr(m, m->Lx, m->Ld, Ia, Ib, &ld);
             if (!C) error(_("internal error: fill block (%d, %d) missing"), Ia, Ib);
             lmm_gemm_nt_sub(m->size[Ia], pb, pJ, m->Lx + m->Loff[ea], LbJ, C, ld);
+        }
+    }
+    int nd = 0;                                                        /* gather dense rows */
+    for (int e = ed; e < e1; e++) {
+        int I = m->Li[e], pI = m->size[I], dI = m->doff[I - m->Ns];
+        const double *B = m->Lx + m->Loff[e];
+        for (int r = 0; r < pI; r++, nd++) {
+            idx[nd] = dI + r;
+            for (int c = 0; c < pJ; c++) V[nd + (size_t) c * m->md] = B[r + c * pI];
+        }
+    }
+    for (int b = 0; b < nd; b++) {                                     /* Ld[idx, idx] -= V V' */
+        double *Cb = m->Ld + (size_t) idx[b] * m->md;
+        for (int c = 0; c < pJ; c++) {
+            const double *Vc = V + (size_t) c * m->md;
+            double vb = Vc[b];
+            if (vb == 0) continue;
+            for (int a = b; a < nd; a++) Cb[idx[a]] -= Vc[a] * vb;
         }
     }
     return 0;
@@ -110,16 +157,15 @@ int lmm_factor(lmm_model *m, const double *theta)
     const double **T = templates(m, theta);
     m->factored = 0;
     scale_into_factor(m, T, work);
-    int status = 0;
+    int status = 0, *idx = (int *) R_alloc(m->md, sizeof(int));
+    double *V = (double *) R_alloc((size_t) m->md * pmax, sizeof(double));
     for (int J = 0; J < m->Ns && !status; J++) {
         if (J % 4096 == 0) R_CheckUserInterrupt();
-        if (eliminate_column(m, J)) status = 1;
+        if (eliminate_column(m, J, idx, V)) status = 1;
     }
     if (!status) {
-        int info = 0, md = m->md;
-        F77_CALL(dpotrf)("L", &md, m->Ld, &md, &info FCONE);
+        int info = lmm_dense_chol(m->md, m->Ld, m->md);
         if (info > 0) status = (info > m->doff[m->N - m->Ns]) ? 2 : 1;
-        else if (info < 0) error(_("internal error: dpotrf argument %d"), -info);
     }
     if (!status) {
         memcpy(m->theta_cur, theta, m->ntheta * sizeof(double));

@@ -3,6 +3,7 @@
  */
 #include "lmm.h"
 #include "optimise.h"
+#include "residual.h"
 #include <R_ext/Rdynload.h>
 
 /* optimise.c: test entry minimising an R function (tests only) */
@@ -16,6 +17,12 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_parts",          (DL_FUNC) &lmm_parts,          3},
     {"lmm_solution",       (DL_FUNC) &lmm_solution,       3},
     {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
+    {"lmm_setup_resid",    (DL_FUNC) &lmm_setup_resid,    7},
+    {"lmm_crit_resid",     (DL_FUNC) &lmm_crit_resid,     4},
+    {"lmm_optimise_resid", (DL_FUNC) &lmm_optimise_resid, 8},
+    {"lmm_solution_resid", (DL_FUNC) &lmm_solution_resid, 4},
+    {"lmm_whiten_resid",   (DL_FUNC) &lmm_whiten_resid,   2},
+    {"lmm_chol_dense",     (DL_FUNC) &lmm_chol_dense,     1},
     {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 7},
     {NULL, NULL, 0}
 };

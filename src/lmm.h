@@ -107,6 +107,9 @@ int lmm_chol_small(int n, double *a);                          /* a = L L', lowe
 void lmm_trsm_right_lt(int m, int n, const double *L, double *B); /* B <- B L^{-T} (B m x n) */
 void lmm_gemm_nt_sub(int m, int n, int kk, const double *A, const double *B, double *C, int ldc);
 
+/* dense_chol.c: blocked Cholesky of the dense block (lower); 0 or 1-based failing column */
+int lmm_dense_chol(int n, double *A, int lda);
+
 /* optimise.h has the optimiser */
 
 /* model.c: .Call entry points */
@@ -116,5 +119,6 @@ SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper, SEXP REML, SEXP
 SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML);
 SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML);
 SEXP lmm_layout_info(SEXP ptr);
+SEXP lmm_chol_dense(SEXP A);
 
 #endif

@@ -191,3 +191,17 @@ SEXP lmm_layout_info(SEXP ptr)
     UNPROTECT(2); /* ans, names */
     return ans;
 }
+
+/* The dense Cholesky factor of a symmetric positive definite matrix (lower triangle used), for
+   testing dense_chol.c against LAPACK. */
+SEXP lmm_chol_dense(SEXP A)
+{
+    if (!isReal(A) || !isMatrix(A) || nrows(A) != ncols(A)) error(_("A must be a square numeric matrix"));
+    int n = nrows(A);
+    SEXP L = PROTECT(duplicate(A));
+    int info = lmm_dense_chol(n, REAL(L), n);
+    if (info) error(_("the matrix is not positive definite (column %d)"), info);
+    for (int c = 0; c < n; c++) for (int r = 0; r < c; r++) REAL(L)[r + (size_t) c * n] = 0.0;
+    UNPROTECT(1); /* L */
+    return L;
+}

@@ -349,7 +349,7 @@ static void bq_geostep(bq_state *st, int t, double radius, double *xnew)
 static int bq_initial(bq_state *st, double h)
 {
     int n = st->n, i, j, tries;
-    double *x0 = st->Y;
+    double *x0 = st->Y, *a = (double *) R_alloc(n, sizeof(double));
     st->fv[0] = bq_eval(st, x0);
     if (!R_FINITE(st->fv[0])) return 2;
     for (i = 0; i < n; i++) {
@@ -362,6 +362,7 @@ static int bq_initial(bq_state *st, double h)
             int p = 1 + 2 * i + j;
             double *y = st->Y + p * n;
             for (tries = 0; tries < 30; tries++) {
+                if (st->feval >= st->maxeval) return 1;
                 memcpy(y, x0, n * sizeof(double));
                 y[i] = x0[i] + step[j];
                 if (y[i] < st->xl[i]) y[i] = st->xl[i];
@@ -374,8 +375,170 @@ static int bq_initial(bq_state *st, double h)
             if (!R_FINITE(st->fv[p])) return 2;
             if (st->fv[p] < st->fv[st->kopt]) st->kopt = p;
         }
+        a[i] = st->fv[2 + 2 * i] < st->fv[1 + 2 * i] ? step[1] : step[0];
     }
+    /* further points x0 + a_i e_i + a_j e_j (a_i: the better step along axis i),
+     * pairs of neighbouring variables first */
+    int p = 2 * n + 1;
+    for (int gap = 1; gap < n && p < st->m; gap++)
+        for (i = 0; i + gap < n && p < st->m; i++, p++) {
+            double *y = st->Y + p * n, ai = a[i], aj = a[i + gap];
+            for (tries = 0; tries < 30; tries++) {
+                if (st->feval >= st->maxeval) return 1;
+                memcpy(y, x0, n * sizeof(double));
+                y[i] += ai; y[i + gap] += aj;
+                st->fv[p] = bq_eval(st, y);
+                if (R_FINITE(st->fv[p])) break;
+                ai *= 0.5; aj *= 0.5;
+            }
+            if (!R_FINITE(st->fv[p])) return 2;
+            if (st->fv[p] < st->fv[st->kopt]) st->kopt = p;
+        }
     return 0;
+}
+
+/* ---- one variable: safeguarded parabolic interpolation ----
+ * Points are kept sorted, at most two on each side of the best one b.  The
+ * parabola Q through b and its nearest neighbours (one each side once the
+ * minimum is bracketed) proposes its minimiser u, limited to the box and, while
+ * not bracketed, to EXPAND times the span of the points; golden sections
+ * stop slow shrinking of the bracket.  tolx = sqrt(2 ftol / Q'') is the
+ * distance over which Q changes by ftol: a proposal closer than tolx to b is
+ * replaced by the validation point b +- tolx.  Converged when Q predicts a
+ * decrease <= ftol and predicted the last new value to within ftol (the error
+ * scaled up by tolx / distance for points closer than tolx), or when the
+ * bracket around b is narrower than 2 rhoend on each side. */
+
+#define LINE_NP 6
+#define LINE_EXPAND 5.0
+#define GOLDEN 0.3819660112501051   /* (3 - sqrt 5) / 2 */
+
+typedef struct { int np; double x[LINE_NP], f[LINE_NP]; } line_pts;
+
+/* add (x, f), keep the points sorted and at most two each side of the best */
+static int line_insert(line_pts *P, double x, double f)
+{
+    int i = P->np, b = 0;
+    while (i > 0 && P->x[i - 1] > x) { P->x[i] = P->x[i - 1]; P->f[i] = P->f[i - 1]; i--; }
+    P->x[i] = x; P->f[i] = f; P->np++;
+    for (i = 1; i < P->np; i++) if (P->f[i] < P->f[b]) b = i;
+    int lo = b - 2 > 0 ? b - 2 : 0, hi = b + 2 < P->np - 1 ? b + 2 : P->np - 1;
+    if (lo > 0) for (i = lo; i <= hi; i++) { P->x[i - lo] = P->x[i]; P->f[i - lo] = P->f[i]; }
+    P->np = hi - lo + 1;
+    return b - lo;                                   /* index of the best point */
+}
+
+/* the golden-section point of the larger side of the bracket (l, b, r) */
+static double line_golden(const line_pts *P, int b)
+{
+    double wl = P->x[b] - P->x[b - 1], wr = P->x[b + 1] - P->x[b];
+    return wl > wr ? P->x[b] - GOLDEN * wl : P->x[b] + GOLDEN * wr;
+}
+
+static int line_iterate(bq_state *st, line_pts *P, double rhobeg, double rhoend, double ftol)
+{
+    double xl = st->xl[0], xu = st->xu[0], lo_inf = R_NegInf, hi_inf = R_PosInf;
+    double err = R_PosInf, width_old[3] = { R_PosInf, R_PosInf, R_PosInf };
+    double x0 = st->Y[0], f0 = bq_eval(st, &x0), u, fu = R_PosInf;
+    int b, tries;
+
+    if (!R_FINITE(f0)) return 2;
+    P->np = 0;
+    b = line_insert(P, x0, f0);
+    /* second point at distance rhobeg (rhobeg <= (xu - xl) / 2), the third on the
+     * other side of x0 if the second is no better */
+    u = x0 + rhobeg <= xu ? x0 + rhobeg : x0 - rhobeg;
+    for (tries = 0; tries < 30 && st->feval < st->maxeval; tries++) {
+        fu = bq_eval(st, &u);
+        if (R_FINITE(fu)) break;
+        if (u > x0) hi_inf = u; else lo_inf = u;
+        u = x0 + 0.5 * (u - x0);                     /* infeasible: come closer */
+    }
+    if (!R_FINITE(fu)) return st->feval >= st->maxeval;
+    b = line_insert(P, u, fu);
+    u = 2 * x0 - u;
+    if (fu >= f0 && u >= xl && u <= xu && u > lo_inf && u < hi_inf && st->feval < st->maxeval) {
+        fu = bq_eval(st, &u);
+        if (R_FINITE(fu)) b = line_insert(P, u, fu);
+        else if (u > x0) hi_inf = u; else lo_inf = u;
+    }
+    for (;;) {
+        R_CheckUserInterrupt();
+        if (st->feval >= st->maxeval) return 1;
+        double xb = P->x[b], fb = P->f[b], g, H = 0, pred = R_PosInf, tolx = rhoend;
+        int il = b - 1, ir = b + 1, bracket = il >= 0 && ir < P->np, i1, i2;
+        if (bracket) { i1 = il; i2 = ir; }
+        else if (il < 0) { i1 = ir; i2 = ir + 1 < P->np ? ir + 1 : -1; }
+        else { i1 = il; i2 = il - 1; }
+        double d1 = P->x[i1] - xb, y1 = P->f[i1] - fb, span = fabs(d1);
+        if (i2 >= 0) {                               /* Q(xb + t) = fb + g t + H t^2 / 2 */
+            double d2 = P->x[i2] - xb, y2 = P->f[i2] - fb;
+            H = 2 * (y2 / d2 - y1 / d1) / (d2 - d1);
+            g = y1 / d1 - 0.5 * H * d1;
+            span = fmax(span, fabs(d2));
+        } else g = y1 / d1;
+        if (H > 0 && ftol > 0) tolx = fmax(rhoend, sqrt(2 * ftol / H));
+        if (tolx > 0.1 * rhobeg) tolx = fmax(rhoend, 0.1 * rhobeg);
+        double wl = il >= 0 ? xb - P->x[il] : (xb <= xl ? 0 : R_PosInf);
+        double wr = ir < P->np ? P->x[ir] - xb : (xb >= xu ? 0 : R_PosInf);
+        if (hi_inf - xb < wr) wr = hi_inf - xb;       /* infeasible points bound too */
+        if (xb - lo_inf < wl) wl = xb - lo_inf;
+        if (wl <= 2 * rhoend && wr <= 2 * rhoend) return 0;   /* bracket within rhoend */
+
+        if (H > 0) {                                 /* minimiser of Q */
+            double t = -g / H;
+            if (!bracket && fabs(t) > LINE_EXPAND * span) t = t > 0 ? LINE_EXPAND * span : -LINE_EXPAND * span;
+            u = xb + t;
+        } else if (bracket) u = line_golden(P, b);
+        else u = xb + (g > 0 ? -2 : 2) * span;       /* no curvature: expand downhill */
+        if (u < xl) u = xl;
+        if (u > xu) u = xu;
+        if (H > 0) pred = -(g * (u - xb) + 0.5 * H * sq(u - xb));
+        if (ftol > 0 && pred <= ftol && err <= ftol) return 0;   /* validated, no decrease left */
+        if (!(H > 0) && u == xb) u = xb + GOLDEN * d1;   /* blocked by the bound: look inside */
+        if (bracket) {                               /* golden section if shrinking is slow */
+            double width = P->x[ir] - P->x[il];
+            if (width > 0.5 * width_old[2]) u = line_golden(P, b);
+            width_old[2] = width_old[1]; width_old[1] = width_old[0]; width_old[0] = width;
+        }
+        if (fabs(u - xb) < tolx) {                   /* validation point at distance tolx */
+            int right = u > xb || (u == xb && wr >= wl);
+            if (right && wr <= 1.5 * tolx) right = 0;
+            if (!right && wl <= 1.5 * tolx) right = 1;
+            if ((right ? wr : wl) <= 1.5 * tolx) return 0;   /* both sides already tested */
+            u = right ? fmin(xb + tolx, xu) : fmax(xb - tolx, xl);
+        }
+        if (u >= hi_inf) u = xb + 0.5 * (hi_inf - xb);   /* stay off infeasible points */
+        if (u <= lo_inf) u = xb - 0.5 * (xb - lo_inf);
+        for (int i = 0; i < P->np; i++)
+            if (u == P->x[i]) {
+                if (!bracket) return 0;              /* nothing new to learn */
+                u = line_golden(P, b);
+            }
+        fu = bq_eval(st, &u);
+        if (!R_FINITE(fu)) {
+            if (u > xb) hi_inf = u; else lo_inf = u;
+            err = R_PosInf;
+            continue;
+        }
+        /* error of Q at u, scaled up to distance tolx */
+        err = (H > 0 && i2 >= 0) ? fabs(fu - (fb + g * (u - xb) + 0.5 * H * sq(u - xb))) : R_PosInf;
+        if (fabs(u - xb) < tolx) err *= tolx / fabs(u - xb);
+        b = line_insert(P, u, fu);
+    }
+}
+
+static int line_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
+{
+    line_pts P;
+    P.np = 0;
+    int status = line_iterate(st, &P, rhobeg, rhoend, ftol);
+    if (P.np > 0) {
+        int b = 0;
+        for (int i = 1; i < P.np; i++) if (P.f[i] < P.f[b]) b = i;
+        st->Y[0] = P.x[b]; st->fv[0] = P.f[b]; st->kopt = 0;
+    }
+    return status;
 }
 
 /* The main iteration on the free variables; result point is Y[kopt]. */
@@ -465,6 +628,7 @@ static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
                 double dist = sqrt(dmax2);
                 if (shortstep) { Delta = fmin(0.1 * Delta, 0.5 * dist); if (Delta <= 1.5 * rho) Delta = rho; }
                 double adelt = fmax(fmin(0.1 * dist, Delta), rho);
+                if (st->feval >= st->maxeval) return 1;
                 bq_geostep(st, kfar, adelt, xnew);
                 fnew = bq_eval(st, xnew);
                 for (int tries = 0; !R_FINITE(fnew) && tries < 5 && st->feval < st->maxeval; tries++) {
@@ -517,7 +681,7 @@ lmm_opt_result lmm_minimise(lmm_objective_fn f, void *ctx, int nall, double *x,
         vmaxset(vmax);
         return res;
     }
-    int m = 2 * n + 1, k = m + n + 1;
+    int m = 2 * n + 1, k = m + n + 1;   /* 2n+1 < m <= (n+1)(n+2)/2 also works */
     st->m = m; st->k = k;
     st->xl = (double *) R_alloc(n, sizeof(double));
     st->xu = (double *) R_alloc(n, sizeof(double));
@@ -546,7 +710,9 @@ lmm_opt_result lmm_minimise(lmm_objective_fn f, void *ctx, int nall, double *x,
     if (rhobeg > 0.5 * width) rhobeg = 0.5 * width;  /* two steps must fit in the box */
     if (!(rhoend > 0) || rhoend > rhobeg) rhoend = rhobeg;
 
-    res.status = bq_solve(st, rhobeg, rhoend, ctrl->ftol_abs > 0 ? ctrl->ftol_abs : 0);
+    double ftol = ctrl->ftol_abs > 0 ? ctrl->ftol_abs : 0;
+    st->kopt = 0;
+    res.status = n == 1 ? line_solve(st, rhobeg, rhoend, ftol) : bq_solve(st, rhobeg, rhoend, ftol);
     res.feval = st->feval;
     if (res.status != 2) {
         for (i = 0; i < n; i++) st->xall[st->ifree[i]] = st->Y[st->kopt * n + i];

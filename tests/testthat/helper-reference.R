@@ -86,22 +86,37 @@ expect_matches_reference <- function(fit, ref, tol = 1e-4, crit_tol = 1e-6) {
   invisible(fit)
 }
 
-# as.data.frame(VarCorr(fit)): grp, var1, var2 as lme4 names them; vcov on the scale sigma^2,
-# sdcor on the scale sigma (standard deviations) or 1 (correlations).
+# as.data.frame(VarCorr(fit)): grp, var1, var2 as lme4 names them. Absolute floors consistent
+# with theta's (1e-4 of sigma for a standard deviation): sdcor on the scale sigma (standard
+# deviations) or 1 (correlations); vcov on the scale sigma * sd (variance sd^2; for a covariance
+# the larger sd of the pair).
 expect_varcorr_df <- function(vc, ref_vc, sigma, tol = 1e-4) {
   testthat::expect_identical(names(vc), c("grp", "var1", "var2", "vcov", "sdcor"))
   for (k in c("grp", "var1", "var2"))
-    testthat::expect_identical(as.character(vc[[k]]), as.character(ref_vc[[k]]), label = paste0("VarCorr $", k))
+    testthat::expect_identical(as.character(vc[[k]]), as.character(ref_vc[[k]]),
+                               label = paste0("VarCorr $", k))
   if (nrow(vc) != nrow(ref_vc)) return(invisible())
   is_cor <- !is.na(ref_vc$var2)
-  expect_close(vc$vcov, ref_vc$vcov, tol, scale = sigma^2, what = "VarCorr vcov")
+  expect_close(vc$vcov, ref_vc$vcov, tol, scale = sigma * varcorr_sd_scale(ref_vc),
+               what = "VarCorr vcov")
   expect_close(vc$sdcor, ref_vc$sdcor, tol, scale = ifelse(is_cor, 1, sigma),
                what = "VarCorr sdcor")
   invisible(vc)
 }
 
+# For each row of a VarCorr data frame: its standard deviation, or for a covariance row the
+# larger standard deviation of the pair.
+varcorr_sd_scale <- function(vc) {
+  sd_of <- function(g, v) vc$sdcor[vc$grp == g & vc$var1 %in% v & is.na(vc$var2)][1]
+  vapply(seq_len(nrow(vc)), function(i) {
+    if (is.na(vc$var2[i])) return(vc$sdcor[i])
+    max(sd_of(vc$grp[i], vc$var1[i]), sd_of(vc$grp[i], vc$var2[i]))
+  }, 0)
+}
+
 # as.data.frame(ranef(fit, condVar = TRUE)): row count and the recorded rows (by position):
-# condval on the scale of its conditional SD, condsd on the scale sigma.
+# condval on the scale of its conditional SD; condsd relative (floor sigma / 100, for singular
+# fits).
 expect_ranef_df <- function(re, ref, tol = 1e-4) {
   testthat::expect_true(all(c("grpvar", "term", "grp", "condval", "condsd") %in% names(re)),
                         label = "as.data.frame(ranef()) has grpvar, term, grp, condval, condsd")
@@ -110,10 +125,11 @@ expect_ranef_df <- function(re, ref, tol = 1e-4) {
   if (nrow(re) < max(want$row)) return(invisible())
   got <- re[want$row, ]
   for (k in c("grpvar", "term", "grp"))
-    testthat::expect_identical(as.character(got[[k]]), as.character(want[[k]]), label = paste0("ranef $", k))
+    testthat::expect_identical(as.character(got[[k]]), as.character(want[[k]]),
+                               label = paste0("ranef $", k))
   expect_close(got$condval, want$condval, tol, scale = pmax(want$condsd, ref$sigma * 1e-2),
                what = "ranef condval")
-  expect_close(got$condsd, want$condsd, tol, scale = ref$sigma, what = "ranef condsd")
+  expect_close(got$condsd, want$condsd, tol, scale = ref$sigma * 1e-2, what = "ranef condsd")
   invisible(re)
 }
 

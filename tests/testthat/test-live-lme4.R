@@ -41,7 +41,21 @@ live_data <- function(name) {
          sim_nested = sim_nested(),
          issue_repeated = issue_repeated(),
          InstEval = lme4::InstEval,
+         Orthodont = , Oats = , Rail = , ergoStool = , Machines = , MathAchieve =
+           plain_data(ref_data(name)),
          ref_data(name))
+}
+
+# nlme's groupedData (whose ordered factors are all grouping factors) as a plain data frame of
+# unordered factors:
+# lme4's predict(newdata) fails on MathAchieve's 160-level ordered School ("orthogonal
+# polynomials cannot be represented accurately enough"). test-reference-nlme-data.R fits the
+# original objects.
+plain_data <- function(d) {
+  d <- as.data.frame(d)
+  attributes(d)[setdiff(names(attributes(d)), c("names", "row.names", "class"))] <- NULL
+  d[] <- lapply(d, function(v) if (is.ordered(v)) factor(v, levels(v), ordered = FALSE) else v)
+  d
 }
 
 # Predictions on the fitting data and on new data (the first rows, and rows with the grouping
@@ -64,7 +78,7 @@ expect_predictions_match <- function(fit, mfit, data, sigma) {
 for (m in live_models) {
   formula <- m[[1]]; data_name <- m[[2]]; REML <- m[[3]]
   test_that(sprintf("live: lmm() and lme4::lmer() agree on %s: %s%s", data_name,
-                    deparse(formula), if (REML) "" else " (ML)"), {
+                    deparse1(formula), if (REML) "" else " (ML)"), {
     skip_if_not_installed("lme4")
     if (data_name == "InstEval") {
       skip_on_cran()
@@ -85,7 +99,7 @@ for (m in live_models) {
     if (nrow(re) == nrow(mre)) {
       expect_close(re$condval, mre$condval, scale = pmax(mre$condsd, ref$sigma * 1e-2),
                    what = "all condval")
-      expect_close(re$condsd, mre$condsd, scale = ref$sigma, what = "all condsd")
+      expect_close(re$condsd, mre$condsd, scale = ref$sigma * 1e-2, what = "all condsd")
     }
     expect_close(as.matrix(vcov(fit)), as.matrix(stats::vcov(mfit)),
                  scale = max(ref$se)^2, what = "vcov")

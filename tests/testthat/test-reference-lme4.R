@@ -304,7 +304,7 @@ ref_lme4 <- list(
 
 for (id in names(ref_lme4)) {
   ref <- ref_lme4[[id]]
-  test_that(sprintf("lmm() matches lme4 on %s: %s%s", ref$data, deparse(ref$formula),
+  test_that(sprintf("lmm() matches lme4 on %s: %s%s", ref$data, deparse1(ref$formula),
                     if (ref$REML) "" else " (ML)"), {
     data <- ref_data(ref$data)
     if (ref$singular) {

@@ -201,7 +201,7 @@ ref_nlme <- list(
 
 for (id in names(ref_nlme)) {
   ref <- ref_nlme[[id]]
-  test_that(sprintf("lmm() matches lme4 on nlme's %s: %s", ref$data, deparse(ref$formula)), {
+  test_that(sprintf("lmm() matches lme4 on nlme's %s: %s", ref$data, deparse1(ref$formula)), {
     fit <- expect_silent(lmm(ref$formula, ref_data(ref$data), REML = ref$REML))
     expect_matches_reference(fit, ref)
   })

@@ -1,0 +1,404 @@
+## Likelihood profiles of a fitted "lmm" (as lme4's profile.merMod).
+##
+## Parameters, in lme4's order and names: per random-effects term the lower triangle of its
+## covariance matrix Sigma_t = sigma^2 T_t T_t', column by column, with standard deviations on the
+## diagonal and correlations off it (.sig01, .sig02, ...), then the residual SD .sigma, then the
+## fixed effects by name.  For parameter psi with value x the profile is
+##     zeta(x) = sign(x - psi_hat) * sqrt(d(x) - d(psi_hat)),
+## where d(x) is the ML deviance minimised over all other parameters with psi = x held fixed.
+## REML fits are profiled on the ML deviance (as lme4 does): the base point is the ML refit.
+
+## ---- the sd/cor scale ---------------------------------------------------------------------------
+
+## theta (and sigma) -> sd/cor vector in theta's layout.
+theta_to_sdcor <- function(theta, reterms, sigma) {
+  unlist(lapply(theta_templates(theta, reterms), function(Tt) {
+    S <- tcrossprod(Tt)                                  # Sigma_t / sigma^2
+    sd <- sqrt(diag(S))
+    R <- S / outer(sd, sd)                               # correlations (0/0 -> set to 0)
+    R[!is.finite(R)] <- 0
+    diag(R) <- sigma * sd
+    R[lower.tri(R, diag = TRUE)]
+  }), use.names = FALSE)
+}
+
+## sd/cor vector (and sigma) -> theta: T_t = chol(D R D) / sigma, lower triangular.
+## NA when a correlation block is not positive semi-definite.
+sdcor_to_theta <- function(sdcor, reterms, sigma) {
+  pos <- 0L
+  unlist(lapply(reterms, function(term) {
+    p <- length(term$cnms)
+    k <- p * (p + 1L) / 2L
+    M <- matrix(0, p, p)
+    M[lower.tri(M, diag = TRUE)] <- sdcor[pos + seq_len(k)]
+    pos <<- pos + k
+    sd <- diag(M) / sigma
+    R <- M
+    diag(R) <- 0
+    R <- R + t(R)
+    diag(R) <- 1
+    L <- lower_chol(R * outer(sd, sd))
+    if (is.null(L)) rep(NA_real_, k) else L[lower.tri(L, diag = TRUE)]
+  }), use.names = FALSE)
+}
+
+## Lower Cholesky factor of a positive semi-definite S (zero pivots give zero columns);
+## NULL when S is not positive semi-definite.
+lower_chol <- function(S, tol = 1e-10) {
+  p <- nrow(S)
+  L <- matrix(0, p, p)
+  for (j in seq_len(p)) {
+    prev <- seq_len(j - 1L)
+    d <- S[j, j] - sum(L[j, prev]^2)                     # pivot
+    below <- if (j < p) (j + 1L):p else integer()
+    rest <- S[below, j] - L[below, prev, drop = FALSE] %*% L[j, prev]
+    scale <- max(abs(diag(S)), 1e-300)
+    if (d > tol * scale) {
+      L[j, j] <- sqrt(d)
+      L[below, j] <- rest / L[j, j]
+    } else if (d < -tol * scale || any(abs(rest) > sqrt(tol) * scale)) {
+      return(NULL)
+    }
+  }
+  L
+}
+
+## lme4's parameter names: ".sig01", ... (signames = TRUE) or "sd_(Intercept)|Subject",
+## "cor_Days.(Intercept)|Subject", ... (signames = FALSE); then ".sigma" / "sigma".
+sdcor_names <- function(reterms, signames = TRUE) {
+  k <- sum(vapply(reterms, function(tm) { p <- length(tm$cnms); p * (p + 1L) / 2L }, 1))
+  if (signames) return(c(sprintf(".sig%02d", seq_len(k)), ".sigma"))
+  nms <- unlist(lapply(reterms, function(term) {
+    cn <- term$cnms
+    p <- length(cn)
+    rc <- which(lower.tri(diag(p), diag = TRUE), arr.ind = TRUE)
+    rc <- rc[order(rc[, "col"], rc[, "row"]), , drop = FALSE]
+    ifelse(rc[, "row"] == rc[, "col"],
+           paste0("sd_", cn[rc[, "row"]], "|", term$name),
+           paste0("cor_", cn[rc[, "row"]], ".", cn[rc[, "col"]], "|", term$name))
+  }), use.names = FALSE)
+  c(nms, "sigma")
+}
+
+## Bounds on the sd/cor scale: sd in [0, Inf), cor in [-1, 1], sigma in [0, Inf).
+sdcor_bounds <- function(reterms) {
+  diag_ <- theta_is_diagonal(reterms)
+  list(lower = c(ifelse(diag_, 0, -1), 0), upper = c(ifelse(diag_, Inf, 1), Inf))
+}
+
+## ---- deviance functions -------------------------------------------------------------------------
+
+## ML deviance at sd/cor parameters par = c(sdcor, sigma), sigma not profiled out:
+##   d = log|L|^2 - sum(log w) + pwrss / sigma^2 + n log(2 pi sigma^2).
+sdcor_deviance <- function(engine, reterms, n) {
+  k <- length(theta_is_diagonal(reterms))
+  function(par) {
+    sigma <- par[k + 1L]
+    if (!is.finite(sigma) || sigma <= 0) return(Inf)
+    theta <- sdcor_to_theta(par[seq_len(k)], reterms, sigma)
+    if (anyNA(theta)) return(Inf)
+    pt <- .Call(C_lmm_parts, engine, theta, FALSE)
+    pt$ldL2 - pt$sumlogw + pt$pwrss / sigma^2 + n * log(2 * pi * sigma^2)
+  }
+}
+
+## The ML fit profiles start from (the fit itself when ML, else its ML refit).
+ml_fit_of <- function(fit) {
+  if (!fit$REML) return(fit)
+  ctrl <- lmm_control(check.conv.singular = "ignore", check.scaleX = "ignore",
+                      check.rankX = "ignore")
+  lmm_fit(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
+          control = ctrl, start = fit$theta)
+}
+
+## ---- stepping along one parameter ---------------------------------------------------------------
+
+## Walk from the optimum x0 in one direction (dir = +1 / -1): each step aims to change zeta by
+## delta, using the secant slope of the last two points; steps are capped at maxmult times the
+## previous one and clipped to [lo, hi].  zeta_at(x, start) returns c(zeta, all parameters, ...).
+profile_walk <- function(zeta_at, x0, row0, first, dir, lo, hi, delta, cutoff, maxpts,
+                         maxmult = 10, col) {
+  rows <- list(row0)
+  x_prev <- x0
+  z_prev <- 0
+  x <- min(hi, max(lo, x0 + dir * first))
+  for (i in seq_len(maxpts)) {
+    r <- zeta_at(x, rows[[length(rows)]])
+    rows[[length(rows) + 1L]] <- r
+    if (is.na(r[1L]) || abs(r[1L]) > cutoff || x <= lo || x >= hi) break
+    dz <- r[1L] - z_prev
+    dx <- x - x_prev
+    step <- if (is.finite(dz) && dz * dir * sign(dx) > 0) delta * abs(dx / dz) else 1e-6
+    if (i > 1L) step <- min(step, maxmult * abs(dx))
+    x_prev <- x
+    z_prev <- r[1L]
+    x <- min(hi, max(lo, x + dir * step))
+    if (x == x_prev) break
+  }
+  do.call(rbind, rows[-1L])
+}
+
+## Profile of the k-th variance parameter (sd/cor or sigma): minimise the ML deviance over the
+## others with stats::nlminb, starting from the previous point.
+profile_varpar <- function(w, setup) {
+  engine <- engine_setup(setup$y, setup$X, setup$reterms, setup$weights, setup$offset)
+  dev <- sdcor_deviance(engine, setup$reterms, setup$n)
+  opt <- setup$opt
+  nvp <- setup$nvp
+  lo <- setup$lower
+  hi <- setup$upper
+  zeta_at <- function(x, prev) {
+    start <- prev[1L + seq_len(nvp)][-w]
+    start <- pmin(hi[-w], pmax(lo[-w], start))
+    full <- function(z) { par <- numeric(nvp); par[w] <- x; par[-w] <- z; par }
+    res <- if (nvp == 1L) list(objective = dev(x), par = numeric()) else
+      tryCatch(stats::nlminb(start, function(z) dev(full(z)), lower = lo[-w], upper = hi[-w],
+                             control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
+                                            iter.max = 1000L)),
+               error = function(e) NULL)
+    if (is.null(res) || !is.finite(res$objective)) return(c(NA, full(rep(NA, nvp - 1L)),
+                                                          rep(NA, setup$p)))
+    par <- full(res$par)
+    c(zeta_of(res$objective - setup$base, x - opt[w], setup$devtol), par,
+      conditional_beta(engine, par, setup))
+  }
+  x0 <- opt[w]
+  row0 <- c(0, opt)
+  first <- if (x0 == 0) 0.001 else abs(x0) * 0.01
+  up <- profile_walk(zeta_at, x0, row0, first, +1, lo[w], hi[w], setup$delta, setup$cutoff,
+                     setup$maxpts)
+  down <- if (x0 > lo[w]) profile_walk(zeta_at, x0, row0, first, -1, lo[w], hi[w], setup$delta,
+                                        setup$cutoff, setup$maxpts)
+  rbind(row0, up, down)
+}
+
+## beta-hat at the given sd/cor parameters (beta does not depend on sigma given theta).
+conditional_beta <- function(engine, par, setup) {
+  nvp <- setup$nvp
+  theta <- sdcor_to_theta(par[-nvp], setup$reterms, par[nvp])
+  .Call(C_lmm_solution, engine, theta, FALSE)$beta
+}
+
+## zeta from the deviance increase; slight decreases (numerical noise) count as 0, larger ones
+## mean the fit was not at the optimum.
+zeta_of <- function(ddev, dx, devtol) {
+  if (ddev < -devtol)
+    stop("profiling found a lower deviance than the fit's (by ", signif(-ddev, 3),
+         "): the fit did not converge to the optimum; refit and try again", call. = FALSE)
+  sign(dx) * sqrt(max(0, ddev))
+}
+
+## Profile of the j-th fixed effect: beta_j fixed through the offset, theta re-optimised by the C
+## optimiser on the ML deviance of the model without column j.
+profile_fixef <- function(j, setup) {
+  nvp <- setup$nvp
+  Xj <- setup$X[, j]
+  Xdrop <- setup$X[, -j, drop = FALSE]
+  est <- setup$opt[nvp + j]
+  lower <- setup$theta_lower
+  zeta_at <- function(x, prev) {
+    engine <- engine_setup(setup$y, Xdrop, setup$reterms, setup$weights, setup$offset + Xj * x)
+    theta0 <- pmax(sdcor_to_theta(prev[1L + seq_len(nvp - 1L)], setup$reterms, prev[1L + nvp]),
+                   lower)
+    if (anyNA(theta0)) theta0 <- setup$theta
+    opt <- .Call(C_lmm_optimise, engine, theta0, lower, rep(Inf, length(lower)), FALSE,
+                 optimiser_settings(lmm_control(), theta0))
+    theta <- pmax(opt$theta, lower)
+    sol <- .Call(C_lmm_solution, engine, theta, FALSE)
+    sigma <- sqrt(sol$pwrss / setup$n)
+    beta <- numeric(setup$p)
+    beta[j] <- x
+    beta[-j] <- sol$beta
+    c(zeta_of(sol$crit - setup$base, x - est, setup$devtol),
+      theta_to_sdcor(theta, setup$reterms, sigma), sigma, beta)
+  }
+  row0 <- c(0, setup$opt)
+  first <- setup$delta * setup$stderr[j]
+  up <- profile_walk(zeta_at, est, row0, first, +1, -Inf, Inf, setup$delta, setup$cutoff,
+                     setup$maxpts)
+  down <- profile_walk(zeta_at, est, row0, first, -1, -Inf, Inf, setup$delta, setup$cutoff,
+                       setup$maxpts)
+  rbind(row0, up, down)
+}
+
+## ---- the profile object -------------------------------------------------------------------------
+
+## Which parameters: NULL = all; numbers; names; "theta_" (variance parameters) or "beta_".
+profile_which <- function(which, pnames, nvp) {
+  if (is.null(which)) return(seq_along(pnames))
+  if (is.character(which)) {
+    if (identical(which, "theta_")) return(seq_len(nvp))
+    if (identical(which, "beta_")) return(setdiff(seq_along(pnames), seq_len(nvp)))
+    bad <- setdiff(which, pnames)
+    if (length(bad))
+      stop("unknown parameter(s) ", paste(bad, collapse = ", "), "; the parameters are ",
+           paste(pnames, collapse = ", "), call. = FALSE)
+    return(match(which, pnames))
+  }
+  if (!is.numeric(which) || any(which < 1 | which > length(pnames) | which != round(which)))
+    stop("'which' must name parameters or give their numbers 1..", length(pnames), call. = FALSE)
+  as.integer(which)
+}
+
+profile.lmm <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, delta = NULL,
+                        delta.cutoff = 1/8, devtol = 1e-9, signames = TRUE,
+                        parallel = c("no", "multicore", "snow"),
+                        ncpus = getOption("profile.ncpus", 1L), cl = NULL,
+                        progress = interactive(), ...) {
+  if (...length() > 0L)
+    warning("unused arguments ignored: ", paste(...names(), collapse = ", "), call. = FALSE)
+  parallel <- match.arg(parallel)
+  ml <- ml_fit_of(fitted)
+  reterms <- ml$reterms
+  pnames <- c(sdcor_names(reterms, signames), names(ml$beta))
+  opt <- setNames(c(theta_to_sdcor(ml$theta, reterms, ml$sigma), ml$sigma, ml$beta), pnames)
+  nvp <- length(ml$theta) + 1L
+  bounds <- sdcor_bounds(reterms)
+  nptot <- length(opt)
+  cutoff <- sqrt(stats::qchisq(1 - alphamax, nptot))
+  setup <- list(y = ml$y, X = ml$X, reterms = reterms, weights = ml$weights, offset = ml$offset,
+                n = ml$n, p = ml$p, nvp = nvp, opt = opt, base = ml$crit, theta = ml$theta,
+                theta_lower = ml$lower, lower = bounds$lower, upper = bounds$upper,
+                stderr = sqrt(diag(ml$vcov_beta)), devtol = devtol, maxpts = maxpts,
+                cutoff = cutoff, delta = if (is.null(delta)) cutoff * delta.cutoff else delta)
+  ws <- profile_which(which, pnames, nvp)
+  one <- function(w) {
+    m <- if (w <= nvp) profile_varpar(w, setup) else profile_fixef(w - nvp, setup)
+    colnames(m) <- c(".zeta", pnames)
+    m
+  }
+  mats <- run_tasks(ws, one, parallel, ncpus, cl, progress)
+  assemble_profile(mats, pnames[ws], c(bounds$lower, rep(-Inf, ml$p))[ws],
+                   c(bounds$upper, rep(Inf, ml$p))[ws])
+}
+
+## Stack the per-parameter tables and attach the interpolating splines.
+assemble_profile <- function(mats, names, lower, upper) {
+  tabs <- lapply(seq_along(mats), function(i) {
+    d <- as.data.frame(unique(mats[[i]]))
+    d <- d[!is.na(d[[names[i]]]), , drop = FALSE]
+    d <- d[order(d[[names[i]]]), , drop = FALSE]
+    d$.par <- names[i]
+    d
+  })
+  splines <- lapply(seq_along(tabs), function(i) profile_splines(tabs[[i]], names[i]))
+  out <- do.call(rbind, tabs)
+  rownames(out) <- NULL
+  out$.par <- factor(out$.par, levels = names)
+  structure(out, forward = setNames(lapply(splines, `[[`, "forward"), names),
+            backward = setNames(lapply(splines, `[[`, "backward"), names),
+            lower = setNames(lower, names), upper = setNames(upper, names),
+            class = c("profile.lmm", "data.frame"))
+}
+
+## zeta as a function of the parameter (interpolating natural cubic spline through the profile
+## points) and its inverse (the spline's exact inverse on each monotone piece; linear
+## interpolation when the profile is not monotone).
+profile_splines <- function(tab, name) {
+  x <- tab[[name]]
+  z <- tab$.zeta
+  ok <- is.finite(x) & is.finite(z)
+  x <- x[ok]
+  z <- z[ok]
+  if (length(x) < 2L) {
+    warning("bad profile for ", name, call. = FALSE)
+    return(list(forward = NULL, backward = NULL))
+  }
+  fwd <- stats::splinefun(x, z, method = if (length(x) >= 3L) "natural" else "linear")
+  if (any(diff(z) <= 0)) {
+    warning("non-monotonic profile for ", name, ": using linear interpolation", call. = FALSE)
+    keep <- !duplicated(z)
+    return(list(forward = fwd, backward = stats::approxfun(z[keep], x[keep], ties = mean)))
+  }
+  back <- function(zeta) vapply(zeta, function(zz) {
+    if (!is.finite(zz) || zz < z[1L] || zz > z[length(z)]) return(NA_real_)
+    k <- findInterval(zz, z, rightmost.closed = TRUE)
+    if (k >= length(z)) return(x[length(x)])
+    if (z[k] == zz) return(x[k])
+    stats::uniroot(function(t) fwd(t) - zz, c(x[k], x[k + 1L]), tol = 1e-12)$root
+  }, 0)
+  list(forward = fwd, backward = back)
+}
+
+## ---- methods --------------------------------------------------------------------------------------
+
+print.profile.lmm <- function(x, ...) {
+  pars <- levels(x$.par)
+  cat("Likelihood profile of ", length(pars), " parameter", if (length(pars) != 1L) "s",
+      " (", nrow(x), " points): ", paste(pars, collapse = ", "), "\n", sep = "")
+  cat("Use confint() for intervals, plot() to draw zeta, as.data.frame() for the points.\n")
+  invisible(x)
+}
+
+as.data.frame.profile.lmm <- function(x, row.names = NULL, optional = FALSE, ...) {
+  out <- x
+  attributes(out)[c("forward", "backward", "lower", "upper")] <- NULL
+  class(out) <- "data.frame"
+  out$.focal <- vapply(seq_len(nrow(out)), function(i) out[i, as.character(out$.par[i])], 0)
+  out
+}
+
+## Base-graphics plot: zeta (or |zeta|) against each parameter, with the interpolating spline,
+## horizontal reference lines at the normal quantiles of `level` and vertical lines at the
+## interval ends.
+plot.profile.lmm <- function(x, which = levels(x$.par), absVal = FALSE,
+                             level = c(0.5, 0.8, 0.9, 0.95, 0.99), layout = NULL, ...) {
+  which <- intersect(which, levels(x$.par))
+  if (!length(which)) stop("nothing to plot: 'which' names no profiled parameter", call. = FALSE)
+  if (is.null(layout)) {
+    nc <- ceiling(sqrt(length(which)))
+    layout <- c(ceiling(length(which) / nc), nc)
+  }
+  op <- graphics::par(mfrow = layout, mar = c(4, 4, 1.5, 1))
+  on.exit(graphics::par(op))
+  zq <- stats::qnorm((1 + level) / 2)
+  ci <- confint(x, parm = which, level = max(level))
+  for (nm in which) {
+    d <- x[x$.par == nm, , drop = FALSE]
+    fwd <- attr(x, "forward")[[nm]]
+    xs <- seq(min(d[[nm]]), max(d[[nm]]), length.out = 201)
+    zs <- if (is.null(fwd)) rep(NA, length(xs)) else fwd(xs)
+    tr <- if (absVal) abs else identity
+    graphics::plot(d[[nm]], tr(d$.zeta), type = "p", pch = 20, xlab = nm,
+                   ylab = if (absVal) "|zeta|" else "zeta",
+                   ylim = if (absVal) c(0, max(zq, abs(d$.zeta), na.rm = TRUE)) else
+                     range(c(-zq, zq, d$.zeta), na.rm = TRUE), ...)
+    graphics::lines(xs, tr(zs))
+    graphics::abline(h = if (absVal) zq else c(-zq, zq), lty = 3, col = "grey50")
+    graphics::abline(v = ci[nm, ], lty = 2, col = "grey50")
+  }
+  invisible(x)
+}
+
+## ---- running tasks (serial with a progress bar, or in parallel) -----------------------------------
+
+## lapply(xs, f), optionally over parallel workers (base R's parallel package): "multicore" forks
+## (not on Windows), "snow" uses the cluster `cl` or a local PSOCK cluster of ncpus workers.
+run_tasks <- function(xs, f, parallel = "no", ncpus = 1L, cl = NULL, progress = FALSE) {
+  if (parallel != "no" && (ncpus > 1L || !is.null(cl))) {
+    if (parallel == "multicore") {
+      if (.Platform$OS.type == "windows")
+        stop("parallel = \"multicore\" is not available on Windows: use \"snow\"", call. = FALSE)
+      out <- parallel::mclapply(xs, f, mc.cores = ncpus)
+    } else {
+      if (is.null(cl)) {
+        cl <- parallel::makePSOCKcluster(rep("localhost", ncpus))
+        on.exit(parallel::stopCluster(cl))
+      }
+      parallel::clusterCall(cl, function() loadNamespace("lmmc"))
+      out <- parallel::parLapply(cl, xs, f)
+    }
+    failed <- vapply(out, inherits, NA, "try-error")
+    if (any(failed)) stop("a parallel task failed: ", out[[which(failed)[1L]]], call. = FALSE)
+    return(out)
+  }
+  if (!progress || length(xs) < 2L) return(lapply(xs, f))
+  bar <- utils::txtProgressBar(min = 0, max = length(xs), style = 3)
+  on.exit(close(bar))
+  out <- vector("list", length(xs))
+  for (i in seq_along(xs)) {
+    out[[i]] <- f(xs[[i]])
+    utils::setTxtProgressBar(bar, i)
+  }
+  out
+}

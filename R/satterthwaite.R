@@ -1,0 +1,255 @@
+# Satterthwaite's degrees of freedom for t and F tests of fixed effects, the method of lmerTest
+# (Kuznetsova, Brockhoff & Christensen 2017, JSS 82(13), section 3 and appendix).
+#
+# The covariance parameters are varpar = (theta, sigma), NOT profiled: for a REML fit
+#   D(varpar) = log|L|^2 + log|R_X|^2 - log|W| + (n - p) log(2 pi sigma^2) + r^2(theta) / sigma^2
+# (ML: drop log|R_X|^2 and use n), with r^2 the penalised weighted RSS at theta.
+# At the estimate:  A = Var(varpar) ~ 2 H^{-1}, H the Hessian of D;
+#                   C(varpar) = Var(beta) = sigma^2 (R_X' R_X)^{-1}, J_k = dC / d varpar_k.
+# One contrast l:   nu = 2 (l'Cl)^2 / (g' A g),  g_k = l' J_k l.
+# q contrasts L:    eigen-decompose L C L' = P diag(d) P', test the q orthogonal contrasts P'L,
+#                   each with nu_m as above, and combine them into the F statistic's denominator df
+#                   nu = 2E / (E - q), E = sum nu_m / (nu_m - 2)   (2 when some nu_m <= 2).
+
+## ---- the varpar deviance and Var(beta) as functions of varpar --------------------------------
+
+# The engine's pieces at theta (C: ldL2, ldRX2, pwrss, sumlogw, RXinv2 = (R_X'R_X)^{-1}).
+engine_parts <- function(engine, theta, REML) {
+  .Call(C_lmm_parts, engine, as.double(theta), REML)
+}
+
+# D(varpar) as above; varpar = c(theta, sigma).
+varpar_deviance <- function(varpar, engine, REML, n, p) {
+  k <- length(varpar)
+  sigma2 <- varpar[k]^2
+  parts <- engine_parts(engine, varpar[-k], REML)
+  nmp <- if (REML) n - p else n
+  dev <- parts$ldL2 - parts$sumlogw + nmp * log(2 * pi * sigma2) + parts$pwrss / sigma2
+  if (REML) dev + parts$ldRX2 else dev
+}
+
+# vec(C(varpar)) = vec(sigma^2 (R_X'R_X)^{-1}) at theta.
+varpar_vcov_beta <- function(varpar, engine, REML) {
+  k <- length(varpar)
+  as.vector(varpar[k]^2 * engine_parts(engine, varpar[-k], REML)$RXinv2)
+}
+
+## ---- finite differences with Richardson extrapolation ---------------------------------------
+## Central differences at steps h, h/2, ..., h/2^(r-1), combined by Richardson's rule
+## D <- (4^m D(h/2) - D(h)) / (4^m - 1), m = 1 .. r-1 (error O(h^2) -> O(h^(2r))).
+## Initial step: h_i = d |x_i|, or eps where |x_i| is (nearly) zero -- numDeriv's defaults:
+## d = 0.1 for Hessians, 1e-4 for Jacobians; eps = 1e-4; r = 4.
+
+richardson_steps <- function(x, d, eps = 1e-4) {
+  zero_tol <- sqrt(.Machine$double.eps / 7e-7)
+  abs(d * x) + eps * (abs(x) < zero_tol)
+}
+
+# Rows of A are successive estimates (step halved each row); returns the extrapolated estimate.
+richardson_extrapolate <- function(A) {
+  A <- as.matrix(A)
+  r <- nrow(A)
+  for (m in seq_len(r - 1L)) {
+    A <- (A[-1L, , drop = FALSE] * 4^m - A[-nrow(A), , drop = FALSE]) / (4^m - 1)
+  }
+  drop(A[1L, ])
+}
+
+# Jacobian of the vector function f at x (length(f(x)) x length(x)).
+richardson_jacobian <- function(f, x, d = 1e-4, r = 4L) {
+  h0 <- richardson_steps(x, d)
+  m <- length(f(x))
+  cols <- lapply(seq_along(x), function(i) {
+    e_i <- as.numeric(seq_along(x) == i)
+    est <- matrix(vapply(seq_len(r), function(k) {
+      h <- h0[i] / 2^(k - 1L)
+      (f(x + h * e_i) - f(x - h * e_i)) / (2 * h)
+    }, numeric(m)), nrow = r, byrow = TRUE)
+    richardson_extrapolate(est)
+  })
+  do.call(cbind, cols)
+}
+
+# Hessian of the scalar function f at x.  Diagonal: (f(x+h e_i) - 2 f(x) + f(x-h e_i)) / h^2;
+# off-diagonal from the second difference along e_i + e_j, with the diagonal terms removed:
+#   (f(x+h_i e_i+h_j e_j) - 2 f(x) + f(x-h_i e_i-h_j e_j) - H_ii h_i^2 - H_jj h_j^2) / (2 h_i h_j).
+richardson_hessian <- function(f, x, d = 0.1, r = 4L) {
+  k <- length(x)
+  f0 <- f(x)
+  h0 <- richardson_steps(x, d)
+  unit <- function(i) as.numeric(seq_len(k) == i)
+  halve <- function(k_step) h0 / 2^(k_step - 1L)
+  H <- matrix(0, k, k)
+  for (i in seq_len(k)) {
+    est <- vapply(seq_len(r), function(s) {
+      h <- halve(s)
+      (f(x + h[i] * unit(i)) - 2 * f0 + f(x - h[i] * unit(i))) / h[i]^2
+    }, 0)
+    H[i, i] <- richardson_extrapolate(est)
+  }
+  for (i in seq_len(k)) for (j in seq_len(i - 1L)) {
+    est <- vapply(seq_len(r), function(s) {
+      h <- halve(s)
+      step <- h[i] * unit(i) + h[j] * unit(j)
+      (f(x + step) - 2 * f0 + f(x - step) - H[i, i] * h[i]^2 - H[j, j] * h[j]^2) /
+        (2 * h[i] * h[j])
+    }, 0)
+    H[i, j] <- H[j, i] <- richardson_extrapolate(est)
+  }
+  H
+}
+
+## ---- the pieces every Satterthwaite test needs ------------------------------------------------
+
+# A = Var(varpar) = 2 H^+ (H^+ the pseudo-inverse over eigenvalues > tol) and the Jacobian
+# matrices J_k, computed once per fit.  Negative or near-zero eigenvalues of H are reported as
+# lmerTest reports them.
+satterthwaite_setup <- function(fit, tol = 1e-8) {
+  engine <- engine_setup(fit$y, fit$X, fit$reterms, fit$weights, fit$offset)
+  varpar <- unname(c(fit$theta, fit$sigma))
+  H <- richardson_hessian(function(v) varpar_deviance(v, engine, fit$REML, fit$n, fit$p), varpar)
+  eig <- eigen(H, symmetric = TRUE)
+  warn_hessian(eig$values, tol)
+  pos <- eig$values > tol
+  V <- eig$vectors[, pos, drop = FALSE]
+  A <- 2 * V %*% (t(V) / eig$values[pos])
+  Jac <- richardson_jacobian(function(v) varpar_vcov_beta(v, engine, fit$REML), varpar)
+  p <- fit$p
+  J <- lapply(seq_len(ncol(Jac)), function(k) matrix(Jac[, k], p, p))
+  list(beta = fit$beta, vcov_beta = unname(fit$vcov_beta), sigma = fit$sigma,
+       vcov_varpar = A, jacobian = J, hessian = H)
+}
+
+warn_hessian <- function(values, tol) {
+  fmt <- function(v) paste(sprintf("%1.1e", v), collapse = " ")
+  neg <- values < -tol
+  zero <- abs(values) < tol
+  if (any(neg))
+    warning(sprintf("Model failed to converge with %d negative eigenvalue%s: %s",
+                    sum(neg), if (sum(neg) > 1) "s" else "", fmt(values[neg])), call. = FALSE)
+  if (any(zero))
+    warning(sprintf("Model may not have converged with %d eigenvalue%s close to zero: %s",
+                    sum(zero), if (sum(zero) > 1) "s" else "", fmt(values[zero])), call. = FALSE)
+}
+
+qform <- function(x, A) sum(x * (A %*% x))
+
+## ---- tests -------------------------------------------------------------------------------
+
+# t test of l'beta = rhs: Estimate, Std. Error, df, t value, Pr(>|t|) (one row).
+contest1D_sat <- function(sat, l, rhs = 0) {
+  l <- as.numeric(l)
+  var_l <- qform(l, sat$vcov_beta)
+  g <- vapply(sat$jacobian, function(J) qform(l, J), 0)
+  df <- 2 * var_l^2 / qform(g, sat$vcov_varpar)
+  estimate <- sum(l * sat$beta)
+  tval <- (estimate - rhs) / sqrt(var_l)
+  data.frame(Estimate = estimate, "Std. Error" = sqrt(var_l), df = df, "t value" = tval,
+             "Pr(>|t|)" = 2 * pt(abs(tval), df, lower.tail = FALSE), check.names = FALSE)
+}
+
+# F table row: Sum Sq = F sigma^2 NumDF, Mean Sq = F sigma^2 (lmerTest's convention).
+f_table_row <- function(Fvalue, ndf, ddf, sigma) {
+  ms <- Fvalue * sigma^2
+  data.frame("Sum Sq" = ms * ndf, "Mean Sq" = ms, NumDF = ndf, DenDF = ddf,
+             "F value" = Fvalue, "Pr(>F)" = pf(Fvalue, ndf, ddf, lower.tail = FALSE),
+             check.names = FALSE)
+}
+
+# F test of L beta = rhs.  Rank-deficient L: only the eigen-directions with d_m > eps d_1 count.
+contestMD_sat <- function(sat, L, rhs = 0, eps = sqrt(.Machine$double.eps)) {
+  if (!is.matrix(L)) L <- matrix(L, nrow = 1L)
+  if (length(rhs) == 1L) rhs <- rep(rhs, nrow(L))
+  if (nrow(L) == 0L) return(f_table_row(numeric(), numeric(), numeric(), numeric()))
+  if (nrow(L) == 1L) {
+    t1 <- contest1D_sat(sat, L[1L, ], rhs)
+    return(f_table_row(t1[["t value"]]^2, 1L, t1$df, sat$sigma))
+  }
+  beta <- sat$beta
+  if (any(rhs != 0)) beta <- beta - drop(pseudo_inverse(L) %*% rhs)
+  eig <- eigen(L %*% sat$vcov_beta %*% t(L), symmetric = TRUE)
+  d <- eig$values
+  q <- sum(d > max(eps * d[1L], 0))
+  if (q < nrow(L) && any(rhs != 0)) warning("Contrast is rank deficient and test may be affected",
+                                            call. = FALSE)
+  if (q == 0L) return(f_table_row(numeric(), numeric(), numeric(), numeric()))
+  PtL <- crossprod(eig$vectors, L)[seq_len(q), , drop = FALSE]
+  if (q == 1L) {
+    sat1 <- sat
+    sat1$beta <- beta
+    t1 <- contest1D_sat(sat1, PtL[1L, ], 0)
+    return(f_table_row(t1[["t value"]]^2, 1L, t1$df, sat$sigma))
+  }
+  Fvalue <- sum(drop(PtL %*% beta)^2 / d[seq_len(q)]) / q
+  nu <- vapply(seq_len(q), function(m) {
+    g <- vapply(sat$jacobian, function(J) qform(PtL[m, ], J), 0)
+    2 * d[m]^2 / qform(g, sat$vcov_varpar)
+  }, 0)
+  f_table_row(Fvalue, q, satterthwaite_combine(nu), sat$sigma)
+}
+
+# Denominator df of F from the q t-statistics' df (Fai & Cornelius 1996, as lmerTest):
+# E = sum nu_m / (nu_m - 2), nu = 2E / (E - q); equal nu_m give their common value.
+satterthwaite_combine <- function(nu, tol = 1e-8) {
+  if (length(nu) == 1L) return(nu)
+  if (all(abs(diff(nu)) < tol)) return(mean(nu))
+  if (any(nu <= 2)) return(2)
+  E <- sum(nu / (nu - 2))
+  2 * E / (E - length(nu))
+}
+
+# Moore-Penrose inverse from the SVD (singular values below tol * largest treated as zero).
+pseudo_inverse <- function(X, tol = sqrt(.Machine$double.eps)) {
+  s <- svd(X)
+  keep <- s$d > max(tol * s$d[1L], 0)
+  if (!any(keep)) return(array(0, dim(X)[2:1]))
+  s$v[, keep, drop = FALSE] %*% (t(s$u[, keep, drop = FALSE]) / s$d[keep])
+}
+
+## ---- user-facing ----------------------------------------------------------------------------
+
+# The fixed-effects table of summary(): Estimate, Std. Error, df, t value, Pr(>|t|).
+satterthwaite_coef_table <- function(fit, sat = satterthwaite_setup(fit)) {
+  p <- length(fit$beta)
+  cols <- c("Estimate", "Std. Error", "df", "t value", "Pr(>|t|)")
+  if (p == 0L) return(matrix(numeric(), 0L, 5L, dimnames = list(NULL, cols)))
+  rows <- lapply(seq_len(p), function(j) contest1D_sat(sat, as.numeric(seq_len(p) == j)))
+  tab <- as.matrix(do.call(rbind, rows))
+  dimnames(tab) <- list(names(fit$beta), cols)
+  tab
+}
+
+contest <- function(model, L, ...) UseMethod("contest")
+
+# Tests of contrasts L beta = rhs: joint = TRUE gives one F test (rows of L jointly),
+# joint = FALSE a t test per row (with Wald confidence limits on the Satterthwaite df).
+contest.lmm <- function(model, L, rhs = 0, joint = TRUE, confint = TRUE, level = 0.95,
+                        ddf = c("Satterthwaite", "Kenward-Roger"), ...) {
+  ddf <- match.arg(ddf)
+  if (ddf == "Kenward-Roger")
+    stop("Kenward-Roger's method is not implemented in lmmc; use ddf = \"Satterthwaite\"",
+         call. = FALSE)
+  p <- length(model$beta)
+  if (!is.matrix(L)) L <- matrix(L, ncol = p)
+  if (!is.numeric(L) || ncol(L) != p)
+    stop(sprintf("'L' must be a numeric vector or matrix with %d columns (one per fixed effect)", p),
+         call. = FALSE)
+  if (anyNA(L)) stop("'L' must not contain NA", call. = FALSE)
+  if (length(rhs) == 1L) rhs <- rep(rhs, nrow(L))
+  if (!is.numeric(rhs) || length(rhs) != nrow(L))
+    stop("'rhs' must have one value per row of 'L'", call. = FALSE)
+  sat <- satterthwaite_setup(model)
+  if (joint) return(contestMD_sat(sat, L, rhs))
+  rows <- lapply(seq_len(nrow(L)), function(i) {
+    tab <- contest1D_sat(sat, L[i, ], rhs[i])
+    if (confint) {
+      half <- qt((1 + level) / 2, tab$df) * tab[["Std. Error"]]
+      tab <- cbind(tab[1:4], lower = tab$Estimate - half, upper = tab$Estimate + half,
+                   tab[5])
+    }
+    tab
+  })
+  out <- do.call(rbind, rows)
+  if (!is.null(rownames(L))) rownames(out) <- rownames(L)
+  out
+}

@@ -1,0 +1,214 @@
+# Tests of the C optimiser (src/optimise.c) through its test entry, which
+# minimises an R function.  Evaluation counts recorded when written (rhobeg 0.2,
+# rhoend 1e-8, ftol_abs 1e-8) are asserted with some slack as regression guards.
+
+opt <- function(fn, x0, lower = rep(-Inf, length(x0)), upper = rep(Inf, length(x0)),
+                rhobeg = 0.2, rhoend = 1e-8, maxeval = 10000L, ftol_abs = 1e-8) {
+  .Call(lmmc:::C_lmm_test_optimiser, fn, as.double(x0), as.double(lower),
+        as.double(upper), as.double(rhobeg), as.double(rhoend),
+        as.integer(maxeval), as.double(ftol_abs))
+}
+
+rosenbrock <- function(x) {
+  n <- length(x)
+  sum(100 * (x[-1] - x[-n]^2)^2 + (1 - x[-n])^2)
+}
+
+## ---- smooth problems with known minima ----
+
+test_that("quadratic with an interior minimum is found exactly", {
+  f <- function(x) (x[1] - 1)^2 + 3 * (x[2] - 2)^2 + x[1] * x[2] + 0.5 * (x[3] + 1)^2
+  xs <- solve(matrix(c(2, 1, 0, 1, 6, 0, 0, 0, 1), 3), c(2, 12, -1))
+  r <- opt(f, c(0, 0, 0), ftol_abs = 0)          # rho-only stopping: 49 evaluations
+  expect_equal(r$status, 0L)
+  expect_lt(max(abs(r$par - xs)), 1e-7)
+  expect_lt(r$value - f(xs), 1e-13)
+  expect_lte(r$feval, 60)
+  r <- opt(f, c(0, 0, 0))                        # ftol_abs 1e-8: 37 evaluations
+  expect_lt(r$value - f(xs), 1e-8)
+  expect_lte(r$feval, 45)
+})
+
+test_that("quadratic with minimum on lower bounds puts those coordinates exactly at 0", {
+  f <- function(x) sum((x - c(-1, 2, -0.5, 1))^2 * c(1, 2, 3, 4)) + 0.1 * x[1] * x[4]
+  r <- opt(f, c(1, 1, 1, 1), lower = rep(0, 4))  # 25 evaluations
+  expect_equal(r$status, 0L)
+  expect_identical(r$par[c(1, 3)], c(0, 0))
+  expect_equal(r$par[c(2, 4)], c(2, 1), tolerance = 1e-4)
+  expect_lt(r$value - f(c(0, 2, 0, 1)), 1e-8)
+  expect_lte(r$feval, 35)
+  r0 <- opt(f, c(1, 1, 1, 1), lower = rep(0, 4), ftol_abs = 0)   # 43 evaluations
+  expect_identical(r0$par[c(1, 3)], c(0, 0))
+  expect_lt(max(abs(r0$par - c(0, 2, 0, 1))), 1e-7)
+  # starting exactly at the bound: 13 evaluations
+  r1 <- opt(f, c(0, 0, 0, 0), lower = rep(0, 4))
+  expect_identical(r1$par[c(1, 3)], c(0, 0))
+  expect_lt(r1$value - f(c(0, 2, 0, 1)), 1e-8)
+  expect_lte(r1$feval, 20)
+})
+
+test_that("active upper bounds and fixed variables (lower == upper) are respected", {
+  f <- function(x) sum((x - 3)^2)
+  r <- opt(f, c(1, 2), lower = c(0, 0), upper = c(2.5, 10))
+  expect_identical(r$par[1], 2.5)
+  expect_equal(r$par[2], 3, tolerance = 1e-6)
+  expect_equal(r$value, 0.25, tolerance = 1e-10)
+  r <- opt(f, c(1, 2, 5), lower = c(0, 2, 0), upper = c(4, 2, 4))
+  expect_identical(r$par[2], 2)
+  expect_equal(r$par[-2], c(3, 3), tolerance = 1e-6)
+  expect_equal(r$value, 1, tolerance = 1e-10)
+})
+
+test_that("Rosenbrock in 2 and 4 dimensions", {
+  r <- opt(rosenbrock, c(-1.2, 1))               # 171 evaluations
+  expect_equal(r$status, 0L)
+  expect_lt(max(abs(r$par - 1)), 1e-4)
+  expect_lt(r$value, 1e-8)
+  expect_lte(r$feval, 220)
+  r <- opt(rosenbrock, c(-1.2, 1), ftol_abs = 0) # 183 evaluations
+  expect_lt(max(abs(r$par - 1)), 1e-8)
+  expect_lt(r$value, 1e-15)
+  r <- opt(rosenbrock, c(-1.2, 1, -1.2, 1))      # 322 evaluations
+  expect_lt(max(abs(r$par - 1)), 1e-3)
+  expect_lt(r$value, 1e-7)
+  expect_lte(r$feval, 400)
+})
+
+test_that("one parameter: interior minimum and minimum at the bound 0", {
+  f <- function(x) 5 * (x - 0.3)^2 + 2 + 0.3 * (x - 0.3)^3
+  r <- opt(f, 1, lower = 0)                      # 8 evaluations
+  expect_equal(r$status, 0L)
+  expect_equal(r$par, 0.3, tolerance = 1e-4)
+  expect_lt(r$value - 2, 1e-8)
+  expect_lte(r$feval, 12)
+  r <- opt(f, 1, lower = 0, ftol_abs = 0)        # 11 evaluations
+  expect_lt(abs(r$par - 0.3), 1e-8)
+  g <- function(x) 5 * (x + 0.3)^2 + 2
+  r <- opt(g, 1, lower = 0)                      # 4 evaluations
+  expect_identical(r$par, 0)
+  expect_identical(r$value, g(0))
+  expect_lte(r$feval, 8)
+  r <- opt(g, 0, lower = 0)                      # start at the bound: 4 evaluations
+  expect_identical(r$par, 0)
+  expect_lte(r$feval, 8)
+  r <- opt(function(x) (x - 3)^2, 0, lower = -1, upper = 2)
+  expect_identical(r$par, 2)
+})
+
+test_that("points where f is Inf or NaN are avoided", {
+  f <- function(x) if (x[1] + x[2] > 1.5) Inf else (x[1] - 1)^2 + (x[2] - 1)^2
+  r <- opt(f, c(0, 0))                           # constrained minimum (0.75, 0.75), 0.125
+  expect_equal(r$status, 0L)
+  expect_true(is.finite(r$value) && sum(r$par) <= 1.5)
+  expect_lt(r$value, 0.13)
+  g <- function(x) if (x > 2) NaN else (x - 3)^2
+  r <- opt(g, 0)
+  expect_equal(r$par, 2, tolerance = 1e-6)
+  expect_lte(r$par, 2)
+})
+
+test_that("status codes: maxeval reached and non-finite start", {
+  r <- opt(rosenbrock, c(-1.2, 1, -1.2, 1), maxeval = 10L)
+  expect_equal(r$status, 1L)
+  expect_equal(r$feval, 10L)
+  expect_lt(r$value, rosenbrock(c(-1.2, 1, -1.2, 1)))
+  r <- opt(function(x) (x - 2)^2, 0, maxeval = 2L)
+  expect_equal(r$status, 1L)
+  expect_equal(r$feval, 2L)
+  r <- opt(function(x) NaN, c(1, 2))
+  expect_equal(r$status, 2L)
+  expect_equal(r$feval, 1L)
+})
+
+## ---- realistic: lme4's profiled REML / ML criterion, by dense algebra ----
+# For y = X beta + Z b + e, b = Lambda u, V = Z Lambda Lambda' Z' + I (relative
+# to sigma^2): REML = log|V| + log|X'V^-1 X| + (n-p)(1 + log(2 pi r2/(n-p))),
+# ML = log|V| + n(1 + log(2 pi r2/n)), r2 = (y - X b)'V^-1 (y - X b), b GLS.
+# terms: list of list(Z = n x (l p) in level-major order, p = p).
+dense_crit <- function(theta, y, X, terms, REML = TRUE) {
+  n <- length(y); V <- diag(n); k <- 0
+  for (tm in terms) {
+    p <- tm$p; T <- matrix(0, p, p)
+    T[lower.tri(T, diag = TRUE)] <- theta[k + seq_len(p * (p + 1) / 2)]
+    k <- k + p * (p + 1) / 2
+    ZL <- tm$Z %*% kronecker(diag(ncol(tm$Z) / p), T)
+    V <- V + tcrossprod(ZL)
+  }
+  R <- chol(V)
+  Xt <- backsolve(R, X, transpose = TRUE); yt <- backsolve(R, y, transpose = TRUE)
+  RX <- chol(crossprod(Xt))
+  r2 <- sum(yt^2) - sum(backsolve(RX, crossprod(Xt, yt), transpose = TRUE)^2)
+  ldV <- 2 * sum(log(diag(R)))
+  if (REML) {
+    np <- n - ncol(X)
+    ldV + 2 * sum(log(diag(RX))) + np * (1 + log(2 * pi * r2 / np))
+  } else ldV + n * (1 + log(2 * pi * r2 / n))
+}
+intercept_term <- function(g) list(Z = model.matrix(~ 0 + factor(g)), p = 1)
+
+test_that("random-intercept REML and ML on nlme's Rail match lme4", {
+  Rail <- as.data.frame(nlme::Rail)
+  y <- Rail$travel; X <- matrix(1, nrow(Rail), 1); tms <- list(intercept_term(Rail$Rail))
+  # lme4 1.1-31: REML theta 6.16931776649, criterion 122.177000808598, 18 evaluations
+  r <- opt(function(th) dense_crit(th, y, X, tms), 1, lower = 0)
+  expect_equal(r$status, 0L)
+  expect_equal(r$par, 6.16931776649, tolerance = 1e-5)
+  expect_lte(r$value, 122.177000808598 * (1 + 1e-10))
+  expect_lte(r$feval, 18)                         # 15 evaluations
+  # ML: theta 5.62685639174, deviance 128.560036938435, 22 evaluations
+  r <- opt(function(th) dense_crit(th, y, X, tms, REML = FALSE), 1, lower = 0)
+  expect_equal(r$par, 5.62685639174, tolerance = 1e-5)
+  expect_lte(r$value, 128.560036938435 * (1 + 1e-10))
+  expect_lte(r$feval, 22)                         # 15 evaluations
+})
+
+test_that("random-intercept REML on nlme's ergoStool matches lme4", {
+  es <- as.data.frame(nlme::ergoStool)
+  X <- model.matrix(~ Type, es); tms <- list(intercept_term(es$Subject))
+  # lme4 1.1-31: theta 1.21100752551, REML criterion 121.130788701999, 14 evaluations
+  r <- opt(function(th) dense_crit(th, es$effort, X, tms), 1, lower = 0)
+  expect_equal(r$par, 1.21100752551, tolerance = 1e-5)
+  expect_lte(r$value, 121.130788701999 * (1 + 1e-10))
+  expect_lte(r$feval, 14)                         # 8 evaluations
+})
+
+test_that("correlated random slopes: sleepstudy-like REML with 3 parameters", {
+  skip_if_not_installed("lme4")
+  ss <- lme4::sleepstudy
+  subj <- as.integer(ss$Subject); nl <- max(subj)
+  Z <- matrix(0, nrow(ss), 2 * nl)
+  Z[cbind(seq_len(nrow(ss)), 2 * subj - 1)] <- 1
+  Z[cbind(seq_len(nrow(ss)), 2 * subj)] <- ss$Days
+  X <- cbind(1, ss$Days); tms <- list(list(Z = Z, p = 2))
+  # lme4 1.1-31: theta (0.966741773967, 0.015169058896, 0.230909953208),
+  # REML criterion 1743.62827195995, 43 evaluations
+  r <- opt(function(th) dense_crit(th, ss$Reaction, X, tms), c(1, 0, 1), lower = c(0, -Inf, 0))
+  expect_equal(r$status, 0L)
+  expect_lt(max(abs(r$par - c(0.966741773967, 0.015169058896, 0.230909953208))), 1e-4)
+  expect_lte(r$value, 1743.62827195995 * (1 + 1e-10))
+  expect_lte(r$feval, 70)                         # 61 evaluations (more than lme4's 43)
+})
+
+test_that("random intercept with variance estimate exactly 0 (Dyestuff2)", {
+  skip_if_not_installed("lme4")
+  d <- lme4::Dyestuff2
+  X <- matrix(1, nrow(d), 1); tms <- list(intercept_term(d$Batch))
+  r <- opt(function(th) dense_crit(th, d$Yield, X, tms), 1, lower = 0)
+  expect_identical(r$par, 0)                      # lme4: theta 0, 10 evaluations
+  expect_lte(r$feval, 10)                         # 5 evaluations
+  fit <- lme4::lmer(Yield ~ 1 + (1 | Batch), d)
+  expect_equal(r$value, lme4::REMLcrit(fit), tolerance = 1e-10)
+})
+
+test_that("live comparison with lme4's devfun (crossed and nested intercepts)", {
+  skip_if_not_installed("lme4")
+  for (form in list(diameter ~ 1 + (1 | plate) + (1 | sample), strength ~ 1 + (1 | batch / cask))) {
+    dat <- if (all.vars(form)[1] == "diameter") lme4::Penicillin else lme4::Pastes
+    fit <- lme4::lmer(form, dat, control = lme4::lmerControl(calc.derivs = FALSE))
+    dev <- lme4::lmer(form, dat, devFunOnly = TRUE)
+    r <- opt(function(th) dev(th), c(1, 1), lower = c(0, 0))
+    expect_equal(r$status, 0L)
+    expect_lte(r$value, dev(lme4::getME(fit, "theta")) * (1 + 1e-10))
+    expect_equal(r$par, unname(lme4::getME(fit, "theta")), tolerance = 1e-4)
+  }
+})
