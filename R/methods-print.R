@@ -77,12 +77,22 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ranef.comp = 
   invisible(x)
 }
 
-summary.lmm <- function(object, correlation = (p <= 12), ...) {
+# ddf = "Satterthwaite" (the default) adds lmerTest's df and Pr(>|t|) columns; "none" (or "lme4")
+# prints lme4's exact table.  Fits with a residual correlation/variance structure have no
+# Satterthwaite df yet and get lme4's table.
+summary.lmm <- function(object, correlation = (p <= 12), ddf = c("Satterthwaite", "none", "lme4"),
+                        ...) {
+  ddf <- match.arg(ddf)
   beta <- fixef(object)
   p <- length(beta)
   se <- sqrt(diag(object$vcov_beta))
   coefs <- cbind(Estimate = beta, `Std. Error` = se, `t value` = beta / se)
-  structure(list(methTitle = method_title(object$REML), objClass = class(object),
+  title <- method_title(object$REML)
+  if (ddf == "Satterthwaite" && p > 0L && satterthwaite_available(object)) {
+    coefs <- satterthwaite_coef_table(object)
+    title <- paste0(title, ". t-tests use Satterthwaite's method")
+  }
+  structure(list(methTitle = title, objClass = class(object),
                  REML = object$REML, n = object$n, logLik = logLik(object),
                  ngrps = ngrps(object), coefficients = coefs, sigma = object$sigma,
                  vcov = object$vcov_beta, correlation = correlation,

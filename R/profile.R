@@ -128,7 +128,7 @@ profile_walk <- function(zeta_at, x0, row0, first, dir, lo, hi, delta, cutoff, m
     if (is.na(r[1L]) || abs(r[1L]) > cutoff || x <= lo || x >= hi) break
     dz <- r[1L] - z_prev
     dx <- x - x_prev
-    step <- if (is.finite(dz) && dz * dir * sign(dx) > 0) delta * abs(dx / dz) else 1e-6
+    step <- if (is.finite(dz) && dz * sign(dx) > 0) delta * abs(dx / dz) else 1e-6
     if (i > 1L) step <- min(step, maxmult * abs(dx))
     x_prev <- x
     z_prev <- r[1L]
@@ -138,9 +138,29 @@ profile_walk <- function(zeta_at, x0, row0, first, dir, lo, hi, delta, cutoff, m
   do.call(rbind, rows[-1L])
 }
 
-## Profile of the k-th variance parameter (sd/cor or sigma): minimise the ML deviance over the
-## others with stats::nlminb, starting from the previous point.
-profile_varpar <- function(w, setup) {
+## The profile of parameter k (all parameters' order) walked both ways from the optimum.
+profile_param <- function(k, setup) {
+  zeta_at <- param_zeta(k, setup)
+  x0 <- setup$opt[k]
+  row0 <- c(0, setup$opt)
+  lo <- c(setup$lower, rep(-Inf, setup$p))[k]
+  hi <- c(setup$upper, rep(Inf, setup$p))[k]
+  first <- if (k > setup$nvp) setup$delta * setup$stderr[k - setup$nvp] else
+    if (x0 == 0) 0.001 else abs(x0) * 0.01
+  walk <- function(dir) profile_walk(zeta_at, x0, row0, first, dir, lo, hi, setup$delta,
+                                     setup$cutoff, setup$maxpts)
+  rbind(row0, walk(+1), if (x0 > lo) walk(-1))
+}
+
+## function(x, prev) giving c(zeta, all parameters) with parameter k held at x; prev is a row
+## of the profile table used as the starting point.
+param_zeta <- function(k, setup) {
+  if (k <= setup$nvp) varpar_zeta(k, setup) else fixef_zeta(k - setup$nvp, setup)
+}
+
+## Variance parameter w (sd/cor or sigma): the ML deviance minimised over the others by
+## stats::nlminb.
+varpar_zeta <- function(w, setup) {
   engine <- engine_setup(setup$y, setup$X, setup$reterms, setup$weights, setup$offset)
   dev <- sdcor_deviance(engine, setup$reterms, setup$n)
   opt <- setup$opt
@@ -151,25 +171,16 @@ profile_varpar <- function(w, setup) {
     start <- prev[1L + seq_len(nvp)][-w]
     start <- pmin(hi[-w], pmax(lo[-w], start))
     full <- function(z) { par <- numeric(nvp); par[w] <- x; par[-w] <- z; par }
-    res <- if (nvp == 1L) list(objective = dev(x), par = numeric()) else
-      tryCatch(stats::nlminb(start, function(z) dev(full(z)), lower = lo[-w], upper = hi[-w],
+    res <- tryCatch(stats::nlminb(start, function(z) dev(full(z)), lower = lo[-w], upper = hi[-w],
                              control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
                                             iter.max = 1000L)),
-               error = function(e) NULL)
+                    error = function(e) NULL)
     if (is.null(res) || !is.finite(res$objective)) return(c(NA, full(rep(NA, nvp - 1L)),
                                                           rep(NA, setup$p)))
     par <- full(res$par)
     c(zeta_of(res$objective - setup$base, x - opt[w], setup$devtol), par,
       conditional_beta(engine, par, setup))
   }
-  x0 <- opt[w]
-  row0 <- c(0, opt)
-  first <- if (x0 == 0) 0.001 else abs(x0) * 0.01
-  up <- profile_walk(zeta_at, x0, row0, first, +1, lo[w], hi[w], setup$delta, setup$cutoff,
-                     setup$maxpts)
-  down <- if (x0 > lo[w]) profile_walk(zeta_at, x0, row0, first, -1, lo[w], hi[w], setup$delta,
-                                        setup$cutoff, setup$maxpts)
-  rbind(row0, up, down)
 }
 
 ## beta-hat at the given sd/cor parameters (beta does not depend on sigma given theta).
@@ -188,9 +199,9 @@ zeta_of <- function(ddev, dx, devtol) {
   sign(dx) * sqrt(max(0, ddev))
 }
 
-## Profile of the j-th fixed effect: beta_j fixed through the offset, theta re-optimised by the C
-## optimiser on the ML deviance of the model without column j.
-profile_fixef <- function(j, setup) {
+## Fixed effect j: beta_j fixed through the offset, theta re-optimised by the C optimiser on the
+## ML deviance of the model without column j.
+fixef_zeta <- function(j, setup) {
   nvp <- setup$nvp
   Xj <- setup$X[, j]
   Xdrop <- setup$X[, -j, drop = FALSE]
@@ -212,13 +223,6 @@ profile_fixef <- function(j, setup) {
     c(zeta_of(sol$crit - setup$base, x - est, setup$devtol),
       theta_to_sdcor(theta, setup$reterms, sigma), sigma, beta)
   }
-  row0 <- c(0, setup$opt)
-  first <- setup$delta * setup$stderr[j]
-  up <- profile_walk(zeta_at, est, row0, first, +1, -Inf, Inf, setup$delta, setup$cutoff,
-                     setup$maxpts)
-  down <- profile_walk(zeta_at, est, row0, first, -1, -Inf, Inf, setup$delta, setup$cutoff,
-                       setup$maxpts)
-  rbind(row0, up, down)
 }
 
 ## ---- the profile object -------------------------------------------------------------------------
@@ -263,13 +267,16 @@ profile.lmm <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, del
                 cutoff = cutoff, delta = if (is.null(delta)) cutoff * delta.cutoff else delta)
   ws <- profile_which(which, pnames, nvp)
   one <- function(w) {
-    m <- if (w <= nvp) profile_varpar(w, setup) else profile_fixef(w - nvp, setup)
+    m <- profile_param(w, setup)
     colnames(m) <- c(".zeta", pnames)
     m
   }
   mats <- run_tasks(ws, one, parallel, ncpus, cl, progress)
-  assemble_profile(mats, pnames[ws], c(bounds$lower, rep(-Inf, ml$p))[ws],
-                   c(bounds$upper, rep(Inf, ml$p))[ws])
+  out <- assemble_profile(mats, pnames[ws], c(bounds$lower, rep(-Inf, ml$p))[ws],
+                          c(bounds$upper, rep(Inf, ml$p))[ws])
+  attr(out, "setup") <- setup                 # to evaluate zeta exactly in confint()
+  attr(out, "index") <- setNames(ws, pnames[ws])
+  out
 }
 
 ## Stack the per-parameter tables and attach the interpolating splines.
@@ -291,9 +298,9 @@ assemble_profile <- function(mats, names, lower, upper) {
             class = c("profile.lmm", "data.frame"))
 }
 
-## zeta as a function of the parameter (interpolating natural cubic spline through the profile
-## points) and its inverse (the spline's exact inverse on each monotone piece; linear
-## interpolation when the profile is not monotone).
+## zeta as a function of the parameter: the interpolating natural cubic spline through the profile
+## points; its inverse by root finding on each monotone piece (linear interpolation of the
+## parameter in zeta when the profile is not monotone).  Outside the profiled range: NA.
 profile_splines <- function(tab, name) {
   x <- tab[[name]]
   z <- tab$.zeta
@@ -305,24 +312,33 @@ profile_splines <- function(tab, name) {
     return(list(forward = NULL, backward = NULL))
   }
   fwd <- stats::splinefun(x, z, method = if (length(x) >= 3L) "natural" else "linear")
-  if (any(diff(z) <= 0)) {
+  if (!all(diff(z) > 0)) {
     warning("non-monotonic profile for ", name, ": using linear interpolation", call. = FALSE)
     keep <- !duplicated(z)
-    return(list(forward = fwd, backward = stats::approxfun(z[keep], x[keep], ties = mean)))
+    lin <- stats::approxfun(z[keep], x[keep], ties = mean)
+    return(list(forward = fwd, backward = function(zeta) lin(zeta)))
   }
   back <- function(zeta) vapply(zeta, function(zz) {
-    if (!is.finite(zz) || zz < z[1L] || zz > z[length(z)]) return(NA_real_)
-    k <- findInterval(zz, z, rightmost.closed = TRUE)
-    if (k >= length(z)) return(x[length(x)])
+    k <- bracket_index(z, zz)
+    if (is.na(k)) return(NA_real_)
     if (z[k] == zz) return(x[k])
-    stats::uniroot(function(t) fwd(t) - zz, c(x[k], x[k + 1L]), tol = 1e-12)$root
+    stats::uniroot(function(t) fwd(t) - zz, x[k + 0:1], f.lower = z[k] - zz,
+                   f.upper = z[k + 1L] - zz, tol = 1e-10 * max(1, abs(x[k])))$root
   }, 0)
   list(forward = fwd, backward = back)
+}
+
+## k with z[k] <= zz < z[k + 1] (z increasing; the last interval closed), NA outside.
+bracket_index <- function(z, zz) {
+  n <- length(z)
+  if (!is.finite(zz) || zz < z[1L] || zz > z[n]) return(NA_integer_)
+  min(findInterval(zz, z), n - 1L)
 }
 
 ## ---- methods --------------------------------------------------------------------------------------
 
 print.profile.lmm <- function(x, ...) {
+  if (!".par" %in% names(x)) return(print(as.data.frame(unclass(x)), ...))
   pars <- levels(x$.par)
   cat("Likelihood profile of ", length(pars), " parameter", if (length(pars) != 1L) "s",
       " (", nrow(x), " points): ", paste(pars, collapse = ", "), "\n", sep = "")
@@ -332,7 +348,7 @@ print.profile.lmm <- function(x, ...) {
 
 as.data.frame.profile.lmm <- function(x, row.names = NULL, optional = FALSE, ...) {
   out <- x
-  attributes(out)[c("forward", "backward", "lower", "upper")] <- NULL
+  attributes(out)[c("forward", "backward", "lower", "upper", "setup", "index")] <- NULL
   class(out) <- "data.frame"
   out$.focal <- vapply(seq_len(nrow(out)), function(i) out[i, as.character(out$.par[i])], 0)
   out

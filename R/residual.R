@@ -19,18 +19,40 @@ residual_spec <- function(correlation, variance, data, pieces) {
   if (!is.null(var) && length(var$strata) < 2L) var <- NULL     # one stratum: nothing to fit
   if (is.null(cor) && is.null(var)) return(NULL)
   nstrata <- if (is.null(var)) 1L else length(var$strata)
+  prev <- if (is.null(cor)) rep(-1L, n) else cor$prev
+  lag <- if (is.null(cor)) rep(0, n) else cor$lag
+  stratum <- if (is.null(var)) integer(n) else var$stratum
+  classes <- residual_classes(prev, lag, stratum, nstrata)
   structure(list(
     correlation = cor, variance = var,
-    prev = if (is.null(cor)) rep(-1L, n) else cor$prev,
+    prev = prev, lag = lag, stratum = stratum,
     depth = if (is.null(cor)) integer(n) else cor$depth,
-    lag = if (is.null(cor)) rep(0, n) else cor$lag,
-    stratum = if (is.null(var)) integer(n) else var$stratum,
-    info = c(if (is.null(cor)) 0L else cor$code, nstrata),
+    cls = classes$cls, ctab = classes$ctab,
+    info = c(if (is.null(cor)) 0L else cor$code, nstrata,
+             getOption("lmmc.residual_pieces", 1L)),     # 0 never, 1 auto, 2 always (tests)
     rho = c(if (!is.null(cor)) cor$phi, if (!is.null(var)) var$logdelta),
     free = c(if (!is.null(cor)) !cor$fixed, if (!is.null(var)) !var$fixed),
     lower = c(if (!is.null(cor)) cor$lower, if (!is.null(var)) rep(-Inf, nstrata - 1L)),
     upper = c(if (!is.null(cor)) cor$upper, if (!is.null(var)) rep(Inf, nstrata - 1L))),
     class = "lmm_residual_spec")
+}
+
+# Classes of rows with equal whitening coefficients: equal (has predecessor, lag, stratum,
+# predecessor's stratum).  cls is 0-based; ctab lists each class's values and size.
+residual_classes <- function(prev, lag, stratum, nstrata) {
+  has <- prev >= 0L
+  sj <- integer(length(prev))
+  sj[has] <- stratum[prev[has] + 1L]
+  lag[!has] <- 0
+  lag_code <- match(lag, unique(lag))
+  key <- ((lag_code * nstrata + stratum) * nstrata + sj) * 2 + has
+  ukey <- unique(key)
+  cls <- match(key, ukey)
+  first <- match(ukey, key)
+  list(cls = cls - 1L,
+       ctab = list(has = as.integer(has[first]), lag = as.double(lag[first]),
+                   s = as.integer(stratum[first]), sj = as.integer(sj[first]),
+                   count = tabulate(cls, length(ukey))))
 }
 
 # Rows of `data` that made the model frame (subset and na.action applied).
@@ -154,8 +176,9 @@ within_group_order <- function(g, time, gname, type) {
   lag_sorted <- c(0, diff(time[ord]))
   dup <- same & lag_sorted == 0
   if (any(dup))
-    stop(sprintf("duplicated times within groups of %s (first: %s = %s, time %s): %s needs ",
-                 "unique times per group", gname, gname, as.character(g[ord][which(dup)[1L]]),
+    stop(sprintf(paste("duplicated times within groups of %s (first: %s = %s, time %s):",
+                       "%s needs unique times per group"),
+                 gname, gname, as.character(g[ord][which(dup)[1L]]),
                  format(time[ord][which(dup)[1L]]), type), call. = FALSE)
   prev <- rep(-1L, n)
   lag <- rep(0, n)
@@ -218,7 +241,7 @@ engine_setup_resid <- function(y, X, reterms, weights, offset, spec) {
   sqrtw <- if (all(weights == 1)) NULL else sqrt(as.double(weights))
   .Call(C_lmm_setup_resid, as.double(y - offset), as_double_matrix(X), refs, Xts, nl, sqrtw,
         list(as.integer(spec$prev), as.double(spec$lag), as.integer(spec$stratum),
-             as.integer(spec$info)))
+             as.integer(spec$info), as.integer(spec$cls), spec$ctab))
 }
 
 # lmm_fit()'s path with a residual structure: joint minimisation over (theta, free rho).
@@ -228,10 +251,12 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
   lower_theta <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower_theta)
   free <- spec$free
-  x0 <- c(theta0, spec$rho[free])
-  lower <- c(lower_theta, spec$lower[free])
-  upper <- c(rep(Inf, length(theta0)), spec$upper[free])
-  x0 <- pmin(pmax(x0, lower), upper)
+  ar1 <- !is.null(spec$correlation) && spec$correlation$type == "corAR1" && free[1L]
+  to_par <- function(rho) { if (ar1) rho[1L] <- atanh(rho[1L]); rho }   # the C optimiser's scale
+  rho0 <- pmin(pmax(spec$rho, spec$lower), spec$upper)
+  x0 <- c(theta0, to_par(rho0)[free])
+  lower <- c(lower_theta, to_par(spec$lower)[free])
+  upper <- c(rep(Inf, length(theta0)), to_par(spec$upper)[free])
   opt <- .Call(C_lmm_optimise_resid, engine, as.double(x0), as.double(lower), as.double(upper),
                as.double(spec$rho), as.logical(free), REML, optimiser_settings(control, theta0))
   if (!is.finite(opt$crit))
@@ -240,6 +265,7 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
   theta <- pmax(opt$par[seq_len(nt)], lower_theta)
   rho <- spec$rho
   rho[free] <- opt$par[-seq_len(nt)]
+  if (ar1) rho[1L] <- tanh(rho[1L])
   sol <- .Call(C_lmm_solution_resid, engine, theta, as.double(rho), REML)
   fit <- assemble_fit(sol, theta, lower_theta, y, X, reterms, weights, offset, REML, n)
   fit$devcomp$ldW <- sol$sumlogw
@@ -278,6 +304,18 @@ residual_parameters <- function(object) {
   if (!inherits(object, "lmm")) stop("'object' must be a fitted lmm", call. = FALSE)
   r <- object$residual
   list(phi = r$phi, delta = r$delta)
+}
+
+# Number of estimated residual-structure parameters (phi, variance ratios; fixed ones excluded):
+# logLik's df is p + length(theta) + 1 + residual_npar(fit).
+residual_npar <- function(object) {
+  if (is.null(object$residual)) 0L else as.integer(object$residual$npar)
+}
+
+# log|W| of the criteria, generalised: log|V^{-1}| at the fitted residual structure (the prior
+# weights' sum of logs without one).  ML: -2 logL = ldL2 - residual_logdet + n (1 + log(2 pi r2/n)).
+residual_logdet <- function(object) {
+  if (is.null(object$residual)) sum(log(object$weights)) else object$devcomp$ldW
 }
 
 # The residual SD of each row relative to sigma: delta_stratum / sqrt(w).

@@ -105,6 +105,10 @@ richardson_hessian <- function(f, x, d = 0.1, r = 4L) {
 # matrices J_k, computed once per fit.  Negative or near-zero eigenvalues of H are reported as
 # lmerTest reports them.
 satterthwaite_setup <- function(fit, tol = 1e-8) {
+  if (!satterthwaite_available(fit))
+    stop("Satterthwaite's df are not available for fits with a residual correlation or ",
+         "variance structure; use ddf = \"lme4\" (no df) or compare models with anova(m1, m2)",
+         call. = FALSE)
   engine <- engine_setup(fit$y, fit$X, fit$reterms, fit$weights, fit$offset)
   varpar <- unname(c(fit$theta, fit$sigma))
   H <- richardson_hessian(function(v) varpar_deviance(v, engine, fit$REML, fit$n, fit$p), varpar)
@@ -119,6 +123,9 @@ satterthwaite_setup <- function(fit, tol = 1e-8) {
   list(beta = fit$beta, vcov_beta = unname(fit$vcov_beta), sigma = fit$sigma,
        vcov_varpar = A, jacobian = J, hessian = H)
 }
+
+# The varpar deviance above covers (theta, sigma) only: not fits with residual structures.
+satterthwaite_available <- function(fit) is.null(fit$residual)
 
 warn_hessian <- function(values, tol) {
   fmt <- function(v) paste(sprintf("%1.1e", v), collapse = " ")
@@ -230,8 +237,8 @@ contest.lmm <- function(model, L, rhs = 0, joint = TRUE, confint = TRUE, level =
     stop("Kenward-Roger's method is not implemented in lmmc; use ddf = \"Satterthwaite\"",
          call. = FALSE)
   p <- length(model$beta)
-  if (!is.matrix(L)) L <- matrix(L, ncol = p)
-  if (!is.numeric(L) || ncol(L) != p)
+  if (!is.matrix(L) && length(L) == p) L <- matrix(L, nrow = 1L)
+  if (!is.numeric(L) || !is.matrix(L) || ncol(L) != p)
     stop(sprintf("'L' must be a numeric vector or matrix with %d columns (one per fixed effect)", p),
          call. = FALSE)
   if (anyNA(L)) stop("'L' must not contain NA", call. = FALSE)

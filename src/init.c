@@ -8,7 +8,7 @@
 
 /* optimise.c: test entry minimising an R function (tests only) */
 SEXP lmm_test_optimiser(SEXP fn, SEXP x0, SEXP lower, SEXP upper, SEXP rhobeg, SEXP rhoend,
-                        SEXP maxeval);
+                        SEXP maxeval, SEXP ftol_abs);
 
 static const R_CallMethodDef call_methods[] = {
     {"lmm_setup",          (DL_FUNC) &lmm_setup,          6},
@@ -23,7 +23,7 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_solution_resid", (DL_FUNC) &lmm_solution_resid, 4},
     {"lmm_whiten_resid",   (DL_FUNC) &lmm_whiten_resid,   2},
     {"lmm_chol_dense",     (DL_FUNC) &lmm_chol_dense,     1},
-    {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 7},
+    {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 8},
     {NULL, NULL, 0}
 };
 

@@ -22,6 +22,7 @@
 #include <R_ext/Utils.h>
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
 #include "optimise.h"
 #ifndef FCONE
 # define FCONE
@@ -681,7 +682,9 @@ lmm_opt_result lmm_minimise(lmm_objective_fn f, void *ctx, int nall, double *x,
         vmaxset(vmax);
         return res;
     }
-    int m = 2 * n + 1, k = m + n + 1;   /* 2n+1 < m <= (n+1)(n+2)/2 also works */
+    int m = 2 * n + 1, k;   /* 2n+1 < m <= (n+1)(n+2)/2 also works */
+    { const char *e = getenv("LMMC_NPT"); if (e) { int mm = atoi(e); if (mm < 0) mm = (n + 1) * (n + 2) / 2 + mm + 1; if (mm == 0) mm = (n+1)*(n+2)/2; if (mm > (n+1)*(n+2)/2) mm = (n+1)*(n+2)/2; if (mm > m) m = mm; } }
+    k = m + n + 1;
     st->m = m; st->k = k;
     st->xl = (double *) R_alloc(n, sizeof(double));
     st->xu = (double *) R_alloc(n, sizeof(double));

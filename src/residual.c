@@ -16,31 +16,41 @@ int lmm_resid_npar(const lmm_resid *r)
     return (r->cor != LMM_COR_NONE) + r->nstrata - 1;
 }
 
-/* Fills a and c; returns 0, or 1 when rho is outside the parameter space (|r_i| >= 1). */
+/* The whitening coefficients of one row, weights excluded: alpha = B_ii / delta_i and
+   gamma = B_ij / delta_j for its predecessor j (0 without one), with r = phi^lag:
+   B_ii = 1 / sqrt(1 - r^2), B_ij = -r B_ii.  Returns 1 when |r| >= 1 (outside the space). */
+int lmm_resid_coef(int cor, const double *rho, int has_prev, double lag, int s, int sj,
+                   double *alpha, double *gamma)
+{
+    int has_cor = cor != LMM_COR_NONE;
+    const double *logdelta = rho + has_cor;                   /* strata 1 .. S-1 */
+    double inv_delta = s > 0 ? exp(-logdelta[s - 1]) : 1.0;
+    if (!has_cor || !has_prev) {
+        *alpha = inv_delta;
+        *gamma = 0;
+        return 0;
+    }
+    double phi = rho[0];
+    if (!(fabs(phi) < 1) || (cor == LMM_COR_CAR1 && phi < 0)) return 1;
+    double r = pow(phi, lag);                  /* AR1: integer lag, so phi < 0 is fine */
+    double one_m = 1 - r * r;
+    if (!(one_m > 0)) return 1;
+    double bii = 1 / sqrt(one_m);
+    *alpha = bii * inv_delta;
+    *gamma = -r * bii * (sj > 0 ? exp(-logdelta[sj - 1]) : 1.0);
+    return 0;
+}
+
+/* Fills a and c (c_i includes the predecessor's sqrt(w_j)); returns 1 if rho is infeasible. */
 int lmm_resid_whiten(const lmm_resid *r, const double *rho, double *a, double *c)
 {
-    int has_cor = r->cor != LMM_COR_NONE;
-    double phi = has_cor ? rho[0] : 0.0;
-    const double *logdelta = rho + has_cor;                   /* strata 1 .. S-1 */
-    if (has_cor && !(fabs(phi) < 1)) return 1;
-    if (r->cor == LMM_COR_CAR1 && phi < 0) return 1;
     for (int i = 0; i < r->n; i++) {
-        int s = r->stratum ? r->stratum[i] : 0, j = r->prev ? r->prev[i] : -1;
-        double inv_delta = s > 0 ? exp(-logdelta[s - 1]) : 1.0;
-        if (!has_cor || j < 0) {
-            a[i] = inv_delta;
-            c[i] = 0;
-            continue;
-        }
-        double ri = (r->cor == LMM_COR_AR1) ? R_pow_di(phi, (int) r->lag[i]) : pow(phi, r->lag[i]);
-        double one_m = 1 - ri * ri;
-        if (!(one_m > 0)) return 1;
-        double bii = 1 / sqrt(one_m);                          /* B_ii */
-        int sj = r->stratum ? r->stratum[j] : 0;
-        double inv_delta_j = sj > 0 ? exp(-logdelta[sj - 1]) : 1.0;
-        double wj = r->sqrtw ? r->sqrtw[j] : 1.0;
-        a[i] = bii * inv_delta;
-        c[i] = -ri * bii * wj * inv_delta_j;                  /* B_ij sqrt(w_j) / delta_j */
+        int j = r->prev ? r->prev[i] : -1;
+        int s = r->stratum ? r->stratum[i] : 0, sj = (r->stratum && j >= 0) ? r->stratum[j] : 0;
+        double gamma;
+        if (lmm_resid_coef(r->cor, rho, j >= 0, j >= 0 ? r->lag[i] : 0, s, sj, a + i, &gamma))
+            return 1;
+        c[i] = j >= 0 ? gamma * (r->sqrtw ? r->sqrtw[j] : 1.0) : 0;
     }
     return 0;
 }

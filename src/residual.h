@@ -34,8 +34,19 @@ typedef struct {
     const double *sqrtw;   /* [n] square roots of the prior weights, or NULL */
 } lmm_resid;
 
+/* residual.c: whitening coefficients */
 int lmm_resid_npar(const lmm_resid *r);
+int lmm_resid_coef(int cor, const double *rho, int has_prev, double lag, int s, int sj,
+                   double *alpha, double *gamma);
 int lmm_resid_whiten(const lmm_resid *r, const double *rho, double *a, double *c);
+
+/* residual_pieces.c: A(rho) from per-class cross-products (classes of equal coefficients) */
+double lmm_resid_pieces_size(const lmm_model *m, int K, const int *has_prev);
+SEXP lmm_resid_pieces(lmm_model *m, const int *const *refs, const double *const *Xt,
+                      const double *X, const double *y, const double *sqrtw, const int *prev,
+                      const int *cls, int K, const int *has_prev);
+void lmm_resid_combine(lmm_model *m, SEXP pieces, const double *alpha, const double *gamma,
+                       const int *has_prev);
 
 /* .Call entries (residual_fit.c) */
 SEXP lmm_setup_resid(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP resid);

@@ -77,3 +77,15 @@ test_that("a singular fit converges and says so", {
   expect_equal(fit$crit, 161.8282778123, tolerance = 1e-9)
   expect_true(fit$optinfo$converged)
 })
+
+test_that("a small interior variance is not mistaken for the boundary (Penicillin, plate only)", {
+  # The criterion falls monotonically from theta = 1 towards 0 but has its minimum at 0.15:
+  # an optimiser that lands on the bound must look just inside it.  lme4 1.1-31's values.
+  fit <- lmm(diameter ~ 1 + (1 | plate), penicillin)
+  expect_equal(unname(fit$theta), 0.153543709126, tolerance = 1e-4)
+  expect_true(fit$crit <= 613.256024007206 * (1 + 1e-10))
+  expect_false(isSingular(fit))
+  ml <- lmm(diameter ~ 1 + (1 | plate), penicillin, REML = FALSE)
+  expect_equal(unname(ml$theta), 0.125095613329, tolerance = 1e-4)
+  expect_true(ml$crit <= 611.629553138377 * (1 + 1e-10))
+})

@@ -36,7 +36,7 @@ test_that("print: several grouping factors, singular note", {
 })
 
 test_that("summary of a REML fit", {
-  s <- summary(methods_fit("ss"))
+  s <- summary(methods_fit("ss"), ddf = "none")
   expect_s3_class(s, "summary.lmm")
   cf <- coef(s)
   expect_identical(dimnames(cf), list(c("(Intercept)", "Days"),
@@ -65,11 +65,11 @@ test_that("summary of a REML fit", {
 })
 
 test_that("summary of an ML fit and options", {
-  out <- capture.output(print(summary(methods_fit("ssML"))))
+  out <- capture.output(print(summary(methods_fit("ssML"), ddf = "none")))
   expect_identical(out[5:6], c("     AIC      BIC   logLik deviance df.resid ",
                                "  1763.9   1783.1   -876.0   1751.9      174 "))
   expect_true(any(grepl("^\\(Intercept\\)  251\\.405      6\\.632  37\\.90[67]$", out)))
-  s <- summary(methods_fit("ss"))
+  s <- summary(methods_fit("ss"), ddf = "none")
   short <- capture.output(print(s, correlation = FALSE, show.resids = FALSE))
   expect_false(any(grepl("Correlation|Scaled residuals", short)))
   expect_true(" Groups   Name        Std.Dev. Corr" %in%
@@ -92,8 +92,22 @@ test_that("print and summary equal lme4's on identical parameters (live)", {
     p1 <- capture.output(print(m))
     p2 <- capture.output(print(fm))
     expect_identical(p1[-1], p2[-1])
-    s1 <- suppressMessages(capture.output(print(summary(m))))
+    s1 <- suppressMessages(capture.output(print(summary(m, ddf = "none"))))
     s2 <- suppressMessages(capture.output(print(summary(fm))))
     expect_identical(head(s1[-1], -1), s2[-1])     # lmmc adds the optimizer line
   }
+})
+
+test_that("summary's default fixed-effects table has Satterthwaite df and p-values (lmerTest)", {
+  s <- summary(methods_fit("ss"))
+  expect_identical(colnames(coef(s)), c("Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"))
+  # lmerTest 3.1-3: df 17.000 for both, Pr 3.26e-06 for Days
+  expect_equal(unname(coef(s)[, "df"]), c(17, 17), tolerance = 1e-3)
+  expect_equal(unname(coef(s)["Days", "Pr(>|t|)"]), 3.26e-06, tolerance = 1e-2)
+  out <- capture.output(print(s, signif.stars = TRUE))
+  expect_identical(out[1], "Linear mixed model fit by REML. t-tests use Satterthwaite's method ['lmm']")
+  i <- which(out == "Fixed effects:")
+  expect_identical(out[i + 1:3], c("            Estimate Std. Error      df t value Pr(>|t|)    ",
+                                   "(Intercept)  251.405      6.825  17.000  36.838  < 2e-16 ***",
+                                   "Days          10.467      1.546  17.000   6.771 3.26e-06 ***"))
 })

@@ -2,9 +2,10 @@
 # package). The data are passed as nlme stores them (groupedData objects with ordered grouping
 # factors), as a user would.
 #
-# Reference values: lme4 1.1-31 (Matrix 1.5-3, R 4.2.2), lme4::lmer() with default control (except where noted), REML,
-# printed with 15 significant digits; fields as described in test-reference-lme4.R. The trailing
-# comment of each entry is lme4's number of objective evaluations (fit@optinfo$feval).
+# Reference values: lme4 1.1-31 (Matrix 1.5-3, R 4.2.2), lme4::lmer() with default control
+# (except where noted), REML, printed with 15 significant digits; fields as described in
+# test-reference-lme4.R. The trailing comment of each entry is lme4's number of objective
+# evaluations (fit@optinfo$feval).
 
 ref_nlme <- list(
   # Orthodont (age | Subject): the criterion is so flat in theta that lme4's default stopping

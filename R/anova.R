@@ -1,0 +1,261 @@
+# Analysis of variance for "lmm" fits.
+#   anova(m)            F tests of the fixed-effect terms, Satterthwaite denominator df (as lmerTest),
+#                       or lme4's table of sequential Wald F statistics (ddf = "lme4" / "none").
+#   anova(m1, m2, ...)  likelihood-ratio tests of nested models (as lme4), REML fits refitted by ML.
+#   drop1(m)            single-term deletions: AIC / likelihood-ratio (as lme4) or F tests (lmerTest).
+# The hypothesis matrices of the F tests (types I, II, III) are built in R/anova-contrasts.R.
+
+anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
+                      ddf = c("Satterthwaite", "Kenward-Roger", "lme4", "none"),
+                      refit = TRUE, model.names = NULL) {
+  dots <- list(...)
+  is_model <- vapply(dots, function(d) inherits(d, c("lmm", "lm")), NA)
+  if (any(is_model)) {
+    mcall <- match.call(expand.dots = TRUE)
+    args <- as.list(mcall)[1L + seq_len(1L + length(dots))]     # object, then the dots
+    arg_names <- vapply(args[c(TRUE, is_model)], deparse1, "")
+    if (!is.null(model.names)) arg_names <- model.names
+    return(anova_lrt(c(list(object), dots[is_model]), arg_names, refit))
+  }
+  if (length(dots)) {
+    nd <- names(dots)
+    nd <- nd[!is.null(nd) & nzchar(nd)]
+    warning("additional arguments ignored",
+            if (length(nd)) paste0(": ", paste(sQuote(nd), collapse = ", ")), call. = FALSE)
+  }
+  ddf <- match.arg(ddf)
+  if (ddf %in% c("lme4", "none")) return(anova_wald_sequential(object))
+  check_ddf(ddf)
+  type <- anova_type(type)
+  anova_ftests(object, type)
+}
+
+check_ddf <- function(ddf) {
+  if (ddf == "Kenward-Roger")
+    stop("Kenward-Roger's method is not implemented in lmmc; use ddf = \"Satterthwaite\"",
+         call. = FALSE)
+}
+
+# "III"/"3" -> "3", etc.
+anova_type <- function(type) {
+  type <- as.character(type[1L])
+  if (!type %in% c("III", "II", "I", "3", "2", "1"))
+    stop("'type' must be one of \"III\", \"II\", \"I\" (or 3, 2, 1)", call. = FALSE)
+  if (type %in% c("I", "II", "III")) type <- as.character(as.integer(utils::as.roman(type)))
+  type
+}
+
+## ---- F tests with Satterthwaite's df ----------------------------------------------------------
+
+# One F test per term of L_term beta = 0, L_term from the chosen type of hypothesis.
+anova_ftests <- function(object, type) {
+  need_formula(object, "anova() F tests of terms")
+  L_list <- switch(type, "1" = contrasts_type1(object), "2" = contrasts_type2(object),
+                   "3" = contrasts_type3(object))
+  sat <- satterthwaite_setup(object)
+  rows <- lapply(L_list, function(L) contestMD_sat(sat, L))
+  table <- do.call(rbind, c(list(f_table_row(numeric(), numeric(), numeric(), numeric())), rows))
+  rownames(table) <- names(L_list)[vapply(rows, nrow, 1L) > 0]
+  structure(table,
+            heading = paste("Type", utils::as.roman(as.integer(type)),
+                            "Analysis of Variance Table with Satterthwaite's method"),
+            hypotheses = L_list, class = c("anova", "data.frame"))
+}
+
+need_formula <- function(object, what) {
+  if (is.null(object$fixed_terms) || is.null(object$frame))
+    stop(what, " need a model fitted by lmm() with a formula; for lmm_fit() fits use contest()",
+         call. = FALSE)
+}
+
+## ---- lme4's single-model table: sequential Wald F statistics without df --------------------
+
+# With R_X the Cholesky factor of Var(beta)^{-1} sigma^2, the "effects" e = R_X beta; a term's
+# Sum Sq is the sum of e_j^2 over its columns, F = (Sum Sq / npar) / sigma^2.
+anova_wald_sequential <- function(object) {
+  X <- object$X
+  asgn <- attr(X, "assign")
+  if (is.null(asgn) || is.null(object$fixed_terms))
+    stop("anova() needs a model fitted by lmm() with a formula", call. = FALSE)
+  RX <- chol(solve(object$vcov_beta / object$sigma^2))
+  ss <- drop(RX %*% object$beta)^2
+  labels <- attr(object$fixed_terms, "term.labels")[unique(asgn)]
+  if (any(asgn == 0L)) labels <- c("(Intercept)", labels)
+  ss <- vapply(split(ss, asgn), sum, 0)
+  npar <- lengths(split(asgn, asgn))
+  table <- data.frame(npar = npar, "Sum Sq" = ss, "Mean Sq" = ss / npar,
+                      "F value" = ss / npar / object$sigma^2, check.names = FALSE)
+  rownames(table) <- labels
+  table <- table[labels != "(Intercept)", , drop = FALSE]
+  structure(table, heading = "Analysis of Variance Table", class = c("anova", "data.frame"))
+}
+
+## ---- likelihood-ratio tests of several models (lme4's anova.merMod) --------------------------
+
+anova_lrt <- function(models, model_names, refit = TRUE) {
+  nobs_each <- vapply(models, nobs, 1)
+  if (length(unique(nobs_each)) > 1L)
+    stop("models were not all fitted to the same size of dataset", call. = FALSE)
+  if (length(model_names) != length(models))
+    stop("model names vector and model list have different lengths", call. = FALSE)
+  if (anyDuplicated(model_names) || max(nchar(model_names)) > 200) {
+    warning("failed to find model names, assigning generic names", call. = FALSE)
+    model_names <- paste0("MODEL", seq_along(models))
+  }
+  names(models) <- model_names
+  calls <- lapply(models, getCall)
+  data <- lapply(calls, `[[`, "data")
+  if (!all(vapply(data, identical, NA, data[[1L]])))
+    stop("all models must be fit to the same data object", call. = FALSE)
+  subset <- lapply(calls, `[[`, "subset")
+  if (!all(vapply(subset, identical, NA, subset[[1L]])))
+    stop("all models must use the same subset", call. = FALSE)
+  responses <- lapply(models, model_response)
+  if (!all(vapply(responses, function(y) isTRUE(all.equal(y, responses[[1L]])), NA)))
+    stop("models were not fitted to the same response values", call. = FALSE)
+
+  is_reml <- vapply(models, function(m) inherits(m, "lmm") && isTRUE(m$REML), NA)
+  if (refit) {
+    if (any(is_reml)) message("refitting model(s) with ML (instead of REML)")
+    models[is_reml] <- lapply(models[is_reml], refit_ml)
+  } else if (any(is_reml) && !all(is_reml)) {
+    warning("some models fit with REML = TRUE, some not", call. = FALSE)
+  }
+  llks <- lapply(models, logLik)
+  npar <- vapply(llks, attr, 1, "df")
+  ord <- order(npar)
+  models <- models[ord]
+  llks <- llks[ord]
+  npar <- npar[ord]
+  llk <- unlist(llks)
+  chisq <- 2 * pmax(0, c(NA, diff(llk)))
+  df_chisq <- c(NA, diff(npar))
+  table <- data.frame(npar = npar, AIC = vapply(llks, AIC, 1), BIC = vapply(llks, BIC, 1),
+                      logLik = llk, deviance = -2 * llk, Chisq = chisq, Df = df_chisq,
+                      "Pr(>Chisq)" = ifelse(df_chisq == 0, NA,
+                                            pchisq(chisq, df_chisq, lower.tail = FALSE)),
+                      row.names = names(models), check.names = FALSE)
+  structure(table, heading = lrt_heading(models, data[[1L]], subset[[1L]]),
+            class = c("anova", "data.frame"))
+}
+
+model_response <- function(m) if (inherits(m, "lmm")) m$y else unname(stats::model.response(
+  stats::model.frame(m)))
+
+# "Data: ...", "Subset: ...", "Models:", "name: formula" as lme4 prints them.
+lrt_heading <- function(models, data, subset) {
+  short <- function(x) {
+    d <- deparse(x, width.cutoff = 60L)
+    if (length(d) > 1L) paste(d[1L], "...") else d
+  }
+  forms <- vapply(models, function(m) {
+    f <- getCall(m)$formula
+    deparse1(if (is.null(f)) getCall(m) else f)
+  }, "")
+  c(paste("Data:", short(data)),
+    if (!is.null(subset)) paste("Subset:", short(subset)),
+    "Models:", paste(names(models), forms, sep = ": "))
+}
+
+# The same model fitted by maximum likelihood, starting from the REML estimate of theta
+# (as lme4's refitML).  Fields describing the model (call with REML = FALSE, formula, frame, ...)
+# are carried over.
+refit_ml <- function(fit) {
+  if (!isTRUE(fit$REML)) return(fit)
+  if (!is.null(fit$residual)) return(refit_ml_by_call(fit))
+  ml <- lmm_fit(fit$y, fit$X, fit$reterms, weights = fit$weights, offset = fit$offset,
+                REML = FALSE, control = lmm_control(check.conv.singular = "ignore"),
+                start = unname(fit$theta))
+  carry <- setdiff(names(fit), names(ml))
+  ml[carry] <- fit[carry]
+  ml$call <- fit$call
+  if (!is.null(ml$call)) ml$call$REML <- FALSE
+  ml
+}
+
+# Fits with a residual structure: evaluate the call again with REML = FALSE, where the formula
+# was written (the data are usually found there), else in the caller's frame.
+refit_ml_by_call <- function(fit) {
+  cl <- fit$call
+  if (is.null(cl) || is.null(fit$formula))
+    stop("cannot refit this model by ML: it has no call with a formula", call. = FALSE)
+  cl$REML <- FALSE
+  env <- environment(fit$formula)
+  if (is.null(env)) env <- parent.frame(2L)
+  eval(cl, env)
+}
+
+## ---- drop1 -----------------------------------------------------------------------------------
+
+# test = "none"/"Chisq": lme4's drop1 (ML fits without each term: AIC and likelihood-ratio test);
+# test = "F": lmerTest's drop1 (F test that the term's coefficients are zero, Satterthwaite df).
+drop1.lmm <- function(object, scope, scale = 0, test = c("none", "Chisq", "F"), k = 2,
+                      trace = FALSE, ddf = c("Satterthwaite", "Kenward-Roger"), ...) {
+  test <- match.arg(test)
+  need_formula(object, "drop1()")
+  terms <- object$fixed_terms
+  labels <- attr(terms, "term.labels")
+  marginal <- drop.scope(terms)
+  if (missing(scope)) {
+    scope <- marginal
+  } else {
+    if (!is.character(scope)) scope <- attr(terms(update.formula(terms, scope)), "term.labels")
+    if (!all(scope %in% labels)) stop("scope is not a subset of term labels", call. = FALSE)
+  }
+  if (test == "F") return(drop1_ftests(object, scope, marginal, match.arg(ddf)))
+  drop1_lrt(object, scope, test, k, trace, scale)
+}
+
+drop1_lrt <- function(object, scope, test, k, trace, scale) {
+  if (!is.null(object$residual))
+    stop("drop1() does not refit models with a residual correlation or variance structure; ",
+         "fit the smaller models and compare them with anova()", call. = FALSE)
+  full <- refit_ml(object)
+  cols <- term_columns(object)
+  ans <- matrix(NA_real_, length(scope) + 1L, 2L,
+                dimnames = list(c("<none>", scope), c("df", "AIC")))
+  ans[1L, ] <- ml_aic(full, k)
+  for (i in seq_along(scope)) {
+    if (trace > 1) message("trying - ", scope[i])
+    keep <- setdiff(seq_len(ncol(full$X)), cols[[scope[i]]])
+    X <- full$X[, keep, drop = FALSE]
+    attr(X, "assign") <- attr(full$X, "assign")[keep]
+    reduced <- lmm_fit(full$y, X, full$reterms, weights = full$weights, offset = full$offset,
+                       REML = FALSE, control = lmm_control(check.conv.singular = "ignore"),
+                       start = unname(full$theta))
+    ans[i + 1L, ] <- ml_aic(reduced, k)
+  }
+  dfs <- ans[1L, 1L] - ans[, 1L]
+  dfs[1L] <- NA
+  aod <- data.frame(npar = dfs, AIC = ans[, 2L])
+  if (test == "Chisq") {
+    dev <- ans[, 2L] - k * ans[, 1L]
+    dev <- dev - dev[1L]
+    dev[1L] <- NA
+    aod$LRT <- dev
+    aod[["Pr(Chi)"]] <- ifelse(is.na(dev), NA, pchisq(dev, dfs, lower.tail = FALSE))
+  }
+  head <- c("Single term deletions", "\nModel:", deparse(formula(object)),
+            if (scale > 0) paste("\nscale: ", format(scale), "\n"))
+  structure(aod, heading = head, class = c("anova", "data.frame"))
+}
+
+# c(df, AIC) of an ML fit: AIC = -2 logLik + k df.
+ml_aic <- function(fit, k) {
+  ll <- logLik(fit, REML = FALSE)
+  c(attr(ll, "df"), -2 * as.numeric(ll) + k * attr(ll, "df"))
+}
+
+drop1_ftests <- function(object, scope, marginal, ddf) {
+  check_ddf(ddf)
+  if (!all(scope %in% marginal))
+    stop("Only marginal terms can be dropped from the model", call. = FALSE)
+  L_list <- contrasts_marginal(object)[scope]
+  sat <- satterthwaite_setup(object)
+  rows <- lapply(L_list, function(L) contestMD_sat(sat, L))
+  table <- do.call(rbind, c(list(f_table_row(numeric(), numeric(), numeric(), numeric())), rows))
+  rownames(table) <- names(L_list)[vapply(rows, nrow, 1L) > 0]
+  structure(table, heading = c("Single term deletions using Satterthwaite's method:", "\nModel:",
+                               deparse1(formula(object))),
+            hypotheses = L_list, class = c("anova", "data.frame"))
+}

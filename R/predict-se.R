@@ -1,0 +1,226 @@
+## Standard errors and intervals for predictions of a fitted "lmm".
+##
+## A prediction is eta = x beta + z b (+ offset) with b = Lambda u.  Conditional on theta, the errors
+## of the estimates (beta-hat - beta, u-tilde - u) have covariance sigma^2 M^{-1} with
+##     M = [ Lambda'Z'WZ Lambda + I    Lambda'Z'WX ]
+##         [ X'WZ Lambda               X'WX        ]      (Henderson's mixed-model equations),
+## so Var(eta-hat - eta) = sigma^2 a M^{-1} a' with a = [z Lambda, x].  Random effects of levels
+## not in the fit are predicted as 0 with error variance z Sigma_t z' (their prior variance).
+## Population-level predictions (re.form = NA) reduce to x Var(beta-hat) x'.
+## "confidence" intervals cover eta; "prediction" intervals a new observation, adding sigma^2 / w
+## (w = 1 for new data).  Intervals use normal quantiles.
+##
+## The dense factorisation of M costs O((q + p)^3); above getOption("lmmc.se_fit_max_dim", 3000)
+## an error says so.
+
+## se.fit and/or intervals, in predict.lm's shapes.  Called by predict.lmm().
+predict_intervals <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+                              se.fit = FALSE, interval = c("none", "confidence", "prediction"),
+                              level = 0.95, na.action = stats::na.pass) {
+  interval <- match.arg(interval)
+  check_level(level)
+  fit <- predict(object, newdata = newdata, re.form = re.form,
+                 allow.new.levels = allow.new.levels, na.action = na.action)
+  se <- predict_se(object, newdata, re.form, allow.new.levels, na.action = na.action,
+                   residual = FALSE)
+  if (interval != "none") {
+    sd_int <- if (interval == "confidence") se else
+      predict_se(object, newdata, re.form, allow.new.levels, na.action = na.action,
+                 residual = TRUE)
+    z <- stats::qnorm((1 + level) / 2)
+    fit <- cbind(fit = fit, lwr = fit - z * sd_int, upr = fit + z * sd_int)
+  }
+  if (!se.fit) return(fit)
+  list(fit = fit, se.fit = se, residual.scale = object$sigma)
+}
+
+## Standard errors of the predictions (residual = TRUE: of a new observation).
+predict_se <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+                       na.action = stats::na.pass, residual = FALSE, ...) {
+  if (!inherits(object, "lmm")) stop("predict_se() needs a fitted \"lmm\" object", call. = FALSE)
+  design <- prediction_design(object, newdata, re.form, allow.new.levels, na.action)
+  Minv <- joint_cov_inverse(object)
+  v <- object$sigma^2 * (quad_form_rows(design$A, design$P, Minv) + design$newvar)
+  if (residual) v <- v + object$sigma^2 / design$weights
+  se <- sqrt(v)
+  names(se) <- design$names
+  stats::napredict(design$na_action, se)
+}
+
+## ---- the joint covariance ------------------------------------------------------------------------
+
+## M^{-1} (see the top of the file), order: u (q, lme4's order) then beta (p).
+joint_cov_inverse <- function(object) {
+  q <- object$q
+  p <- object$p
+  dim <- q + p
+  limit <- getOption("lmmc.se_fit_max_dim", 3000)
+  if (dim > limit)
+    stop(sprintf(paste0("standard errors need a dense %d x %d factorisation (q + p = %d random and ",
+                        "fixed effects), above the limit %d; raise options(lmmc.se_fit_max_dim) ",
+                        "if memory and time allow"), dim, dim, dim, limit), call. = FALSE)
+  zl <- z_lambda_rows(object$reterms, object$theta, rep(list(NULL), length(object$reterms)))
+  M <- crossprod_sparse_rows(zl$P, zl$A, object$X, object$weights, q)
+  diag(M)[seq_len(q)] <- diag(M)[seq_len(q)] + 1
+  chol2inv(chol(M))
+}
+
+## Rows of Z Lambda in a sparse form: P[i, k] the column (in u's order) and A[i, k] the value of
+## row i's k-th nonzero.  For term t with template T_t, row i in level l holds (x_ti T_t) in
+## columns offset_t + (l - 1) p_t + 1..p_t.  `masks` optionally zeroes columns of x_ti (re.form).
+## idx: level numbers (NA = level not in the fit); defaults to the fitted grouping factors.
+z_lambda_rows <- function(reterms, theta, masks, Xts = NULL, idxs = NULL) {
+  templates <- theta_templates(theta, reterms)
+  offset <- 0L
+  P <- A <- list()
+  for (t in seq_along(reterms)) {
+    term <- reterms[[t]]
+    pt <- length(term$cnms)
+    Xt <- if (is.null(Xts)) term$Xt else Xts[[t]]
+    idx <- if (is.null(idxs)) as.integer(term$group) else idxs[[t]]
+    if (!is.null(masks[[t]])) Xt <- sweep(Xt, 2L, masks[[t]], `*`)
+    V <- Xt %*% templates[[t]]                          # x_ti T_t
+    cols <- outer(offset + (idx - 1L) * pt, seq_len(pt), `+`)
+    P[[t]] <- cols
+    A[[t]] <- V
+    offset <- offset + pt * nlevels(term$group)
+  }
+  list(P = do.call(cbind, P), A = do.call(cbind, A), templates = templates)
+}
+
+## [Z Lambda, X]' W [Z Lambda, X] from the sparse rows of Z Lambda (dense result).
+crossprod_sparse_rows <- function(P, A, X, w, q) {
+  p <- ncol(X)
+  dim <- q + p
+  M <- matrix(0, dim, dim)
+  add <- function(rows, cols, vals) {
+    s <- rowsum(vals, (cols - 1L) * dim + rows)
+    k <- as.integer(rownames(s))
+    M[k] <<- M[k] + s[, 1L]
+  }
+  K <- ncol(P)
+  for (a in seq_len(K)) {
+    for (b in seq_len(K)) add(P[, a], P[, b], w * A[, a] * A[, b])
+    for (j in seq_len(p)) {
+      add(P[, a], rep(q + j, nrow(P)), w * A[, a] * X[, j])
+      add(rep(q + j, nrow(P)), P[, a], w * A[, a] * X[, j])
+    }
+  }
+  if (p) M[q + seq_len(p), q + seq_len(p)] <- crossprod(X * sqrt(w))
+  M
+}
+
+## sum_k sum_l A[i, k] A[i, l] Minv[P[i, k], P[i, l]] for each row i (NA positions count 0).
+quad_form_rows <- function(A, P, Minv) {
+  out <- numeric(nrow(A))
+  ok <- !is.na(P)
+  A[!ok] <- 0
+  P[!ok] <- 1L
+  for (k in seq_len(ncol(A))) for (l in seq_len(ncol(A)))
+    out <- out + A[, k] * A[, l] * Minv[cbind(P[, k], P[, l])]
+  out
+}
+
+## ---- the design of the predictions ---------------------------------------------------------------
+
+## Rows a = [z Lambda, x] of the predictions (sparse: A values at positions P), the prior variance
+## (over sigma^2) of new levels' effects, prior weights, row names and the na.action to pad with.
+prediction_design <- function(object, newdata, re.form, allow.new.levels, na.action) {
+  use <- conditioned_terms(object, re.form)
+  q <- object$q
+  if (is.null(newdata)) {
+    X <- object$X
+    Xts <- NULL
+    idxs <- NULL
+    w <- object$weights
+    nms <- if (is.null(object$frame)) NULL else rownames(object$frame)
+    na_act <- if (is.null(object$frame)) NULL else attr(object$frame, "na.action")
+  } else {
+    fd <- new_fixed_design(object, newdata, na.action)
+    X <- fd$X
+    tds <- lapply(seq_along(use), function(t) {
+      term <- object$reterms[[t]]
+      if (use[[t]]$use) return(new_term_design(object, term, fd$rows, allow.new.levels))
+      list(Xt = matrix(0, nrow(X), length(term$cnms)), idx = rep(1L, nrow(X)))  # not used
+    })
+    Xts <- lapply(tds, `[[`, "Xt")
+    idxs <- lapply(tds, `[[`, "idx")
+    w <- rep(1, nrow(X))
+    nms <- rownames(fd$rows)
+    na_act <- fd$na_action
+  }
+  masks <- lapply(seq_along(use), function(t) if (use[[t]]$use) use[[t]]$mask else
+    rep(0, length(object$reterms[[t]]$cnms)))
+  zl <- z_lambda_rows(object$reterms, object$theta, masks, Xts, idxs)
+  newvar <- new_level_variance(zl, idxs, nrow(X))
+  keep <- vapply(use, `[[`, NA, "use")[rep(seq_along(use),
+                                           vapply(object$reterms, function(t) length(t$cnms), 1L))]
+  P <- cbind(zl$P[, keep, drop = FALSE], matrix(q + seq_len(ncol(X)), nrow(X), ncol(X),
+                                                 byrow = TRUE))
+  A <- cbind(zl$A[, keep, drop = FALSE], X)
+  list(A = A, P = P, newvar = newvar, weights = w, names = nms, na_action = na_act)
+}
+
+## Prior variance (over sigma^2) of the random part of rows in levels not in the fit:
+## ||x_ti T_t||^2 summed over such terms (their columns of zl have NA positions).
+new_level_variance <- function(zl, idxs, n) {
+  v <- numeric(n)
+  if (is.null(idxs)) return(v)
+  new <- is.na(zl$P)
+  if (any(new)) v <- rowSums(ifelse(new, zl$A^2, 0))
+  v
+}
+
+## Which random terms enter the prediction (re.form: NULL all, NA or ~0 none, a formula the terms
+## of the grouping factors it names, restricted to the columns its bars name).
+conditioned_terms <- function(object, re.form) {
+  all_cols <- function(term) rep(1, length(term$cnms))
+  if (!wants_random(re.form))
+    return(lapply(object$reterms, function(term) list(use = FALSE, mask = all_cols(term))))
+  if (is.null(re.form))
+    return(lapply(object$reterms, function(term) list(use = TRUE, mask = all_cols(term))))
+  bars <- find_bars(re.form)
+  bar_names <- vapply(bars, bar_group_name, "")
+  bad <- setdiff(bar_names, vapply(object$reterms, `[[`, "", "name"))
+  if (length(bad))
+    stop("grouping factor '", bad[1L], "' in re.form is not a grouping factor of the model",
+         call. = FALSE)
+  lapply(object$reterms, function(term) {
+    hit <- bars[bar_names == term$name]
+    if (!length(hit)) return(list(use = FALSE, mask = all_cols(term)))
+    cols <- unique(unlist(lapply(hit, function(bar)
+      if (is.null(object$frame)) term$cnms else
+        re_lhs_columns(bar[[2L]], object$frame, object, term$cnms))))
+    mask <- as.numeric(term$cnms %in% cols)
+    list(use = any(mask > 0), mask = mask)
+  })
+}
+
+## X, offset and the kept rows of new data, built as predict.lmm() builds them.
+new_fixed_design <- function(object, newdata, na.action) {
+  if (is.null(object$fixed_terms))
+    stop("'newdata' needs a fit made by lmm() (with a formula); this fit was made by lmm_fit()",
+         call. = FALSE)
+  if (!is.data.frame(newdata)) newdata <- as.data.frame(newdata)
+  mf <- newdata_frame(object, newdata, na.action)
+  na_act <- attr(mf, "na.action")
+  X <- stats::model.matrix(attr(mf, "terms"), mf, contrasts.arg = attr(object$X, "contrasts"))
+  X <- X[, names(object$beta), drop = FALSE]
+  off <- stats::model.offset(mf)
+  rows <- if (is.null(na_act)) newdata else newdata[-as.integer(na_act), , drop = FALSE]
+  list(X = X, offset = if (is.null(off)) rep(0, nrow(X)) else off, rows = rows,
+       na_action = na_act)
+}
+
+## A random term's columns and level numbers on new rows (NA: a level not in the fit, allowed only
+## with allow.new.levels).
+new_term_design <- function(object, term, rows, allow.new.levels) {
+  Xt <- re_lhs_matrix(term$lhs, rows, object)
+  miss <- setdiff(term$cnms, colnames(Xt))
+  if (length(miss))
+    stop("cannot rebuild the random-effects columns ", paste(miss, collapse = ", "),
+         " of '", term$name, "' on newdata", call. = FALSE)
+  lab <- group_labels(term$gexpr, rows, environment(object$formula))
+  idx <- level_index(lab, levels(term$group), term$name, allow.new.levels)
+  list(Xt = Xt[, term$cnms, drop = FALSE], idx = idx, labels = lab)
+}

@@ -1,0 +1,109 @@
+# Likelihood profiles (R/profile.R).  Reference intervals from lme4 1.1-31 are in test-confint.R.
+
+ss_fit <- function() lmm(Reaction ~ Days + (Days | Subject), data = methods_data("sleepstudy"))
+dy_fit <- function() lmm(Yield ~ 1 + (1 | Batch), data = methods_data("Dyestuff"))
+
+test_that("sd/cor parameters round-trip with theta and are named as lme4's", {
+  fit <- ss_fit()
+  sc <- theta_to_sdcor(fit$theta, fit$reterms, fit$sigma)
+  vc <- VarCorr(fit)$Subject
+  expect_equal(sc, c(attr(vc, "stddev")[1], attr(vc, "correlation")[2, 1],
+                     attr(vc, "stddev")[2]), ignore_attr = TRUE, tolerance = 1e-12)
+  expect_equal(sdcor_to_theta(sc, fit$reterms, fit$sigma), unname(fit$theta), tolerance = 1e-12)
+  expect_identical(sdcor_names(fit$reterms),
+                   c(".sig01", ".sig02", ".sig03", ".sigma"))
+  expect_identical(sdcor_names(fit$reterms, signames = FALSE),
+                   c("sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject",
+                     "sigma"))
+  # correlation +-1 and a zero SD give a semi-definite factor; an impossible 3 x 3 block gives NA
+  expect_equal(lower_chol(matrix(c(4, 2, 2, 1), 2)), matrix(c(2, 1, 0, 0), 2))
+  expect_equal(lower_chol(matrix(c(0, 0, 0, 1), 2)), matrix(c(0, 0, 0, 1), 2))
+  R <- matrix(c(1, 0.9, -0.9, 0.9, 1, 0.9, -0.9, 0.9, 1), 3)
+  expect_null(lower_chol(R))
+})
+
+test_that("the sd/cor-scale deviance equals the ML criterion at the ML optimum", {
+  fit <- ss_fit()
+  ml <- ml_fit_of(fit)
+  expect_false(ml$REML)
+  engine <- engine_setup(ml$y, ml$X, ml$reterms, ml$weights, ml$offset)
+  dev <- sdcor_deviance(engine, ml$reterms, ml$n)
+  par <- c(theta_to_sdcor(ml$theta, ml$reterms, ml$sigma), ml$sigma)
+  expect_equal(dev(par), ml$crit, tolerance = 1e-10)
+  expect_equal(ml$crit, 1751.93934480795, tolerance = 1e-7)   # lme4: deviance(refitML(fm1))
+  expect_gt(dev(par * c(1, 1, 1, 1.05)), ml$crit)
+  expect_identical(dev(c(par[1:3], 0)), Inf)
+})
+
+test_that("profile() returns lme4's layout: zeta 0 at the optimum, increasing, signed", {
+  fit <- dy_fit()
+  pr <- profile(fit)
+  expect_s3_class(pr, c("profile.lmm", "data.frame"))
+  expect_identical(names(pr), c(".zeta", ".sig01", ".sigma", "(Intercept)", ".par"))
+  expect_identical(levels(pr$.par), c(".sig01", ".sigma", "(Intercept)"))
+  ml <- ml_fit_of(fit)
+  for (nm in levels(pr$.par)) {
+    d <- pr[pr$.par == nm, ]
+    expect_true(all(diff(d$.zeta) > 0), info = nm)
+    expect_true(any(d$.zeta < -2.5) || min(d[[nm]]) == 0, info = nm)
+    expect_true(max(d$.zeta) > 2.5, info = nm)
+    at0 <- which(d$.zeta == 0)
+    expect_length(at0, 1L)
+  }
+  d <- pr[pr$.par == "(Intercept)", ]
+  expect_equal(d[d$.zeta == 0, "(Intercept)"], unname(ml$beta), tolerance = 1e-10)
+  # the SD profile stops at its bound 0 with lme4's zeta there (-2.3243980067)
+  d <- pr[pr$.par == ".sig01", ]
+  expect_equal(min(d$.sig01), 0)
+  expect_equal(d$.zeta[1], -2.3243980067, tolerance = 1e-6)
+  # the other parameters along a profile are the conditional optima
+  d <- pr[pr$.par == ".sigma", ]
+  expect_true(all(d$.sig01 >= 0))
+  adf <- as.data.frame(pr)
+  expect_identical(class(adf), "data.frame")
+  expect_equal(adf$.focal, vapply(seq_len(nrow(adf)), function(i)
+    adf[i, as.character(adf$.par[i])], 0))
+})
+
+test_that("profile() of a REML fit is the profile of its ML refit", {
+  fit <- dy_fit()
+  fitml <- lmm(Yield ~ 1 + (1 | Batch), data = methods_data("Dyestuff"), REML = FALSE)
+  a <- profile(fit, which = ".sigma")
+  b <- profile(fitml, which = ".sigma")
+  expect_equal(confint(a), confint(b), tolerance = 1e-6)
+  expect_equal(nrow(a), nrow(b))
+})
+
+test_that("which selects parameters by name, number, theta_ and beta_", {
+  fit <- dy_fit()
+  expect_identical(levels(profile(fit, which = "theta_")$.par), c(".sig01", ".sigma"))
+  expect_identical(levels(profile(fit, which = "beta_")$.par), "(Intercept)")
+  expect_identical(levels(profile(fit, which = 2)$.par), ".sigma")
+  expect_error(profile(fit, which = "nope"), "unknown parameter")
+  expect_identical(levels(profile(fit, which = 1, signames = FALSE)$.par), "sd_(Intercept)|Batch")
+})
+
+test_that("profiles in parallel equal the serial profile", {
+  skip_on_os("windows")
+  fit <- dy_fit()
+  a <- profile(fit)
+  b <- profile(fit, parallel = "multicore", ncpus = 2)
+  expect_equal(as.data.frame(a), as.data.frame(b))
+})
+
+test_that("plot() of a profile draws without error", {
+  fit <- dy_fit()
+  pr <- profile(fit)
+  pdf(NULL)
+  on.exit(dev.off())
+  expect_invisible(plot(pr))
+  expect_invisible(plot(pr, absVal = TRUE, which = ".sigma"))
+  expect_error(plot(pr, which = "nope"), "nothing to plot")
+})
+
+test_that("a progress bar is shown only when asked", {
+  fit <- dy_fit()
+  out <- capture.output(pr <- profile(fit, which = 1:2, progress = TRUE))
+  expect_true(any(grepl("=", out)) || any(grepl("%", out)))
+  expect_length(capture.output(pr <- profile(fit, which = 1:2, progress = FALSE)), 0L)
+})

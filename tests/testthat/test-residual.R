@@ -1,0 +1,309 @@
+# Residual structures (R/residual.R, src/residual*.c): AR(1), continuous-time AR(1) and varIdent,
+# against a dense implementation of the criterion and against nlme::lme (recorded and live).
+
+# ---- data and dense reference ------------------------------------------------------------------
+
+# The benchmark's growth curve: n_id subjects x n_t times, random intercept and slope, AR(1) errors.
+sim_growth <- function(n_id = 2500, n_t = 4, phi = 0.7, seed = 4) {
+  set.seed(seed)
+  id <- rep(seq_len(n_id), each = n_t)
+  time <- rep(seq_len(n_t) - 1, n_id)
+  arm <- rep(rep(0:1, length.out = n_id), each = n_t)
+  b0 <- rnorm(n_id, 0, 2); b1 <- rnorm(n_id, 0, 0.5)
+  e <- as.vector(apply(matrix(rnorm(n_id * n_t), n_t), 2, function(z) {
+    out <- z; for (j in seq_along(z)[-1]) out[j] <- phi * out[j - 1] + sqrt(1 - phi^2) * z[j]; out }))
+  y <- 10 + 1.5 * time + 0.5 * arm + 0.3 * time * arm + b0[id] + b1[id] * time + e
+  data.frame(y, time, arm, id = factor(id))
+}
+
+# Profiled criterion of y = X beta + Z b + e, Var = s^2 (Z Lambda Lambda' Z' + Vr), by dense algebra.
+resid_dense_crit <- function(y, X, Z, Lambda, Vr, REML) {
+  V <- Z %*% Lambda %*% t(Lambda) %*% t(Z) + Vr
+  Vi <- solve(V)
+  XVX <- t(X) %*% Vi %*% X
+  beta <- solve(XVX, t(X) %*% Vi %*% y)
+  r <- y - X %*% beta
+  nmp <- length(y) - if (REML) ncol(X) else 0
+  r2 <- drop(t(r) %*% Vi %*% r)
+  as.numeric(determinant(V)$modulus + nmp * (1 + log(2 * pi * r2 / nmp)) +
+         if (REML) determinant(XVX)$modulus else 0)
+}
+
+# Vr = S R S: AR(1) phi^|t_i - t_j| within groups g, S = diag(delta[stratum] / sqrt(w)).
+resid_dense_V <- function(g, t, phi, delta_row, w) {
+  R <- outer(seq_along(g), seq_along(g), function(i, j) ifelse(g[i] == g[j], phi^abs(t[i] - t[j]), 0))
+  s <- delta_row / sqrt(w)
+  R * outer(s, s)
+}
+
+# A small design with crossed random effects, AR(1) groups crossing them, gaps, shuffled rows,
+# prior weights and two variance strata.
+small_data <- function() {
+  set.seed(11)
+  d <- expand.grid(t = c(1, 2, 4, 5, 6), id = factor(1:6))
+  d$site <- factor(sample(letters[1:3], nrow(d), replace = TRUE))
+  d$x <- rnorm(nrow(d))
+  d$s <- factor(ifelse(as.integer(d$id) %% 2 == 0, "B", "A"), levels = c("A", "B"))
+  d$y <- 1 + d$x + rnorm(6)[d$id] + rnorm(3)[d$site] + rnorm(nrow(d))
+  d$w <- runif(nrow(d), 0.5, 2)
+  d[sample(nrow(d)), ]
+}
+
+engine_of <- function(formula, data, correlation = NULL, variance = NULL, weights = NULL) {
+  pieces <- lmm_pieces(formula, data, weights = weights)
+  spec <- residual_spec(correlation, variance, data, pieces)
+  list(pieces = pieces, spec = spec,
+       engine = engine_setup_resid(pieces$y, pieces$X, pieces$reterms, pieces$weights,
+                                   pieces$offset, spec))
+}
+
+# ---- the criterion against dense algebra -------------------------------------------------------
+
+test_that("the criterion with AR(1) x varIdent x weights, crossed effects, equals the dense one", {
+  d <- small_data()
+  for (mode in 0:2) {                   # pass over the rows / automatic / per-class pieces
+    old <- options(lmmc.residual_pieces = mode)
+    e <- engine_of(y ~ x + (1 | id) + (1 | site), d, nlme::corAR1(form = ~ t | id),
+                   nlme::varIdent(form = ~ 1 | s), weights = d$w)
+    options(old)
+    p <- e$pieces
+    Z <- dense_Z(p$reterms)
+    for (REML in c(TRUE, FALSE)) {
+      theta <- c(0.8, 0.5); phi <- 0.6; delta_B <- 1.7
+      got <- .Call(C_lmm_crit_resid, e$engine, theta, c(phi, log(delta_B)), REML)
+      Vr <- resid_dense_V(d$id, d$t, phi, c(A = 1, B = delta_B)[as.character(d$s)], d$w)
+      want <- resid_dense_crit(p$y, p$X, Z, dense_Lambda(theta, p$reterms), Vr, REML)
+      expect_equal(got, want, tolerance = 1e-10)
+    }
+  }
+})
+
+test_that("AR(1) groups crossing the random-effects factor and negative phi are handled", {
+  d <- small_data()
+  e <- engine_of(y ~ x + (1 | site), d, nlme::corAR1(form = ~ t | id))
+  p <- e$pieces
+  got <- .Call(C_lmm_crit_resid, e$engine, 0.7, -0.45, TRUE)
+  Vr <- resid_dense_V(d$id, d$t, -0.45, 1, rep(1, nrow(d)))
+  expect_equal(got, resid_dense_crit(p$y, p$X, dense_Z(p$reterms),
+                                     dense_Lambda(0.7, p$reterms), Vr, TRUE), tolerance = 1e-10)
+  expect_equal(.Call(C_lmm_crit_resid, e$engine, 0.7, 1, TRUE), Inf)   # outside the space
+})
+
+test_that("corCAR1 uses real time differences", {
+  d <- small_data()
+  d$tt <- d$t + (as.integer(d$id) %% 3) * 0.37 + d$t^2 / 10
+  e <- engine_of(y ~ x + (1 | id), d, nlme::corCAR1(form = ~ tt | id))
+  p <- e$pieces
+  Vr <- resid_dense_V(d$id, d$tt, 0.55, 1, rep(1, nrow(d)))
+  expect_equal(.Call(C_lmm_crit_resid, e$engine, 0.9, 0.55, FALSE),
+               resid_dense_crit(p$y, p$X, dense_Z(p$reterms), dense_Lambda(0.9, p$reterms),
+                                Vr, FALSE), tolerance = 1e-10)
+})
+
+# ---- nlme's examples: recorded references (nlme 3.1-162) ---------------------------------------
+
+nlme_ref <- list(
+  ovary = list(logLik = -775.223348784, phi = 0.6074422773, sigma = 3.665450126,
+               beta = c(12.1895830368, -2.9472827619, -0.8807160123)),
+  bw = list(logLik = -566.029590058, phi = 0.76038178, sigma = 4.550126085,
+            beta = c(251.5924468148, 0.3602961097, 200.6889078189, 252.3152042732,
+                     0.6255177069, 0.3109452111)),
+  ortho = list(logLik = -214.906978413, delta = 0.4533689518, sigma = 1.763880791,
+               beta = c(17.9072824267, 0.5497052057)),
+  orthoML = list(logLik = -212.846659462, delta = 0.4486363772, sigma = 1.760143578,
+                 beta = c(17.9169597218, 0.5485780806)),
+  bw2 = list(logLik = -557.340928076, phi = 0.8279959763, delta = c(1.068597433, 1.760585108),
+             sigma = 3.901644827, beta = c(251.5302926989, 0.3609950379, 200.6780549295,
+                                           252.5538167970, 0.6297121309, 0.3094328173)),
+  gc = list(logLik = -15504.1472716, phi = 0.7383146389, sigma = 1.101177122,
+            beta = c(10.0123887525, 1.4905587555, 0.4619256867, 0.3097640848)))
+
+# |a - b| <= tol (an absolute tolerance: logLik values are in the hundreds)
+expect_close <- function(a, b, tol) expect_lte(max(abs(a - b)), tol)
+
+expect_matches_nlme <- function(fit, ref) {
+  expect_close(-fit$crit / 2, ref$logLik, 1e-4)
+  expect_equal(unname(fit$beta), ref$beta, tolerance = 5e-5)       # >= 4 significant digits
+  expect_equal(fit$sigma, ref$sigma, tolerance = 5e-5)
+  if (!is.null(ref$phi)) expect_equal(unname(fit$residual$phi), ref$phi, tolerance = 5e-5)
+  if (!is.null(ref$delta)) expect_equal(unname(fit$residual$delta[-1]), ref$delta, tolerance = 5e-5)
+}
+
+fit_case <- function(name, REML = TRUE) {
+  switch(name,
+    ovary = lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare),
+                as.data.frame(nlme::Ovary), correlation = nlme::corAR1()),
+    bw = lmm(weight ~ Time * Diet + (Time | Rat), as.data.frame(nlme::BodyWeight),
+             correlation = nlme::corCAR1(form = ~ Time)),
+    ortho = lmm(distance ~ age + (1 | Subject), as.data.frame(nlme::Orthodont), REML = REML,
+                variance = nlme::varIdent(form = ~ 1 | Sex)),
+    bw2 = lmm(weight ~ Time * Diet + (Time | Rat), as.data.frame(nlme::BodyWeight),
+              correlation = nlme::corCAR1(form = ~ Time), variance = nlme::varIdent(form = ~ 1 | Diet)),
+    gc = lmm(y ~ time * arm + (time | id), sim_growth(),
+             correlation = nlme::corAR1(form = ~ time | id)))
+}
+
+test_that("Ovary with corAR1 matches nlme", {
+  expect_matches_nlme(fit_case("ovary"), nlme_ref$ovary)
+})
+test_that("BodyWeight with corCAR1 matches nlme", {
+  expect_matches_nlme(fit_case("bw"), nlme_ref$bw)
+})
+test_that("Orthodont with varIdent matches nlme (REML and ML)", {
+  expect_matches_nlme(fit_case("ortho"), nlme_ref$ortho)
+  expect_matches_nlme(fit_case("ortho", REML = FALSE), nlme_ref$orthoML)
+})
+test_that("BodyWeight with corCAR1 and varIdent matches nlme", {
+  expect_matches_nlme(fit_case("bw2"), nlme_ref$bw2)
+})
+test_that("the simulated growth curve with corAR1 matches nlme", {
+  skip_on_cran()
+  expect_matches_nlme(fit_case("gc"), nlme_ref$gc)
+})
+
+test_that("without a residual structure nlme's REML logLik equals lmm's (no extra constant)", {
+  fit <- lmm(distance ~ age + (1 | Subject), nlme::Orthodont)
+  expect_close(-fit$crit / 2, -223.501257798, 1e-8)   # nlme::lme's logLik
+})
+
+test_that("live: the fits match nlme::lme", {
+  skip_if_not_installed("nlme")
+  live <- list(
+    ovary = nlme::lme(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), random = ~ 1 | Mare,
+                      data = nlme::Ovary, correlation = nlme::corAR1()),
+    bw = nlme::lme(weight ~ Time * Diet, random = ~ Time | Rat, data = nlme::BodyWeight,
+                   correlation = nlme::corCAR1(form = ~ Time)),
+    ortho = nlme::lme(distance ~ age, random = ~ 1 | Subject, data = nlme::Orthodont,
+                      weights = nlme::varIdent(form = ~ 1 | Sex)))
+  for (name in names(live)) {
+    n <- live[[name]]
+    cs <- n$modelStruct$corStruct
+    vs <- n$modelStruct$varStruct
+    ref <- list(logLik = c(logLik(n)), beta = unname(nlme::fixef(n)), sigma = n$sigma,
+                phi = if (!is.null(cs)) unname(coef(cs, unconstrained = FALSE)),
+                delta = if (!is.null(vs)) unname(coef(vs, unconstrained = FALSE)))
+    expect_matches_nlme(fit_case(name), ref)
+  }
+  no_struct <- nlme::lme(distance ~ age, random = ~ 1 | Subject, data = nlme::Orthodont)
+  expect_close(-lmm(distance ~ age + (1 | Subject), nlme::Orthodont)$crit / 2,
+               c(logLik(no_struct)), 1e-8)
+})
+
+# ---- the fit object, accessors and helpers ------------------------------------------------------
+
+test_that("row order does not matter: the time covariate orders each group", {
+  d <- as.data.frame(nlme::BodyWeight)
+  fit <- fit_case("bw")
+  set.seed(3)
+  shuffled <- lmm(weight ~ Time * Diet + (Time | Rat), d[sample(nrow(d)), ],
+                  correlation = nlme::corCAR1(form = ~ Time | Rat))
+  expect_equal(shuffled$crit, fit$crit, tolerance = 1e-8)
+  expect_equal(shuffled$residual$phi, fit$residual$phi, tolerance = 1e-5)
+})
+
+test_that("fixed residual parameters stay at their values and match nlme", {
+  fit <- lmm(follicles ~ sin(2 * pi * Time) + (1 | Mare), nlme::Ovary,
+             correlation = nlme::corAR1(0.5, fixed = TRUE))
+  expect_equal(unname(fit$residual$phi), 0.5)
+  expect_identical(residual_npar(fit), 0L)
+  n <- nlme::lme(follicles ~ sin(2 * pi * Time), random = ~ 1 | Mare, data = nlme::Ovary,
+                 correlation = nlme::corAR1(0.5, fixed = TRUE))
+  expect_close(-fit$crit / 2, c(logLik(n)), 1e-6)
+})
+
+test_that("starting values from the constructors and varIdent's named values are used", {
+  d <- as.data.frame(nlme::Orthodont)
+  fit <- lmm(distance ~ age + (1 | Subject), d,
+             variance = nlme::varIdent(c(Male = 2), form = ~ 1 | Sex))
+  expect_named(fit$residual$delta, c("Female", "Male"))              # Female is the reference
+  expect_equal(unname(fit$residual$delta[2]), 1 / nlme_ref$ortho$delta, tolerance = 1e-4)
+  expect_close(-fit$crit / 2, nlme_ref$ortho$logLik, 1e-6)
+})
+
+test_that("residual_parameters, npar, logdet and the printed structure", {
+  fit <- fit_case("bw2")
+  rp <- residual_parameters(fit)
+  expect_named(rp$phi, "Phi")
+  expect_equal(unname(rp$delta), c(1, nlme_ref$bw2$delta), tolerance = 5e-5)
+  expect_identical(residual_npar(fit), 3L)
+  expect_equal(-0.5 * (fit$devcomp$ldL2 + fit$devcomp$ldRX2 - residual_logdet(fit) +
+                         (fit$n - fit$p) * (1 + log(2 * pi * fit$devcomp$pwrss / (fit$n - fit$p)))),
+               -fit$crit / 2, tolerance = 1e-10)
+  txt <- format_residual_structure(fit)
+  expect_identical(txt[1:3], c("Correlation Structure: Continuous AR(1)", " Formula: ~Time | Rat",
+                               " Parameter estimate(s):"))
+  expect_true("Variance function:" %in% txt)
+  expect_true(" Formula: ~1 | Diet" %in% txt)
+  expect_identical(format_residual_structure(lmm(distance ~ age + (1 | Subject), nlme::Orthodont)),
+                   character())
+})
+
+test_that("whitened residuals are nlme's normalized residuals; pearson scale is delta", {
+  # nlme's normalized residuals are only in data order when the rows are sorted by its groups
+  ov <- as.data.frame(nlme::Ovary)[order(nlme::Ovary$Mare), ]
+  fit <- lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare), ov,
+             correlation = nlme::corAR1())
+  n <- nlme::lme(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), random = ~ 1 | Mare,
+                 data = ov, correlation = nlme::corAR1())
+  expect_equal(unname(residual_whiten(fit, fit$resid)) / fit$sigma,
+               unname(as.vector(residuals(n, type = "normalized"))), tolerance = 1e-4)
+  fit2 <- fit_case("ortho")
+  n2 <- nlme::lme(distance ~ age, random = ~ 1 | Subject, data = nlme::Orthodont,
+                  weights = nlme::varIdent(form = ~ 1 | Sex))
+  expect_equal(unname(fit2$resid) / (fit2$sigma * residual_scale(fit2)),
+               unname(as.vector(residuals(n2, type = "pearson"))), tolerance = 1e-4)
+})
+
+test_that("residual_errors draws from s^2 V: whitening them gives back s z", {
+  fit <- fit_case("bw2")
+  set.seed(5)
+  e <- residual_errors(fit, nsim = 2)
+  set.seed(5)
+  z <- matrix(rnorm(length(fit$y) * 2), ncol = 2)
+  expect_equal(apply(e, 2, residual_whiten, object = fit), fit$sigma * z, tolerance = 1e-10)
+})
+
+test_that("the fit's fixed effects, ranef and fitted values are those of the whitened GLS", {
+  fit <- fit_case("ovary")
+  n <- nlme::lme(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), random = ~ 1 | Mare,
+                 data = nlme::Ovary, correlation = nlme::corAR1())
+  expect_equal(unname(fit$b), unname(nlme::ranef(n)[, 1]), tolerance = 1e-4)
+  expect_equal(as.vector(fit$fitted), as.vector(fitted(n)), tolerance = 1e-5)
+  expect_equal(unname(sqrt(diag(fit$vcov_beta))), unname(sqrt(diag(n$varFix))), tolerance = 1e-4)
+})
+
+# ---- bad input -------------------------------------------------------------------------------------
+
+test_that("bad residual structures give clear errors", {
+  d <- as.data.frame(nlme::BodyWeight)
+  f <- weight ~ Time + (1 | Rat)
+  expect_error(lmm(f, d, correlation = nlme::corCAR1(form = ~ Time | nosuch)),
+               "cannot evaluate 'nosuch' of the correlation form")
+  g <- factor(1:3)
+  expect_error(lmm(f, d, correlation = nlme::corCAR1(form = ~ Time | g)),
+               "'g' of the correlation form has 3 values but the data have 176 rows")
+  d2 <- d
+  d2$Time[2] <- d2$Time[1]
+  expect_error(lmm(f, d2, correlation = nlme::corCAR1(form = ~ Time | Rat)),
+               "duplicated times within groups of Rat \\(first: Rat = 1, time 1\\)")
+  d2$when <- as.character(d$Time)
+  expect_error(lmm(f, d2, correlation = nlme::corCAR1(form = ~ when | Rat)),
+               "time covariate 'when' of corCAR1 must be numeric \\(got character\\)")
+  expect_error(lmm(f, d, correlation = nlme::corAR1(form = ~ I(Time / 7) | Rat)),
+               "corAR1 needs integer times")
+  expect_error(lmm(f, d, correlation = nlme::corSymm()), "must be nlme::corAR1\\(\\) or")
+  expect_error(lmm(f, d, variance = nlme::varPower()), "must be nlme::varIdent\\(\\)")
+  expect_error(lmm(f, d, variance = nlme::varIdent(c(Nope = 2), form = ~ 1 | Diet)),
+               "varIdent names strata not in the data: Nope")
+  d$site <- factor(rep(c("a", "b"), length.out = nrow(d)))
+  expect_error(lmm(weight ~ Time + (1 | Rat) + (1 | site), d, correlation = nlme::corAR1()),
+               "crossed: give the correlation groups")
+})
+
+test_that("a varIdent with one stratum is no structure", {
+  d <- as.data.frame(nlme::Orthodont)
+  d$one <- "all"
+  fit <- lmm(distance ~ age + (1 | Subject), d, variance = nlme::varIdent(form = ~ 1 | one))
+  expect_null(fit$residual)
+  expect_equal(fit$crit, lmm(distance ~ age + (1 | Subject), d)$crit)
+})
