@@ -6,7 +6,7 @@ confint.lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald"
                         quiet = FALSE, oldNames = TRUE, ...) {
   method <- match.arg(method)
   boot.type <- match.arg(boot.type)
-  check_level(level)
+  check_conf_level(level)
   pnames <- c(sdcor_names(object$reterms, oldNames), names(object$beta))
   nvp <- length(object$theta) + 1L
   if (method == "boot" && !is.null(FUN)) {
@@ -57,7 +57,7 @@ confint.profile.lmm <- function(object, parm, level = 0.95, zeta, exact = TRUE, 
   pars <- names(back)
   if (!missing(parm)) pars <- profile_parm(parm, pars)
   if (missing(zeta)) {
-    check_level(level)
+    check_conf_level(level)
     a <- (1 - level) / 2
     a <- c(a, 1 - a)
     zeta <- stats::qnorm(a)
@@ -117,7 +117,7 @@ exact_profile_roots <- function(object, nm, targets, setup) {
 percent_labels <- function(a) paste(format(100 * a, trim = TRUE, scientific = FALSE, digits = 3),
                                     "%")
 
-check_level <- function(level) {
+check_conf_level <- function(level) {
   if (!is.numeric(level) || length(level) != 1L || !is.finite(level) || level <= 0 || level >= 1)
     stop("'level' must be a single number between 0 and 1", call. = FALSE)
   invisible(level)
@@ -128,7 +128,7 @@ check_level <- function(level) {
 confint.bootstrap_lmm <- function(object, parm, level = 0.95, type = c("perc", "basic", "norm"),
                                   ...) {
   type <- match.arg(type)
-  check_level(level)
+  check_conf_level(level)
   t0 <- object$t0
   if (missing(parm)) parm <- seq_along(t0)
   if (is.character(parm)) {

@@ -17,7 +17,7 @@ check_actions <- list(
 
 lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
                         maxeval = 10000L, ftol_abs = 1e-8, xtol_abs = 1e-8,
-                        check.nobs.vs.nlev = "stop", check.nlev.gtr.1 = "stop",
+                        start_method = "moments", check.nobs.vs.nlev = "stop", check.nlev.gtr.1 = "stop",
                         check.nobs.vs.nRE = "stop", check.scaleX = "warning",
                         check.rankX = "message+drop.cols",
                         check.conv.singular = "message", calc.derivs = FALSE) {
@@ -29,6 +29,7 @@ lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
     maxeval = positive_count(maxeval, "maxeval"),
     ftol_abs = nonneg_number(ftol_abs, "ftol_abs"),
     xtol_abs = nonneg_number(xtol_abs, "xtol_abs"),
+    start_method = match_choice(start_method, c("moments", "ones"), "start_method"),
     check.nobs.vs.nlev = match_choice(check.nobs.vs.nlev, check_actions$check.nobs.vs.nlev,
                                       "check.nobs.vs.nlev"),
     check.nlev.gtr.1 = match_choice(check.nlev.gtr.1, check_actions$check.nlev.gtr.1,

@@ -36,19 +36,37 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
   fit
 }
 
-# Starting theta: the user's, else 1 on the diagonals and 0 elsewhere (lme4's default).
-start_theta <- function(start, reterms, lower) {
+# Starting theta: the user's; else moment estimates (R/start.R), or lme4's default (1 on the
+# diagonals, 0 elsewhere) with lmm_control(start_method = "ones").  `data` holds y, X, weights,
+# offset, REML and control (the caller's frame by default).  The result's attribute "rhobeg_factor"
+# tells optimiser_settings() how far the start is thought to be from the optimum.
+start_theta <- function(start, reterms, lower, data = parent.frame()) {
   if (is.list(start)) start <- start$theta
-  if (is.null(start)) return(theta_start(reterms))
-  if (!is.numeric(start) || length(start) != length(lower) || anyNA(start))
-    stop(sprintf("'start' must be a numeric theta of length %d", length(lower)), call. = FALSE)
-  pmax(as.double(start), lower)
+  if (!is.null(start)) {
+    if (!is.numeric(start) || length(start) != length(lower) || anyNA(start))
+      stop(sprintf("'start' must be a numeric theta of length %d", length(lower)), call. = FALSE)
+    return(pmax(as.double(start), lower))
+  }
+  method <- if (is.null(data$control$start_method)) "moments" else data$control$start_method
+  if (method == "moments" && !is.null(data$y) && !is.null(data$X)) {
+    weights <- if (is.null(data$weights)) rep(1, length(data$y)) else data$weights
+    offset <- if (is.null(data$offset)) rep(0, length(data$y)) else data$offset
+    REML <- !isFALSE(data$REML)
+    theta0 <- tryCatch(theta_moments(data$y, data$X, reterms, weights, offset, REML),
+                       error = function(e) NULL)
+    if (length(theta0) == length(lower) && all(is.finite(theta0)))
+      return(structure(pmax(theta0, lower), rhobeg_factor = 0.05))
+  }
+  theta_start(reterms)
 }
 
-# The C optimiser's settings: radii from the start's scale, tolerances from control.
+# The C optimiser's settings: radii from the start's scale (a moment start is close to the
+# optimum: rhobeg 0.05 |theta0|, else 0.2 max(1, |theta0|)), tolerances from control.
 optimiser_settings <- function(control, theta0) {
   scale <- max(1, abs(theta0))
-  list(rhobeg = if (is.null(control$rhobeg)) 0.2 * scale else control$rhobeg,
+  factor <- attr(theta0, "rhobeg_factor")
+  rhobeg <- if (is.null(factor)) 0.2 * scale else factor * max(abs(theta0), 2 * start_floor)
+  list(rhobeg = if (is.null(control$rhobeg)) rhobeg else control$rhobeg,
        rhoend = if (is.null(control$rhoend)) 2e-7 * scale else control$rhoend,
        ftol_abs = control$ftol_abs, maxeval = control$maxeval)
 }

@@ -4,9 +4,15 @@
 ## conditional modes b of the fit looked up by level.
 
 predict.lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
-                        type = c("response", "link"), na.action = na.pass, ...) {
+                        type = c("response", "link"), na.action = na.pass,
+                        se.fit = FALSE, interval = c("none", "confidence", "prediction"),
+                        level = 0.95, ...) {
   if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
   type <- match.arg(type)                       # identical for a linear mixed model
+  interval <- match.arg(interval)
+  if (se.fit || interval != "none")             # R/predict-se.R; it calls back without se.fit
+    return(predict_intervals(object, newdata, re.form, allow.new.levels, se.fit = se.fit,
+                             interval = interval, level = level, na.action = na.action))
   use_re <- wants_random(re.form)
   if (is.null(newdata) && is.null(re.form)) return(fitted(object))
   if (is.null(newdata)) {

@@ -18,7 +18,7 @@ predict_intervals <- function(object, newdata = NULL, re.form = NULL, allow.new.
                               se.fit = FALSE, interval = c("none", "confidence", "prediction"),
                               level = 0.95, na.action = stats::na.pass) {
   interval <- match.arg(interval)
-  check_level(level)
+  check_conf_level(level)
   fit <- predict(object, newdata = newdata, re.form = re.form,
                  allow.new.levels = allow.new.levels, na.action = na.action)
   se <- predict_se(object, newdata, re.form, allow.new.levels, na.action = na.action,

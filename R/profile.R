@@ -117,7 +117,7 @@ ml_fit_of <- function(fit) {
 ## delta, using the secant slope of the last two points; steps are capped at maxmult times the
 ## previous one and clipped to [lo, hi].  zeta_at(x, start) returns c(zeta, all parameters, ...).
 profile_walk <- function(zeta_at, x0, row0, first, dir, lo, hi, delta, cutoff, maxpts,
-                         maxmult = 10, col) {
+                         maxmult = 10) {
   rows <- list(row0)
   x_prev <- x0
   z_prev <- 0
@@ -167,7 +167,7 @@ varpar_zeta <- function(w, setup) {
   nvp <- setup$nvp
   lo <- setup$lower
   hi <- setup$upper
-  zeta_at <- function(x, prev) {
+  function(x, prev) {
     start <- prev[1L + seq_len(nvp)][-w]
     start <- pmin(hi[-w], pmax(lo[-w], start))
     full <- function(z) { par <- numeric(nvp); par[w] <- x; par[-w] <- z; par }
@@ -207,7 +207,7 @@ fixef_zeta <- function(j, setup) {
   Xdrop <- setup$X[, -j, drop = FALSE]
   est <- setup$opt[nvp + j]
   lower <- setup$theta_lower
-  zeta_at <- function(x, prev) {
+  function(x, prev) {
     engine <- engine_setup(setup$y, Xdrop, setup$reterms, setup$weights, setup$offset + Xj * x)
     theta0 <- pmax(sdcor_to_theta(prev[1L + seq_len(nvp - 1L)], setup$reterms, prev[1L + nvp]),
                    lower)
@@ -401,7 +401,7 @@ run_tasks <- function(xs, f, parallel = "no", ncpus = 1L, cl = NULL, progress = 
         cl <- parallel::makePSOCKcluster(rep("localhost", ncpus))
         on.exit(parallel::stopCluster(cl))
       }
-      parallel::clusterCall(cl, function() loadNamespace("lmmc"))
+      parallel::clusterCall(cl, attach_lmmc)     # user functions may call lmmc's exports
       out <- parallel::parLapply(cl, xs, f)
     }
     failed <- vapply(out, inherits, NA, "try-error")
@@ -417,4 +417,10 @@ run_tasks <- function(xs, f, parallel = "no", ncpus = 1L, cl = NULL, progress = 
     utils::setTxtProgressBar(bar, i)
   }
   out
+}
+
+## Run on "snow" workers: load and attach lmmc there.
+attach_lmmc <- function() {
+  if (!"package:lmmc" %in% search()) attachNamespace(loadNamespace("lmmc"))
+  invisible(NULL)
 }

@@ -11,7 +11,7 @@
 # NULL when neither structure is given; else a list for lmm_fit(residual = ).
 residual_spec <- function(correlation, variance, data, pieces) {
   if (is.null(correlation) && is.null(variance)) return(NULL)
-  rows <- residual_rows(data, pieces$frame)
+  rows <- residual_rows(data, pieces$frame, pieces$formula)
   n <- length(pieces$y)
   cor <- if (is.null(correlation)) NULL else
     correlation_spec(correlation, data, rows, pieces$reterms)
@@ -55,10 +55,14 @@ residual_classes <- function(prev, lag, stratum, nstrata) {
                    count = tabulate(cls, length(ukey))))
 }
 
-# Rows of `data` that made the model frame (subset and na.action applied).
-residual_rows <- function(data, frame) {
-  if (is.null(data)) return(as.integer(rownames(frame)))
-  rows <- match(rownames(frame), rownames(data))
+# Rows of `data` that made the model frame (subset and na.action applied), with attribute
+# "nrow": the number of rows before (without `data`: the length of the response variable).
+residual_rows <- function(data, frame, formula) {
+  if (is.null(data)) {
+    nr <- NROW(eval(formula[[2L]], environment(formula)))
+    return(structure(as.integer(rownames(frame)), nrow = nr))
+  }
+  rows <- structure(match(rownames(frame), rownames(data)), nrow = nrow(data))
   if (anyNA(rows))
     stop("cannot match the model frame's rows to 'data' for the residual structure",
          call. = FALSE)
@@ -70,7 +74,7 @@ form_variable <- function(expr, form, data, rows, what) {
   v <- tryCatch(eval(expr, data, environment(form)), error = function(e)
     stop("cannot evaluate '", deparse(expr), "' of the ", what, " form: ", conditionMessage(e),
          call. = FALSE))
-  nr <- if (is.null(data)) max(rows) else nrow(data)
+  nr <- attr(rows, "nrow")
   if (NROW(v) != nr)
     stop(sprintf("'%s' of the %s form has %d values but the data have %d rows",
                  deparse(expr), what, NROW(v), nr), call. = FALSE)
@@ -271,6 +275,7 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
   fit$devcomp$ldW <- sol$sumlogw
   fit$residual <- residual_result(spec, rho, .Call(C_lmm_whiten_resid, engine, as.double(rho)),
                                   weights)
+  fit$residual$spec <- spec
   fit$optinfo <- optimiser_info(opt, control)
   fit$optinfo$nforms <- opt$nforms
   class(fit) <- "lmm"
@@ -294,6 +299,25 @@ residual_result <- function(spec, rho, whitening, weights) {
        npar = sum(spec$free), rho = rho, free = spec$free,
        prev = spec$prev, depth = spec$depth, stratum = spec$stratum,
        sqrtw_a = sqrt(weights) * whitening$a, c = whitening$c)
+}
+
+# The criterion of a fit with a residual structure as a function of (theta, rho), rho on its
+# natural scale (phi, log delta of the non-reference strata; fixed entries included): what
+# profiling and derivative-based inference need.  Evaluated in C; +Inf outside the space.
+residual_objective <- function(object, REML = object$REML) {
+  spec <- object$residual$spec
+  if (is.null(spec)) stop("the fit has no residual structure", call. = FALSE)
+  engine <- engine_setup_resid(object$y, object$X, object$reterms, object$weights, object$offset,
+                               spec)
+  nt <- length(object$theta)
+  REML <- isTRUE(REML)
+  function(par) {
+    if (length(par) != nt + length(spec$rho))
+      stop(sprintf("the parameter must have length %d (theta, then rho)", nt + length(spec$rho)),
+           call. = FALSE)
+    .Call(C_lmm_crit_resid, engine, as.double(par[seq_len(nt)]), as.double(par[-seq_len(nt)]),
+          REML)
+  }
 }
 
 # ---- accessors ---------------------------------------------------------------------------------

@@ -22,12 +22,12 @@ start_floor <- 0.1
 
 # theta0 by moments.  Terms that cannot be estimated (fewer than two usable levels) keep
 # lme4's start (1 on the diagonal, 0 below), as does everything when s2 cannot be estimated.
-theta_moments <- function(y, X, reterms, weights, offset) {
+theta_moments <- function(y, X, reterms, weights, offset, REML = TRUE) {
   sw <- sqrt(weights)
   r <- qr.resid(qr(X * sw), (y - offset) * sw)
   Zs <- lapply(reterms, function(term) as.matrix(term$Xt) * sw)
   codes <- lapply(reterms, function(term) as.integer(factor(term$group)))
-  ests <- lapply(seq_along(reterms), function(t) term_moments(r, Zs[[t]], codes[[t]]))
+  ests <- lapply(seq_along(reterms), function(t) term_moments(r, Zs[[t]], codes[[t]], REML))
   Sigmas <- lapply(ests, `[[`, "Sigma")
   s2w <- vapply(ests, `[[`, 1, "s2w")
   s2 <- if (any(is.finite(s2w))) min(s2w, na.rm = TRUE) else NA_real_
@@ -37,15 +37,18 @@ theta_moments <- function(y, X, reterms, weights, offset) {
     Sigmas[sys$terms] <- lapply(sys$sigma2, as.matrix)
   }
   if (!is.finite(s2) || s2 <= 0) return(theta_start(reterms))
-  unlist(lapply(seq_along(reterms), function(t) {
+  theta0 <- unlist(lapply(seq_along(reterms), function(t) {
     if (is.null(Sigmas[[t]])) return(theta_start(reterms[t]))
     relative_template(Sigmas[[t]] / s2, sqrt(colMeans(Zs[[t]]^2)))
   }))
+  # 3 significant digits: the same start (hence the same optimiser path) whatever the order of
+  # the rows, whose rounding errors would otherwise change the last digits
+  signif(theta0, 3)
 }
 
 # Marginal estimate of one term: Sigma (NULL if not estimable), s2w, and for scalar terms the
-# raw variance covb of the level estimates and inv_mean = mean_j 1 / d_j.
-term_moments <- function(r, Z, g) {
+# raw variance covb of the level estimates (divisor J - 1, or J for ML) and inv_mean = mean_j 1 / d_j.
+term_moments <- function(r, Z, g, REML = TRUE) {
   p <- ncol(Z)
   nl <- max(g)
   # per level: Z_j'Z_j (as p*p columns), Z_j'r_j and r_j'r_j
@@ -75,7 +78,7 @@ term_moments <- function(r, Z, g) {
   df_w <- sum(pmax(nj - p, 0))
   s2w <- if (df_w > 0) max(sum(rss), 0) / df_w else NA_real_
   if (nrow(B) < 2L || !is.finite(s2w)) return(list(Sigma = NULL, s2w = s2w))
-  covb <- stats::cov(B)
+  covb <- stats::cov(B) * if (REML) 1 else (nrow(B) - 1) / nrow(B)   # ML: divisor J
   Sigma <- covb - s2w * inv_mean
   list(Sigma = (Sigma + t(Sigma)) / 2, s2w = s2w, covb = covb[1], inv_mean = inv_mean[1])
 }

@@ -102,20 +102,17 @@ static void scale_into_factor(lmm_model *m, const double **T, double *work)
     }
 }
 
-/* Eliminate sparse column J: factor its diagonal block, scale its row blocks, update the rest.
-   Row blocks in the dense block are gathered into one column panel V (scalar dense rows idx)
-   so that their update is a small syrk, Ld[idx, idx] -= V V'. */
-static int eliminate_column(lmm_model *m, int J, int *idx, double *V)
+/* Eliminate sparse column J: factor its diagonal block, scale its row blocks, and update the
+   sparse columns it reaches (its updates of the dense block wait for dense_update). */
+static int eliminate_column(lmm_model *m, int J)
 {
     int pJ = m->size[J];
     double *LJJ = m->Lx + m->Ldiag[J];
     if (lmm_chol_small(pJ, LJJ)) return 1;
-    int e0 = m->Lp[J], e1 = m->Lp[J + 1], ed = e1;
-    for (int e = e0; e < e1; e++) {                                    /* L_IJ = Omega_IJ L_JJ^{-T} */
+    int e0 = m->Lp[J], e1 = m->Lp[J + 1];
+    for (int e = e0; e < e1; e++)                                      /* L_IJ = Omega_IJ L_JJ^{-T} */
         lmm_trsm_right_lt(m->size[m->Li[e]], pJ, LJJ, m->Lx + m->Loff[e]);
-        if (ed == e1 && m->Li[e] >= m->Ns) ed = e;                     /* first dense row node */
-    }
-    for (int eb = e0; eb < ed; eb++) {                                 /* sparse targets */
+    for (int eb = e0; eb < e1 && m->Li[eb] < m->Ns; eb++) {            /* Omega_ab -= L_aJ L_bJ' */
         int Ib = m->Li[eb], pb = m->size[Ib];
         const double *LbJ = m->Lx + m->Loff[eb];
         for (int ea = eb; ea < e1; ea++) {
@@ -125,25 +122,37 @@ static int eliminate_column(lmm_model *m, int J, int *idx, double *V)
             lmm_gemm_nt_sub(m->size[Ia], pb, pJ, m->Lx + m->Loff[ea], LbJ, C, ld);
         }
     }
-    int nd = 0;                                                        /* gather dense rows */
-    for (int e = ed; e < e1; e++) {
-        int I = m->Li[e], pI = m->size[I], dI = m->doff[I - m->Ns];
-        const double *B = m->Lx + m->Loff[e];
-        for (int r = 0; r < pI; r++, nd++) {
-            idx[nd] = dI + r;
-            for (int c = 0; c < pJ; c++) V[nd + (size_t) c * m->md] = B[r + c * pI];
-        }
-    }
-    for (int b = 0; b < nd; b++) {                                     /* Ld[idx, idx] -= V V' */
-        double *Cb = m->Ld + (size_t) idx[b] * m->md;
-        for (int c = 0; c < pJ; c++) {
-            const double *Vc = V + (size_t) c * m->md;
-            double vb = Vc[b];
-            if (vb == 0) continue;
-            for (int a = b; a < nd; a++) Cb[idx[a]] -= Vc[a] * vb;
-        }
-    }
     return 0;
+}
+
+/* The sparse columns' contribution to the dense block, Omega_DD -= sum_J L_DJ L_DJ', one dense
+   column at a time (left-looking), so that the writes stay in one column of Ld. */
+static void dense_update(lmm_model *m)
+{
+    int md = m->md;
+    const double *Lx = m->Lx;
+    for (int D = m->Ns; D <= m->N; D++) {
+        int d0 = D - m->Ns;
+        for (int r = 0; r < m->size[D]; r++) {
+            double *Lc = m->Ld + (size_t) (m->doff[d0] + r) * md;
+            for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
+                int J = m->dlJ[s], k0 = m->dlk[s] + r, k1 = m->dk0[J + 1];
+                if (m->size[J] == 1) {            /* one column: its dense rows lie end to end */
+                    const double *x = Lx + m->dval[k0];
+                    const int *row = m->drow + k0;
+                    double coef = x[0];
+                    if (coef != 0) for (int k = 0; k < k1 - k0; k++) Lc[row[k]] -= x[k] * coef;
+                    continue;
+                }
+                for (int c = 0; c < m->size[J]; c++) {
+                    double coef = Lx[m->dval[k0] + c * m->dstr[k0]];      /* L_{(D,r), (J,c)} */
+                    if (coef == 0) continue;
+                    for (int k = k0; k < k1; k++)
+                        Lc[m->drow[k]] -= Lx[m->dval[k] + c * m->dstr[k]] * coef;
+                }
+            }
+        }
+    }
 }
 
 /* Factor Omega(theta).  Returns 0 on success, 1 if a Z block is not positive definite, 2 if the
@@ -157,12 +166,12 @@ int lmm_factor(lmm_model *m, const double *theta)
     const double **T = templates(m, theta);
     m->factored = 0;
     scale_into_factor(m, T, work);
-    int status = 0, *idx = (int *) R_alloc(m->md, sizeof(int));
-    double *V = (double *) R_alloc((size_t) m->md * pmax, sizeof(double));
+    int status = 0;
     for (int J = 0; J < m->Ns && !status; J++) {
         if (J % 4096 == 0) R_CheckUserInterrupt();
-        if (eliminate_column(m, J, idx, V)) status = 1;
+        if (eliminate_column(m, J)) status = 1;
     }
+    if (!status) dense_update(m);
     if (!status) {
         int info = lmm_dense_chol(m->md, m->Ld, m->md);
         if (info > 0) status = (info > m->doff[m->N - m->Ns]) ? 2 : 1;

@@ -176,6 +176,45 @@ static void assign_storage(lmm_model *m)
     m->Ld = R_Calloc((size_t) m->md * m->md, double);
 }
 
+/* Index the sparse columns' rows that lie in the dense block (see lmm.h). */
+static void index_dense_rows(lmm_model *m)
+{
+    int Ns = m->Ns, nD = m->N - Ns + 1;
+    m->dk0 = R_Calloc(Ns + 1, int);
+    m->dlp = R_Calloc(nD + 1, int);
+    double nk = 0;
+    for (int J = 0; J < Ns; J++) {
+        m->dk0[J] = (int) nk;
+        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++)
+            if (m->Li[e] >= Ns) { nk += m->size[m->Li[e]]; m->dlp[m->Li[e] - Ns + 1]++; }
+        if (nk > INT_MAX) error(_("random-effects design too large for the sparse factor"));
+    }
+    m->dk0[Ns] = (int) nk;
+    for (int D = 0; D < nD; D++) m->dlp[D + 1] += m->dlp[D];
+    m->drow = R_Calloc((size_t) nk + 1, int);
+    m->dval = R_Calloc((size_t) nk + 1, int);
+    m->dstr = R_Calloc((size_t) nk + 1, int);
+    m->dlJ = R_Calloc((size_t) m->dlp[nD] + 1, int);
+    m->dlk = R_Calloc((size_t) m->dlp[nD] + 1, int);
+    int *fill = (int *) R_alloc(nD + 1, sizeof(int));
+    memcpy(fill, m->dlp, (nD + 1) * sizeof(int));
+    for (int J = 0; J < Ns; J++) {
+        int k = m->dk0[J];
+        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) {
+            int I = m->Li[e];
+            if (I < Ns) continue;
+            int slot = fill[I - Ns]++;
+            m->dlJ[slot] = J;
+            m->dlk[slot] = k;
+            for (int r = 0; r < m->size[I]; r++, k++) {
+                m->drow[k] = m->doff[I - Ns] + r;
+                m->dval[k] = m->Loff[e] + r;
+                m->dstr[k] = m->size[I];
+            }
+        }
+    }
+}
+
 int lmm_theta_length(int k, const int *pt)
 {
     int nth = 0;
@@ -217,13 +256,15 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
     symbolic_factor(m, Ap, Ai);
     m->Ns = choose_split(m);
     assign_storage(m);
+    index_dense_rows(m);
 }
 
 void lmm_free(lmm_model *m)
 {
     if (!m) return;
     int **ip[] = {&m->pt, &m->nlt, &m->node0, &m->theta0, &m->size, &m->term,
-                  &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff};
+                  &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
+                  &m->dk0, &m->drow, &m->dval, &m->dstr, &m->dlp, &m->dlJ, &m->dlk};
     for (size_t i = 0; i < sizeof(ip) / sizeof(ip[0]); i++) if (*ip[i]) { R_Free(*ip[i]); *ip[i] = NULL; }
     double **dp[] = {&m->Ax, &m->Lx, &m->Ad, &m->Ld, &m->theta_cur};
     for (size_t i = 0; i < sizeof(dp) / sizeof(dp[0]); i++) if (*dp[i]) { R_Free(*dp[i]); *dp[i] = NULL; }

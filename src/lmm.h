@@ -65,6 +65,13 @@ typedef struct lmm_model {
     /* dense trailing block: scalar order md, nodes Ns .. N; node J starts at scalar doff[J - Ns] */
     int md;
     int *doff;      /* [N - Ns + 1] */
+
+    /* the sparse columns' rows in the dense block, scalar by scalar: column J's are
+       k = dk0[J] .. dk0[J+1]-1, dense row drow[k], value of column c at Lx[dval[k] + c dstr[k]];
+       dense node D's occurrences: dlp[D-Ns] .. dlp[D-Ns+1]-1 in dlJ (the column) and dlk (its
+       first k in that column) -- so the dense block's update can run column by column. */
+    int *dk0, *drow, *dval, *dstr;
+    int *dlp, *dlJ, *dlk;
     double *Ad;     /* md x md, lower triangle of A */
     double *Ld;     /* md x md, lower triangle of the factor */
 

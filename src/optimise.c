@@ -542,6 +542,24 @@ static int line_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
     return status;
 }
 
+/* Stopping: the validated model promises at most ftol; one last evaluation at its
+ * minimiser xopt + d (within the trust region, in the box) makes the best point more
+ * accurate (theta error ~ sqrt(ftol / curvature) becomes the model's error).  Returns 0. */
+static int bq_polish(bq_state *st, const double *d, double pred)
+{
+    int n = st->n;
+    double *x = st->wk + 11 * n;
+    if (!(pred > 0) || st->feval >= st->maxeval) return 0;
+    for (int i = 0; i < n; i++) x[i] = st->xc[i] + d[i];
+    bq_clip(st, x);
+    double f = bq_eval(st, x);
+    if (f < st->fv[st->kopt]) {                     /* keep it as the best point */
+        memcpy(st->Y + st->kopt * n, x, n * sizeof(double));
+        st->fv[st->kopt] = f;
+    }
+    return 0;
+}
+
 /* The main iteration on the free variables; result point is Y[kopt]. */
 static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
 {
@@ -571,8 +589,23 @@ static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
         double pred = bq_trstep(n, st->g, st->H, sl, su, Delta, d, &crvmin, trwk, st->fixed);
         dnorm = fmin(Delta, sqrt(dot(n, d, d)));
         double errbig = fmax(err[0], fmax(err[1], err[2]));
-        if (ftol > 0 && pred <= ftol && errbig <= ftol)
-            return 0;                                /* validated model, no decrease left */
+        if (ftol > 0 && pred <= ftol && errbig <= ftol) {
+            /* validated model, no decrease left in the trust region; a small trust region
+             * must not hide a decrease further out (a long flat valley): the model must
+             * promise no more than ftol within radius rhobeg either */
+            double crvwide;
+            if (getenv("LMMC_DEBUG")) {
+                Rprintf("stop? feval %d rho %g Delta %g pred %g errbig %g\n g:", st->feval, rho, Delta, pred, errbig);
+                for (i = 0; i < n; i++) Rprintf(" %g", st->g[i]);
+                Rprintf("\n H:"); for (i = 0; i < n * n; i++) Rprintf(" %g", st->H[i]);
+                Rprintf("\n x:"); for (i = 0; i < n; i++) Rprintf(" %.8g", st->xc[i]);
+                Rprintf("\n");
+            }
+            if (Delta >= rhobeg ||
+                bq_trstep(n, st->g, st->H, sl, su, rhobeg, st->wk + 11 * n, &crvwide,
+                          trwk, st->fixed) <= ftol)
+                return bq_polish(st, d, pred);
+        }
         /* a step much shorter than rho is tried only if it promises more than ftol */
         shortstep = dnorm < 0.5 * rho && !(ftol > 0 && pred > ftol);
         if (shortstep) {
@@ -682,8 +715,11 @@ lmm_opt_result lmm_minimise(lmm_objective_fn f, void *ctx, int nall, double *x,
         vmaxset(vmax);
         return res;
     }
-    int m = 2 * n + 1, k;   /* 2n+1 < m <= (n+1)(n+2)/2 also works */
-    { const char *e = getenv("LMMC_NPT"); if (e) { int mm = atoi(e); if (mm < 0) mm = (n + 1) * (n + 2) / 2 + mm + 1; if (mm == 0) mm = (n+1)*(n+2)/2; if (mm > (n+1)*(n+2)/2) mm = (n+1)*(n+2)/2; if (mm > m) m = mm; } }
+    /* m: a full quadratic model ((n+1)(n+2)/2 points) for n <= 5: the Hessian then comes
+     * from the points alone, where the least-Frobenius updates of a 2n+1 point model may
+     * keep a wrong curvature across a long flat valley; else 2n+1 points */
+    int m = n <= 5 ? (n + 1) * (n + 2) / 2 : 2 * n + 1, k;
+    { const char *e = getenv("LMMC_NPT"); if (e) { int mm = atoi(e); if (mm < 0) mm = (n + 1) * (n + 2) / 2 + mm + 1; if (mm == 0) mm = (n+1)*(n+2)/2; if (mm > (n+1)*(n+2)/2) mm = (n+1)*(n+2)/2; m = mm < 2 * n + 1 ? 2 * n + 1 : mm; } }
     k = m + n + 1;
     st->m = m; st->k = k;
     st->xl = (double *) R_alloc(n, sizeof(double));

@@ -3,6 +3,7 @@
 # It prints a closing line "N passed, N failed" and exits non-zero on any failure or error.
 library(testthat)
 library(lmmc)
+options(testthat.progress.max_fails = Inf)
 
 results <- as.data.frame(test_dir("testthat", package = "lmmc", load_package = "installed",
                                   reporter = ProgressReporter$new(show_praise = FALSE),

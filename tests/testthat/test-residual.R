@@ -201,6 +201,22 @@ test_that("row order does not matter: the time covariate orders each group", {
   expect_equal(shuffled$residual$phi, fit$residual$phi, tolerance = 1e-5)
 })
 
+test_that("subset, missing values and variables outside data line up with the structure", {
+  d <- as.data.frame(nlme::BodyWeight)
+  d$weight[c(5, 50)] <- NA
+  fit <- lmm(weight ~ Time + (1 | Rat), d, subset = Diet != "3",
+             correlation = nlme::corCAR1(form = ~ Time | Rat))
+  expect_close(-fit$crit / 2, -428.541073563, 1e-5)        # nlme::lme on na.omit(d[d$Diet != "3", ])
+  weight <- d$weight; Time <- d$Time; Rat <- d$Rat
+  fit2 <- lmm(weight ~ Time + (1 | Rat), subset = d$Diet != "3",
+              correlation = nlme::corCAR1(form = ~ Time | Rat))
+  expect_equal(fit2$crit, fit$crit, tolerance = 1e-10)
+  skip_if_not_installed("nlme")
+  n <- nlme::lme(weight ~ Time, random = ~ 1 | Rat, data = na.omit(d[d$Diet != "3", ]),
+                 correlation = nlme::corCAR1(form = ~ Time | Rat))
+  expect_close(-fit$crit / 2, c(logLik(n)), 1e-5)
+})
+
 test_that("fixed residual parameters stay at their values and match nlme", {
   fit <- lmm(follicles ~ sin(2 * pi * Time) + (1 | Mare), nlme::Ovary,
              correlation = nlme::corAR1(0.5, fixed = TRUE))
@@ -252,6 +268,18 @@ test_that("whitened residuals are nlme's normalized residuals; pearson scale is 
                   weights = nlme::varIdent(form = ~ 1 | Sex))
   expect_equal(unname(fit2$resid) / (fit2$sigma * residual_scale(fit2)),
                unname(as.vector(residuals(n2, type = "pearson"))), tolerance = 1e-4)
+})
+
+test_that("residual_objective reproduces the criterion at the optimum, and ML from a REML fit", {
+  fit <- fit_case("bw2")
+  f <- residual_objective(fit)
+  par <- c(fit$theta, fit$residual$rho)
+  expect_equal(f(par), fit$crit, tolerance = 1e-10)
+  expect_gt(f(par + c(0, 0, 0, 0.01, 0, 0)), fit$crit)
+  expect_equal(residual_objective(fit, REML = FALSE)(par),
+               fit$devcomp$ldL2 - residual_logdet(fit) +
+                 fit$n * (1 + log(2 * pi * fit$devcomp$pwrss / fit$n)), tolerance = 1e-10)
+  expect_error(f(1), "must have length 6")
 })
 
 test_that("residual_errors draws from s^2 V: whitening them gives back s z", {

@@ -48,12 +48,12 @@ test_that("simulated responses have the model's moments", {
   # unconditional: mean X beta, variance sigma_b^2 + sigma^2, covariance sigma_b^2 within batch,
   # 0 between batches (Monte Carlo standard errors ~2%)
   expect_equal(mean(rowMeans(Y)), unname(fit$beta), tolerance = 2e-3)
-  expect_equal(mean(diag(V)), sb2 + s2, tolerance = 0.03)
-  expect_equal(mean(V[same & row(V) != col(V)]), sb2, tolerance = 0.05)
+  expect_equal(mean(diag(V)), unname(sb2 + s2), tolerance = 0.03)
+  expect_equal(mean(V[same & row(V) != col(V)]), unname(sb2), tolerance = 0.05)
   expect_lt(abs(mean(V[!same])), 0.05 * sb2)
   # conditional on the modes: mean = fitted, variance sigma^2, no covariance
   Y <- as.matrix(simulate(fit, nsim = 4000, seed = 43, use.u = TRUE))
-  expect_equal(rowMeans(Y), unname(fitted(fit)), tolerance = 1e-3)
+  expect_equal(rowMeans(Y), fitted(fit), tolerance = 1e-3, ignore_attr = TRUE)
   expect_equal(mean(apply(Y, 1, var)), s2, tolerance = 0.03)
 })
 
@@ -62,11 +62,12 @@ test_that("re.form conditions on the named terms and simulates the others", {
              data = methods_data("sleepstudy"))
   Y <- as.matrix(simulate(fit, nsim = 3000, seed = 3, re.form = ~ (1 | Subject)))
   # mean: X beta + intercept modes; the slope is simulated, so Var(y) = sd_slope^2 Days^2 + sigma^2
-  expect_equal(rowMeans(Y), unname(predict(fit, re.form = ~ (1 | Subject))), tolerance = 2e-3)
   days <- fit$frame$Days
   sd_slope <- fit$sigma * fit$theta[2]
   v <- apply(Y, 1, var)
   pred <- sd_slope^2 * days^2 + fit$sigma^2
+  zmean <- (rowMeans(Y) - predict(fit, re.form = ~ (1 | Subject))) / sqrt(pred / nrow(Y))
+  expect_lt(max(abs(zmean)), 4.5)
   expect_equal(tapply(v, days, mean), tapply(pred, days, mean), tolerance = 0.05,
                ignore_attr = TRUE)
 })
@@ -79,7 +80,7 @@ test_that("simulate() on newdata: fixed part of newdata, new levels drawn as lme
   expect_identical(dim(s), c(4L, 2L))
   # lme4: simulate(fm1, nsim = 2, seed = 4, newdata = nd, allow.new.levels = TRUE)
   expect_close(as.matrix(s), c(266.5709, 286.6326, 323.1014, 341.7234,
-                               249.5213, 318.8992, 284.4149, 290.5098), tol = 1e-6)
+                               249.5213, 318.8992, 284.4149, 290.5098), tol = 1e-5)
   s <- simulate(fit, nsim = 1, seed = 4, newdata = nd, use.u = TRUE, allow.new.levels = TRUE)
   set.seed(4)
   e <- rnorm(8)  # conditional: only one residual draw per row (and the new level's effect)
@@ -102,7 +103,7 @@ test_that("refit() with the same response returns the same fit", {
   r <- refit(fit, fit$y)
   expect_s3_class(r, "lmm")
   expect_close(r$crit, fit$crit, tol = 1e-9)
-  expect_close(r$theta, fit$theta, tol = 1e-4)
+  expect_close(r$theta, fit$theta, tol = 1e-4, scale = 1)
   expect_close(r$beta, fit$beta, tol = 1e-6)
   expect_close(r$sigma, fit$sigma, tol = 1e-6)
   expect_identical(r$call, fit$call)
@@ -128,13 +129,14 @@ test_that("refit() to a simulated response equals a fresh fit to it", {
   expect_error(refit(fit, letters), "numeric")
 })
 
-test_that("refit() agrees with lme4's refit live", {
+test_that("refit() agrees with lme4 fitted to the new response live", {
+  # (lme4 1.1-31's own refit(fm, y) reports REMLcrit 1780.134 here, above its fresh fit's 1771.667)
   skip_if_not_installed("lme4")
   ss <- methods_data("sleepstudy")
-  fm <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss)
   fit <- ss_fit()
-  y <- simulate(fit, seed = 2)[[1]]
-  expect_close(refit(fit, y)$crit, lme4::REMLcrit(lme4::refit(fm, y)), tol = 1e-7)
+  ss$Reaction <- simulate(fit, seed = 2)[[1]]
+  fm <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss)
+  expect_close(refit(fit, ss$Reaction)$crit, lme4::REMLcrit(fm), tol = 1e-7)
 })
 
 test_that("bootstrap_lmm() is reproducible by seed, serial or parallel", {
@@ -172,4 +174,14 @@ test_that("bootstrap_lmm() keeps failed replicates as NA and reports them", {
   expect_true(any(grepl("1 refit\\(s\\) failed: boom", out)))
   expect_error(bootstrap_lmm(fit, function(x) "a"), "numeric")
   expect_error(bootstrap_lmm(list(), sigma), "fitted")
+})
+
+test_that("bootstrap_lmm() on a snow cluster gives the serial result", {
+  skip_on_cran()
+  skip_if(!nzchar(system.file(package = "lmmc")), "lmmc is not installed for the workers")
+  fit <- dy_fit()
+  f <- function(x) c(fixef(x), sigma = sigma(x))
+  a <- bootstrap_lmm(fit, f, nsim = 6, seed = 4)
+  b <- bootstrap_lmm(fit, f, nsim = 6, seed = 4, parallel = "snow", ncpus = 2)
+  expect_identical(b$t, a$t)
 })

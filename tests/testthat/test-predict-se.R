@@ -1,0 +1,129 @@
+# Standard errors and intervals of predictions (R/predict-se.R).  Checked against the marginal
+# (GLS / BLUP) formulas computed densely: with V = Z G Z' + sigma^2 W^-1,
+#   Var(beta-hat) = (X'V^-1 X)^-1,  Var(b~ - b) = G - G Z' P Z G,
+#   Cov(beta-hat, b~ - b) = -(X'V^-1 X)^-1 X'V^-1 Z G,   P = V^-1 - V^-1 X (X'V^-1 X)^-1 X'V^-1.
+
+ss_fit <- function() lmm(Reaction ~ Days + (Days | Subject), data = methods_data("sleepstudy"))
+
+marginal_pred_cov <- function(fit) {
+  Z <- model.matrix(fit, type = "random")
+  X <- fit$X
+  Ts <- theta_templates(fit$theta, fit$reterms)
+  G <- as.matrix(do.call(Matrix_bdiag, lapply(seq_along(Ts), function(t)
+    kronecker(diag(nlevels(fit$reterms[[t]]$group)), fit$sigma^2 * tcrossprod(Ts[[t]])))))
+  V <- Z %*% G %*% t(Z) + fit$sigma^2 * diag(1 / fit$weights)
+  Vi <- solve(V)
+  XVX <- solve(t(X) %*% Vi %*% X)
+  P <- Vi - Vi %*% X %*% XVX %*% t(X) %*% Vi
+  Cbb <- G - G %*% t(Z) %*% P %*% Z %*% G
+  Cbe <- -XVX %*% t(X) %*% Vi %*% Z %*% G
+  X %*% XVX %*% t(X) + Z %*% Cbb %*% t(Z) + X %*% Cbe %*% t(Z) + t(X %*% Cbe %*% t(Z))
+}
+
+Matrix_bdiag <- function(...) {                   # dense block diagonal
+  blocks <- list(...)
+  n <- sum(vapply(blocks, nrow, 1))
+  out <- matrix(0, n, n)
+  pos <- 0
+  for (b in blocks) {
+    i <- pos + seq_len(nrow(b))
+    out[i, i] <- b
+    pos <- pos + nrow(b)
+  }
+  out
+}
+
+test_that("the joint covariance gives vcov(beta) and, without X, lme4's condVar", {
+  fit <- ss_fit()
+  Minv <- joint_cov_inverse(fit)
+  q <- fit$q
+  expect_equal(fit$sigma^2 * Minv[q + 1:2, q + 1:2], vcov(fit), tolerance = 1e-10,
+               ignore_attr = TRUE)
+  expect_true(isSymmetric(Minv))
+})
+
+test_that("se.fit equals the marginal-formula prediction error (random slopes, weights)", {
+  fit <- ss_fit()
+  expect_equal(predict_se(fit), sqrt(diag(marginal_pred_cov(fit))), tolerance = 1e-9,
+               ignore_attr = TRUE)
+  expect_identical(names(predict_se(fit)), rownames(fit$frame))
+  ss <- methods_data("sleepstudy")
+  ss$w <- rep(c(1, 2, 0.5), 60)
+  fw <- lmm(Reaction ~ Days + (1 | Subject), data = ss, weights = w)
+  expect_equal(predict_se(fw), sqrt(diag(marginal_pred_cov(fw))), tolerance = 1e-9,
+               ignore_attr = TRUE)
+  # prediction of a new observation adds sigma^2 / w
+  expect_equal(predict_se(fw, residual = TRUE)^2, predict_se(fw)^2 + fw$sigma^2 / ss$w,
+               tolerance = 1e-12, ignore_attr = TRUE)
+  pen <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), data = methods_data("Penicillin"))
+  expect_equal(predict_se(pen), sqrt(diag(marginal_pred_cov(pen))), tolerance = 1e-9,
+               ignore_attr = TRUE)
+})
+
+test_that("population-level predictions use vcov(beta) only", {
+  fit <- ss_fit()
+  X <- fit$X
+  expect_equal(predict_se(fit, re.form = NA), sqrt(diag(X %*% vcov(fit) %*% t(X))),
+               tolerance = 1e-10, ignore_attr = TRUE)
+  expect_equal(predict_se(fit, re.form = ~ 0), predict_se(fit, re.form = NA))
+})
+
+test_that("newdata: fitted levels as on the fit's data, new levels add their prior variance", {
+  fit <- ss_fit()
+  d <- methods_data("sleepstudy")
+  rows <- c(1, 15, 180)
+  expect_equal(predict_se(fit, d[rows, ]), predict_se(fit)[rows], tolerance = 1e-12,
+               ignore_attr = TRUE)
+  nd <- data.frame(Days = c(0, 5), Subject = c("new", "new"))
+  expect_error(predict_se(fit, nd), "new levels")
+  x <- cbind(1, nd$Days)
+  Tt <- theta_templates(fit$theta, fit$reterms)[[1]]
+  Sigma <- fit$sigma^2 * tcrossprod(Tt)
+  expect_equal(predict_se(fit, nd, allow.new.levels = TRUE)^2,
+               diag(x %*% vcov(fit) %*% t(x)) + diag(x %*% Sigma %*% t(x)),
+               tolerance = 1e-10, ignore_attr = TRUE)
+  # a random-intercept-only re.form: Z has the intercept column only
+  se_i <- predict_se(fit, d[rows, ], re.form = ~ (1 | Subject))
+  expect_true(all(se_i > predict_se(fit, d[rows, ], re.form = NA)))
+  expect_error(predict_se(fit, d, re.form = ~ (1 | nope)), "not a grouping factor")
+})
+
+test_that("predict_intervals() returns predict.lm's shapes around predict()'s values", {
+  fit <- ss_fit()
+  d <- methods_data("sleepstudy")[c(1, 100), ]
+  out <- predict_intervals(fit, d, se.fit = TRUE)
+  expect_named(out, c("fit", "se.fit", "residual.scale"))
+  expect_equal(out$fit, predict(fit, d))
+  ci <- predict_intervals(fit, d, interval = "confidence", level = 0.9)
+  expect_identical(colnames(ci), c("fit", "lwr", "upr"))
+  expect_equal(unname(ci[, "upr"] - ci[, "fit"]), unname(qnorm(0.95) * out$se.fit))
+  pi <- predict_intervals(fit, d, interval = "prediction", se.fit = TRUE)
+  expect_equal(unname(pi$fit[, "upr"] - pi$fit[, "fit"]),
+               unname(qnorm(0.975) * sqrt(out$se.fit^2 + fit$sigma^2)))
+  expect_identical(pi$se.fit, out$se.fit)
+  expect_error(predict_intervals(fit, d, interval = "confidence", level = 95), "'level'")
+})
+
+test_that("NA rows in newdata give NA standard errors in place", {
+  fit <- ss_fit()
+  d <- methods_data("sleepstudy")[1:3, ]
+  d$Days[2] <- NA
+  se <- predict_se(fit, d)
+  expect_length(se, 3L)
+  expect_true(is.na(se[2]) && all(is.finite(se[-2])))
+})
+
+test_that("a clear error above the size limit of the dense factorisation", {
+  fit <- ss_fit()
+  old <- options(lmmc.se_fit_max_dim = 10)
+  on.exit(options(old))
+  expect_error(predict_se(fit), "q \\+ p = 38 .*above the limit 10")
+})
+
+test_that("lmm_fit() objects: standard errors on the fit's data, newdata refused", {
+  d <- methods_data("sleepstudy")
+  fit <- ss_fit()
+  f0 <- lmm_fit(fit$y, fit$X, lapply(fit$reterms, function(t) t[c("group", "Xt", "name", "cnms")]))
+  expect_equal(predict_se(f0), predict_se(fit), tolerance = 1e-6, ignore_attr = TRUE)
+  expect_error(predict_se(f0, d), "lmm_fit")
+})
