@@ -38,8 +38,8 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
 
 # Starting theta: the user's; else moment estimates (R/start.R), or lme4's default (1 on the
 # diagonals, 0 elsewhere) with lmm_control(start_method = "ones").  `data` holds y, X, weights,
-# offset, REML and control (the caller's frame by default).  The result's attribute "rhobeg_factor"
-# tells optimiser_settings() how far the start is thought to be from the optimum.
+# offset, REML and control (the caller's frame by default).  A moment start carries the
+# attribute "rhobeg", the optimiser's first step length (see optimiser_settings()).
 start_theta <- function(start, reterms, lower, data = parent.frame()) {
   if (is.list(start)) start <- start$theta
   if (!is.null(start)) {
@@ -54,18 +54,21 @@ start_theta <- function(start, reterms, lower, data = parent.frame()) {
     REML <- !isFALSE(data$REML)
     theta0 <- tryCatch(theta_moments(data$y, data$X, reterms, weights, offset, REML),
                        error = function(e) NULL)
-    if (length(theta0) == length(lower) && all(is.finite(theta0)))
-      return(structure(pmax(theta0, lower), rhobeg_factor = 0.05))
+    if (length(theta0) == length(lower) && all(is.finite(theta0))) {
+      # the start is close: first steps of 5% of the least standard deviation (relative)
+      rhobeg <- 0.05 * min(pmax(theta0[lower == 0], 2 * start_floor))
+      return(structure(pmax(theta0, lower), rhobeg = rhobeg))
+    }
   }
   theta_start(reterms)
 }
 
-# The C optimiser's settings: radii from the start's scale (a moment start is close to the
-# optimum: rhobeg 0.05 |theta0|, else 0.2 max(1, |theta0|)), tolerances from control.
+# The C optimiser's settings: radii from the start's scale (0.2 max(1, |theta0|), or the
+# start's own "rhobeg" attribute), tolerances from control.
 optimiser_settings <- function(control, theta0) {
   scale <- max(1, abs(theta0))
-  factor <- attr(theta0, "rhobeg_factor")
-  rhobeg <- if (is.null(factor)) 0.2 * scale else factor * max(abs(theta0), 2 * start_floor)
+  rhobeg <- attr(theta0, "rhobeg")
+  if (is.null(rhobeg)) rhobeg <- 0.2 * scale
   list(rhobeg = if (is.null(control$rhobeg)) rhobeg else control$rhobeg,
        rhoend = if (is.null(control$rhoend)) 2e-7 * scale else control$rhoend,
        ftol_abs = control$ftol_abs, maxeval = control$maxeval)

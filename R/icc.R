@@ -200,7 +200,7 @@ simulate_response <- function(fit) {
     B <- matrix(stats::rnorm(nlevels(tm$group) * k), ncol = k) %*% t(L_t)  # rows ~ N(0, Sigma)
     eta <- eta + rowSums(tm$Xt * B[as.integer(tm$group), , drop = FALSE])
   }
-  eta + stats::rnorm(fit$n, sd = fit$sigma / sqrt(fit$weights))
+  eta + drop(residual_errors(fit, 1L))
 }
 
 ## Upper-triangular R with R'R = S for a positive semi-definite S (pivoted, singular allowed).
@@ -221,7 +221,7 @@ boot_statistic <- function(fit, stat, nsim, seed = NULL) {
     y_star <- simulate_response(fit)
     refit <- tryCatch(lmm_fit(y_star, fit$X, fit$reterms, weights = fit$weights,
                               offset = fit$offset, REML = fit$REML, control = ctrl,
-                              start = fit$theta),
+                              start = fit$theta, residual = fit$residual$spec),
                       error = function(e) NULL)
     if (is.null(refit)) NA else stat(refit)
   })

@@ -18,7 +18,7 @@ lmm_crit <- function(object, REML = NULL) {
   if (identical(REML, object$REML)) return(object$crit)
   dc <- object$devcomp
   n <- object$n
-  ldW <- sum(log(object$weights))
+  ldW <- residual_logdet(object)                # log|W|, or log|V^-1| under a residual structure
   if (REML) {
     nmp <- n - object$p
     dc$ldL2 + dc$ldRX2 - ldW + nmp * (1 + log(2 * pi * dc$pwrss / nmp))
@@ -27,8 +27,9 @@ lmm_crit <- function(object, REML = NULL) {
   }
 }
 
-## Number of parameters: p fixed effects, length(theta) covariance parameters, sigma.
-lmm_npar <- function(object) object$p + length(object$theta) + 1L
+## Number of parameters: p fixed effects, length(theta) covariance parameters, sigma, and the
+## residual structure's phi and variance ratios.
+lmm_npar <- function(object) object$p + length(object$theta) + 1L + residual_npar(object)
 
 REMLcrit.lmm <- function(object, ...) lmm_crit(object, REML = TRUE)
 
@@ -83,7 +84,7 @@ residuals.lmm <- function(object, type = c("response", "pearson", "working", "de
                           scaled = FALSE, ...) {
   type <- match.arg(type)
   r <- object$resid
-  if (type %in% c("pearson", "deviance")) r <- sqrt(object$weights) * r
+  if (type %in% c("pearson", "deviance")) r <- r / residual_scale(object)
   if (scaled) r <- r / object$sigma
   name_and_pad(object, r)
 }

@@ -68,6 +68,7 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ranef.comp = 
   cat("Random effects:\n")
   print(format_vc(VarCorr(x), digits = digits, comp = ranef.comp), quote = FALSE, digits = digits, ...)
   print_groups(ngrps(x), x$n)
+  print_residual_structure(format_residual_structure(x, digits))
   cf <- fixef(x)
   if (length(cf)) {
     cat("Fixed Effects:\n")
@@ -98,7 +99,8 @@ summary.lmm <- function(object, correlation = (p <= 12), ddf = c("Satterthwaite"
                  vcov = object$vcov_beta, correlation = correlation,
                  varcor = VarCorr(object), AICtab = aic_table(object), call = object$call,
                  residuals = residuals(object, "pearson", scaled = TRUE),
-                 optinfo = object$optinfo, singular = isSingular(object)),
+                 optinfo = object$optinfo, singular = isSingular(object),
+                 residual_lines = format_residual_structure(object)),
             class = "summary.lmm")
 }
 
@@ -114,6 +116,7 @@ print.summary.lmm <- function(x, digits = max(3, getOption("digits") - 3), corre
   cat("Random effects:\n")
   print(format_vc(x$varcor, digits = digits, comp = ranef.comp), quote = FALSE, digits = digits, ...)
   print_groups(x$ngrps, x$n)
+  print_residual_structure(x$residual_lines)
   p <- nrow(x$coefficients)
   if (p > 0L) {
     cat("\nFixed effects:\n")
@@ -128,6 +131,11 @@ print.summary.lmm <- function(x, digits = max(3, getOption("digits") - 3), corre
   optimizer_line(x$optinfo)
   if (isTRUE(x$singular)) cat("boundary (singular) fit: see help('isSingular')\n")
   invisible(x)
+}
+
+## The residual correlation/variance structure (R/residual.R), nlme's layout; nothing without one.
+print_residual_structure <- function(lines) {
+  if (length(lines)) cat(lines, sep = "\n")
 }
 
 print_scaled_resids <- function(r, digits) {

@@ -249,6 +249,9 @@ profile.lmm <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, del
                         parallel = c("no", "multicore", "snow"),
                         ncpus = getOption("profile.ncpus", 1L), cl = NULL,
                         progress = interactive(), ...) {
+  if (!is.null(fitted$residual))
+    stop("profile() is not yet available for fits with a residual correlation or variance ",
+         "structure: use confint(method = \"Wald\") or method = \"boot\"", call. = FALSE)
   if (...length() > 0L)
     warning("unused arguments ignored: ", paste(...names(), collapse = ", "), call. = FALSE)
   parallel <- match.arg(parallel)

@@ -364,6 +364,8 @@ residual_whiten <- function(object, v) {
 # by forward substitution in time order, all groups at once, one position at a time.
 residual_errors <- function(object, nsim = 1L, sigma = object$sigma) {
   r <- object$residual
+  if (is.null(r))                            # independent: e ~ N(0, sigma^2 / w)
+    return(sigma * matrix(stats::rnorm(object$n * nsim), object$n, nsim) / sqrt(object$weights))
   n <- length(r$prev)
   z <- matrix(stats::rnorm(n * nsim), n, nsim)
   prev <- r$prev + 1L

@@ -77,6 +77,13 @@ simulate_matrix <- function(object, nsim, re.form, newdata, allow.new.levels, na
     U <- matrix(stats::rnorm(qs * nsim), qs, nsim)
     zu <- simulated_part(U, sims, draws, tds, templates, length(eta), nsim)
   }
+  if (!is.null(object$residual)) {             # correlated / heteroscedastic residuals
+    if (!is.null(newdata))
+      stop("simulate() with newdata is not available for fits with a residual correlation ",
+           "or variance structure", call. = FALSE)
+    return(list(Y = eta + object$sigma * zu + residual_errors(object, nsim), names = nms,
+                na_action = na_act))
+  }
   e <- matrix(stats::rnorm(length(eta) * nsim), length(eta), nsim)
   list(Y = eta + object$sigma * (zu + e / sqrt(w)), names = nms, na_action = na_act)
 }
@@ -142,7 +149,8 @@ refit.lmm <- function(object, newresp = NULL, control = lmm_control(), ...) {
     warning("unused arguments ignored: ", paste(...names(), collapse = ", "), call. = FALSE)
   y <- refit_response(object, newresp)
   fit <- lmm_fit(y, object$X, object$reterms, weights = object$weights, offset = object$offset,
-                 REML = object$REML, control = control, start = object$theta)
+                 REML = object$REML, control = control, start = object$theta,
+                 residual = object$residual$spec)
   for (field in c("call", "formula", "frame", "fixed_terms")) fit[field] <- list(object[[field]])
   if (!is.null(fit$frame)) fit$frame[[1L]] <- replace_response(fit$frame[[1L]], y)
   fit

@@ -50,7 +50,7 @@ typedef struct {
     double *W, *Winv;     /* k x k KKT matrix (scratch) and its inverse */
     double *w, *v, *r;    /* k-vectors */
     int *ipiv, *fixed;
-    double *wk;           /* 4n scratch */
+    double *wk;           /* 13n scratch */
 } bq_state;
 
 static double sq(double a) { return a * a; }
@@ -548,7 +548,7 @@ static int line_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
 static int bq_polish(bq_state *st, const double *d, double pred)
 {
     int n = st->n;
-    double *x = st->wk + 11 * n;
+    double *x = st->wk + 12 * n;                    /* d is wk + 11n */
     if (!(pred > 0) || st->feval >= st->maxeval) return 0;
     for (int i = 0; i < n; i++) x[i] = st->xc[i] + d[i];
     bq_clip(st, x);
@@ -593,18 +593,10 @@ static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
             /* validated model, no decrease left in the trust region; a small trust region
              * must not hide a decrease further out (a long flat valley): the model must
              * promise no more than ftol within radius rhobeg either */
-            double crvwide;
-            if (getenv("LMMC_DEBUG")) {
-                Rprintf("stop? feval %d rho %g Delta %g pred %g errbig %g\n g:", st->feval, rho, Delta, pred, errbig);
-                for (i = 0; i < n; i++) Rprintf(" %g", st->g[i]);
-                Rprintf("\n H:"); for (i = 0; i < n * n; i++) Rprintf(" %g", st->H[i]);
-                Rprintf("\n x:"); for (i = 0; i < n; i++) Rprintf(" %.8g", st->xc[i]);
-                Rprintf("\n");
-            }
-            if (Delta >= rhobeg ||
-                bq_trstep(n, st->g, st->H, sl, su, rhobeg, st->wk + 11 * n, &crvwide,
-                          trwk, st->fixed) <= ftol)
-                return bq_polish(st, d, pred);
+            double crvwide, *dwide = st->wk + 11 * n;
+            double predwide = bq_trstep(n, st->g, st->H, sl, su, fmax(Delta, rhobeg), dwide,
+                                        &crvwide, trwk, st->fixed);
+            if (predwide <= ftol) return bq_polish(st, dwide, predwide);
         }
         /* a step much shorter than rho is tried only if it promises more than ftol */
         shortstep = dnorm < 0.5 * rho && !(ftol > 0 && pred > ftol);
@@ -737,7 +729,7 @@ lmm_opt_result lmm_minimise(lmm_objective_fn f, void *ctx, int nall, double *x,
     st->r = (double *) R_alloc(k, sizeof(double));
     st->ipiv = (int *) R_alloc(k, sizeof(int));
     st->fixed = (int *) R_alloc(n, sizeof(int));
-    st->wk = (double *) R_alloc(12 * (size_t) n, sizeof(double));
+    st->wk = (double *) R_alloc(13 * (size_t) n, sizeof(double));
     double width = R_PosInf;
     for (i = 0; i < n; i++) {
         st->xl[i] = lower[st->ifree[i]];
