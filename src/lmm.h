@@ -119,6 +119,10 @@ int lmm_dense_chol(int n, double *A, int lda);
 
 /* optimise.h has the optimiser */
 
+/* model.c: the optimiser settings from R's list(rhobeg, rhoend, ftol_abs, maxeval) */
+#include "optimise.h"
+lmm_opt_control lmm_opt_control_from(SEXP control);
+
 /* model.c: .Call entry points */
 SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);
 SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML);

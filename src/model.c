@@ -97,6 +97,14 @@ static double list_num(SEXP list, const char *name, double dflt)
     return dflt;
 }
 
+/* The optimiser's settings from R's list(rhobeg, rhoend, ftol_abs, maxeval). */
+lmm_opt_control lmm_opt_control_from(SEXP control)
+{
+    if (!isNewList(control)) error(_("control must be a list"));
+    lmm_opt_control ctrl = lmm_opt_control_from(control);
+    return ctrl;
+}
+
 /* Minimise the criterion over theta >= lower, starting at theta0; all in C. */
 SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper_, SEXP REML, SEXP control)
 {
@@ -104,18 +112,13 @@ SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper_, SEXP REML, SEX
     const double *th0 = check_theta(m, theta0);
     if (!isReal(lower) || LENGTH(lower) != m->ntheta) error(_("lower must have length %d"), m->ntheta);
     if (!isReal(upper_) || LENGTH(upper_) != m->ntheta) error(_("upper must have length %d"), m->ntheta);
-    if (!isNewList(control)) error(_("control must be a list"));
     int nth = m->ntheta;
     SEXP ans = PROTECT(allocVector(VECSXP, 4));
     SEXP names = PROTECT(allocVector(STRSXP, 4));
     SEXP theta = PROTECT(allocVector(REALSXP, nth));
     double *x = REAL(theta), *upper = (double *) R_alloc(nth, sizeof(double));
     for (int i = 0; i < nth; i++) { x[i] = th0[i]; upper[i] = REAL(upper_)[i]; }
-    lmm_opt_control ctrl;
-    ctrl.rhobeg = list_num(control, "rhobeg", 0.2);
-    ctrl.rhoend = list_num(control, "rhoend", 2e-7);
-    ctrl.ftol_abs = list_num(control, "ftol_abs", 1e-8);
-    ctrl.maxeval = (int) list_num(control, "maxeval", 10000);
+    lmm_opt_control ctrl = lmm_opt_control_from(control);
     crit_ctx ctx = {m, asLogical(REML)};
     lmm_opt_result res = lmm_minimise(objective, &ctx, nth, x, REAL(lower), upper, &ctrl);
     SET_VECTOR_ELT(ans, 0, theta);

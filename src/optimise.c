@@ -1,7 +1,8 @@
 /* optimise.c -- bound-constrained derivative-free minimisation (see optimise.h).
  *
  * Method (after Powell 2009, BOBYQA; written from the published description):
- *  - keep m = 2n+1 points Y_j with values f_j and a quadratic model
+ *  - keep m points Y_j (m = (n+1)(n+2)/2, a full quadratic, for n <= 5; else
+ *    m = 2n+1) with values f_j and a quadratic model
  *        Q(x) = c + g'(x - xc) + (x - xc)'H(x - xc)/2,   xc = best point,
  *    interpolating f at every Y_j;
  *  - after each new point the model is rebuilt so that it interpolates again
@@ -13,7 +14,10 @@
  *    sigma_t = alpha_t beta + tau_t^2 used to choose which point to drop;
  *  - a trust-region step minimises Q over box and ball (truncated conjugate
  *    gradients with bound activation); "geometry" steps move far points to
- *    where |sigma_t| is large; the radius rho falls from rhobeg to rhoend.
+ *    where |sigma_t| is large; the radius rho falls from rhobeg to rhoend;
+ *  - stop early (ftol_abs) once the last three new points were predicted to within
+ *    ftol_abs and the model promises at most ftol_abs in the trust region and in the
+ *    ball of radius rhobeg; the model's minimiser there is then evaluated once more.
  */
 #define USE_FC_LEN_T
 #include <R.h>
@@ -22,7 +26,6 @@
 #include <R_ext/Utils.h>
 #include <math.h>
 #include <string.h>
-#include <stdlib.h>
 #include "optimise.h"
 #ifndef FCONE
 # define FCONE
@@ -711,7 +714,6 @@ lmm_opt_result lmm_minimise(lmm_objective_fn f, void *ctx, int nall, double *x,
      * from the points alone, where the least-Frobenius updates of a 2n+1 point model may
      * keep a wrong curvature across a long flat valley; else 2n+1 points */
     int m = n <= 5 ? (n + 1) * (n + 2) / 2 : 2 * n + 1, k;
-    { const char *e = getenv("LMMC_NPT"); if (e) { int mm = atoi(e); if (mm < 0) mm = (n + 1) * (n + 2) / 2 + mm + 1; if (mm == 0) mm = (n+1)*(n+2)/2; if (mm > (n+1)*(n+2)/2) mm = (n+1)*(n+2)/2; m = mm < 2 * n + 1 ? 2 * n + 1 : mm; } }
     k = m + n + 1;
     st->m = m; st->k = k;
     st->xl = (double *) R_alloc(n, sizeof(double));

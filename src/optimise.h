@@ -2,7 +2,8 @@
  *
  * lmm_minimise() minimises f over the box lower <= x <= upper by quadratic
  * interpolation models in a trust region, after M.J.D. Powell's BOBYQA
- * (Cambridge NA report NA2009/06): m = 2n + 1 interpolation points, the model
+ * (Cambridge NA report NA2009/06): m = (n+1)(n+2)/2 interpolation points for
+ * n <= 5 (a full quadratic), else m = 2n + 1, the model
  * Hessian changed by the least Frobenius norm at each new point, steps kept in
  * the box, geometry-improving steps, and a radius rho shrinking from rhobeg
  * to rhoend.  Every evaluation point satisfies lower <= x <= upper.

@@ -258,15 +258,6 @@ static double joint_objective(const double *par, void *ctx)
     return lmm_criterion(x->m, par, x->REML).crit;
 }
 
-static double list_num(SEXP list, const char *name, double dflt)
-{
-    SEXP names = getAttrib(list, R_NamesSymbol);
-    if (isNull(names)) return dflt;
-    for (int i = 0; i < LENGTH(list); i++)
-        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return asReal(VECTOR_ELT(list, i));
-    return dflt;
-}
-
 /* Minimise over x = (theta, free entries of rho) in the box [lower, upper], starting at x0;
    rho gives the fixed entries (and is the full starting rho).  With AR(1) and phi free, x holds
    atanh(phi) in phi's place (see joint_objective). */
@@ -281,7 +272,6 @@ SEXP lmm_optimise_resid(SEXP ptr, SEXP x0, SEXP lower, SEXP upper, SEXP rho, SEX
     const double *start = check_vec(x0, npar, "x0");
     if (!isReal(lower) || LENGTH(lower) != npar || !isReal(upper) || LENGTH(upper) != npar)
         error(_("lower and upper must have length %d"), npar);
-    if (!isNewList(control)) error(_("control must be a list"));
     int *fr = (int *) R_alloc(x.nrho + 1, sizeof(int));
     for (int i = 0; i < x.nrho; i++) fr[i] = LOGICAL(free)[i] == TRUE;
     x.free = fr;
@@ -290,11 +280,7 @@ SEXP lmm_optimise_resid(SEXP ptr, SEXP x0, SEXP lower, SEXP upper, SEXP rho, SEX
     x.REML = asLogical(REML);
     SEXP par = PROTECT(allocVector(REALSXP, npar));
     memcpy(REAL(par), start, npar * sizeof(double));
-    lmm_opt_control ctrl;
-    ctrl.rhobeg = list_num(control, "rhobeg", 0.2);
-    ctrl.rhoend = list_num(control, "rhoend", 2e-7);
-    ctrl.ftol_abs = list_num(control, "ftol_abs", 1e-8);
-    ctrl.maxeval = (int) list_num(control, "maxeval", 10000);
+    lmm_opt_control ctrl = lmm_opt_control_from(control);
     lmm_opt_result res = lmm_minimise(joint_objective, &x, npar, REAL(par), REAL(lower),
                                       REAL(upper), &ctrl);
     const char *nm[] = {"par", "crit", "feval", "status", "nforms"};

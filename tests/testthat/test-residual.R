@@ -198,7 +198,8 @@ test_that("row order does not matter: the time covariate orders each group", {
   shuffled <- lmm(weight ~ Time * Diet + (Time | Rat), d[sample(nrow(d)), ],
                   correlation = nlme::corCAR1(form = ~ Time | Rat))
   expect_equal(shuffled$crit, fit$crit, tolerance = 1e-8)
-  expect_equal(shuffled$residual$phi, fit$residual$phi, tolerance = 1e-5)
+  # phi is flat here: the optimiser may stop at a different point within 4 digits (the issue's bar)
+  expect_equal(shuffled$residual$phi, fit$residual$phi, tolerance = 1e-4)
 })
 
 test_that("subset, missing values and variables outside data line up with the structure", {
