@@ -101,7 +101,11 @@ static double list_num(SEXP list, const char *name, double dflt)
 lmm_opt_control lmm_opt_control_from(SEXP control)
 {
     if (!isNewList(control)) error(_("control must be a list"));
-    lmm_opt_control ctrl = lmm_opt_control_from(control);
+    lmm_opt_control ctrl;
+    ctrl.rhobeg = list_num(control, "rhobeg", 0.2);
+    ctrl.rhoend = list_num(control, "rhoend", 2e-7);
+    ctrl.ftol_abs = list_num(control, "ftol_abs", 1e-8);
+    ctrl.maxeval = (int) list_num(control, "maxeval", 10000);
     return ctrl;
 }
 

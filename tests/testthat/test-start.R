@@ -106,7 +106,7 @@ count_cases <- list(
 test_that("fewer evaluations than lme4, and an optimum at least as good", {
   for (case in count_cases) {
     d <- if (case[[2]] %in% c("Orthodont", "Machines", "Rail", "ergoStool"))
-      as.data.frame(get(case[[2]], asNamespace("nlme"))) else data_rds(case[[2]])
+      as.data.frame(do.call(`::`, list("nlme", case[[2]]))) else data_rds(case[[2]])
     fit <- suppressMessages(lmm(case[[1]], d, REML = case[[3]]))
     label <- paste(deparse(case[[1]]), if (case[[3]]) "REML" else "ML")
     expect_lt(fit$optinfo$feval, case[[5]], label = label)
