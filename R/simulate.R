@@ -6,7 +6,7 @@
 ## no prior weights the draws equal lme4's simulate.merMod().
 
 simulate.lmm <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
-                         newdata = NULL, allow.new.levels = FALSE, na.action = stats::na.pass,
+                         newdata = NULL, allow.new.levels = FALSE, na.action = na.pass,
                          ...) {
   if (...length() > 0L)
     warning("unused arguments ignored: ", paste(...names(), collapse = ", "), call. = FALSE)

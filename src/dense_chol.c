@@ -15,10 +15,14 @@
 #define NB 96          /* panel width */
 #define MR 8           /* tile rows */
 #define NR 4           /* tile columns */
+#define PANEL_ROWS 64  /* rows of a panel chunk solved together */
+
+typedef void (*tile_fn)(int, const double *, const double *, double *);   /* tile = sum a b' */
+typedef void (*axpy_fn)(int, double, const double *, double *);          /* y -= a x */
 
 /* Unblocked Cholesky of the kb x kb diagonal block (leading dimension lda).  Returns 0 or the
    1-based column where the block is not positive definite. */
-static int chol_block(int kb, double *a, int lda)
+static int chol_block(int kb, double *a, int lda, axpy_fn axpy)
 {
     for (int j = 0; j < kb; j++) {
         double *aj = a + (size_t) j * lda;
@@ -27,28 +31,29 @@ static int chol_block(int kb, double *a, int lda)
         if (!(d > 0)) return j + 1;
         double ljj = sqrt(d);
         aj[j] = ljj;
-        for (int k = 0; k < j; k++) {                     /* a(j+1:kb, j) -= a(j+1:kb, k) L_jk */
-            double ljk = a[j + (size_t) k * lda];
-            const double *ak = a + (size_t) k * lda;
-            for (int i = j + 1; i < kb; i++) aj[i] -= ak[i] * ljk;
-        }
+        for (int k = 0; k < j; k++)                       /* a(j+1:kb, j) -= a(j+1:kb, k) L_jk */
+            axpy(kb - j - 1, a[j + (size_t) k * lda], a + (size_t) k * lda + j + 1, aj + j + 1);
         for (int i = j + 1; i < kb; i++) aj[i] /= ljj;
     }
     return 0;
 }
 
-/* Panel rows below the diagonal block: P <- P L_kk^{-T}, column by column (m rows). */
-static void panel_solve(int m, int kb, const double *L, int lda, double *P)
+/* Panel rows below the diagonal block: P <- P L_kk^{-T}, column by column, in chunks of rows
+   small enough to stay in cache (m rows). */
+static void panel_solve(int m, int kb, const double *L, int lda, double *P, axpy_fn axpy)
 {
-    for (int c = 0; c < kb; c++) {
-        double *pc = P + (size_t) c * lda;
-        for (int l = 0; l < c; l++) {
-            double lcl = L[c + (size_t) l * lda];
-            const double *pl = P + (size_t) l * lda;
-            for (int i = 0; i < m; i++) pc[i] -= pl[i] * lcl;
+    for (int i0 = 0; i0 < m; i0 += PANEL_ROWS) {
+        int mi = m - i0 < PANEL_ROWS ? m - i0 : PANEL_ROWS;
+        double *Pi = P + i0;
+        for (int c = 0; c < kb; c++) {
+            double *pc = Pi + (size_t) c * lda;
+            for (int l = 0; l < c; l++) {
+                double lcl = L[c + (size_t) l * lda];
+                if (lcl != 0) axpy(mi, lcl, Pi + (size_t) l * lda, pc);
+            }
+            double d = L[c + (size_t) c * lda];
+            for (int i = 0; i < mi; i++) pc[i] /= d;
         }
-        double d = L[c + (size_t) c * lda];
-        for (int i = 0; i < m; i++) pc[i] /= d;
     }
 }
 
@@ -111,15 +116,48 @@ static void tile_generic(int kb, const double *a, const double *b, double *tile)
 }
 #endif
 
-typedef void (*tile_fn)(int, const double *, const double *, double *);
+/* y -= a x over m entries */
+#if defined(__GNUC__)
+#define AXPY_BODY                                                                   \
+    int i = 0;                                                                      \
+    for (; i + 4 <= m; i += 4) {                                                    \
+        v4d xv, yv;                                                                 \
+        memcpy(&xv, x + i, sizeof xv);                                              \
+        memcpy(&yv, y + i, sizeof yv);                                              \
+        yv -= xv * a;                                                               \
+        memcpy(y + i, &yv, sizeof yv);                                              \
+    }                                                                               \
+    for (; i < m; i++) y[i] -= x[i] * a;
+#else
+#define AXPY_BODY for (int i = 0; i < m; i++) y[i] -= x[i] * a;
+#endif
 
-static tile_fn choose_kernel(void)
+static void axpy_generic(int m, double a, const double *x, double *y)
 {
+    AXPY_BODY
+}
+
+#ifdef HAVE_AVX2_KERNEL
+__attribute__((target("avx2,fma")))
+static void axpy_avx2(int m, double a, const double *x, double *y)
+{
+    AXPY_BODY
+}
+#endif
+
+typedef struct { tile_fn tile; axpy_fn axpy; } kernels;
+
+static kernels choose_kernels(void)
+{
+    kernels k = {tile_generic, axpy_generic};
 #ifdef HAVE_AVX2_KERNEL
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return tile_avx2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        k.tile = tile_avx2;
+        k.axpy = axpy_avx2;
+    }
 #endif
-    return tile_generic;
+    return k;
 }
 
 /* Trailing update C -= P P' on the lower triangle of the m x m block C (tiles that cross the
@@ -145,20 +183,20 @@ static void syrk_update(int m, int kb, const double *Pa, const double *Pb, doubl
 int lmm_dense_chol(int n, double *A, int lda)
 {
     if (n <= 0) return 0;
-    tile_fn kernel = choose_kernel();
+    kernels kern = choose_kernels();
     double *Pa = (double *) R_alloc(((size_t) n + MR) * NB, sizeof(double));
     double *Pb = (double *) R_alloc(((size_t) n + NR) * NB, sizeof(double));
     for (int k0 = 0; k0 < n; k0 += NB) {
         int kb = n - k0 < NB ? n - k0 : NB, k1 = k0 + kb, m = n - k1;
         double *Akk = A + k0 + (size_t) k0 * lda;
-        int info = chol_block(kb, Akk, lda);
+        int info = chol_block(kb, Akk, lda, kern.axpy);
         if (info) return k0 + info;
         if (m == 0) break;
         double *P = A + k1 + (size_t) k0 * lda;
-        panel_solve(m, kb, Akk, lda, P);
+        panel_solve(m, kb, Akk, lda, P, kern.axpy);
         pack(m, kb, P, lda, MR, Pa);
         pack(m, kb, P, lda, NR, Pb);
-        syrk_update(m, kb, Pa, Pb, A + k1 + (size_t) k1 * lda, lda, kernel);
+        syrk_update(m, kb, Pa, Pb, A + k1 + (size_t) k1 * lda, lda, kern.tile);
         if (k0 % (8 * NB) == 0) R_CheckUserInterrupt();
     }
     return 0;
