@@ -66,14 +66,13 @@ term_moments <- function(r, Z, g, REML = TRUE) {
     nj <- nj[ok]
   } else {
     levels_fit <- which(nj >= p)
-    fits <- lapply(levels_fit, function(j) level_fit(matrix(ZZ[j, ], p), Zr[j, ], rr[j]))
-    ok <- !vapply(fits, is.null, TRUE)
-    fits <- fits[ok]
+    fits <- level_fits(ZZ[levels_fit, , drop = FALSE], Zr[levels_fit, , drop = FALSE], p)
+    ok <- fits$ok
     nj <- nj[levels_fit][ok]
-    if (length(fits) < 2L) return(list(Sigma = NULL, s2w = NA_real_))
-    B <- do.call(rbind, lapply(fits, `[[`, "b"))
-    inv_mean <- Reduce(`+`, lapply(fits, `[[`, "inv")) / length(fits)
-    rss <- vapply(fits, `[[`, 1, "rss")
+    if (sum(ok) < 2L) return(list(Sigma = NULL, s2w = NA_real_))
+    B <- fits$b[ok, , drop = FALSE]
+    inv_mean <- matrix(colMeans(fits$inv[ok, , drop = FALSE]), p)
+    rss <- rr[levels_fit][ok] - rowSums(Zr[levels_fit, , drop = FALSE][ok, , drop = FALSE] * B)
   }
   df_w <- sum(pmax(nj - p, 0))
   s2w <- if (df_w > 0) max(sum(rss), 0) / df_w else NA_real_
@@ -86,12 +85,29 @@ term_moments <- function(r, Z, g, REML = TRUE) {
 # Levels of a scalar term whose d_j = sum z^2 is not negligible.
 level_used <- function(d) d > 1e-10 * max(d)
 
-# OLS within one level: NULL when Z_j'Z_j is (nearly) singular.
-level_fit <- function(G, c, rr) {
-  if (rcond(G) < 1e-10) return(NULL)
-  inv <- solve(G)
-  b <- drop(inv %*% c)
-  list(b = b, inv = inv, rss = rr - sum(c * b))
+# OLS within every level at once: Gauss-Jordan elimination of [G_j | I | c_j] vectorised over
+# the levels j (rows of ZZ hold G_j column-major, rows of Zr hold c_j).  A level whose pivot
+# falls below 1e-10 of its largest diagonal element is (nearly) singular: ok = FALSE.
+level_fits <- function(ZZ, Zr, p) {
+  nl <- nrow(ZZ)
+  M <- cbind(ZZ, matrix(diag(p), nl, p * p, byrow = TRUE), Zr)   # blocks [G | I | c]
+  at <- function(r, col) M[, (col - 1L) * p + r]                  # entry (r, col) of each level
+  put <- function(r, col, v) M[, (col - 1L) * p + r] <<- v
+  ncolM <- 2L * p + 1L
+  scale <- apply(ZZ[, (seq_len(p) - 1L) * p + seq_len(p), drop = FALSE], 1, max)
+  ok <- scale > 0
+  for (k in seq_len(p)) {
+    piv <- at(k, k)
+    ok <- ok & piv > 1e-10 * scale
+    piv[!ok] <- 1
+    for (col in seq_len(ncolM)) put(k, col, at(k, col) / piv)
+    for (r in seq_len(p)[-k]) {
+      f <- at(r, k)
+      for (col in seq_len(ncolM)) put(r, col, at(r, col) - f * at(k, col))
+    }
+  }
+  list(ok = ok, inv = M[, p * p + seq_len(p * p), drop = FALSE],
+       b = M[, 2L * p * p + seq_len(p), drop = FALSE])
 }
 
 # The moment equations of the scalar terms (see the top of the file), solved; NULL when there
