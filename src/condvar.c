@@ -6,7 +6,8 @@
  *     Sigma_IJ = -(sum_K Sigma_IK L_KJ) L_JJ^{-1}                       (I > J in the pattern)
  *     Sigma_JJ = (L_JJ^{-T} - sum_K Sigma_KJ' L_KJ) L_JJ^{-1}
  * Every Sigma_IK needed lies on the pattern of L, so only those blocks are computed.  The dense
- * trailing Z block is inverted whole by LAPACK.
+ * trailing Z block is inverted whole (dense_inverse.c); only its leading dZ x dZ block of Sd
+ * is set and read.
  */
 #include "lmm.h"
 #include <string.h>
@@ -78,15 +79,10 @@ static void takahashi_column(const lmm_model *m, int J, double *Sx, double *Sd, 
 /* out: for each Z node J in order, Sigma_JJ (p_J x p_J, column-major), end to end. */
 void lmm_condvar(const lmm_model *m, double *out)
 {
-    int md = m->md, dZ = m->doff[m->N - m->Ns], info = 0;
+    int md = m->md, dZ = m->doff[m->N - m->Ns];
     double *Sx = (double *) R_alloc(m->nLx + 1, sizeof(double));
     double *Sd = (double *) R_alloc((size_t) md * md, sizeof(double));
-    memcpy(Sd, m->Ld, (size_t) md * md * sizeof(double));
-    if (dZ > 0) {
-        F77_CALL(dpotri)("L", &dZ, Sd, &md, &info FCONE);              /* Sigma of the dense Z block */
-        if (info) error(_("internal error: dpotri info %d"), info);
-        for (int c = 0; c < dZ; c++) for (int r = 0; r < c; r++) Sd[r + (size_t) c * md] = Sd[c + (size_t) r * md];
-    }
+    lmm_dense_inverse(dZ, m->Ld, md, Sd, md);   /* Sigma of the dense Z block (leading dZ x dZ) */
     int pmax = 1;
     for (int t = 0; t < m->k; t++) if (m->pt[t] > pmax) pmax = m->pt[t];
     double *W = (double *) R_alloc((size_t) pmax * pmax, sizeof(double));

@@ -23,6 +23,7 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_solution_resid", (DL_FUNC) &lmm_solution_resid, 4},
     {"lmm_whiten_resid",   (DL_FUNC) &lmm_whiten_resid,   2},
     {"lmm_chol_dense",     (DL_FUNC) &lmm_chol_dense,     1},
+    {"lmm_inverse_dense",  (DL_FUNC) &lmm_inverse_dense,  1},
     {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 8},
     {NULL, NULL, 0}
 };

@@ -117,6 +117,21 @@ void lmm_gemm_nt_sub(int m, int n, int kk, const double *A, const double *B, dou
 /* dense_chol.c: blocked Cholesky of the dense block (lower); 0 or 1-based failing column */
 int lmm_dense_chol(int n, double *A, int lda);
 
+/* dense_inverse.c: S = (L L')^{-1}, both triangles, from the lower Cholesky factor L (n x n) */
+void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds);
+
+/* dense_kernel.c: the MR x NR register tile behind dense_chol.c and dense_inverse.c */
+#define LMM_TILE_MR 8
+#define LMM_TILE_NR 4
+typedef void (*lmm_tile_fn)(int kb, const double *a, const double *b, double *tile); /* sum a b' */
+typedef void (*lmm_axpy_fn)(int m, double a, const double *x, double *y);            /* y -= a x */
+typedef struct { lmm_tile_fn tile; lmm_axpy_fn axpy; } lmm_kernels;
+lmm_kernels lmm_choose_kernels(void);                  /* AVX2 + FMA versions when available */
+void lmm_pack_rows(int m, int kb, const double *P, int lda, int w, double *out);
+void lmm_pack_cols(int kb, int n, const double *P, int lda, int w, double *out);
+void lmm_tile_update(int m, int n, int kb, const double *Pa, const double *Pb, double alpha,
+                     int lower, double *C, int ldc, lmm_tile_fn kernel);  /* C += alpha A B' */
+
 /* optimise.h has the optimiser */
 
 /* model.c: the optimiser settings from R's list(rhobeg, rhoend, ftol_abs, maxeval) */
@@ -131,5 +146,6 @@ SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML);
 SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML);
 SEXP lmm_layout_info(SEXP ptr);
 SEXP lmm_chol_dense(SEXP A);
+SEXP lmm_inverse_dense(SEXP L);                        /* dense_inverse.c: test entry */
 
 #endif

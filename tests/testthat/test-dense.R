@@ -1,0 +1,92 @@
+# The dense block's kernels (src/dense_chol.c, src/dense_inverse.c, src/dense_kernel.c) and the
+# conditional variances that use the inverse (src/condvar.c).
+
+spd <- function(n, seed) {
+  set.seed(seed)
+  X <- matrix(rnorm(n * n), n)
+  crossprod(X) + n * diag(n)                # well conditioned
+}
+
+test_that("dense inverse from the Cholesky factor equals chol2inv around the tile sizes", {
+  for (n in c(1, 3, 8, 9, 97, 300)) {
+    A <- spd(n, n)
+    L <- t(chol(A))
+    L[upper.tri(L)] <- 1e3                    # the strict upper triangle must not be read
+    S <- .Call(lmmc:::C_lmm_inverse_dense, L)
+    ref <- chol2inv(t(L * lower.tri(L, diag = TRUE)))
+    expect_equal(S, ref, tolerance = 1e-12, label = sprintf("inverse (n = %d)", n))
+    expect_identical(S, t(S))                 # both triangles, exactly symmetric
+    expect_lt(max(abs(S %*% A - diag(n))), 1e-12)
+  }
+})
+
+test_that("dense inverse handles a badly scaled factor and rejects bad input", {
+  L <- diag(c(1e-4, 1, 1e4))
+  L[2, 1] <- 3; L[3, 1] <- -2; L[3, 2] <- 0.5
+  expect_equal(.Call(lmmc:::C_lmm_inverse_dense, L), chol2inv(t(L)), tolerance = 1e-12)
+  expect_error(.Call(lmmc:::C_lmm_inverse_dense, matrix(1, 2, 3)), "square numeric matrix")
+  expect_error(.Call(lmmc:::C_lmm_inverse_dense, diag(c(1, 0, 1))), "element 2")
+  expect_identical(dim(.Call(lmmc:::C_lmm_inverse_dense, matrix(0, 0, 0))), c(0L, 0L))
+})
+
+test_that("dense Cholesky (sharing the tile kernel) equals chol()", {
+  for (n in c(1, 9, 97, 300)) {
+    A <- spd(n, 10 + n)
+    expect_equal(.Call(lmmc:::C_lmm_chol_dense, A), t(chol(A)), tolerance = 1e-12,
+                 label = sprintf("Cholesky (n = %d)", n))
+  }
+  expect_error(.Call(lmmc:::C_lmm_chol_dense, diag(c(1, -1))), "not positive definite")
+})
+
+# conditional variances of a fit against the dense computation at the fit's theta
+expect_condvar_dense <- function(fit, tolerance) {
+  ref <- dense_pls(fit$theta, fit$y - fit$offset, fit$X, fit$reterms, fit$weights, fit$REML)
+  re <- ranef(fit, condVar = TRUE)
+  o <- 0L
+  for (term in fit$reterms) {
+    p <- ncol(term$Xt); nl <- nlevels(term$group)
+    pv <- attr(re[[term$name]], "postVar")
+    expect_identical(dim(pv), c(p, p, nl))
+    for (l in seq_len(nl)) {
+      i <- o + (l - 1L) * p + seq_len(p)
+      expect_equal(pv[, , l], ref$condvar[i, i], tolerance = tolerance, ignore_attr = TRUE)
+    }
+    o <- o + nl * p
+  }
+}
+
+test_that("conditional variances equal the dense computation (Penicillin, crossed)", {
+  penicillin <- readRDS(test_path("data", "Penicillin.rds"))
+  fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), penicillin)
+  expect_condvar_dense(fit, 1e-10)
+  # lme4 1.1-31, fm <- lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin):
+  # attr(ranef(fm, condVar = TRUE)$sample, "postVar")[1, 1, ], likewise $plate[1, 1, 1:3]
+  re <- ranef(fit, condVar = TRUE)
+  expect_equal(attr(re$sample, "postVar")[1, 1, ], rep(0.040872985912025, 6), tolerance = 1e-5)
+  expect_equal(attr(re$plate, "postVar")[1, 1, 1:3], rep(0.073635871101407, 3), tolerance = 1e-5)
+})
+
+test_that("conditional variances match lme4 live (Penicillin)", {
+  skip_if_not_installed("lme4")
+  penicillin <- readRDS(test_path("data", "Penicillin.rds"))
+  fm <- lme4::lmer(diameter ~ 1 + (1 | plate) + (1 | sample), penicillin)
+  fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), penicillin)
+  ref <- lme4::ranef(fm, condVar = TRUE)
+  re <- ranef(fit, condVar = TRUE)
+  for (g in c("plate", "sample"))
+    expect_equal(attr(re[[g]], "postVar"), attr(ref[[g]], "postVar"), tolerance = 1e-5)
+})
+
+test_that("conditional variances equal the dense computation with a large dense block", {
+  set.seed(4)
+  n <- 1500
+  d <- data.frame(s = factor(sample(150, n, TRUE)), t = factor(sample(50, n, TRUE)), x = rnorm(n))
+  a <- rnorm(150); b0 <- rnorm(50); b1 <- 0.5 * rnorm(50)
+  d$y <- 1 + d$x + a[d$s] + b0[d$t] + b1[d$t] * d$x + rnorm(n)
+  pieces <- lmm_pieces(y ~ x + (1 | s) + (x | t), d)
+  e <- lmmc:::engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset)
+  info <- .Call(lmmc:::C_lmm_layout_info, e)
+  expect_equal(info[["dense_order"]], 2 * 50 + 3)  # Z part 100: a 96-block and a partial one
+  fit <- lmm(y ~ x + (1 | s) + (x | t), d)
+  expect_condvar_dense(fit, 1e-9)
+})
