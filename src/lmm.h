@@ -137,6 +137,7 @@ void lmm_tile_update(int m, int n, int kb, const double *Pa, const double *Pb, d
 /* model.c: the optimiser settings from R's list(rhobeg, rhoend, ftol_abs, maxeval) */
 #include "optimise.h"
 lmm_opt_control lmm_opt_control_from(SEXP control);
+int lmm_check_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);
 
 /* model.c: .Call entry points */
 SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);

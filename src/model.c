@@ -31,9 +31,8 @@ static const double *check_theta(const lmm_model *m, SEXP theta)
     return th;
 }
 
-/* lmm_setup(y, X, refs, Xts, nl, sqrtw): y (n), X (n x p), refs: list of k integer vectors of
-   1-based level codes, Xts: list of k n x p_t matrices, nl: levels per term, sqrtw: NULL or n. */
-SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
+/* The shapes of lmm_setup's arguments (shared with lmm_setup_resid); returns n. */
+int lmm_check_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
 {
     int n = LENGTH(y);
     if (!isReal(y) || !isReal(X) || !isMatrix(X) || nrows(X) != n)
@@ -43,6 +42,14 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
         error(_("the random-effects terms are malformed"));
     if (!isNull(sqrtw) && (!isReal(sqrtw) || LENGTH(sqrtw) != n))
         error(_("weights must be numeric with one value per observation"));
+    return n;
+}
+
+/* lmm_setup(y, X, refs, Xts, nl, sqrtw): y (n), X (n x p), refs: list of k integer vectors of
+   1-based level codes, Xts: list of k n x p_t matrices, nl: levels per term, sqrtw: NULL or n. */
+SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
+{
+    int n = lmm_check_setup(y, X, refs, Xts, nl, sqrtw);
     int k = LENGTH(refs), p = ncols(X);
     int *pt = (int *) R_alloc(k, sizeof(int));
     const int **ref0 = (const int **) R_alloc(k, sizeof(int *));

@@ -155,14 +155,7 @@ static int use_pieces(const lmm_model *m, int mode, int K, const int *has_prev)
                 prev_stratum, count) per class); mode: see use_pieces(). */
 SEXP lmm_setup_resid(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP resid)
 {
-    int n = LENGTH(y);
-    if (!isReal(y) || !isReal(X) || !isMatrix(X) || nrows(X) != n)
-        error(_("y must be numeric and X a numeric matrix with one row per observation"));
-    if (!isNewList(refs) || !isNewList(Xts) || !isInteger(nl) ||
-        LENGTH(refs) != LENGTH(Xts) || LENGTH(nl) != LENGTH(refs) || LENGTH(refs) < 1)
-        error(_("the random-effects terms are malformed"));
-    if (!isNull(sqrtw) && (!isReal(sqrtw) || LENGTH(sqrtw) != n))
-        error(_("weights must be numeric with one value per observation"));
+    int n = lmm_check_setup(y, X, refs, Xts, nl, sqrtw);
     if (!isNewList(resid) || LENGTH(resid) != 6) error(_("the residual structure is malformed"));
     SEXP prev = VECTOR_ELT(resid, 0), lag = VECTOR_ELT(resid, 1);
     SEXP stratum = VECTOR_ELT(resid, 2), info = VECTOR_ELT(resid, 3);
