@@ -20,7 +20,7 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
 
   engine <- engine_setup(y, X, reterms, weights, offset)
   lower <- theta_lower(reterms)
-  theta0 <- start_theta(start, reterms, lower)
+  theta0 <- start_theta(start, reterms, lower, y, X, weights, offset, REML, control)
   opt <- .Call(C_lmm_optimise, engine, theta0, lower, rep(Inf, length(lower)), REML,
                optimiser_settings(control, theta0))
   theta <- pmax(opt$theta, lower)
@@ -40,25 +40,19 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
 # diagonals, 0 elsewhere) with lmm_control(start_method = "ones").  `data` holds y, X, weights,
 # offset, REML and control (the caller's frame by default).  A moment start carries the
 # attribute "rhobeg", the optimiser's first step length (see optimiser_settings()).
-start_theta <- function(start, reterms, lower, data = parent.frame()) {
+start_theta <- function(start, reterms, lower, y, X, weights, offset, REML, control) {
   if (is.list(start)) start <- start$theta
   if (!is.null(start)) {
     if (!is.numeric(start) || length(start) != length(lower) || anyNA(start))
       stop(sprintf("'start' must be a numeric theta of length %d", length(lower)), call. = FALSE)
     return(pmax(as.double(start), lower))
   }
-  method <- if (is.null(data$control$start_method)) "moments" else data$control$start_method
-  if (method == "moments" && !is.null(data$y) && !is.null(data$X)) {
-    weights <- if (is.null(data$weights)) rep(1, length(data$y)) else data$weights
-    offset <- if (is.null(data$offset)) rep(0, length(data$y)) else data$offset
-    REML <- !isFALSE(data$REML)
-    theta0 <- tryCatch(theta_moments(data$y, data$X, reterms, weights, offset, REML),
-                       error = function(e) NULL)
-    if (length(theta0) == length(lower) && all(is.finite(theta0))) {
-      # the start is close: first steps of 5% of the least standard deviation (relative)
-      rhobeg <- 0.05 * min(pmax(theta0[lower == 0], 2 * start_floor))
-      return(structure(pmax(theta0, lower), rhobeg = rhobeg))
-    }
+  if (identical(control$start_method, "ones")) return(theta_start(reterms))
+  theta0 <- tryCatch(theta_moments(y, X, reterms, weights, offset, REML), error = function(e) NULL)
+  if (length(theta0) == length(lower) && all(is.finite(theta0))) {
+    # the start is close: first steps of 5% of the least standard deviation (relative)
+    rhobeg <- 0.05 * min(pmax(theta0[lower == 0], 2 * start_floor))
+    return(structure(pmax(theta0, lower), rhobeg = rhobeg))
   }
   theta_start(reterms)
 }

@@ -26,7 +26,7 @@ theta_moments <- function(y, X, reterms, weights, offset, REML = TRUE) {
   sw <- sqrt(weights)
   r <- qr.resid(qr(X * sw), (y - offset) * sw)
   Zs <- lapply(reterms, function(term) as.matrix(term$Xt) * sw)
-  codes <- lapply(reterms, function(term) as.integer(factor(term$group)))
+  codes <- lapply(reterms, function(term) as.integer(term$group))   # factors without unused levels
   ests <- lapply(seq_along(reterms), function(t) term_moments(r, Zs[[t]], codes[[t]], REML))
   Sigmas <- lapply(ests, `[[`, "Sigma")
   s2w <- vapply(ests, `[[`, 1, "s2w")

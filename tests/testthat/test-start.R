@@ -75,15 +75,14 @@ test_that("start_method = 'ones' is lme4's start and reaches the same optimum", 
   expect_error(lmm_control(start_method = "zero"), "'start_method' must be one of")
   p <- lmm_pieces(Reaction ~ Days + (Days | Subject), data_rds("sleepstudy"))
   lower <- c(0, -Inf, 0)
-  pieces <- list(y = p$y, X = p$X, weights = p$weights, offset = p$offset, REML = TRUE)
-  expect_identical(lmmc:::start_theta(NULL, p$reterms, lower,
-                                      c(pieces, list(control = lmm_control(start_method = "ones")))),
-                   c(1, 0, 1))
-  th <- lmmc:::start_theta(NULL, p$reterms, lower, c(pieces, list(control = lmm_control())))
+  start <- function(start, control)
+    lmmc:::start_theta(start, p$reterms, lower, p$y, p$X, p$weights, p$offset, TRUE, control)
+  expect_identical(start(NULL, lmm_control(start_method = "ones")), c(1, 0, 1))
+  th <- start(NULL, lmm_control())
   expect_equal(c(th), c(0.967, 0.0152, 0.231))
   expect_equal(attr(th, "rhobeg"), 0.05 * 0.231)        # 5% of the least diagonal entry
   expect_equal(lmmc:::optimiser_settings(lmm_control(), th)$rhobeg, 0.05 * 0.231)
-  expect_identical(lmmc:::start_theta(c(2, 0, -1), p$reterms, lower), c(2, 0, 0))
+  expect_identical(start(c(2, 0, -1), lmm_control()), c(2, 0, 0))
 })
 
 # Models whose data need no lme4: lme4's criterion and evaluation count.
