@@ -42,7 +42,8 @@ icc_values <- function(parts) {
        conditional = parts$random / (total_re + parts$fixed))
 }
 
-icc <- function(fit, ci = FALSE, level = 0.95, nsim = 200L, seed = NULL) {
+icc <- function(fit, ci = FALSE, method = c("boot", "profile"), level = 0.95, nsim = 200L,
+                seed = NULL, ...) {
   parts <- variance_parts(fit)
   v <- icc_values(parts)
   out <- data.frame(group = names(parts$random), variance = unname(parts$random),
@@ -50,19 +51,27 @@ icc <- function(fit, ci = FALSE, level = 0.95, nsim = 200L, seed = NULL) {
                     stringsAsFactors = FALSE)
   if (isTRUE(ci)) {
     check_level(level)
-    stat <- function(f) unlist(icc_values(variance_parts(f)), use.names = FALSE)
-    boots <- boot_statistic(fit, stat, nsim, seed)
-    q <- percentile_bounds(boots, level)
-    k <- nrow(out)
-    out$adjusted_lower <- q[1L, seq_len(k)]
-    out$adjusted_upper <- q[2L, seq_len(k)]
-    out$conditional_lower <- q[1L, k + seq_len(k)]
-    out$conditional_upper <- q[2L, k + seq_len(k)]
-    attr(out, "boot") <- list(nsim = nsim, nfail = sum(!stats::complete.cases(boots)),
-                              level = level)
+    method <- match.arg(method)
+    out <- if (method == "boot") icc_boot_ci(fit, out, level, nsim, seed, ...)
+           else icc_profile_ci(fit, out, level)
   }
   attr(out, "components") <- unlist(parts)
   class(out) <- c("lmm_icc", "data.frame")
+  out
+}
+
+## Percentile intervals of both ICCs from a parametric bootstrap.
+icc_boot_ci <- function(fit, out, level, nsim, seed, ...) {
+  stat <- function(f) unlist(icc_values(variance_parts(f)), use.names = FALSE)
+  boots <- icc_bootstrap(fit, stat, nsim, seed, ...)
+  q <- percentile_bounds(boots, level)
+  k <- nrow(out)
+  out$adjusted_lower <- q[1L, seq_len(k)]
+  out$adjusted_upper <- q[2L, seq_len(k)]
+  out$conditional_lower <- q[1L, k + seq_len(k)]
+  out$conditional_upper <- q[2L, k + seq_len(k)]
+  attr(out, "ci") <- list(method = "boot", nsim = nsim,
+                          nfail = sum(!stats::complete.cases(boots)), level = level)
   out
 }
 
@@ -70,14 +79,17 @@ print.lmm_icc <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   cat("Intraclass correlation by grouping factor\n")
   cat("  adjusted:    variance / (random + residual variance)\n")
   cat("  conditional: variance / (fixed + random + residual variance)\n")
-  b <- attr(x, "boot")
-  if (!is.null(b))
+  b <- attr(x, "ci")
+  if (!is.null(b) && b$method == "boot")
     cat(sprintf("  %g%% percentile intervals from %d parametric bootstrap refits%s\n",
                 100 * b$level, b$nsim,
                 if (b$nfail > 0L) sprintf(" (%d failed)", b$nfail) else ""))
+  if (!is.null(b) && b$method == "profile")
+    cat(sprintf("  %g%% profile-likelihood intervals (%s criterion) for the adjusted ICC\n",
+                100 * b$level, b$criterion))
   df <- x
   class(df) <- "data.frame"
-  attr(df, "components") <- attr(df, "boot") <- NULL
+  attr(df, "components") <- attr(df, "ci") <- NULL
   print(format(df, digits = digits), row.names = FALSE, ...)
   invisible(x)
 }
@@ -87,10 +99,69 @@ check_level <- function(level) {
     stop("'level' must be a single number between 0 and 1", call. = FALSE)
 }
 
+## Parametric bootstrap of stat (R/simulate.R): nsim refits to responses simulated from the fit;
+## rows of the result are stat(refit), NA where a refit failed. `...` goes to bootstrap_lmm()
+## (parallel, ncpus, progress).
+icc_bootstrap <- function(fit, stat, nsim, seed, progress = FALSE, ...) {
+  bootstrap_lmm(fit, stat, nsim = nsim, seed = seed, progress = progress,
+                control = quiet_control(), ...)$t
+}
+
 ## Percentile bounds of each column, ignoring failed refits (NA rows).
 percentile_bounds <- function(boots, level) {
   a <- (1 - level) / 2
   apply(boots, 2L, stats::quantile, probs = c(a, 1 - a), na.rm = TRUE, names = FALSE)
+}
+
+## ---- profile intervals for the adjusted ICC ------------------------------------------------------
+
+## For random-intercept terms only, with theta_k = tau_k / sigma the adjusted ICC depends on theta
+## alone:  psi_g = theta_g^2 / (1 + sum_k theta_k^2).  Its profile interval is
+##   { psi : min_{theta : psi_g(theta) = psi} crit(theta) - crit(theta_hat) <= qchisq(level, 1) },
+## where crit is the fit's profiled criterion (REML or ML).  On the constraint theta_g is
+## determined by the others: theta_g^2 = psi (1 + sum_{k != g} theta_k^2) / (1 - psi).
+icc_profile_ci <- function(fit, out, level) {
+  scalar <- vapply(fit$reterms, function(tm) identical(tm$cnms, "(Intercept)"), NA)
+  groups <- vapply(fit$reterms, `[[`, "", "name")
+  if (!all(scalar) || anyDuplicated(groups))
+    stop("profile intervals for the ICC need random intercepts only, one per grouping factor; ",
+         "use method = \"boot\"", call. = FALSE)
+  crit <- lmm_objective(fit)
+  crit_hat <- crit(fit$theta)
+  cutoff <- stats::qchisq(level, 1)
+  bounds <- t(vapply(seq_along(groups), function(g) {
+    excess <- function(psi) icc_profile_excess(crit, fit$theta, g, psi) - crit_hat - cutoff
+    profile_bounds(excess, out$adjusted[g])
+  }, numeric(2L)))
+  out$adjusted_lower <- bounds[, 1L]
+  out$adjusted_upper <- bounds[, 2L]
+  attr(out, "ci") <- list(method = "profile", level = level,
+                          criterion = if (fit$REML) "REML" else "ML")
+  out
+}
+
+## min over theta with psi_g(theta) = psi of crit(theta).
+icc_profile_excess <- function(crit, theta_hat, g, psi) {
+  on_constraint <- function(other) {
+    theta <- numeric(length(theta_hat))
+    theta[-g] <- other
+    theta[g] <- sqrt(psi * (1 + sum(other^2)) / (1 - psi))
+    theta
+  }
+  if (length(theta_hat) == 1L) return(crit(on_constraint(numeric())))
+  opt <- stats::nlminb(theta_hat[-g], function(o) crit(on_constraint(o)),
+                       lower = rep(0, length(theta_hat) - 1L))
+  opt$objective
+}
+
+## Where excess(psi) crosses 0 on each side of psi_hat in [0, 1); the end of the range when the
+## profile stays below the cut-off there.
+profile_bounds <- function(excess, psi_hat, edge = 1e-8) {
+  root <- function(a, b) stats::uniroot(excess, c(a, b), tol = 1e-10)$root
+  lo <- if (psi_hat <= edge || excess(0) <= 0) 0 else root(0, psi_hat)
+  hi_end <- 1 - edge
+  hi <- if (excess(hi_end) <= 0) 1 else root(psi_hat, hi_end)
+  c(lo, hi)
 }
 
 ## ---- r2 ---------------------------------------------------------------------------------------
@@ -177,54 +248,11 @@ print.lmm_pve <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   invisible(x)
 }
 
-## ---- parametric bootstrap (private; replace by simulate()/refit() when R/simulate.R exists) ----
+## ---- refit controls ---------------------------------------------------------------------------
 
-## Checks silenced for refits of simulated responses (the design already passed them).
+## Checks silenced for refits of a design that already passed them.
 quiet_control <- function() {
   lmm_control(check.nobs.vs.nlev = "ignore", check.nlev.gtr.1 = "ignore",
               check.nobs.vs.nRE = "ignore", check.scaleX = "ignore",
               check.rankX = "silent.drop.cols", check.conv.singular = "ignore")
-}
-
-## One simulated response: y* = X beta + offset + sum_t Z_t b*_t + e*, with
-## b*_t(level) = sigma T_t u, u ~ N(0, I) (so Var = Sigma_t), and e*_i ~ N(0, sigma^2 / w_i).
-simulate_response <- function(fit) {
-  vc <- VarCorr(fit)
-  eta <- drop(fit$X %*% fit$beta) + fit$offset
-  for (t in seq_along(fit$reterms)) {
-    tm <- fit$reterms[[t]]
-    Sigma_t <- unclass(vc[[t]])
-    attributes(Sigma_t) <- list(dim = dim(Sigma_t))
-    k <- ncol(Sigma_t)
-    L_t <- t(chol_psd(Sigma_t))                       # Sigma_t = L_t L_t'
-    B <- matrix(stats::rnorm(nlevels(tm$group) * k), ncol = k) %*% t(L_t)  # rows ~ N(0, Sigma)
-    eta <- eta + rowSums(tm$Xt * B[as.integer(tm$group), , drop = FALSE])
-  }
-  eta + drop(residual_errors(fit, 1L))
-}
-
-## Upper-triangular R with R'R = S for a positive semi-definite S (pivoted, singular allowed).
-chol_psd <- function(S) {
-  R <- suppressWarnings(chol(S, pivot = TRUE, tol = -1))
-  piv <- attr(R, "pivot")
-  r <- attr(R, "rank")
-  if (r < nrow(S)) R[-seq_len(r), ] <- 0
-  R[, order(piv), drop = FALSE]
-}
-
-## nsim refits of simulated responses; the rows are stat(refit), NA where a refit failed.
-boot_statistic <- function(fit, stat, nsim, seed = NULL) {
-  nsim <- positive_count(nsim, "nsim")
-  if (!is.null(seed)) set.seed(seed)
-  ctrl <- quiet_control()
-  rows <- lapply(seq_len(nsim), function(i) {
-    y_star <- simulate_response(fit)
-    refit <- tryCatch(lmm_fit(y_star, fit$X, fit$reterms, weights = fit$weights,
-                              offset = fit$offset, REML = fit$REML, control = ctrl,
-                              start = fit$theta, residual = fit$residual$spec),
-                      error = function(e) NULL)
-    if (is.null(refit)) NA else stat(refit)
-  })
-  width <- max(lengths(rows))
-  do.call(rbind, lapply(rows, function(r) if (length(r) == width) r else rep(NA_real_, width)))
 }

@@ -3,10 +3,11 @@
 
 ## plot(fit): Pearson residuals sqrt(w_i) (y_i - yhat_i) against fitted values; other types
 ## dispatch to the functions below.
-plot.lmm <- function(x, type = c("residuals", "qq", "caterpillar", "shrinkage"), ...) {
+plot.lmm <- function(x, type = c("residuals", "qq", "caterpillar", "shrinkage"), smooth = TRUE,
+                     ...) {
   type <- match.arg(type)
   switch(type,
-         residuals = residual_plot(x, ...),
+         residuals = residual_plot(x, smooth = smooth, ...),
          qq = qqnorm.lmm(x, ...),
          caterpillar = caterpillar(x, ...),
          shrinkage = shrinkage_plot(x, ...))
@@ -16,7 +17,7 @@ residual_plot <- function(x, smooth = TRUE, xlab = "Fitted values", ylab = "Pear
                           main = "Residuals vs fitted", pch = 1, ...) {
   d <- data.frame(fitted = x$fitted, residual = sqrt(x$weights) * x$resid)
   graphics::plot(d$fitted, d$residual, xlab = xlab, ylab = ylab, main = main, pch = pch, ...)
-  graphics::abline(h = 0, lty = 2, col = "grey50")
+  graphics::abline(h = 0, lty = 2, col = grDevices::grey(0.5))
   if (smooth && nrow(d) > 2L)
     graphics::lines(stats::lowess(d$fitted, d$residual), col = "red")
   invisible(d)
@@ -29,7 +30,7 @@ qqnorm.lmm <- function(y, main = "Normal Q-Q plot of residuals",
                        ylab = "Standardised residuals", line = TRUE, ...) {
   r <- sqrt(y$weights) * y$resid / y$sigma
   qq <- stats::qqnorm(r, main = main, ylab = ylab, ...)
-  if (line) graphics::abline(0, 1, lty = 2, col = "grey50")
+  if (line) graphics::abline(0, 1, lty = 2, col = grDevices::grey(0.5))
   invisible(data.frame(theoretical = qq$x, sample = qq$y))
 }
 
@@ -43,7 +44,7 @@ qqnorm.ranef.lmm <- function(y, main = NULL, ...) {
   out <- lapply(panels, function(d) {
     ttl <- if (is.null(main)) paste0(d$grpvar[1L], ": ", d$term[1L]) else main
     qq <- stats::qqnorm(d$condval, main = ttl, ylab = "Conditional modes", ...)
-    stats::qqline(d$condval, lty = 2, col = "grey50")
+    stats::qqline(d$condval, lty = 2, col = grDevices::grey(0.5))
     d$theoretical <- qq$x
     d
   })
@@ -84,8 +85,8 @@ draw_caterpillar <- function(d, main, xlab, pch = 19, ...) {
   n <- nrow(d)
   graphics::plot(range(d$lower, d$upper, 0), c(0.5, n + 0.5), type = "n", yaxt = "n",
                  xlab = xlab, ylab = "", main = main, ...)
-  graphics::abline(v = 0, lty = 2, col = "grey50")
-  graphics::segments(d$lower, d$position, d$upper, d$position, col = "grey40")
+  graphics::abline(v = 0, lty = 2, col = grDevices::grey(0.5))
+  graphics::segments(d$lower, d$position, d$upper, d$position, col = grDevices::grey(0.4))
   graphics::points(d$condval, d$position, pch = pch)
   graphics::axis(2, at = d$position, labels = as.character(d$grp), las = 1,
                  cex.axis = if (n > 30L) 0.5 else 0.8, tick = FALSE)
@@ -162,7 +163,7 @@ shrinkage_plot <- function(fit, group = NULL, which = NULL, main = NULL, ...) {
   if (two) draw_shrinkage_2d(s, cols, main, ...) else draw_shrinkage_1d(s, cols, main, ...)
   graphics::legend("topleft", c("separate OLS", "mixed model", "population"),
                    pch = c(1, 19, if (two) 4 else NA), lty = c(0, 0, if (two) 0 else 2),
-                   col = c("grey40", "black", "red"), bty = "n", cex = 0.8)
+                   col = c(grDevices::grey(0.4), "black", "red"), bty = "n", cex = 0.8)
   invisible(s)
 }
 
@@ -173,12 +174,18 @@ draw_shrinkage_2d <- function(s, cols, main, ...) {
   graphics::plot(range(o[, 1L], m[, 1L], na.rm = TRUE), range(o[, 2L], m[, 2L], na.rm = TRUE),
                  type = "n", xlab = cols[1L], ylab = cols[2L], main = main, ...)
   ok <- stats::complete.cases(o)
-  moved <- ok & (abs(o[, 1L] - m[, 1L]) + abs(o[, 2L] - m[, 2L]) > 0)
+  moved <- ok & (visible_move(o[, 1L], m[, 1L]) | visible_move(o[, 2L], m[, 2L]))
   graphics::arrows(o[moved, 1L], o[moved, 2L], m[moved, 1L], m[moved, 2L],
-                   length = 0.06, col = "grey60")
-  graphics::points(o[, 1L], o[, 2L], pch = 1, col = "grey40")
+                   length = 0.06, col = grDevices::grey(0.6))
+  graphics::points(o[, 1L], o[, 2L], pch = 1, col = grDevices::grey(0.4))
   graphics::points(m[, 1L], m[, 2L], pch = 19)
   graphics::points(s$center[cols[1L]], s$center[cols[2L]], pch = 4, col = "red", cex = 2, lwd = 2)
+}
+
+## Moves longer than 1/1000 of the axis range (arrows() warns on zero-length arrows).
+visible_move <- function(from, to) {
+  span <- diff(range(from, to, na.rm = TRUE))
+  abs(to - from) > 1e-3 * span
 }
 
 ## One column: groups along x (sorted by the OLS estimate), arrows OLS -> mixed, line at beta.
@@ -191,8 +198,8 @@ draw_shrinkage_1d <- function(s, col, main, ...) {
                  xlab = paste(s$group, "(sorted by separate OLS estimate)"), ylab = col,
                  main = main, ...)
   graphics::abline(h = s$center[col], col = "red", lty = 2)
-  ok <- !is.na(o[ord]) & o[ord] != m[ord]
-  graphics::arrows(pos[ok], o[ord][ok], pos[ok], m[ord][ok], length = 0.04, col = "grey60")
-  graphics::points(pos, o[ord], pch = 1, col = "grey40")
+  ok <- !is.na(o[ord]) & visible_move(o[ord], m[ord])
+  graphics::arrows(pos[ok], o[ord][ok], pos[ok], m[ord][ok], length = 0.04, col = grDevices::grey(0.6))
+  graphics::points(pos, o[ord], pch = 1, col = grDevices::grey(0.4))
   graphics::points(pos, m[ord], pch = 19)
 }
