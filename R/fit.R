@@ -36,10 +36,10 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
   fit
 }
 
-# Starting theta: the user's; else moment estimates (R/start.R), or lme4's default (1 on the
-# diagonals, 0 elsewhere) with lmm_control(start_method = "ones").  `data` holds y, X, weights,
-# offset, REML and control (the caller's frame by default).  A moment start carries the
-# attribute "rhobeg", the optimiser's first step length (see optimiser_settings()).
+# Starting theta: the user's; else moment estimates (R/start.R) from y, X, weights and offset,
+# or lme4's default (1 on the diagonals, 0 elsewhere) with lmm_control(start_method = "ones").
+# A moment start carries the attribute "rhobeg", the optimiser's first step length (see
+# optimiser_settings()).
 start_theta <- function(start, reterms, lower, y, X, weights, offset, REML, control) {
   if (is.list(start)) start <- start$theta
   if (!is.null(start)) {
