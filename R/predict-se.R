@@ -10,8 +10,9 @@
 ## "confidence" intervals cover eta; "prediction" intervals a new observation, adding sigma^2 / w
 ## (w = 1 for new data).  Intervals use normal quantiles.
 ##
-## The dense factorisation of M costs O((q + p)^3); above getOption("lmmc.se_fit_max_dim", 3000)
-## an error says so.
+## Without a residual structure the C engine's sparse/dense factor of M gives a M^{-1} a' by one
+## forward substitution per row.  With one, M is formed densely (O((q + p)^3)); above
+## getOption("lmmc.se_fit_max_dim", 3000) an error says so.
 
 ## se.fit and/or intervals, in predict.lm's shapes.  Called by predict.lmm().
 predict_intervals <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
@@ -39,8 +40,7 @@ predict_se <- function(object, newdata = NULL, re.form = NULL, allow.new.levels 
                        na.action = stats::na.pass, residual = FALSE, ...) {
   if (!inherits(object, "lmm")) stop("predict_se() needs a fitted \"lmm\" object", call. = FALSE)
   design <- prediction_design(object, newdata, re.form, allow.new.levels, na.action)
-  Minv <- joint_cov_inverse(object)
-  v <- object$sigma^2 * (quad_form_rows(design$A, design$P, Minv) + design$newvar)
+  v <- object$sigma^2 * (joint_quad_form(object, design$A, design$P) + design$newvar)
   if (residual) v <- v + object$sigma^2 / design$weights
   se <- sqrt(v)
   names(se) <- design$names
@@ -48,6 +48,18 @@ predict_se <- function(object, newdata = NULL, re.form = NULL, allow.new.levels 
 }
 
 ## ---- the joint covariance ------------------------------------------------------------------------
+
+## a M^{-1} a' for each sparse row a = (P, A): without a residual structure by the C engine's
+## factor of M (a forward substitution per row, no dense M^{-1}, any size); with one, densely.
+joint_quad_form <- function(object, A, P) {
+  if (is.null(object$residual)) {
+    engine <- engine_setup(object$y, object$X, object$reterms, object$weights, object$offset)
+    storage.mode(P) <- "integer"
+    storage.mode(A) <- "double"
+    return(.Call(C_lmm_quadform, engine, as.double(object$theta), P, A))
+  }
+  quad_form_rows(A, P, joint_cov_inverse(object))
+}
 
 ## M^{-1} (see the top of the file), order: u (q, lme4's order) then beta (p).
 joint_cov_inverse <- function(object) {

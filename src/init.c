@@ -15,6 +15,7 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_crit",           (DL_FUNC) &lmm_crit,           3},
     {"lmm_optimise",       (DL_FUNC) &lmm_optimise,       6},
     {"lmm_parts",          (DL_FUNC) &lmm_parts,          3},
+    {"lmm_quadform",       (DL_FUNC) &lmm_quadform,       4},
     {"lmm_solution",       (DL_FUNC) &lmm_solution,       3},
     {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
     {"lmm_setup_resid",    (DL_FUNC) &lmm_setup_resid,    7},

@@ -105,6 +105,7 @@ lmm_crit_parts lmm_criterion(lmm_model *m, const double *theta, int REML);
 /* solve.c: conditional modes u and beta at the current factor */
 void lmm_solve(const lmm_model *m, double *u, double *beta);
 void lmm_vcov_unscaled(const lmm_model *m, double *V);
+void lmm_forward_solve_zx(const lmm_model *m, double *v);
 
 /* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */
 void lmm_condvar(const lmm_model *m, double *out);
@@ -144,6 +145,7 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);
 SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML);
 SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper, SEXP REML, SEXP control);
 SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML);
+SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A);
 SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML);
 SEXP lmm_layout_info(SEXP ptr);
 SEXP lmm_chol_dense(SEXP A);

@@ -162,6 +162,37 @@ SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML)
     return ans;
 }
 
+/* For each row i of the sparse rows a_i = (P[i, ], A[i, ]) (1-based columns of [Z X], NA = none):
+   a_i M^{-1} a_i' with M = [Lambda'Z'WZ Lambda + I, Lambda'Z'WX; X'WZ Lambda, X'WX] at theta. */
+SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A)
+{
+    lmm_model *m = get_model(ptr);
+    if (!isInteger(P) || !isReal(A) || !isMatrix(P) || !isMatrix(A) ||
+        nrows(P) != nrows(A) || ncols(P) != ncols(A))
+        error(_("P and A must be integer and numeric matrices of the same shape"));
+    lmm_criterion(m, check_theta(m, theta), 1);
+    if (!m->factored) error(_("the penalised system is not positive definite at theta"));
+    int nr = nrows(P), nc = ncols(P), dim = m->q + m->p;
+    SEXP ans = PROTECT(allocVector(REALSXP, nr));
+    double *v = (double *) R_alloc(dim > 0 ? dim : 1, sizeof(double));
+    for (int i = 0; i < nr; i++) {
+        if (i % 256 == 0) R_CheckUserInterrupt();
+        memset(v, 0, dim * sizeof(double));
+        for (int k = 0; k < nc; k++) {
+            int col = INTEGER(P)[i + (size_t) k * nr];
+            if (col == NA_INTEGER) continue;
+            if (col < 1 || col > dim) error(_("column %d of row %d is out of range"), col, i + 1);
+            v[col - 1] += REAL(A)[i + (size_t) k * nr];
+        }
+        lmm_forward_solve_zx(m, v);
+        double s = 0;
+        for (int j = 0; j < dim; j++) s += v[j] * v[j];
+        REAL(ans)[i] = s;
+    }
+    UNPROTECT(1); /* ans */
+    return ans;
+}
+
 /* Everything the result object needs at theta: beta, u, the criterion's parts, the diagonal
    blocks of (L_Z L_Z')^{-1} (node by node) and (R_X'R_X)^{-1}. */
 SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)

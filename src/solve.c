@@ -64,3 +64,32 @@ void lmm_vcov_unscaled(const lmm_model *m, double *V)
     if (info) error(_("the fixed-effects model matrix is rank deficient"));
     for (int c = 0; c < p; c++) for (int r = 0; r < c; r++) V[r + c * p] = V[c + r * p];
 }
+
+/* v <- L_ZX^{-1} v in place, v over the columns of [Z X] (u's order, then beta): the forward
+   substitution behind a M^{-1} a' = |L_ZX^{-1} a'|^2, M the leading [Z X] block of Omega. */
+void lmm_forward_solve_zx(const lmm_model *m, double *v)
+{
+    int p = m->p, md = m->md, one = 1;
+    for (int J = 0; J < m->Ns; J++) {                                   /* sparse columns */
+        int pJ = m->size[J];
+        double *vJ = v + zoffset(m, J);
+        const double *D = m->Lx + m->Ldiag[J];
+        for (int c = 0; c < pJ; c++) {                                  /* L_JJ w_J = v_J */
+            double s = vJ[c];
+            for (int l = 0; l < c; l++) s -= D[c + l * pJ] * vJ[l];
+            vJ[c] = s / D[c + c * pJ];
+        }
+        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) {                /* v_I -= L_IJ w_J */
+            int I = m->Li[e], pI = m->size[I], rows = (I == m->N) ? p : pI;
+            double *vI = v + (I == m->N ? m->q : zoffset(m, I));
+            const double *B = m->Lx + m->Loff[e];
+            for (int c = 0; c < pJ; c++)
+                for (int r = 0; r < rows; r++) vI[r] -= B[r + c * pI] * vJ[c];
+        }
+    }
+    int nd = m->doff[m->N - m->Ns] + p;                                 /* the dense block */
+    if (nd > 0) {
+        double *vd = v + (m->Ns < m->N ? zoffset(m, m->Ns) : m->q);
+        F77_CALL(dtrsv)("L", "N", "N", &nd, m->Ld, &md, vd, &one FCONE FCONE FCONE);
+    }
+}

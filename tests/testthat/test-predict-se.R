@@ -113,11 +113,29 @@ test_that("NA rows in newdata give NA standard errors in place", {
   expect_true(is.na(se[2]) && all(is.finite(se[-2])))
 })
 
-test_that("a clear error above the size limit of the dense factorisation", {
+test_that("the engine's forward substitution equals the dense M^{-1}, and needs no size limit", {
   fit <- ss_fit()
+  design <- lmmc:::prediction_design(fit, NULL, NULL, FALSE, stats::na.pass)
+  dense <- lmmc:::quad_form_rows(design$A, design$P, lmmc:::joint_cov_inverse(fit))
+  expect_equal(lmmc:::joint_quad_form(fit, design$A, design$P), dense, tolerance = 1e-10,
+               ignore_attr = TRUE)
+  old <- options(lmmc.se_fit_max_dim = 10)          # the dense limit no longer applies here
+  on.exit(options(old))
+  expect_equal(predict_se(fit), sqrt(fit$sigma^2 * dense), tolerance = 1e-10, ignore_attr = TRUE)
+  pen <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), methods_data("Penicillin"))
+  dp <- lmmc:::prediction_design(pen, NULL, NULL, FALSE, stats::na.pass)
+  options(lmmc.se_fit_max_dim = 3000)
+  expect_equal(lmmc:::joint_quad_form(pen, dp$A, dp$P),
+               lmmc:::quad_form_rows(dp$A, dp$P, lmmc:::joint_cov_inverse(pen)), tolerance = 1e-10,
+               ignore_attr = TRUE)
+})
+
+test_that("a clear error above the size limit of the dense factorisation (residual structures)", {
+  fit <- lmm(distance ~ age + (1 | Subject), nlme::Orthodont,
+             variance = nlme::varIdent(form = ~ 1 | Sex))
   old <- options(lmmc.se_fit_max_dim = 10)
   on.exit(options(old))
-  expect_error(predict_se(fit), "q \\+ p = 38 .*above the limit 10")
+  expect_error(predict_se(fit), "q \\+ p = 29 .*above the limit 10")
 })
 
 test_that("lmm_fit() objects: standard errors on the fit's data, newdata refused", {
