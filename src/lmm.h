@@ -139,6 +139,7 @@ void lmm_tile_update(int m, int n, int kb, const double *Pa, const double *Pb, d
 #include "optimise.h"
 lmm_opt_control lmm_opt_control_from(SEXP control);
 int lmm_check_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);
+void lmm_term_codes(SEXP r, SEXP xt, int nlt, int n, int t, int *r0);
 
 /* model.c: .Call entry points */
 SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);

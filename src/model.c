@@ -45,6 +45,22 @@ int lmm_check_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
     return n;
 }
 
+/* Term t's checks: n 1-based group codes r within 1..nlt and a numeric n-row model matrix xt;
+   the 0-based codes are written to r0 (shared with lmm_setup_resid). */
+void lmm_term_codes(SEXP r, SEXP xt, int nlt, int n, int t, int *r0)
+{
+    if (!isInteger(r) || LENGTH(r) != n) error(_("term %d: group codes must be %d integers"), t + 1, n);
+    if (!isReal(xt) || !isMatrix(xt) || nrows(xt) != n || ncols(xt) < 1)
+        error(_("term %d: model matrix must be numeric with %d rows"), t + 1, n);
+    if (nlt < 1) error(_("term %d: no levels"), t + 1);
+    for (int i = 0; i < n; i++) {
+        int g = INTEGER(r)[i];
+        if (g == NA_INTEGER || g < 1 || g > nlt)
+            error(_("term %d: group code out of range at row %d"), t + 1, i + 1);
+        r0[i] = g - 1;
+    }
+}
+
 /* lmm_setup(y, X, refs, Xts, nl, sqrtw): y (n), X (n x p), refs: list of k integer vectors of
    1-based level codes, Xts: list of k n x p_t matrices, nl: levels per term, sqrtw: NULL or n. */
 SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
@@ -55,18 +71,9 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
     const int **ref0 = (const int **) R_alloc(k, sizeof(int *));
     const double **Xt = (const double **) R_alloc(k, sizeof(double *));
     for (int t = 0; t < k; t++) {
-        SEXP r = VECTOR_ELT(refs, t), xt = VECTOR_ELT(Xts, t);
-        int nlt = INTEGER(nl)[t];
-        if (!isInteger(r) || LENGTH(r) != n) error(_("term %d: group codes must be %d integers"), t + 1, n);
-        if (!isReal(xt) || !isMatrix(xt) || nrows(xt) != n || ncols(xt) < 1)
-            error(_("term %d: model matrix must be numeric with %d rows"), t + 1, n);
-        if (nlt < 1) error(_("term %d: no levels"), t + 1);
+        SEXP xt = VECTOR_ELT(Xts, t);
         int *r0 = (int *) R_alloc(n, sizeof(int));
-        for (int i = 0; i < n; i++) {
-            int g = INTEGER(r)[i];
-            if (g == NA_INTEGER || g < 1 || g > nlt) error(_("term %d: group code out of range at row %d"), t + 1, i + 1);
-            r0[i] = g - 1;
-        }
+        lmm_term_codes(VECTOR_ELT(refs, t), xt, INTEGER(nl)[t], n, t, r0);
         ref0[t] = r0;
         Xt[t] = REAL(xt);
         pt[t] = ncols(xt);

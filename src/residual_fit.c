@@ -189,19 +189,10 @@ SEXP lmm_setup_resid(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, S
     SET_VECTOR_ELT(prot, P_REFS, refs0);
     const int **ref0 = (const int **) R_alloc(k, sizeof(int *));
     for (int t = 0; t < k; t++) {
-        SEXP r = VECTOR_ELT(refs, t), xt = VECTOR_ELT(Xts, t);
-        int nlt = INTEGER(nl)[t];
-        if (!isInteger(r) || LENGTH(r) != n) error(_("term %d: group codes must be %d integers"), t + 1, n);
-        if (!isReal(xt) || !isMatrix(xt) || nrows(xt) != n || ncols(xt) < 1)
-            error(_("term %d: model matrix must be numeric with %d rows"), t + 1, n);
-        if (nlt < 1) error(_("term %d: no levels"), t + 1);
+        SEXP xt = VECTOR_ELT(Xts, t);
         SET_VECTOR_ELT(refs0, t, allocVector(INTSXP, n));
         int *r0 = INTEGER(VECTOR_ELT(refs0, t));
-        for (int i = 0; i < n; i++) {
-            int g = INTEGER(r)[i];
-            if (g == NA_INTEGER || g < 1 || g > nlt) error(_("term %d: group code out of range at row %d"), t + 1, i + 1);
-            r0[i] = g - 1;
-        }
+        lmm_term_codes(VECTOR_ELT(refs, t), xt, INTEGER(nl)[t], n, t, r0);
         ref0[t] = r0;
         pt[t] = ncols(xt);
     }
