@@ -93,7 +93,7 @@ assemble_fit <- function(sol, theta, lower, y, X, reterms, weights, offset, REML
   beta <- setNames(sol$beta, colnames(X))
   templates <- theta_templates(theta, reterms)
   b <- spherical_to_b(sol$u, templates, reterms)
-  fitted <- drop(X %*% beta) + random_part(b, reterms) + offset
+  fitted <- as.vector(X %*% beta) + random_part(b, reterms) + offset   # names: from the frame
   vcov_beta <- sigma^2 * sol$RXinv2
   dimnames(vcov_beta) <- list(names(beta), names(beta))
   list(y = y, X = X, weights = weights, offset = offset, reterms = reterms, REML = REML,

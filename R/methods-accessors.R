@@ -100,7 +100,14 @@ weights.lmm <- function(object, type = c("prior", "working"), ...) {
 ## type = "fixed": the n x p X; "random": the n x q Z as a dense base-R matrix (columns term by term,
 ## level-major within a term, named by level as lme4's Z).
 model.matrix.lmm <- function(object, type = c("fixed", "random"), ...) {
-  switch(match.arg(type), fixed = object$X, random = dense_Z(object$reterms))
+  switch(match.arg(type), fixed = with_frame_rownames(object, object$X),
+         random = dense_Z(object$reterms))
+}
+
+## X with the model frame's row names (the fit stores them once, in the frame).
+with_frame_rownames <- function(object, X) {
+  if (!is.null(object$frame)) rownames(X) <- rownames(object$frame)
+  X
 }
 
 dense_Z <- function(reterms) {

@@ -195,6 +195,7 @@ fixed_design <- function(formula, frame, contrasts) {
   attr(tt, "dataClasses") <- vapply(sub, stats::.MFclass, "")
   attr(sub, "terms") <- tt
   X <- stats::model.matrix(tt, sub, contrasts.arg = contrasts)
+  rownames(X) <- NULL          # the frame's row names are kept once, in the frame (n strings)
   if (anyNA(X))
     stop("missing values in the fixed-effects variables: use na.action = na.omit",
          call. = FALSE)

@@ -95,7 +95,9 @@ test_that("na.exclude pads fitted and residuals as lme4", {
 
 test_that("model.matrix fixed and random (dense Z)", {
   fit <- methods_fit("ss")
-  expect_identical(model.matrix(fit), fit$X)
+  X <- model.matrix(fit)                    # fit$X without row names; lme4's carry the frame's
+  expect_identical(unname(X), unname(fit$X))
+  expect_identical(rownames(X), as.character(1:180))
   Z <- model.matrix(fit, type = "random")
   expect_identical(dim(Z), c(180L, 36L))
   expect_identical(colnames(Z)[1:4], c("308", "308", "309", "309"))
