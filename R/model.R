@@ -299,6 +299,8 @@ lhs_matrix <- function(tt, frame, bar) {
 # numbers of levels and of random effects are applied (once: the result is
 # marked with attr "checked"). Term order is kept.
 check_reterms <- function(reterms, n, control = NULL) {
+  if (isTRUE(attr(reterms, "checked")) && length(reterms[[1L]]$group) == n)
+    return(reterms)                        # checked and completed already (lmm_pieces)
   if (!is.list(reterms) || !length(reterms))
     stop("'reterms' must be a non-empty list of random-effects terms", call. = FALSE)
   labels <- names(reterms)
