@@ -83,8 +83,7 @@ void lmm_condvar(const lmm_model *m, double *out)
     double *Sx = (double *) R_alloc(m->nLx + 1, sizeof(double));
     double *Sd = (double *) R_alloc((size_t) md * md, sizeof(double));
     lmm_dense_inverse(dZ, m->Ld, md, Sd, md);   /* Sigma of the dense Z block (leading dZ x dZ) */
-    int pmax = 1;
-    for (int t = 0; t < m->k; t++) if (m->pt[t] > pmax) pmax = m->pt[t];
+    int pmax = m->size_max;
     double *W = (double *) R_alloc((size_t) pmax * pmax, sizeof(double));
     for (int J = m->Ns - 1; J >= 0; J--) {
         if (J % 4096 == 0) R_CheckUserInterrupt();

@@ -46,8 +46,7 @@ void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt
                    const double *X, const double *y, const double *sqrtw,
                    const int *prev, const double *a, const double *c)
 {
-    int k = m->k, p = m->p, pmax = p + 1;
-    for (int t = 0; t < k; t++) if (m->pt[t] > pmax) pmax = m->pt[t];
+    int k = m->k, p = m->p, pmax = m->size_max;
     entry *E = (entry *) R_alloc(2 * k + 1, sizeof(entry));
     for (int e = 0; e < 2 * k + 1; e++) E[e].v = (double *) R_alloc(pmax, sizeof(double));
     double *xy = (double *) R_alloc(p + 1, sizeof(double));

@@ -160,8 +160,7 @@ static void dense_update(lmm_model *m)
 int lmm_factor(lmm_model *m, const double *theta)
 {
     const void *vmax = vmaxget();
-    int pmax = m->p + 1;
-    for (int t = 0; t < m->k; t++) if (m->pt[t] > pmax) pmax = m->pt[t];
+    int pmax = m->size_max;
     double *work = (double *) R_alloc(2 * (size_t) pmax * pmax, sizeof(double));
     const double **T = templates(m, theta);
     m->factored = 0;

@@ -249,6 +249,8 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
         for (int J = m->node0[t]; J < m->node0[t] + nlt[t]; J++) { m->size[J] = pt[t]; m->term[J] = t; }
     m->size[m->N] = p + 1;
     m->term[m->N] = k;
+    m->size_max = p + 1;
+    for (int t = 0; t < k; t++) if (pt[t] > m->size_max) m->size_max = pt[t];
     m->theta_cur = R_Calloc(m->ntheta + 1, double);
 
     int *Ap, *Ai;

@@ -52,6 +52,7 @@ typedef struct lmm_model {
     int *theta0;    /* [k+1] first theta of term t */
     int *size;      /* [N+1] node size: pt of its term, p + 1 for node N */
     int *term;      /* [N] term of node */
+    int size_max;   /* largest node size: max(p_t, p + 1), for scratch blocks */
 
     /* node-level pattern of L: column J (0 <= J < Ns) has row nodes Li[Lp[J] .. Lp[J+1]-1],
        sorted increasing, all > J, the last one always N.  Block (I, J) is p_I x p_J, column-major,

@@ -25,8 +25,7 @@ void lmm_solve(const lmm_model *m, double *u, double *beta)
     for (int i = 0; i < p; i++) beta[i] = s[dX + i];
     for (int J = m->Ns; J < m->N; J++)                                   /* dense Z nodes */
         memcpy(u + zoffset(m, J), s + m->doff[J - m->Ns], m->size[J] * sizeof(double));
-    int pmax = 1;
-    for (int t = 0; t < m->k; t++) if (m->pt[t] > pmax) pmax = m->pt[t];
+    int pmax = m->size_max;
     double *rhs = (double *) R_alloc(pmax, sizeof(double));
     for (int J = m->Ns - 1; J >= 0; J--) {                               /* sparse nodes, backwards */
         int pJ = m->size[J], eN = m->Lp[J + 1] - 1;
