@@ -3,13 +3,18 @@
 # The engine (src/) forms A = [Z X y]' W [Z X y] once, here, and from then on works only with A:
 # one evaluation of the criterion costs a sparse/dense Cholesky factorisation, independent of n.
 
-# Build the C engine's model (an external pointer) from the pieces.
-engine_setup <- function(y, X, reterms, weights, offset) {
+# Build the C engine's model (an external pointer) from the pieces; with `spec`, a residual
+# correlation/variance structure prepared by residual_spec() (R/residual.R).
+engine_setup <- function(y, X, reterms, weights, offset, spec = NULL) {
   refs <- lapply(reterms, function(term) as.integer(term$group))
   Xts <- lapply(reterms, function(term) as_double_matrix(term$Xt))
   nl <- vapply(reterms, function(term) nlevels(term$group), 1L)
   sqrtw <- if (all(weights == 1)) NULL else sqrt(as.double(weights))
-  .Call(C_lmm_setup, as.double(y - offset), as_double_matrix(X), refs, Xts, nl, sqrtw)
+  yo <- as.double(y - offset)
+  if (is.null(spec)) return(.Call(C_lmm_setup, yo, as_double_matrix(X), refs, Xts, nl, sqrtw))
+  .Call(C_lmm_setup_resid, yo, as_double_matrix(X), refs, Xts, nl, sqrtw,
+        list(as.integer(spec$prev), as.double(spec$lag), as.integer(spec$stratum),
+             as.integer(spec$info), as.integer(spec$cls), spec$ctab))
 }
 
 as_double_matrix <- function(x) {

@@ -238,20 +238,10 @@ stratum_order <- function(levels, variance) {
 
 # ---- fit ---------------------------------------------------------------------------------------
 
-engine_setup_resid <- function(y, X, reterms, weights, offset, spec) {
-  refs <- lapply(reterms, function(term) as.integer(term$group))
-  Xts <- lapply(reterms, function(term) as_double_matrix(term$Xt))
-  nl <- vapply(reterms, function(term) nlevels(term$group), 1L)
-  sqrtw <- if (all(weights == 1)) NULL else sqrt(as.double(weights))
-  .Call(C_lmm_setup_resid, as.double(y - offset), as_double_matrix(X), refs, Xts, nl, sqrtw,
-        list(as.integer(spec$prev), as.double(spec$lag), as.integer(spec$stratum),
-             as.integer(spec$info), as.integer(spec$cls), spec$ctab))
-}
-
 # lmm_fit()'s path with a residual structure: joint minimisation over (theta, free rho).
 fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, start, spec) {
   n <- length(y)
-  engine <- engine_setup_resid(y, X, reterms, weights, offset, spec)
+  engine <- engine_setup(y, X, reterms, weights, offset, spec)
   lower_theta <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower_theta, y, X, weights, offset, REML, control)
   free <- spec$free
@@ -307,7 +297,7 @@ residual_result <- function(spec, rho, whitening, weights) {
 residual_objective <- function(object, REML = object$REML) {
   spec <- object$residual$spec
   if (is.null(spec)) stop("the fit has no residual structure", call. = FALSE)
-  engine <- engine_setup_resid(object$y, object$X, object$reterms, object$weights, object$offset,
+  engine <- engine_setup(object$y, object$X, object$reterms, object$weights, object$offset,
                                spec)
   nt <- length(object$theta)
   REML <- isTRUE(REML)

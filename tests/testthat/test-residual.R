@@ -53,7 +53,7 @@ engine_of <- function(formula, data, correlation = NULL, variance = NULL, weight
   pieces <- lmm_pieces(formula, data, weights = weights)
   spec <- residual_spec(correlation, variance, data, pieces)
   list(pieces = pieces, spec = spec,
-       engine = engine_setup_resid(pieces$y, pieces$X, pieces$reterms, pieces$weights,
+       engine = engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights,
                                    pieces$offset, spec))
 }
 
