@@ -15,12 +15,17 @@ check_actions <- list(
   check.conv.singular = c("ignore", "message", "warning", "stop")
 )
 
+# lmm_control() with every default, made once (at the end of this file): lmm(), lmm_pieces()
+# and lmm_fit() take it as their default argument on every call.
+default_control <- NULL
+
 lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
                         maxeval = 10000L, ftol_abs = 1e-8, xtol_abs = 1e-8,
                         start_method = "moments", check.nobs.vs.nlev = "stop", check.nlev.gtr.1 = "stop",
                         check.nobs.vs.nRE = "stop", check.scaleX = "warning",
                         check.rankX = "message+drop.cols",
                         check.conv.singular = "message", calc.derivs = FALSE) {
+  if (!nargs() && !is.null(default_control)) return(default_control)
   optimizer <- match_choice(optimizer, lmm_optimizers, "optimizer")
   ctrl <- list(
     optimizer = optimizer,
@@ -91,3 +96,4 @@ check_action <- function(action, msg) {
          stop = stop(msg, call. = FALSE))
 }
 
+default_control <- lmm_control()

@@ -12,15 +12,18 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
   weights <- if (is.null(weights)) rep(1, n) else check_weight_vector(weights, n)
   offset <- if (is.null(offset)) rep(0, n) else check_offset_vector(offset, n)
   REML <- single_flag(REML, "REML")
-  if (!is.null(residual)) {                 # residual structure (R/residual.R)
-    fit <- fit_with_residual(y, X, reterms, weights, offset, REML, control, start, residual)
-    fit$call <- match.call()
-    return(fit)
-  }
+  fit <- fit_checked(y, X, reterms, weights, offset, REML, control, start, residual)
+  fit$call <- match.call()
+  fit
+}
 
+# lmm_fit() after its input checks (lmm() calls it directly with lmm_pieces()' checked pieces).
+fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, residual) {
+  if (!is.null(residual))                   # residual structure (R/residual.R)
+    return(fit_with_residual(y, X, reterms, weights, offset, REML, control, start, residual))
   engine <- engine_setup(y, X, reterms, weights, offset)
   lower <- theta_lower(reterms)
-  theta0 <- start_theta(start, reterms, lower, y, X, weights, offset, REML, control)
+  theta0 <- start_theta(start, reterms, lower, engine, REML, control)
   opt <- .Call(C_lmm_optimise, engine, theta0, lower, rep(Inf, length(lower)), REML,
                optimiser_settings(control, theta0))
   theta <- pmax(opt$theta, lower)
@@ -28,19 +31,19 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
     stop("the criterion is not finite at the optimum: is the fixed-effects model matrix ",
          "rank deficient or the response fitted exactly?", call. = FALSE)
   sol <- .Call(C_lmm_solution, engine, theta, REML)
-  fit <- assemble_fit(sol, theta, lower, y, X, reterms, weights, offset, REML, n)
+  fit <- assemble_fit(sol, theta, lower, y, X, reterms, weights, offset, REML, length(y))
   fit$optinfo <- optimiser_info(opt, control)
-  fit$call <- match.call()
   class(fit) <- "lmm"
   report_singular(fit, control)
   fit
 }
 
-# Starting theta: the user's; else moment estimates (R/start.R) from y, X, weights and offset,
-# or lme4's default (1 on the diagonals, 0 elsewhere) with lmm_control(start_method = "ones").
-# A moment start carries the attribute "rhobeg", the optimiser's first step length (see
-# optimiser_settings()).
-start_theta <- function(start, reterms, lower, y, X, weights, offset, REML, control) {
+# Starting theta: the user's; else moment estimates (R/start.R) from the engine's A, or lme4's
+# default (1 on the diagonals, 0 elsewhere) with lmm_control(start_method = "ones").  With a
+# residual-structure engine, A is first formed at the residual parameters `rho` (by evaluating
+# the criterion there).  A moment start carries the attribute "rhobeg", the optimiser's first
+# step length (see optimiser_settings()).
+start_theta <- function(start, reterms, lower, engine, REML, control, rho = NULL) {
   if (is.list(start)) start <- start$theta
   if (!is.null(start)) {
     if (!is.numeric(start) || length(start) != length(lower) || anyNA(start))
@@ -48,7 +51,10 @@ start_theta <- function(start, reterms, lower, y, X, weights, offset, REML, cont
     return(pmax(as.double(start), lower))
   }
   if (identical(control$start_method, "ones")) return(theta_start(reterms))
-  theta0 <- tryCatch(theta_moments(y, X, reterms, weights, offset, REML), error = function(e) NULL)
+  theta0 <- tryCatch({
+    if (!is.null(rho)) .Call(C_lmm_crit_resid, engine, theta_start(reterms), as.double(rho), REML)
+    theta_moments(engine, REML)
+  }, error = function(e) NULL)
   if (length(theta0) == length(lower) && all(is.finite(theta0))) {
     # the start is close: first steps of 5% of the least standard deviation (relative)
     rhobeg <- 0.05 * min(pmax(theta0[lower == 0], 2 * start_floor))
@@ -94,6 +100,7 @@ assemble_fit <- function(sol, theta, lower, y, X, reterms, weights, offset, REML
   templates <- theta_templates(theta, reterms)
   b <- spherical_to_b(sol$u, templates, reterms)
   fitted <- as.vector(X %*% beta) + random_part(b, reterms) + offset   # names: from the frame
+  # (residuals are y - fitted, formed when asked for: one n-vector less in the object)
   vcov_beta <- sigma^2 * sol$RXinv2
   dimnames(vcov_beta) <- list(names(beta), names(beta))
   list(y = y, X = X, weights = weights, offset = offset, reterms = reterms, REML = REML,
@@ -104,7 +111,7 @@ assemble_fit <- function(sol, theta, lower, y, X, reterms, weights, offset, REML
        vcov_beta = vcov_beta, crit = sol$crit,
        devcomp = list(ldL2 = sol$ldL2, ldRX2 = sol$ldRX2, pwrss = sol$pwrss,
                       wrss = sol$pwrss - sum(sol$u^2), ussq = sum(sol$u^2)),
-       fitted = fitted, resid = y - fitted, singular_tol = 1e-4)
+       fitted = fitted, singular_tol = 1e-4)
 }
 
 # b = Lambda u: within term t, level l's coefficients are T_t u_l.
@@ -126,25 +133,35 @@ random_part <- function(b, reterms) {
   for (term in reterms) {
     p <- ncol(term$Xt)
     nl <- nlevels(term$group)
-    B <- matrix(b[pos + seq_len(p * nl)], nl, p, byrow = TRUE)
+    bt <- b[pos + seq_len(p * nl)]
     pos <- pos + p * nl
-    eta <- eta + rowSums(term$Xt * B[as.integer(term$group), , drop = FALSE])
+    g <- unclass(term$group)
+    if (p == 1L) {
+      eta <- eta + term$Xt * bt[g]                      # an n x 1 matrix
+    } else {
+      B <- matrix(bt, nl, p, byrow = TRUE)
+      eta <- eta + rowSums(term$Xt * B[g, , drop = FALSE])
+    }
   }
-  eta
+  as.vector(eta)
 }
 
 # Conditional variances sigma^2 T_t Sigma_ll T_t' of each level's random effects, as lme4's
 # "postVar": one p x p x nl array per term.
+# All levels at once: with the blocks S_l side by side, B = T [S_1 ... S_nl] holds T S_l;
+# stacking the B_l = T S_l row-blocks and multiplying by T' gives every T S_l T'.
 conditional_variances <- function(flat, templates, reterms, sigma) {
   pos <- 0L
   lapply(seq_along(reterms), function(t) {
     Tt <- templates[[t]]
     p <- nrow(Tt)
     nl <- nlevels(reterms[[t]]$group)
-    S <- array(flat[pos + seq_len(p * p * nl)], c(p, p, nl))
+    S <- flat[pos + seq_len(p * p * nl)]
     pos <<- pos + p * p * nl
-    for (l in seq_len(nl)) S[, , l] <- sigma^2 * Tt %*% S[, , l] %*% t(Tt)
-    S
+    if (p == 1L) return(array(sigma^2 * Tt[1L]^2 * S, c(1L, 1L, nl)))
+    B <- array(Tt %*% matrix(S, p), c(p, p, nl))                  # B[, , l] = T S_l
+    V <- matrix(aperm(B, c(1L, 3L, 2L)), p * nl, p) %*% t(Tt)     # row (i, l): (T S_l T')[i, ]
+    sigma^2 * aperm(array(V, c(p, nl, p)), c(1L, 3L, 2L))
   })
 }
 

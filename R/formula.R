@@ -11,12 +11,13 @@
 
 # TRUE when `x` is a call to `|` or `||`.
 is_bar <- function(x) {
-  is.call(x) && (identical(x[[1L]], as.name("|")) || identical(x[[1L]], as.name("||")))
+  is.call(x) && (identical(x[[1L]], quote(`|`)) || identical(x[[1L]], quote(`||`)))
 }
 
 # TRUE when `x` contains a `|` or `||` anywhere.
 has_bars <- function(x) {
-  any(c("|", "||") %in% all.names(x))
+  names <- all.names(x)
+  any(names == "|") || any(names == "||")
 }
 
 # Right-hand side of a formula (or `x` itself when it is not a formula).
@@ -30,7 +31,7 @@ rhs_of <- function(x) {
 # are the term labels of ~ lhs; the (1 | g) term is present only when ~ lhs
 # has an intercept (as lme4's expandDoubleVerts).
 expand_double_verts <- function(term) {
-  if (!is.call(term)) return(term)
+  if (!is.call(term) || !("||" %in% all.names(term))) return(term)
   if (identical(term[[1L]], as.name("||"))) return(split_double_vert(term))
   for (j in seq_along(term)[-1L]) {
     if (!is.null(term[[j]])) term[[j]] <- expand_double_verts(term[[j]])
@@ -94,7 +95,7 @@ nested_groups <- function(ops) {
 # Formula with every bar replaced by `+` so that model.frame() sees all
 # variables of the fixed and random parts (lme4's subbars).
 sub_bars <- function(term) {
-  if (!is.call(term)) return(term)
+  if (!is.call(term) || !has_bars(term)) return(term)
   if (is_bar(term)) term[[1L]] <- as.name("+")
   for (j in seq_along(term)[-1L]) {
     if (!is.null(term[[j]])) term[[j]] <- sub_bars(term[[j]])
@@ -108,8 +109,8 @@ drop_bars <- function(term) {
   if (!has_bars(term)) return(term)
   if (is_bar(term)) return(NULL)
   head <- term[[1L]]
-  if (!identical(head, as.name("~")) && !identical(head, as.name("("))) {
-    if (any(vapply(as.list(term)[-1L], is_bar, NA))) return(NULL)
+  if (!identical(head, quote(`~`)) && !identical(head, quote(`(`))) {
+    for (j in seq_along(term)[-1L]) if (is_bar(term[[j]])) return(NULL)
   }
   if (length(term) == 2L) {
     inner <- drop_bars(term[[2L]])
@@ -132,7 +133,13 @@ fixed_formula <- function(formula) {
   rhs <- drop_bars(rhs_of(formula))
   if (is.null(rhs)) rhs <- 1
   out <- if (length(formula) == 3L) call("~", formula[[2L]], rhs) else call("~", rhs)
-  stats::as.formula(out, env = environment(formula))
+  make_formula(out, environment(formula))
+}
+
+# The formula object of a call to `~` with environment `env` (what evaluating the call in
+# `env` gives, as stats::as.formula does, without the evaluation).
+make_formula <- function(tilde_call, env) {
+  structure(tilde_call, class = "formula", .Environment = env)
 }
 
 # Formula for the model frame: all variables of both parts (bars -> `+`),
@@ -140,11 +147,14 @@ fixed_formula <- function(formula) {
 frame_formula <- function(formula) {
   f <- formula
   f[[length(f)]] <- sub_bars(expand_double_verts(rhs_of(formula)))
-  stats::as.formula(f, env = environment(formula))
+  f
 }
 
 # lme4's name of a bar term's grouping factor, e.g. "Subject", "cask:batch".
-bar_group_name <- function(bar) deparse1(bar[[3L]])
+bar_group_name <- function(bar) {
+  g <- bar[[3L]]
+  if (is.symbol(g)) as.character(g) else deparse1(g)
+}
 
 # Factor of the observed combinations of two factors: labels "a:b", levels
 # ordered with f1 varying slowest (f1 level order, then f2 level order),
@@ -159,6 +169,10 @@ interact_factors <- function(f1, f2) {
 # Evaluate a grouping expression on the model frame: every variable becomes
 # a factor and `:` forms interact_factors(). Result: factor, unused levels dropped.
 eval_group <- function(gexpr, frame, env) {
+  if (is.name(gexpr)) {                    # a column of the frame, usually a factor already
+    g <- .subset2(frame, as.character(gexpr))
+    if (is_plain_factor(g)) return(g)
+  }
   label <- deparse1(gexpr)
   if (label %in% names(frame) && !is.name(gexpr) && !is_interaction_call(gexpr)) {
     g <- frame[[label]]
@@ -181,6 +195,13 @@ eval_group <- function(gexpr, frame, env) {
   if (anyNA(g))
     stop("grouping factor '", label, "' has missing values", call. = FALSE)
   factor(g, exclude = NA)
+}
+
+# TRUE for a factor that factor(g, exclude = NA) returns unchanged: every level used,
+# no NA, no attributes beyond levels and class.
+is_plain_factor <- function(g) {
+  is.factor(g) && !anyNA(g) && !anyNA(levels(g)) &&
+    length(attributes(g)) == 2L && all(tabulate(g, nlevels(g)) > 0L)
 }
 
 is_interaction_call <- function(x) is.call(x) && identical(x[[1L]], as.name(":"))

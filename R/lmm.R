@@ -9,9 +9,8 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset = NULL
   pc$start <- pc$correlation <- pc$variance <- NULL
   pieces <- eval(pc, parent.frame())
   residual <- residual_spec(correlation, variance, data, pieces)
-  fit <- lmm_fit(pieces$y, pieces$X, pieces$reterms, weights = pieces$weights,
-                 offset = pieces$offset, REML = pieces$REML, control = control, start = start,
-                 residual = residual)
+  fit <- fit_checked(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset,
+                     pieces$REML, as_lmm_control(control), start, residual)
   fit$call <- mc
   fit$formula <- pieces$formula
   fit$frame <- pieces$frame

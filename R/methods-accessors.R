@@ -83,7 +83,7 @@ fitted.lmm <- function(object, ...) name_and_pad(object, object$fitted, stats::n
 residuals.lmm <- function(object, type = c("response", "pearson", "working", "deviance"),
                           scaled = FALSE, ...) {
   type <- match.arg(type)
-  r <- object$resid
+  r <- object$y - object$fitted
   if (type %in% c("pearson", "deviance")) r <- r / residual_scale(object)
   if (scaled) r <- r / object$sigma
   name_and_pad(object, r)

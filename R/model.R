@@ -38,7 +38,9 @@ make_pieces <- function(formula, data = NULL, REML = TRUE, weights = NULL, offse
   fixed <- fixed_design(formula, frame, contrasts)
   reterms <- lapply(bars, make_reterm, frame = frame, env = environment(formula))
   nl <- vapply(reterms, function(term) nlevels(term$group), 0L)
-  reterms <- check_reterms(reterms[reterms_order(nl)], n, control)
+  reterms <- reterms[reterms_order(nl)]
+  check_levels(reterms, n, control)         # make_reterm() gives complete terms
+  attr(reterms, "checked") <- TRUE
 
   X <- drop_aliased(fixed$X, control$check.rankX)
   X <- check_scale(X, control$check.scaleX)
@@ -85,7 +87,8 @@ check_data <- function(data) {
 check_variables <- function(formula, data) {
   vars <- all.vars(formula)
   env <- environment(formula)
-  found <- vars %in% names(data) | vapply(vars, exists, NA, envir = env)
+  found <- vars %in% names(data)
+  found[!found] <- vapply(vars[!found], exists, NA, envir = env)
   if (!all(found)) {
     miss <- vars[!found]
     stop(sprintf("variable%s %s not found in 'data' or in the formula's environment",
@@ -106,6 +109,10 @@ build_frame <- function(formula, data, weights, offset, subset, na.action) {
     stop("'offset' must be a numeric vector", call. = FALSE)
   if (is.null(na.action)) na.action <- getOption("na.action", "na.omit")
   frame_form <- frame_formula(formula)
+  if (is.null(weights) && is.null(offset) && is.null(subset) && standard_na_action(na.action)) {
+    frame <- plain_frame(frame_form, data)
+    if (!is.null(frame)) return(chars_to_factors(frame))
+  }
   mf <- call("model.frame", formula = quote(frame_form), data = quote(data),
              na.action = quote(na.action), drop.unused.levels = TRUE)
   mf$weights <- weights
@@ -116,13 +123,56 @@ build_frame <- function(formula, data, weights, offset, subset, na.action) {
     stop("could not build the model frame: ", conditionMessage(e), call. = FALSE))
   if (nrow(frame) == 0L)
     stop("no observations: 0 (non-NA) cases in the data", call. = FALSE)
+  chars_to_factors(frame)
+}
+
+# The na.action functions that leave data without missing values unchanged.
+standard_na_action <- function(na.action) {
+  if (is.character(na.action))
+    return(length(na.action) == 1L && na.action %in% c("na.omit", "na.exclude", "na.fail", "na.pass"))
+  any(vapply(list(stats::na.omit, stats::na.exclude, stats::na.fail, stats::na.pass),
+             identical, NA, na.action))
+}
+
+chars_to_factors <- function(frame) {
   chars <- vapply(frame, is.character, NA)
   for (j in which(chars)) frame[[j]] <- factor(frame[[j]])
   frame
 }
 
+# model.frame(frame_form, data, drop.unused.levels = TRUE) for the common case, without its
+# generality: `data` a data frame, no '.', no subset/weights/offset arguments, no missing
+# values (so that the standard na.action functions change nothing), every variable a vector
+# or matrix with one row per row of `data`, no factor with unused levels that carries
+# contrasts.  The result is identical() to model.frame()'s (tests/testthat/test-model.R
+# checks it); NULL when the case is not this one.
+plain_frame <- function(frame_form, data) {
+  if (!is.data.frame(data) || "." %in% all.vars(frame_form)) return(NULL)
+  tt <- stats::terms(frame_form)
+  vars <- attr(tt, "variables")
+  variables <- tryCatch(eval(vars, data, environment(frame_form)), error = function(e) NULL)
+  n <- .row_names_info(data, 2L)
+  if (is.null(variables) || !length(variables) || n == 0L) return(NULL)
+  for (v in variables)
+    if (!is.atomic(v) || NROW(v) != n || anyNA(v) || length(dim(v)) > 2L) return(NULL)
+  predvars <- vars
+  for (i in seq_along(variables)) {
+    if (!is.name(vars[[i + 1L]]))
+      predvars[[i + 1L]] <- stats::makepredictcall(variables[[i]], vars[[i + 1L]])
+    x <- variables[[i]]
+    if (is.factor(x) && any(tabulate(x, nlevels(x)) == 0L)) {
+      if (!is.null(attr(x, "contrasts"))) return(NULL)
+      variables[[i]] <- x[, drop = TRUE]
+    }
+  }
+  names(variables) <- vapply(as.list(vars)[-1L], deparse_var, "")
+  attr(tt, "predvars") <- predvars
+  attr(tt, "dataClasses") <- vapply(variables, stats::.MFclass, "")
+  structure(variables, terms = tt, row.names = .row_names_info(data, 0L), class = "data.frame")
+}
+
 response_of <- function(frame) {
-  y <- frame[[1L]]
+  y <- .subset2(frame, 1L)
   name <- names(frame)[1L]
   if (!is.numeric(y) || !is.null(dim(y)) && NCOL(y) != 1L)
     stop("response '", name, "' must be a numeric vector", call. = FALSE)
@@ -131,7 +181,7 @@ response_of <- function(frame) {
     stop("response '", name, "' has missing values: use na.action = na.omit", call. = FALSE)
   if (any(is.infinite(y)))
     stop("response '", name, "' has infinite values", call. = FALSE)
-  if (length(unique(y)) < 2L)
+  if (min(y) == max(y))
     stop("response is constant", call. = FALSE)
   y
 }
@@ -156,7 +206,7 @@ offset_of <- function(frame) {
 # Inf/-Inf in any numeric variable is an error naming the variable.
 check_finite <- function(frame) {
   for (v in names(frame)[-1L]) {
-    x <- frame[[v]]
+    x <- .subset2(frame, v)
     if (is.numeric(x) && any(is.infinite(x)))
       stop("variable '", v, "' has infinite values", call. = FALSE)
   }
@@ -164,18 +214,37 @@ check_finite <- function(frame) {
 
 # Name model.frame() gives the column of variable expression `x`.
 deparse_var <- function(x) {
+  if (is.symbol(x)) return(as.character(x))
   paste(deparse(x, width.cutoff = 500L, backtick = !is.symbol(x) && is.language(x)),
         collapse = " ")
 }
 
 term_vars <- function(tt) vapply(as.list(attr(tt, "variables"))[-1L], deparse_var, "")
 
-# Columns of `frame` for terms object `tt`, as a model frame of its own.
-sub_frame <- function(frame, tt) {
-  vars <- term_vars(tt)
-  sub <- frame[vars]
-  attr(sub, "terms") <- tt
-  sub
+# Columns `vars` of `frame` (the variables of terms object `tt`), as a model frame of its own.
+sub_frame <- function(frame, tt, vars = term_vars(tt)) {
+  structure(.subset(frame, vars), names = vars, terms = tt,
+            row.names = .row_names_info(frame, 0L), class = "data.frame")
+}
+
+# model.matrix(tt, sub) when every term is a plain numeric variable (no factor, no
+# interaction, no matrix): the columns themselves, after an intercept column when tt has
+# one.  Attributes as model.matrix gives them, without row names; NULL in any other case.
+numeric_design <- function(tt, sub) {
+  labels <- attr(tt, "term.labels")
+  vars <- names(sub)
+  if (attr(tt, "response") > 0L) vars <- vars[-1L]
+  if (length(labels) && (any(attr(tt, "order") != 1L) || !identical(labels, vars)))
+    return(NULL)
+  cols <- .subset(sub, labels)
+  for (x in cols) if (!is.numeric(x) || !is.null(attributes(x))) return(NULL)
+  intercept <- attr(tt, "intercept") == 1L
+  n <- .row_names_info(sub, 2L)
+  X <- matrix(1, n, intercept + length(labels),
+              dimnames = list(NULL, c(if (intercept) "(Intercept)", labels)))
+  for (j in seq_along(cols)) X[, intercept + j] <- cols[[j]]     # in place: no n x p copies
+  attr(X, "assign") <- c(if (intercept) 0L, seq_along(labels))
+  X
 }
 
 # ---- fixed effects -------------------------------------------------------------
@@ -185,17 +254,19 @@ sub_frame <- function(frame, tt) {
 fixed_design <- function(formula, frame, contrasts) {
   tt <- stats::terms(fixed_formula(formula))
   vars <- term_vars(tt)
-  all_terms <- attr(frame, "terms")
-  idx <- match(vars, term_vars(all_terms))
+  idx <- match(vars, names(frame))         # the frame's columns are named by term_vars()
   if (anyNA(idx))
     stop("internal error: fixed-effects variables missing from the model frame", call. = FALSE)
-  predvars <- as.list(attr(all_terms, "predvars"))[-1L]
+  predvars <- as.list(attr(attr(frame, "terms"), "predvars"))[-1L]
   attr(tt, "predvars") <- as.call(c(as.name("list"), predvars[idx]))
-  sub <- sub_frame(frame, tt)
+  sub <- sub_frame(frame, tt, vars)
   attr(tt, "dataClasses") <- vapply(sub, stats::.MFclass, "")
   attr(sub, "terms") <- tt
-  X <- stats::model.matrix(tt, sub, contrasts.arg = contrasts)
-  rownames(X) <- NULL          # the frame's row names are kept once, in the frame (n strings)
+  X <- numeric_design(tt, sub)
+  if (is.null(X)) {
+    X <- stats::model.matrix(tt, sub, contrasts.arg = contrasts)
+    rownames(X) <- NULL        # the frame's row names are kept once, in the frame (n strings)
+  }
   if (anyNA(X))
     stop("missing values in the fixed-effects variables: use na.action = na.omit",
          call. = FALSE)
@@ -236,15 +307,17 @@ unclass_matrix <- function(X) {
   X
 }
 
-# Predictors on very different scales: standard deviations of the
-# non-0/1 columns differing by more than a factor 1000 from each other or from 1.
+# Predictors on very different scales: standard deviations of the non-0/1 columns
+# differing by more than a factor 1000 from each other or from 1 (lme4's check.scaleX).
 check_scale <- function(X, action) {
   if (action == "ignore" || ncol(X) == 0L) return(X)
-  cont <- apply(X, 2L, function(z) !all(z %in% c(0, 1)))
-  sds <- apply(X[, cont, drop = FALSE], 2L, stats::sd)
-  ratios <- outer(sds, sds, "/")
-  logs <- abs(log(c(ratios[lower.tri(ratios)], sds)))
-  if (any(logs > log(1000)))
+  logsd <- numeric()
+  for (j in seq_len(ncol(X))) {                  # column by column: no n x p temporaries
+    x <- X[, j]
+    if (all(x == 0 | x == 1)) next
+    logsd <- c(logsd, log(sum((x - mean(x))^2) / (length(x) - 1)) / 2)
+  }
+  if (length(logsd) && (any(abs(logsd) > log(1000)) || diff(range(logsd)) > log(1000)))
     check_action(action, paste("Some predictor variables are on very different scales:",
                                "consider rescaling"))
   X
@@ -258,28 +331,25 @@ make_reterm <- function(bar, frame, env) {
   lhs <- bar[[2L]]
   gexpr <- bar[[3L]]
   group <- eval_group(gexpr, frame, env)
-  tt <- stats::terms(stats::as.formula(call("~", lhs), env = env))
-  all_terms <- attr(frame, "terms")
-  idx <- match(term_vars(tt), term_vars(all_terms))
+  tt <- stats::terms(make_formula(call("~", lhs), env))
+  vars <- term_vars(tt)
+  idx <- match(vars, names(frame))
   if (!anyNA(idx)) {
-    predvars <- as.list(attr(all_terms, "predvars"))[-1L]
+    predvars <- as.list(attr(attr(frame, "terms"), "predvars"))[-1L]
     attr(tt, "predvars") <- as.call(c(as.name("list"), predvars[idx]))
   }
-  Xt <- lhs_matrix(tt, frame, bar)
+  Xt <- lhs_matrix(tt, frame, bar, vars)
   list(group = group, name = bar_group_name(bar), cnms = colnames(Xt), Xt = Xt,
        lhs = lhs, gexpr = gexpr, lhs_terms = tt)
 }
 
 # Model matrix of ~ lhs (default contrasts, as lme4) without attributes.
-lhs_matrix <- function(tt, frame, bar) {
-  sub <- sub_frame(frame, tt)
-  if (!length(term_vars(tt))) {
-    if (attr(tt, "intercept") == 0L)
-      stop("random-effects term (", deparse1(bar), ") has no columns", call. = FALSE)
-    mm <- matrix(1, nrow(frame), 1L, dimnames = list(NULL, "(Intercept)"))
-  } else {
-    mm <- stats::model.matrix(tt, sub)
-  }
+lhs_matrix <- function(tt, frame, bar, vars = term_vars(tt)) {
+  if (!length(vars) && attr(tt, "intercept") == 0L)
+    stop("random-effects term (", deparse1(bar), ") has no columns", call. = FALSE)
+  sub <- sub_frame(frame, tt, vars)
+  mm <- numeric_design(tt, sub)
+  if (is.null(mm)) mm <- stats::model.matrix(tt, sub)
   if (ncol(mm) == 0L)
     stop("random-effects term (", deparse1(bar), ") has no columns", call. = FALSE)
   if (anyNA(mm))

@@ -6,45 +6,49 @@
 # Build the C engine's model (an external pointer) from the pieces; with `spec`, a residual
 # correlation/variance structure prepared by residual_spec() (R/residual.R).
 engine_setup <- function(y, X, reterms, weights, offset, spec = NULL) {
-  refs <- lapply(reterms, function(term) as.integer(term$group))
+  refs <- lapply(reterms, `[[`, "group")      # factors: their integer codes, not copied
   Xts <- lapply(reterms, function(term) as_double_matrix(term$Xt))
   nl <- vapply(reterms, function(term) nlevels(term$group), 1L)
-  sqrtw <- if (all(weights == 1)) NULL else sqrt(as.double(weights))
-  yo <- as.double(y - offset)
+  sqrtw <- if (all_equal_to(weights, 1)) NULL else sqrt(as.double(weights))
+  yo <- if (all_equal_to(offset, 0)) as.double(y) else as.double(y - offset)
   if (is.null(spec)) return(.Call(C_lmm_setup, yo, as_double_matrix(X), refs, Xts, nl, sqrtw))
   .Call(C_lmm_setup_resid, yo, as_double_matrix(X), refs, Xts, nl, sqrtw,
         list(as.integer(spec$prev), as.double(spec$lag), as.integer(spec$stratum),
              as.integer(spec$info), as.integer(spec$cls), spec$ctab))
 }
 
+# all(x == v) without an n-long logical temporary
+all_equal_to <- function(x, v) min(x) == v && max(x) == v
+
 as_double_matrix <- function(x) {
+  if (is.matrix(x) && is.double(x)) return(x)     # no copy of an n-row matrix
   x <- as.matrix(x)
   storage.mode(x) <- "double"
   x
 }
 
-# theta holds each term's lower-triangular template column by column (lme4's layout).
+# theta holds each term's lower-triangular template column by column (lme4's layout):
+# for p columns, the entries (i, j) with i >= j, j = 1..p.  Row and column of each, per term.
+template_rows <- function(p) unlist(lapply(seq_len(p), function(j) j:p))
+template_cols <- function(p) rep.int(seq_len(p), p:1)
+
 theta_is_diagonal <- function(reterms) {
   unlist(lapply(reterms, function(term) {
     p <- length(term$cnms)
-    lower <- lower.tri(diag(p), diag = TRUE)
-    (row(lower) == col(lower))[lower]
+    template_rows(p) == template_cols(p)
   }))
 }
 
-theta_lower <- function(reterms) ifelse(theta_is_diagonal(reterms), 0, -Inf)
-theta_start <- function(reterms) ifelse(theta_is_diagonal(reterms), 1, 0)
+theta_lower <- function(reterms) c(-Inf, 0)[theta_is_diagonal(reterms) + 1L]
+theta_start <- function(reterms) as.double(theta_is_diagonal(reterms))
 
 # Names of theta as lme4 gives them: "Subject.(Intercept)", "Subject.Days.(Intercept)", ...
 theta_names <- function(reterms) {
   unlist(lapply(reterms, function(term) {
     cn <- term$cnms
-    p <- length(cn)
-    lower <- which(lower.tri(diag(p), diag = TRUE), arr.ind = TRUE)
-    lower <- lower[order(lower[, "col"], lower[, "row"]), , drop = FALSE]
-    ifelse(lower[, "row"] == lower[, "col"],
-           paste(term$name, cn[lower[, "row"]], sep = "."),
-           paste(term$name, cn[lower[, "row"]], cn[lower[, "col"]], sep = "."))
+    i <- template_rows(length(cn))
+    j <- template_cols(length(cn))
+    paste(term$name, ifelse(i == j, cn[i], paste(cn[i], cn[j], sep = ".")), sep = ".")
   }), use.names = FALSE)
 }
 

@@ -15,7 +15,7 @@ plot.lmm <- function(x, type = c("residuals", "qq", "caterpillar", "shrinkage"),
 
 residual_plot <- function(x, smooth = TRUE, xlab = "Fitted values", ylab = "Pearson residuals",
                           main = "Residuals vs fitted", pch = 1, ...) {
-  d <- data.frame(fitted = x$fitted, residual = sqrt(x$weights) * x$resid)
+  d <- data.frame(fitted = x$fitted, residual = sqrt(x$weights) * (x$y - x$fitted))
   graphics::plot(d$fitted, d$residual, xlab = xlab, ylab = ylab, main = main, pch = pch, ...)
   graphics::abline(h = 0, lty = 2, col = grDevices::grey(0.5))
   if (smooth && nrow(d) > 2L)
@@ -28,7 +28,7 @@ residual_plot <- function(x, smooth = TRUE, xlab = "Fitted values", ylab = "Pear
 ## qqnorm(fit): scaled Pearson residuals sqrt(w_i) (y_i - yhat_i) / sigma against N(0, 1) quantiles.
 qqnorm.lmm <- function(y, main = "Normal Q-Q plot of residuals",
                        ylab = "Standardised residuals", line = TRUE, ...) {
-  r <- sqrt(y$weights) * y$resid / y$sigma
+  r <- sqrt(y$weights) * (y$y - y$fitted) / y$sigma
   qq <- stats::qqnorm(r, main = main, ylab = ylab, ...)
   if (line) graphics::abline(0, 1, lty = 2, col = grDevices::grey(0.5))
   invisible(data.frame(theoretical = qq$x, sample = qq$y))

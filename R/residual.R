@@ -243,7 +243,8 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
   n <- length(y)
   engine <- engine_setup(y, X, reterms, weights, offset, spec)
   lower_theta <- theta_lower(reterms)
-  theta0 <- start_theta(start, reterms, lower_theta, y, X, weights, offset, REML, control)
+  theta0 <- start_theta(start, reterms, lower_theta, engine, REML, control,
+                        rho = 0 * spec$rho)   # the start from the unwhitened data
   free <- spec$free
   ar1 <- !is.null(spec$correlation) && spec$correlation$type == "corAR1" && free[1L]
   to_par <- function(rho) { if (ar1) rho[1L] <- atanh(rho[1L]); rho }   # the C optimiser's scale

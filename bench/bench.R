@@ -43,23 +43,27 @@ sim_crossed_big <- function(n = 1e6, n1 = 1e4, n2 = 1e3, seed = 42) {
 
 models <- list(
   sleepstudy = list(formula = Reaction ~ Days + (Days | Subject),
-                    data = function() lme4::sleepstudy, reps = 15, warmup = TRUE),
+                    data = function() lme4::sleepstudy, reps = 15, warmup = TRUE, inner = 20L),
   penicillin = list(formula = diameter ~ 1 + (1 | plate) + (1 | sample),
-                    data = function() lme4::Penicillin, reps = 15, warmup = TRUE),
+                    data = function() lme4::Penicillin, reps = 15, warmup = TRUE, inner = 20L),
   insteval   = list(formula = y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service),
-                    data = function() lme4::InstEval, reps = 2, warmup = FALSE),
+                    data = function() lme4::InstEval, reps = 2, warmup = FALSE, inner = 1L),
   crossed1e6 = list(formula = y ~ x + (1 | f1) + (1 | f2),
-                    data = function() sim_crossed_big(), reps = 1, warmup = FALSE)
+                    data = function() sim_crossed_big(), reps = 1, warmup = FALSE, inner = 1L)
 )
 if (quick) models <- models[c("sleepstudy", "penicillin")]
 if (length(only)) models <- models[intersect(only, names(models))]
 
-## One timed fit: elapsed seconds, peak R heap (Mb) and the fitted object.
-timed_fit <- function(fitter, formula, data) {
+## One timed fit: elapsed seconds, peak R heap (Mb) and the fitted object.  A small model is
+## fitted `inner` times in a row and the time divided by `inner`: system.time() resolves 1 ms,
+## too coarse for one fit of a few milliseconds.
+timed_fit <- function(fitter, formula, data, inner = 1L) {
+  t <- if (inner > 1L)
+    system.time(for (i in seq_len(inner)) fitter(formula, data))[["elapsed"]] / inner
   base <- sum(gc(reset = TRUE)[, 2])              # Mb in use before the fit
-  t <- system.time(fit <- fitter(formula, data))[["elapsed"]]
-  mem <- sum(gc()[, 6]) - base                     # peak Mb during the fit, above that
-  list(time = t, mem = mem, fit = fit)
+  t1 <- system.time(fit <- fitter(formula, data))[["elapsed"]]
+  mem <- sum(gc()[, 6]) - base                     # peak Mb during one fit, above that
+  list(time = if (is.null(t)) t1 else t, mem = mem, fit = fit)
 }
 
 fit_lmm <- function(formula, data) suppressMessages(lmm(formula, data))
@@ -71,9 +75,11 @@ run_model <- function(name, m) {
   a <- b <- vector("list", m$reps)
   for (r in seq_len(m$reps)) {                     # alternate which one goes first
     if (r %% 2 == 1) {
-      a[[r]] <- timed_fit(fit_lmm, m$formula, data); b[[r]] <- timed_fit(fit_lme4, m$formula, data)
+      a[[r]] <- timed_fit(fit_lmm, m$formula, data, m$inner)
+      b[[r]] <- timed_fit(fit_lme4, m$formula, data, m$inner)
     } else {
-      b[[r]] <- timed_fit(fit_lme4, m$formula, data); a[[r]] <- timed_fit(fit_lmm, m$formula, data)
+      b[[r]] <- timed_fit(fit_lme4, m$formula, data, m$inner)
+      a[[r]] <- timed_fit(fit_lmm, m$formula, data, m$inner)
     }
   }
   ta <- median(vapply(a, `[[`, 0, "time")); tb <- median(vapply(b, `[[`, 0, "time"))

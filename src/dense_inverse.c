@@ -9,14 +9,15 @@
  *   (2) S = W' W = sum_K W_{K,<=K}' W_{K,<=K}, accumulated block row by block row of W into the
  *       lower triangle of tiles, then mirrored.
  * W lives in S's lower triangle; each block row of W is packed before S overwrites it, so the
- * scratch is two packed panels.  About n^3/3 multiply-adds in all, as dtrtri + dlauum.
+ * scratch is two packed panels.  About n^3/3 multiply-adds in all, as dtrtri + dlauum.  The
+ * products, the packing and the filling of triangles are shared among a team of threads
+ * (dense_team.c); every entry is summed in the same order whatever the number of threads.
  */
 #include "lmm.h"
 #include <string.h>
 
-#define NB 96          /* block rows of W per step */
-#define MR LMM_TILE_MR
-#define NR LMM_TILE_NR
+#define NB 96             /* block rows of W per step */
+#define REGION_PANELS 32  /* block rows per parallel region: user interrupts are checked between */
 
 /* T = L_KK^{-1} (kb x kb, leading dimension kb, zero above the diagonal): column j solves
    L_KK x = e_j by forward substitution. */
@@ -34,78 +35,162 @@ static void tri_inverse(int kb, const double *L, int ldl, double *T, lmm_axpy_fn
     }
 }
 
-/* C (kb x n) = T B with T lower triangular, packed in MR-row strips (Pa), and B packed in
-   NR-column strips (Pb): the tile of rows i0.. needs the inner entries l < i0 + MR only. */
-static void tri_multiply(int kb, int n, const double *Pa, const double *Pb, double *C, int ldc,
-                         lmm_tile_fn kernel)
+/* The products of block row K: their operands, and the chunk functions that run them */
+typedef struct {
+    const lmm_kernels *k;
+    int kb, n, m;            /* block row K: kb rows, its first n columns; m rows below it */
+    const double *LK;        /* L_{>K,K} (m x kb), leading dimension ldl */
+    double *SK;              /* block row K of S, leading dimension lds */
+    int ldl, lds;
+    double *Pa, *Pb;
+} block_job;
+
+/* W_{K,<K} = W_KK B_{K,<K} (kb x n), W_KK lower triangular packed in Pa: chunk s packs column
+   strip s of B_{K,<K}, then overwrites it; the tile of rows i0.. needs inner entries < i0 + mr. */
+static void tri_multiply_chunk(const void *arg, long s)
 {
-    double tile[MR * NR];
-    for (int j0 = 0; j0 < n; j0 += NR) {
-        const double *b = Pb + (size_t) (j0 / NR) * kb * NR;
-        int nc = n - j0 < NR ? n - j0 : NR;
-        for (int i0 = 0; i0 < kb; i0 += MR) {
-            int nl = i0 + MR < kb ? i0 + MR : kb, nr = kb - i0 < MR ? kb - i0 : MR;
-            kernel(nl, Pa + (size_t) (i0 / MR) * kb * MR, b, tile);
-            for (int c = 0; c < nc; c++) {
-                double *Cc = C + i0 + (size_t) (j0 + c) * ldc;
-                for (int r = 0; r < nr; r++) Cc[r] = tile[r + c * MR];
-            }
-        }
+    const block_job *t = (const block_job *) arg;
+    int mr = t->k->mr, nr = t->k->nr, kb = t->kb, j0 = (int) s * nr;
+    int nc = t->n - j0 < nr ? t->n - j0 : nr;
+    double *C = t->SK + (size_t) j0 * t->lds;
+    lmm_pack_col_strip(kb, t->n, t->SK, t->lds, nr, (int) s, t->Pb);
+    for (int c = 0; c < nc; c++) memset(C + (size_t) c * t->lds, 0, (size_t) kb * sizeof(double));
+    for (int i0 = 0; i0 < kb; i0 += mr) {
+        int nl = i0 + mr < kb ? i0 + mr : kb, nrow = kb - i0 < mr ? kb - i0 : mr;
+        lmm_tile(t->k, nl, t->Pa + (size_t) (i0 / mr) * kb * mr, t->Pb + (size_t) s * kb * nr, nr,
+                 1.0, C + i0, t->lds, nrow, nc);
     }
 }
 
-/* (1) W = L^{-1} into the lower triangle of S (the strict upper triangle is left zero within the
-   diagonal blocks and untouched elsewhere). */
-static void lower_inverse(int n, const double *L, int ldl, double *S, int lds, lmm_kernels kern,
-                          double *Pa, double *Pb, double *T)
+/* the operands of B_{>K,<=K} -= L_{>K,K} W_{K,<=K}: chunks below (m + mr - 1) / mr pack the
+   row strips of L_{>K,K} (Pa), the others the column strips of W_{K,<=K} (Pb) */
+static void pack_update_chunk(const void *arg, long c)
 {
-    for (int c = 0; c < n; c++) memset(S + c + (size_t) c * lds, 0, (size_t) (n - c) * sizeof(double));
-    for (int k0 = 0; k0 < n; k0 += NB) {
+    const block_job *t = (const block_job *) arg;
+    long na = (t->m + t->k->mr - 1) / t->k->mr;
+    if (c < na) lmm_pack_strip(t->m, t->kb, t->LK, t->ldl, t->k->mr, (int) c, t->Pa);
+    else lmm_pack_col_strip(t->kb, t->n, t->SK, t->lds, t->k->nr, (int) (c - na), t->Pb);
+}
+
+/* W_{K,<=K}' packed in mr-row strips (chunk s: column strip s), then zeroed in S */
+static void pack_zero_chunk(const void *arg, long s)
+{
+    const block_job *t = (const block_job *) arg;
+    int mr = t->k->mr, j0 = (int) s * mr, nc = t->n - j0 < mr ? t->n - j0 : mr;
+    lmm_pack_col_strip(t->kb, t->n, t->SK, t->lds, mr, (int) s, t->Pa);
+    for (int c = 0; c < nc; c++)
+        memset(t->SK + (size_t) (j0 + c) * t->lds, 0, (size_t) t->kb * sizeof(double));
+}
+
+/* state of the inverse: its arguments, scratch and the panels of this parallel region */
+typedef struct {
+    const lmm_kernels *k;
+    int n, ldl, lds, pass, from, to;
+    const double *L;
+    double *S, *Pa, *Pb, *T;
+} inverse_state;
+
+/* (1) W = L^{-1} into the lower triangle of S, block rows from .. to-1 (the strict upper triangle
+   is left zero within the diagonal blocks and untouched elsewhere; the lower triangle starts
+   zero). */
+static void lower_inverse(lmm_team *team, const void *arg)
+{
+    const inverse_state *v = (const inverse_state *) arg;
+    const lmm_kernels *k = v->k;
+    int n = v->n, lds = v->lds, ldl = v->ldl;
+    for (int k0 = v->from; k0 < v->to && k0 < n; k0 += NB) {
         int kb = n - k0 < NB ? n - k0 : NB, k1 = k0 + kb, m = n - k1;
-        double *SK = S + k0;                                            /* block row K of S */
-        tri_inverse(kb, L + k0 + (size_t) k0 * ldl, ldl, T, kern.axpy); /* W_KK */
+        block_job t = {k, kb, k0, m, v->L + k1 + (size_t) k0 * ldl, v->S + k0, ldl, lds,
+                       v->Pa, v->Pb};
+        tri_inverse(kb, v->L + k0 + (size_t) k0 * ldl, ldl, v->T, k->axpy); /* W_KK */
         if (k0 > 0) {                                                   /* W_{K,<K} = W_KK B_{K,<K} */
-            lmm_pack_rows(kb, kb, T, kb, MR, Pa);
-            lmm_pack_cols(kb, k0, SK, lds, NR, Pb);
-            tri_multiply(kb, k0, Pa, Pb, SK, lds, kern.tile);
+            lmm_pack_rows(kb, kb, v->T, kb, k->mr, v->Pa);
+            lmm_team_for(team, tri_multiply_chunk, &t, (k0 + k->nr - 1) / k->nr);
         }
         for (int c = 0; c < kb; c++)
-            memcpy(SK + (size_t) (k0 + c) * lds, T + (size_t) c * kb, (size_t) kb * sizeof(double));
+            memcpy(t.SK + (size_t) (k0 + c) * lds, v->T + (size_t) c * kb, (size_t) kb * sizeof(double));
         if (m > 0) {                                        /* B_{>K,<=K} -= L_{>K,K} W_{K,<=K} */
-            lmm_pack_rows(m, kb, L + k1 + (size_t) k0 * ldl, ldl, MR, Pa);
-            lmm_pack_cols(kb, k1, SK, lds, NR, Pb);
-            lmm_tile_update(m, k1, kb, Pa, Pb, -1.0, 0, S + k1, lds, kern.tile);
+            t.n = k1;
+            lmm_team_for(team, pack_update_chunk, &t,
+                         (m + k->mr - 1) / k->mr + (k1 + k->nr - 1) / k->nr);
+            lmm_update u = lmm_update_make(k, m, k1, kb, v->Pa, v->Pb, k->nr, -1.0, 0,
+                                           v->S + k1, lds);
+            lmm_team_for(team, lmm_update_chunk, &u, lmm_update_chunks(&u));
         }
-        if (k0 % (4 * NB) == 0) R_CheckUserInterrupt();
     }
 }
 
 /* (2) S = W' W from W in the lower triangle of S, block row of W by block row, in place: block
    row K is packed, then zeroed and S_{<=K,<=K} += W_{K,<=K}' W_{K,<=K}. */
-static void cross_lower(int n, double *S, int lds, lmm_kernels kern, double *Pa, double *Pb)
+static void cross_lower(lmm_team *team, const void *arg)
 {
-    for (int k0 = 0; k0 < n; k0 += NB) {
+    const inverse_state *v = (const inverse_state *) arg;
+    const lmm_kernels *k = v->k;
+    int n = v->n, lds = v->lds;
+    for (int k0 = v->from; k0 < v->to && k0 < n; k0 += NB) {
         int kb = n - k0 < NB ? n - k0 : NB, k1 = k0 + kb;
-        double *SK = S + k0;
-        lmm_pack_cols(kb, k1, SK, lds, MR, Pa);
-        lmm_pack_cols(kb, k1, SK, lds, NR, Pb);
-        for (int c = 0; c < k1; c++) memset(SK + (size_t) c * lds, 0, (size_t) kb * sizeof(double));
-        lmm_tile_update(k1, k1, kb, Pa, Pb, 1.0, 1, S, lds, kern.tile);
-        if (k0 % (4 * NB) == 0) R_CheckUserInterrupt();
+        block_job t = {k, kb, k1, 0, NULL, v->S + k0, 0, lds, v->Pa, NULL};
+        lmm_team_for(team, pack_zero_chunk, &t, (k1 + k->mr - 1) / k->mr);
+        lmm_update u = lmm_update_make(k, k1, k1, kb, v->Pa, v->Pa, k->mr, 1.0, 1, v->S, lds);
+        lmm_team_for(team, lmm_update_chunk, &u, lmm_update_chunks(&u));
     }
-    for (int c = 1; c < n; c++)                                         /* S_rc = S_cr, r < c */
-        for (int r = 0; r < c; r++) S[r + (size_t) c * lds] = S[c + (size_t) r * lds];
+}
+
+/* S_rc = S_cr for r < c (fill == 0), or the lower triangle zeroed (fill == 1), by blocks of
+   COLUMN_BLOCK columns (chunk: one block) */
+#define COLUMN_BLOCK 64
+typedef struct { int n, lds, fill; double *S; } triangle_job;
+
+static void triangle_chunk(const void *arg, long b)
+{
+    const triangle_job *t = (const triangle_job *) arg;
+    int c0 = (int) b * COLUMN_BLOCK, c1 = c0 + COLUMN_BLOCK < t->n ? c0 + COLUMN_BLOCK : t->n;
+    if (t->fill) {
+        for (int c = c0; c < c1; c++)
+            memset(t->S + c + (size_t) c * t->lds, 0, (size_t) (t->n - c) * sizeof(double));
+        return;
+    }
+    for (int r0 = 0; r0 < c1; r0 += COLUMN_BLOCK)          /* rows r0 .. r0+63 of the block */
+        for (int c = c0; c < c1; c++) {
+            double *Sc = t->S + (size_t) c * t->lds;
+            for (int r = r0; r < r0 + COLUMN_BLOCK && r < c; r++) Sc[r] = t->S[c + (size_t) r * t->lds];
+        }
+}
+
+static void triangle(lmm_team *team, const inverse_state *v, int fill)
+{
+    triangle_job t = {v->n, v->lds, fill, v->S};
+    lmm_team_for(team, triangle_chunk, &t, (v->n + COLUMN_BLOCK - 1) / COLUMN_BLOCK);
+}
+
+/* the inverse's parallel regions: pass 1 (after zeroing) then pass 2 (then mirroring) */
+static void inverse_master(lmm_team *team, void *arg)
+{
+    const inverse_state *v = (const inverse_state *) arg;
+    if (v->pass == 0) {
+        if (v->from == 0) triangle(team, v, 1);
+        lower_inverse(team, arg);
+    } else {
+        cross_lower(team, arg);
+        if (v->to >= v->n) triangle(team, v, 0);
+    }
 }
 
 void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds)
 {
     if (n <= 0) return;
-    lmm_kernels kern = lmm_choose_kernels();
-    double *Pa = (double *) R_alloc(((size_t) n + MR) * NB, sizeof(double));
-    double *Pb = (double *) R_alloc(((size_t) n + NR) * NB, sizeof(double));
-    double *T = (double *) R_alloc((size_t) NB * NB, sizeof(double));
-    lower_inverse(n, L, ldl, S, lds, kern, Pa, Pb, T);
-    cross_lower(n, S, lds, kern, Pa, Pb);
+    lmm_kernels k = lmm_choose_kernels();
+    int nthreads = lmm_dense_threads(n);
+    inverse_state v = {&k, n, ldl, lds, 0, 0, 0, L, S,
+                       (double *) R_alloc(((size_t) n + k.mr) * NB, sizeof(double)),
+                       (double *) R_alloc(((size_t) n + k.mr) * NB, sizeof(double)),
+                       (double *) R_alloc((size_t) NB * NB, sizeof(double))};
+    for (v.pass = 0; v.pass < 2; v.pass++)
+        for (v.from = 0; v.from < n; v.from += REGION_PANELS * NB) {
+            v.to = v.from + REGION_PANELS * NB;
+            lmm_team_run(nthreads, inverse_master, &v);
+            R_CheckUserInterrupt();
+        }
 }
 
 /* .Call test entry: (L L')^{-1} from a lower-triangular L (its strict upper triangle is ignored) */

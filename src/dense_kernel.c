@@ -1,104 +1,218 @@
 /*
  * dense_kernel.c -- the register tile shared by the dense block's Cholesky (dense_chol.c) and
- * inverse (dense_inverse.c), with its run-time dispatch and the packing it reads.
+ * inverse (dense_inverse.c): its run-time dispatch, the packing it reads, the tiled update
+ * C += alpha A B' cut into chunks for a team of threads (dense_team.c), and the thread count.
  *
- * A product C += alpha A B' is cut into MR x NR tiles.  A is packed in strips of MR rows and B in
- * strips of NR rows, each strip holding its kb inner entries contiguously; the tile kernel keeps
- * the whole MR x NR tile in vector registers while it sums over the inner dimension.  It is
- * written with GCC/clang vector extensions and compiled a second time for AVX2 + FMA, chosen at
- * run time when the processor has it.
+ * A product C += alpha A B' is cut into mr x nr tiles.  A is packed in strips of mr rows and B in
+ * strips of nr rows, each strip holding its kb inner entries contiguously; the tile kernel keeps
+ * the whole mr x nr tile in vector registers while it sums over the inner dimension, then adds
+ * alpha times it into C.  The kernels are written once, with GCC/clang vector extensions, and
+ * instantiated per instruction set; the widest the processor has is chosen at run time:
+ *     AVX-512   24 x 8 tile: 3 x 8 = 24 accumulators of 8 doubles (32 registers)
+ *     AVX2+FMA  12 x 4 tile: 3 x 4 = 12 accumulators of 4 doubles (16 registers)
+ *     baseline   8 x 4 tile
+ * enough independent accumulators to cover the latency of the fused multiply-adds.  In each
+ * nr divides mr, so A packed in mr-row strips also serves as B (read with stride mr).
  */
 #include "lmm.h"
 #include <string.h>
-
-#define MR LMM_TILE_MR
-#define NR LMM_TILE_NR
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__GNUC__)
 typedef double v4d __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
+#define VLOAD(v, p) memcpy(&(v), (p), sizeof(v))
+#define VSTORE(p, v) memcpy((p), &(v), sizeof(v))
 
-/* tile (MR x NR, column-major) = sum_l a[l*MR + 0..7] b[l*NR + 0..3]' */
-#define TILE_KERNEL_BODY                                                             \
-    v4d c0l = {0, 0, 0, 0}, c0h = c0l, c1l = c0l, c1h = c0l,                        \
-        c2l = c0l, c2h = c0l, c3l = c0l, c3h = c0l;                                 \
-    for (int l = 0; l < kb; l++) {                                                  \
-        v4d al, ah;                                                                 \
-        memcpy(&al, a + l * MR, sizeof al);                                         \
-        memcpy(&ah, a + l * MR + 4, sizeof ah);                                     \
-        const double *bl = b + l * NR;                                              \
-        double b0 = bl[0], b1 = bl[1], b2 = bl[2], b3 = bl[3];                      \
-        c0l += al * b0; c0h += ah * b0; c1l += al * b1; c1h += ah * b1;             \
-        c2l += al * b2; c2h += ah * b2; c3l += al * b3; c3h += ah * b3;             \
-    }                                                                               \
-    memcpy(tile, &c0l, 32); memcpy(tile + 4, &c0h, 32);                             \
-    memcpy(tile + 8, &c1l, 32); memcpy(tile + 12, &c1h, 32);                        \
-    memcpy(tile + 16, &c2l, 32); memcpy(tile + 20, &c2h, 32);                       \
-    memcpy(tile + 24, &c3l, 32); memcpy(tile + 28, &c3h, 32);
+/* C (MR x NR, leading dimension ldc) += alpha sum_l a[l*LDA + 0..MR-1] b[l*ldb + 0..NR-1]',
+   MR = MV vectors of type V.  After full unrolling acc[][] lives in registers. */
+#define TILE_BODY(V, MV, NR_, LDA)                                                            \
+    V acc[MV][NR_];                                                                           \
+    _Pragma("GCC unroll 16") for (int c = 0; c < NR_; c++)                                    \
+        _Pragma("GCC unroll 4") for (int v = 0; v < MV; v++) acc[v][c] = (V) {0};             \
+    for (int l = 0; l < kb; l++) {                                                            \
+        V av[MV];                                                                             \
+        const double *al = a + (size_t) l * (LDA), *bl = b + (size_t) l * ldb;                \
+        _Pragma("GCC unroll 4") for (int v = 0; v < MV; v++) VLOAD(av[v], al + v * (sizeof(V) / 8)); \
+        _Pragma("GCC unroll 16") for (int c = 0; c < NR_; c++) {                              \
+            double bc = bl[c];                                                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < MV; v++) acc[v][c] += av[v] * bc;     \
+        }                                                                                     \
+    }                                                                                         \
+    _Pragma("GCC unroll 16") for (int c = 0; c < NR_; c++)                                    \
+        _Pragma("GCC unroll 4") for (int v = 0; v < MV; v++) {                                \
+            double *Cc = C + v * (sizeof(V) / 8) + (size_t) c * ldc;                          \
+            V cv;                                                                             \
+            VLOAD(cv, Cc);                                                                    \
+            cv += acc[v][c] * alpha;                                                          \
+            VSTORE(Cc, cv);                                                                   \
+        }
 
-static void tile_generic(int kb, const double *a, const double *b, double *tile)
-{
-    TILE_KERNEL_BODY
-}
-
-#if defined(__x86_64__) && !defined(__clang__)
-__attribute__((target("avx2,fma")))
-static void tile_avx2(int kb, const double *a, const double *b, double *tile)
-{
-    TILE_KERNEL_BODY
-}
-#define HAVE_AVX2_KERNEL 1
-#endif
-
-#else  /* no vector extensions: plain loops */
-static void tile_generic(int kb, const double *a, const double *b, double *tile)
-{
-    memset(tile, 0, MR * NR * sizeof(double));
-    for (int l = 0; l < kb; l++)
-        for (int c = 0; c < NR; c++)
-            for (int r = 0; r < MR; r++) tile[r + c * MR] += a[l * MR + r] * b[l * NR + c];
-}
-#endif
+/* Forward substitution on one packed strip x (MR rows, column l at x + l*MR) for its columns
+   c0 .. c0+nc-1, whose products with the earlier columns have already been subtracted:
+       x_c <- (x_c - sum_{c0 <= l < c} x_l L_cl) / L_cc,   with rdiag[c] = 1 / L_cc.
+   A full block of NR columns is held in registers and solved right-looking. */
+#define SOLVE_BODY(V, MV, NR_)                                                                \
+    const int VL = sizeof(V) / 8, MR_ = MV * VL;                                              \
+    double *xb = x + (size_t) c0 * MR_;                                                       \
+    if (nc == NR_) {                                                                          \
+        V xv[MV][NR_];                                                                        \
+        _Pragma("GCC unroll 16") for (int c = 0; c < NR_; c++)                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < MV; v++)                              \
+                VLOAD(xv[v][c], xb + c * MR_ + v * VL);                                       \
+        _Pragma("GCC unroll 16") for (int c = 0; c < NR_; c++) {                              \
+            double r = rdiag[c0 + c];                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < MV; v++) xv[v][c] *= r;               \
+            _Pragma("GCC unroll 16") for (int e = c + 1; e < NR_; e++) {                      \
+                double lec = L[c0 + e + (size_t) (c0 + c) * ldl];   /* x_e -= x_c L_ec */     \
+                _Pragma("GCC unroll 4") for (int v = 0; v < MV; v++) xv[v][e] -= xv[v][c] * lec; \
+            }                                                                                 \
+        }                                                                                     \
+        _Pragma("GCC unroll 16") for (int c = 0; c < NR_; c++)                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < MV; v++)                              \
+                VSTORE(xb + c * MR_ + v * VL, xv[v][c]);                                      \
+    } else {                                                                                  \
+        for (int c = 0; c < nc; c++) {                                                        \
+            V xc[MV];                                                                         \
+            for (int v = 0; v < MV; v++) VLOAD(xc[v], xb + c * MR_ + v * VL);                 \
+            for (int l = 0; l < c; l++) {                                                     \
+                double lcl = L[c0 + c + (size_t) (c0 + l) * ldl];                             \
+                for (int v = 0; v < MV; v++) {                                                \
+                    V xl;                                                                     \
+                    VLOAD(xl, xb + l * MR_ + v * VL);                                         \
+                    xc[v] -= xl * lcl;                                                        \
+                }                                                                             \
+            }                                                                                 \
+            double r = rdiag[c0 + c];                                                         \
+            for (int v = 0; v < MV; v++) { xc[v] *= r; VSTORE(xb + c * MR_ + v * VL, xc[v]); } \
+        }                                                                                     \
+    }
 
 /* y -= a x over m entries */
-#if defined(__GNUC__)
-#define AXPY_BODY                                                                   \
-    int i = 0;                                                                      \
-    for (; i + 4 <= m; i += 4) {                                                    \
-        v4d xv, yv;                                                                 \
-        memcpy(&xv, x + i, sizeof xv);                                              \
-        memcpy(&yv, y + i, sizeof yv);                                              \
-        yv -= xv * a;                                                               \
-        memcpy(y + i, &yv, sizeof yv);                                              \
-    }                                                                               \
+#define AXPY_BODY(V)                                                                          \
+    const int VL = sizeof(V) / 8;                                                             \
+    int i = 0;                                                                                \
+    for (; i + VL <= m; i += VL) {                                                            \
+        V xv, yv;                                                                             \
+        VLOAD(xv, x + i);                                                                     \
+        VLOAD(yv, y + i);                                                                     \
+        yv -= xv * a;                                                                         \
+        VSTORE(y + i, yv);                                                                    \
+    }                                                                                         \
     for (; i < m; i++) y[i] -= x[i] * a;
-#else
-#define AXPY_BODY for (int i = 0; i < m; i++) y[i] -= x[i] * a;
+
+/* one set of kernels: tile MV vectors of V by NR_ columns, and the NR_ x NR_ tile (NR_ doubles
+   are one vector V) reading A with stride lda, compiled with attribute ATTR */
+#define KERNEL_SET(sfx, V, MV, NR_, ATTR)                                                     \
+    ATTR static void tile_##sfx(int kb, const double *a, const double *b, int ldb,            \
+                                double alpha, double *C, int ldc)                             \
+    { TILE_BODY(V, MV, NR_, MV * (sizeof(V) / 8)) }                                           \
+    ATTR static void band_##sfx(int kb, const double *a, int lda, const double *b, int ldb,   \
+                                double alpha, double *C, int ldc) { TILE_BODY(V, 1, NR_, lda) } \
+    ATTR static void solve_##sfx(int c0, int nc, const double *L, int ldl,                    \
+                                 const double *rdiag, double *x) { SOLVE_BODY(V, MV, NR_) }   \
+    ATTR static void axpy_##sfx(int m, double a, const double *x, double *y) { AXPY_BODY(V) }
+
+KERNEL_SET(generic, v4d, 2, 4, )
+
+#if defined(__x86_64__) && !defined(__clang__)
+KERNEL_SET(avx2, v4d, 3, 4, __attribute__((target("avx2,fma"))))
+KERNEL_SET(avx512, v8d, 3, 8, __attribute__((target("avx512f,avx2,fma"))))
+#define HAVE_X86_KERNELS 1
 #endif
+
+#else  /* no vector extensions: plain loops, tile 8 x 4 */
+#define GMR 8
+#define GNR 4
+static void tile_generic(int kb, const double *a, const double *b, int ldb, double alpha,
+                         double *C, int ldc)
+{
+    double t[GMR * GNR] = {0};
+    for (int l = 0; l < kb; l++)
+        for (int c = 0; c < GNR; c++)
+            for (int r = 0; r < GMR; r++) t[r + c * GMR] += a[l * GMR + r] * b[l * ldb + c];
+    for (int c = 0; c < GNR; c++)
+        for (int r = 0; r < GMR; r++) C[r + (size_t) c * ldc] += alpha * t[r + c * GMR];
+}
+
+static void band_generic(int kb, const double *a, int lda, const double *b, int ldb,
+                         double alpha, double *C, int ldc)
+{
+    double t[GNR * GNR] = {0};
+    for (int l = 0; l < kb; l++)
+        for (int c = 0; c < GNR; c++)
+            for (int r = 0; r < GNR; r++) t[r + c * GNR] += a[l * lda + r] * b[l * ldb + c];
+    for (int c = 0; c < GNR; c++)
+        for (int r = 0; r < GNR; r++) C[r + (size_t) c * ldc] += alpha * t[r + c * GNR];
+}
+
+static void solve_generic(int c0, int nc, const double *L, int ldl, const double *rdiag,
+                          double *x)
+{
+    double *xb = x + (size_t) c0 * GMR;
+    for (int c = 0; c < nc; c++) {
+        for (int l = 0; l < c; l++) {
+            double lcl = L[c0 + c + (size_t) (c0 + l) * ldl];
+            for (int r = 0; r < GMR; r++) xb[c * GMR + r] -= xb[l * GMR + r] * lcl;
+        }
+        for (int r = 0; r < GMR; r++) xb[c * GMR + r] *= rdiag[c0 + c];
+    }
+}
 
 static void axpy_generic(int m, double a, const double *x, double *y)
 {
-    AXPY_BODY
-}
-
-#ifdef HAVE_AVX2_KERNEL
-__attribute__((target("avx2,fma")))
-static void axpy_avx2(int m, double a, const double *x, double *y)
-{
-    AXPY_BODY
+    for (int i = 0; i < m; i++) y[i] -= x[i] * a;
 }
 #endif
 
+/* The widest kernels the processor supports, capped by option("lmmc.simd") ("avx512", "avx2"
+   or "none"; for testing the narrower paths).  Master thread only (reads an R option). */
 lmm_kernels lmm_choose_kernels(void)
 {
-    lmm_kernels k = {tile_generic, axpy_generic};
-#ifdef HAVE_AVX2_KERNEL
+    lmm_kernels k = {8, 4, tile_generic, band_generic, solve_generic, axpy_generic};
+#ifdef HAVE_X86_KERNELS
+    int cap = 2;                                  /* 0 none, 1 avx2, 2 avx512 */
+    SEXP opt = Rf_GetOption1(Rf_install("lmmc.simd"));
+    if (isString(opt) && LENGTH(opt) == 1 && STRING_ELT(opt, 0) != NA_STRING) {
+        const char *s = CHAR(STRING_ELT(opt, 0));
+        cap = !strcmp(s, "none") ? 0 : !strcmp(s, "avx2") ? 1 : 2;
+    }
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        k.tile = tile_avx2;
-        k.axpy = axpy_avx2;
+    if (cap >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        lmm_kernels k2 = {12, 4, tile_avx2, band_avx2, solve_avx2, axpy_avx2};
+        k = k2;
+    }
+    if (cap >= 2 && __builtin_cpu_supports("avx512f")) {
+        lmm_kernels k3 = {24, 8, tile_avx512, band_avx512, solve_avx512, axpy_avx512};
+        k = k3;
     }
 #endif
     return k;
+}
+
+/* Threads for a dense block of order n: option("lmmc.threads") if set (below 1 means 1), else 2,
+   never more than the processors; 1 for small blocks, inside a parallel region or without
+   OpenMP.  Master thread only (reads an R option). */
+int lmm_dense_threads(int n)
+{
+#ifdef _OPENMP
+    if (n < LMM_THREADS_MIN_ORDER || omp_in_parallel()) return 1;
+    int t = 2;
+    SEXP opt = Rf_GetOption1(Rf_install("lmmc.threads"));
+    if (opt != R_NilValue) {
+        int v = Rf_asInteger(opt);
+        t = (v == NA_INTEGER || v < 1) ? 1 : v;
+    }
+    int np = omp_get_num_procs(), lim = omp_get_thread_limit();
+    if (t > np) t = np;
+    if (t > lim) t = lim;
+    return lmm_team_threads(t);
+#else
+    (void) n;
+    return 1;
+#endif
 }
 
 /* Pack the m x kb matrix P into strips of w rows: strip s holds P[s*w + r, l] at [l*w + r]
@@ -106,49 +220,193 @@ lmm_kernels lmm_choose_kernels(void)
 void lmm_pack_rows(int m, int kb, const double *P, int lda, int w, double *out)
 {
     int ns = (m + w - 1) / w;
-    for (int s = 0; s < ns; s++) {
-        double *o = out + (size_t) s * kb * w;
+    for (int s = 0; s < ns; s++) lmm_pack_strip(m, kb, P, lda, w, s, out);
+}
+
+/* dst[0..w-1] = src[0..w-1], with the tile heights as fixed sizes (copied inline) */
+static inline void copy_w(double *dst, const double *src, int w)
+{
+    switch (w) {
+    case 24: memcpy(dst, src, 24 * sizeof(double)); break;
+    case 12: memcpy(dst, src, 12 * sizeof(double)); break;
+    case 8: memcpy(dst, src, 8 * sizeof(double)); break;
+    case 4: memcpy(dst, src, 4 * sizeof(double)); break;
+    default: memcpy(dst, src, (size_t) w * sizeof(double));
+    }
+}
+
+#define PACK_AHEAD 8   /* columns read ahead when packing */
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void) (p))
+#endif
+
+/* strip s alone of lmm_pack_rows() */
+void lmm_pack_strip(int m, int kb, const double *P, int lda, int w, int s, double *out)
+{
+    double *o = out + (size_t) s * kb * w;
+    int i0 = s * w, nr = m - i0 < w ? m - i0 : w;
+    const double *Pi = P + i0;
+    if (nr == w) {
+        for (int l = 0; l < kb; l++) {
+            const double *Pl = Pi + (size_t) l * lda;
+            if (l + PACK_AHEAD < kb)              /* columns far apart: fetch ahead of use */
+                for (int r = 0; r < w; r += 8) PREFETCH(Pl + (size_t) PACK_AHEAD * lda + r);
+            copy_w(o + (size_t) l * w, Pl, w);
+        }
+        return;
+    }
+    for (int l = 0; l < kb; l++) {
+        double *ol = o + (size_t) l * w;
+        memcpy(ol, Pi + (size_t) l * lda, (size_t) nr * sizeof(double));
+        memset(ol + nr, 0, (size_t) (w - nr) * sizeof(double));
+    }
+}
+
+/* The inverse of lmm_pack_strip(): strip s back into rows s*w .. of P (rows below m dropped). */
+void lmm_unpack_strip(int m, int kb, const double *in, int w, int s, double *P, int lda)
+{
+    const double *o = in + (size_t) s * kb * w;
+    int i0 = s * w, nr = m - i0 < w ? m - i0 : w;
+    double *Pi = P + i0;
+    if (nr == w)
+        for (int l = 0; l < kb; l++) copy_w(Pi + (size_t) l * lda, o + (size_t) l * w, w);
+    else
         for (int l = 0; l < kb; l++)
-            for (int r = 0; r < w; r++) {
-                int i = s * w + r;
-                o[l * w + r] = i < m ? P[i + (size_t) l * lda] : 0.0;
-            }
+            memcpy(Pi + (size_t) l * lda, o + (size_t) l * w, (size_t) nr * sizeof(double));
+}
+
+/* Column strip s (w columns) of the kb x n matrix P packed as a strip of w rows of P': it holds
+   P[l, s*w + c] at [l*w + c] (columns past n are zero). */
+void lmm_pack_col_strip(int kb, int n, const double *P, int lda, int w, int s, double *out)
+{
+    double *o = out + (size_t) s * kb * w;
+    int nc = n - s * w < w ? n - s * w : w;
+    for (int c = 0; c < w; c++) {
+        const double *Pc = P + (size_t) (s * w + c) * lda;
+        if (c < nc) for (int l = 0; l < kb; l++) o[l * w + c] = Pc[l];
+        else for (int l = 0; l < kb; l++) o[l * w + c] = 0.0;
     }
 }
 
-/* Pack the kb x n matrix P by columns into strips of w columns: strip s holds P[l, s*w + c] at
-   [l*w + c] (columns past n are zero) -- the row strips of P'. */
-void lmm_pack_cols(int kb, int n, const double *P, int lda, int w, double *out)
+/* C (nr x nc, nr <= mr, nc <= k->nr) += alpha a b' over kb inner entries (b with stride ldb):
+   a full tile goes straight into C, an edge tile through a buffer. */
+void lmm_tile(const lmm_kernels *k, int kb, const double *a, const double *b, int ldb,
+              double alpha, double *C, int ldc, int nr, int nc)
 {
-    int ns = (n + w - 1) / w;
-    for (int s = 0; s < ns; s++) {
-        double *o = out + (size_t) s * kb * w;
-        int nc = n - s * w < w ? n - s * w : w;
-        for (int c = 0; c < w; c++) {
-            const double *Pc = P + (size_t) (s * w + c) * lda;
-            if (c < nc) for (int l = 0; l < kb; l++) o[l * w + c] = Pc[l];
-            else for (int l = 0; l < kb; l++) o[l * w + c] = 0.0;
-        }
+    if (nr == k->mr && nc == k->nr) {
+        k->tile(kb, a, b, ldb, alpha, C, ldc);
+        return;
+    }
+    double t[LMM_TILE_MAX];
+    memset(t, 0, sizeof t);
+    k->tile(kb, a, b, ldb, 1.0, t, k->mr);
+    for (int c = 0; c < nc; c++) {
+        double *Cc = C + (size_t) c * ldc;
+        for (int r = 0; r < nr; r++) Cc[r] += alpha * t[r + c * k->mr];
     }
 }
 
-/* C += alpha A B' for the m x n block C, A (m x kb) packed in MR-row strips, B (n x kb) in NR-row
-   strips.  lower: only the tiles that reach the diagonal or below it (C square); tiles crossing
-   the diagonal are updated whole, so there the strict upper triangle is scratch. */
-void lmm_tile_update(int m, int n, int kb, const double *Pa, const double *Pb, double alpha,
-                     int lower, double *C, int ldc, lmm_tile_fn kernel)
+/* Rows of C whose packed A stays in cache (about 1 MB of it) while the column strips pass. */
+static int row_block(int kb, int mr)
 {
-    double tile[MR * NR];
-    for (int j0 = 0; j0 < n; j0 += NR) {
-        const double *b = Pb + (size_t) (j0 / NR) * kb * NR;
-        int nc = n - j0 < NR ? n - j0 : NR;
-        for (int i0 = lower ? (j0 / MR) * MR : 0; i0 < m; i0 += MR) {
-            kernel(kb, Pa + (size_t) (i0 / MR) * kb * MR, b, tile);
-            int nr = m - i0 < MR ? m - i0 : MR;
-            for (int c = 0; c < nc; c++) {
-                double *Cc = C + i0 + (size_t) (j0 + c) * ldc;
-                for (int r = 0; r < nr; r++) Cc[r] += alpha * tile[r + c * MR];
+    int mc = (131072 / (kb > 0 ? kb : 1)) / mr * mr;
+    return mc < mr ? mr : mc;
+}
+
+/* C += alpha A B' for the m x n block C, A (m x kb) packed in mr-row strips, B (n x kb) in
+   wb-row strips (wb = nr, or mr when B is A packed for the rows).  lower: only the tiles that
+   reach the diagonal or below it (C square); tiles crossing the diagonal are updated whole, so
+   there the strict upper triangle is scratch.  The work is cut into chunks, each a column strip
+   of nr columns within a block of rows whose part of A stays in cache; a chunk's tiles are
+   computed the same way whoever runs it and in whatever order. */
+lmm_update lmm_update_make(const lmm_kernels *k, int m, int n, int kb, const double *Pa,
+                           const double *Pb, int wb, double alpha, int lower, double *C, int ldc)
+{
+    lmm_update u = {k, m, n, kb, wb, lower, ldc, 0, row_block(kb, k->mr), Pa, Pb, alpha, C};
+    return u;
+}
+
+/* column strips [s0, hi) have tiles in the row block [ic, ic1) */
+static int block_strips(const lmm_update *u, int ic1)
+{
+    int mr = u->k->mr, nr = u->k->nr, ns = (u->n + nr - 1) / nr;
+    if (!u->lower) return ns;
+    int hi = (ic1 + mr - 1) / mr * mr / nr;    /* strip s reaches the rows iff (s nr / mr) mr < ic1 */
+    return hi < ns ? hi : ns;
+}
+
+long lmm_update_chunks(const lmm_update *u)
+{
+    long count = 0;
+    for (int ic = 0; ic < u->m; ic += u->mc) {
+        int ic1 = u->m - ic < u->mc ? u->m : ic + u->mc, hi = block_strips(u, ic1);
+        if (hi > u->s0) count += hi - u->s0;
+    }
+    return count;
+}
+
+/* C (nrow x nc) += alpha a b' for the nr x nr tile at C, a read with stride lda */
+static void band_tile(const lmm_kernels *k, int kb, const double *a, int lda, const double *b,
+                      int ldb, double alpha, double *C, int ldc, int nrow, int nc)
+{
+    int nr = k->nr;
+    if (nrow == nr && nc == nr) {
+        k->band(kb, a, lda, b, ldb, alpha, C, ldc);
+        return;
+    }
+    double t[LMM_TILE_MAX];
+    memset(t, 0, sizeof t);
+    k->band(kb, a, lda, b, ldb, 1.0, t, nr);
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nrow; r++) C[r + (size_t) c * ldc] += alpha * t[r + c * nr];
+}
+
+/* column strip s within rows [ic, ic1).  Under the diagonal (lower) its tiles start at the
+   diagonal: rows j0 .. up to the next multiple of mr in nr x nr tiles read from the middle of
+   A's strip, then mr-row tiles. */
+static void update_tiles(const lmm_update *u, int s, int ic, int ic1)
+{
+    const lmm_kernels *k = u->k;
+    int mr = k->mr, nr = k->nr, kb = u->kb, j0 = s * nr, nc = u->n - j0 < nr ? u->n - j0 : nr;
+    int i0 = u->lower ? (j0 / mr) * mr : 0;
+    const double *b = u->Pb + (size_t) (j0 / u->wb) * kb * u->wb + j0 % u->wb;  /* B's row j0 */
+    if (u->lower && i0 < j0) {
+        if (ic <= j0 && j0 < ic1)
+            for (int i = j0; i < i0 + mr && i < u->m; i += nr) {
+                int nrow = u->m - i < nr ? u->m - i : nr;
+                band_tile(k, kb, u->Pa + (size_t) (i / mr) * kb * mr + i % mr, mr, b, u->wb,
+                          u->alpha, u->C + i + (size_t) j0 * u->ldc, u->ldc, nrow, nc);
             }
+        i0 += mr;
+    }
+    if (i0 < ic) i0 = ic;
+    for (int i = i0; i < ic1; i += mr) {
+        int nrow = u->m - i < mr ? u->m - i : mr;
+        lmm_tile(k, kb, u->Pa + (size_t) (i / mr) * kb * mr, b, u->wb, u->alpha,
+                 u->C + i + (size_t) j0 * u->ldc, u->ldc, nrow, nc);
+    }
+}
+
+void lmm_update_chunk(const void *arg, long c)
+{
+    const lmm_update *u = (const lmm_update *) arg;
+    for (int ic = 0; ic < u->m; ic += u->mc) {
+        int ic1 = u->m - ic < u->mc ? u->m : ic + u->mc, hi = block_strips(u, ic1);
+        long nb = hi > u->s0 ? hi - u->s0 : 0;
+        if (c < nb) {
+            update_tiles(u, u->s0 + (int) c, ic, ic1);
+            return;
         }
+        c -= nb;
+    }
+}
+
+void lmm_update_strip(const lmm_update *u, int s)
+{
+    for (int ic = 0; ic < u->m; ic += u->mc) {
+        int ic1 = u->m - ic < u->mc ? u->m : ic + u->mc;
+        if (s < block_strips(u, ic1)) update_tiles(u, s, ic, ic1);
     }
 }

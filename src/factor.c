@@ -155,6 +155,8 @@ static void dense_update(lmm_model *m)
     }
 }
 
+#define DENSE_SMALL 48   /* dense blocks up to this order skip the blocked Cholesky */
+
 /* Factor Omega(theta).  Returns 0 on success, 1 if a Z block is not positive definite, 2 if the
    [X y] block is not (X rank deficient or y fitted exactly). */
 int lmm_factor(lmm_model *m, const double *theta)
@@ -172,7 +174,9 @@ int lmm_factor(lmm_model *m, const double *theta)
     }
     if (!status) dense_update(m);
     if (!status) {
-        int info = lmm_dense_chol(m->md, m->Ld, m->md);
+        /* a small block (e.g. only the [X y] node) is factored unblocked, without packing */
+        int info = m->md <= DENSE_SMALL ? lmm_chol_small(m->md, m->Ld)
+                                        : lmm_dense_chol(m->md, m->Ld, m->md);
         if (info > 0) status = (info > m->doff[m->N - m->Ns]) ? 2 : 1;
     }
     if (!status) {

@@ -252,6 +252,9 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
     m->size_max = p + 1;
     for (int t = 0; t < k; t++) if (pt[t] > m->size_max) m->size_max = pt[t];
     m->theta_cur = R_Calloc(m->ntheta + 1, double);
+    m->nrows = R_Calloc(m->N + 1, int);                 /* n_J: rows of the data in level J */
+    for (int t = 0; t < k; t++)
+        for (int i = 0; i < n; i++) m->nrows[m->node0[t] + refs[t][i]]++;
 
     int *Ap, *Ai;
     pattern_A(m, refs, prev, &Ap, &Ai);
@@ -264,7 +267,7 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
 void lmm_free(lmm_model *m)
 {
     if (!m) return;
-    int **ip[] = {&m->pt, &m->nlt, &m->node0, &m->theta0, &m->size, &m->term,
+    int **ip[] = {&m->pt, &m->nlt, &m->node0, &m->theta0, &m->size, &m->term, &m->nrows,
                   &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
                   &m->dk0, &m->drow, &m->dval, &m->dstr, &m->dlp, &m->dlJ, &m->dlk};
     for (size_t i = 0; i < sizeof(ip) / sizeof(ip[0]); i++) if (*ip[i]) { R_Free(*ip[i]); *ip[i] = NULL; }

@@ -53,6 +53,7 @@ typedef struct lmm_model {
     int *size;      /* [N+1] node size: pt of its term, p + 1 for node N */
     int *term;      /* [N] term of node */
     int size_max;   /* largest node size: max(p_t, p + 1), for scratch blocks */
+    int *nrows;     /* [N] data rows in node J's level (raw rows, before weighting/whitening) */
 
     /* node-level pattern of L: column J (0 <= J < Ns) has row nodes Li[Lp[J] .. Lp[J+1]-1],
        sorted increasing, all > J, the last one always N.  Block (I, J) is p_I x p_J, column-major,
@@ -111,6 +112,9 @@ void lmm_forward_solve_zx(const lmm_model *m, double *v);
 /* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */
 void lmm_condvar(const lmm_model *m, double *out);
 
+/* moments.c: moment estimates of theta from A (the optimiser's start) */
+SEXP lmm_moments(SEXP ptr, SEXP REML, SEXP floor);
+
 /* dense.c: small dense kernels */
 int lmm_chol_small(int n, double *a);                          /* a = L L', lower, in place */
 void lmm_trsm_right_lt(int m, int n, const double *L, double *B); /* B <- B L^{-T} (B m x n) */
@@ -122,17 +126,59 @@ int lmm_dense_chol(int n, double *A, int lda);
 /* dense_inverse.c: S = (L L')^{-1}, both triangles, from the lower Cholesky factor L (n x n) */
 void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds);
 
-/* dense_kernel.c: the MR x NR register tile behind dense_chol.c and dense_inverse.c */
-#define LMM_TILE_MR 8
-#define LMM_TILE_NR 4
-typedef void (*lmm_tile_fn)(int kb, const double *a, const double *b, double *tile); /* sum a b' */
+/* dense_kernel.c: the mr x nr register tile behind dense_chol.c and dense_inverse.c, chosen at
+   run time (24 x 8 with AVX-512, 12 x 4 with AVX2 + FMA, 8 x 4 otherwise; nr divides mr) */
+#define LMM_TILE_MAX 192             /* largest mr * nr */
+#define LMM_THREADS_MIN_ORDER 500    /* smaller dense blocks are factored by one thread */
+typedef void (*lmm_tile_fn)(int kb, const double *a, const double *b, int ldb, double alpha,
+                            double *C, int ldc);                    /* C += alpha a b', full tile */
+typedef void (*lmm_band_fn)(int kb, const double *a, int lda, const double *b, int ldb,
+                            double alpha, double *C, int ldc);      /* the same, nr x nr tile */
+typedef void (*lmm_solve_fn)(int c0, int nc, const double *L, int ldl, const double *rdiag,
+                             double *x);      /* packed strip x, columns c0..: x <- x L^{-T} */
 typedef void (*lmm_axpy_fn)(int m, double a, const double *x, double *y);            /* y -= a x */
-typedef struct { lmm_tile_fn tile; lmm_axpy_fn axpy; } lmm_kernels;
-lmm_kernels lmm_choose_kernels(void);                  /* AVX2 + FMA versions when available */
+typedef struct {
+    int mr, nr;
+    lmm_tile_fn tile;
+    lmm_band_fn band;
+    lmm_solve_fn solve;
+    lmm_axpy_fn axpy;
+} lmm_kernels;
+lmm_kernels lmm_choose_kernels(void);  /* widest available; master thread only */
+int lmm_dense_threads(int n);          /* option("lmmc.threads"); master thread only */
 void lmm_pack_rows(int m, int kb, const double *P, int lda, int w, double *out);
-void lmm_pack_cols(int kb, int n, const double *P, int lda, int w, double *out);
-void lmm_tile_update(int m, int n, int kb, const double *Pa, const double *Pb, double alpha,
-                     int lower, double *C, int ldc, lmm_tile_fn kernel);  /* C += alpha A B' */
+void lmm_pack_strip(int m, int kb, const double *P, int lda, int w, int s, double *out);
+void lmm_unpack_strip(int m, int kb, const double *in, int w, int s, double *P, int lda);
+void lmm_pack_col_strip(int kb, int n, const double *P, int lda, int w, int s, double *out);
+void lmm_tile(const lmm_kernels *k, int kb, const double *a, const double *b, int ldb,
+              double alpha, double *C, int ldc, int nr, int nc);  /* one tile, maybe partial */
+
+/* the tiled update C += alpha A B' (C m x n; A packed in mr-row strips, B in wb-row strips, wb a
+   multiple of nr; lower: the tiles reaching the diagonal or below it) cut into chunks: (row
+   block, column strip) pairs from column strip s0 on */
+typedef struct {
+    const lmm_kernels *k;
+    int m, n, kb, wb, lower, ldc, s0, mc;
+    const double *Pa, *Pb;
+    double alpha, *C;
+} lmm_update;
+lmm_update lmm_update_make(const lmm_kernels *k, int m, int n, int kb, const double *Pa,
+                           const double *Pb, int wb, double alpha, int lower, double *C, int ldc);
+long lmm_update_chunks(const lmm_update *u);
+void lmm_update_chunk(const void *u, long c);          /* an lmm_chunk_fn */
+void lmm_update_strip(const lmm_update *u, int s);     /* column strip s, all rows */
+
+/* dense_team.c: thread 0 runs an algorithm, the others serve its jobs of independent chunks */
+typedef struct lmm_team lmm_team;
+typedef void (*lmm_chunk_fn)(const void *arg, long chunk);
+void lmm_team_run(int nthreads, void (*master)(lmm_team *, void *), void *arg);
+long lmm_team_publish(lmm_team *t, lmm_chunk_fn fn, const void *arg, long nchunks, int stop);
+void lmm_team_work(lmm_team *t);                       /* master joins the current job */
+void lmm_team_wait(lmm_team *t, long end);             /* chunks below ticket end are done */
+void lmm_team_for(lmm_team *t, lmm_chunk_fn fn, const void *arg, long nchunks);
+void lmm_team_signal(int *flag, int value);             /* any thread: *flag = value */
+void lmm_team_wait_flag(lmm_team *t, const int *flag, int value);  /* master: until *flag == value */
+int lmm_team_threads(int nthreads);                     /* 1 while others hold the processors */
 
 /* optimise.h has the optimiser */
 

@@ -45,11 +45,11 @@ int lmm_check_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
     return n;
 }
 
-/* Term t's checks: n 1-based group codes r within 1..nlt and a numeric n-row model matrix xt;
+/* Term t's checks: n 1-based group codes r (an integer vector or a factor) within 1..nlt and a numeric n-row model matrix xt;
    the 0-based codes are written to r0 (shared with lmm_setup_resid). */
 void lmm_term_codes(SEXP r, SEXP xt, int nlt, int n, int t, int *r0)
 {
-    if (!isInteger(r) || LENGTH(r) != n) error(_("term %d: group codes must be %d integers"), t + 1, n);
+    if (TYPEOF(r) != INTSXP || LENGTH(r) != n) error(_("term %d: group codes must be %d integers"), t + 1, n);
     if (!isReal(xt) || !isMatrix(xt) || nrows(xt) != n || ncols(xt) < 1)
         error(_("term %d: model matrix must be numeric with %d rows"), t + 1, n);
     if (nlt < 1) error(_("term %d: no levels"), t + 1);

@@ -16,8 +16,10 @@
  *    gradients with bound activation); "geometry" steps move far points to
  *    where |sigma_t| is large; the radius rho falls from rhobeg to rhoend;
  *  - stop early (ftol_abs) once the last three new points were predicted to within
- *    ftol_abs and the model promises at most ftol_abs in the trust region and in the
- *    ball of radius rhobeg; the model's minimiser there is then evaluated once more.
+ *    ftol_abs (errors at points far from xopt scaled down to the distance over which Q
+ *    changes by ftol_abs) and the model promises at most ftol_abs in the trust region
+ *    and in the ball of radius rhobeg; the model's minimiser there is then evaluated
+ *    once more.  ftol_abs is raised to the rounding level 100 eps |f| of f when below.
  */
 #define USE_FC_LEN_T
 #include <R.h>
@@ -25,6 +27,7 @@
 #include <R_ext/Lapack.h>
 #include <R_ext/Utils.h>
 #include <math.h>
+#include <float.h>
 #include <string.h>
 #include "optimise.h"
 #ifndef FCONE
@@ -74,6 +77,15 @@ static double bq_eval(bq_state *st, const double *x)
     return R_FINITE(f) ? f : R_PosInf;          /* NaN, -Inf: infeasible */
 }
 
+/* Values of f carry rounding errors of some FNOISE |f|: an absolute tolerance
+ * ftol_abs below that cannot be validated, so the tolerance used is the larger
+ * (ftol_abs = 0: no f-based stopping). */
+#define FNOISE (100 * DBL_EPSILON)
+static double bq_ftol(double ftol_abs, double f)
+{
+    return ftol_abs > 0 ? fmax(ftol_abs, FNOISE * fabs(f)) : 0;
+}
+
 /* Q(x) */
 static double bq_qval(const bq_state *st, const double *x)
 {
@@ -116,7 +128,6 @@ static int bq_rebuild(bq_state *st)
 
     /* KKT matrix W = [A P'; P 0] and W^-1 */
     memset(st->W, 0, (size_t) k * k * sizeof(double));
-    memset(st->Winv, 0, (size_t) k * k * sizeof(double));
     for (j = 0; j < m; j++) {
         for (i = 0; i <= j; i++)
             st->W[i + j * k] = st->W[j + i * k] = 0.5 * sq(dot(n, st->S + i * n, st->S + j * n));
@@ -124,6 +135,7 @@ static int bq_rebuild(bq_state *st)
         for (a = 0; a < n; a++)
             st->W[m + 1 + a + j * k] = st->W[j + (m + 1 + a) * k] = st->S[j * n + a];
     }
+    memset(st->Winv, 0, (size_t) k * k * sizeof(double));
     for (i = 0; i < k; i++) st->Winv[i + i * k] = 1;
     F77_CALL(dgesv)(&k, &k, st->W, &k, st->ipiv, st->Winv, &k, &info);
     if (info != 0) return 1;
@@ -439,7 +451,7 @@ static double line_golden(const line_pts *P, int b)
     return wl > wr ? P->x[b] - GOLDEN * wl : P->x[b] + GOLDEN * wr;
 }
 
-static int line_iterate(bq_state *st, line_pts *P, double rhobeg, double rhoend, double ftol)
+static int line_iterate(bq_state *st, line_pts *P, double rhobeg, double rhoend, double ftol_abs)
 {
     double xl = st->xl[0], xu = st->xu[0], lo_inf = R_NegInf, hi_inf = R_PosInf;
     double err = R_PosInf, width_old[3] = { R_PosInf, R_PosInf, R_PosInf };
@@ -470,6 +482,7 @@ static int line_iterate(bq_state *st, line_pts *P, double rhobeg, double rhoend,
         R_CheckUserInterrupt();
         if (st->feval >= st->maxeval) return 1;
         double xb = P->x[b], fb = P->f[b], g, H = 0, pred = R_PosInf, tolx = rhoend;
+        double ftol = bq_ftol(ftol_abs, fb);
         int il = b - 1, ir = b + 1, bracket = il >= 0 && ir < P->np, i1, i2;
         if (bracket) { i1 = il; i2 = ir; }
         else if (il < 0) { i1 = ir; i2 = ir + 1 < P->np ? ir + 1 : -1; }
@@ -547,27 +560,53 @@ static int line_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
 
 /* Stopping: the validated model promises at most ftol; one last evaluation at its
  * minimiser xopt + d (within the trust region, in the box) makes the best point more
- * accurate (theta error ~ sqrt(ftol / curvature) becomes the model's error).  Returns 0. */
-static int bq_polish(bq_state *st, const double *d, double pred)
+ * accurate (theta error ~ sqrt(ftol / curvature) becomes the model's error).  A
+ * variable within rhoend (the resolution asked for) of a bound is put on it: a variance
+ * exactly 0 rather than 1e-8, which f (even in theta at 0) cannot tell apart.  Kept if
+ * no worse; skipped when the step is shorter than rhoend and reaches no bound.
+ * Returns 0. */
+static int bq_polish(bq_state *st, const double *d, double rhoend)
 {
     int n = st->n;
     double *x = st->wk + 12 * n;                    /* d is wk + 11n */
-    if (!(pred > 0) || st->feval >= st->maxeval) return 0;
-    for (int i = 0; i < n; i++) x[i] = st->xc[i] + d[i];
-    bq_clip(st, x);
+    if (st->feval >= st->maxeval) return 0;
+    double step2 = 0;
+    int tobound = 0;                                /* does x reach a bound xopt is off? */
+    for (int i = 0; i < n; i++) {
+        x[i] = st->xc[i] + d[i];
+        /* within rhoend of a bound is on it at the resolution asked for */
+        if (x[i] - st->xl[i] < rhoend) x[i] = st->xl[i];
+        if (st->xu[i] - x[i] < rhoend) x[i] = st->xu[i];
+    }
+    for (int i = 0; i < n; i++) {
+        step2 += sq(x[i] - st->xc[i]);
+        if ((x[i] == st->xl[i] || x[i] == st->xu[i]) && x[i] != st->xc[i]) tobound = 1;
+    }
+    if (step2 < sq(rhoend) && !tobound) return 0;   /* nothing to learn beyond x's resolution */
     double f = bq_eval(st, x);
-    if (f < st->fv[st->kopt]) {                     /* keep it as the best point */
+    if (f <= st->fv[st->kopt]) {                    /* keep it as the best point */
         memcpy(st->Y + st->kopt * n, x, n * sizeof(double));
         st->fv[st->kopt] = f;
     }
     return 0;
 }
 
+/* Keep the model's errors |f - Q| at the last three new points and their distances
+ * from xopt (err[0], errd[0]: the newest) */
+static void bq_record_err(const bq_state *st, double *err, double *errd, const double *x, double f)
+{
+    double r2 = 0;
+    for (int i = 0; i < st->n; i++) r2 += sq(x[i] - st->xc[i]);
+    err[2] = err[1]; err[1] = err[0]; err[0] = fabs(f - bq_qval(st, x));
+    errd[2] = errd[1]; errd[1] = errd[0]; errd[0] = sqrt(r2);
+}
+
 /* The main iteration on the free variables; result point is Y[kopt]. */
-static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
+static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol_abs)
 {
     int n = st->n, i, status, nfsav;
     double rho = rhobeg, Delta = rhobeg, err[3] = { R_PosInf, R_PosInf, R_PosInf };
+    double errd[3] = { 0, 0, 0 };
     double *d = st->wk + 4 * n, *xnew = st->wk + 5 * n, *sl = st->wk + 6 * n, *su = st->wk + 7 * n;
     double *trwk = st->wk + 8 * n;
 
@@ -586,23 +625,37 @@ static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
         if (st->feval >= st->maxeval) return 1;
         const double *xo = st->xc;
         double fopt = st->fv[st->kopt], crvmin, ratio = -1, dnorm, distlim2, fnew;
+        double ftol = bq_ftol(ftol_abs, fopt);
         int shortstep, reduce = 0;
 
         for (i = 0; i < n; i++) { sl[i] = st->xl[i] - xo[i]; su[i] = st->xu[i] - xo[i]; }
         double pred = bq_trstep(n, st->g, st->H, sl, su, Delta, d, &crvmin, trwk, st->fixed);
         dnorm = fmin(Delta, sqrt(dot(n, d, d)));
         double errbig = fmax(err[0], fmax(err[1], err[2]));
-        if (ftol > 0 && pred <= ftol && errbig <= ftol) {
+        /* Q's accuracy where it matters for the final f: within r_f = sqrt(2 ftol / crvmin)
+         * of xopt (where Q rises by ftol).  Q - f vanishes at xopt, so an error e seen at
+         * distance r > r_f shrinks there at least like e r_f / r (linearly, when the error
+         * is in the gradient; quadratically when in the curvature). */
+        /* (only when Q is a full quadratic: with 2n+1 points its curvature is a guess) */
+        int fullq = st->m == (n + 1) * (n + 2) / 2;
+        double rf = fullq && crvmin > 0 ? sqrt(2 * ftol / crvmin) : R_PosInf, errval = 0;
+        for (i = 0; i < 3; i++) errval = fmax(errval, err[i] * fmin(1, rf / errd[i]));
+        if (ftol > 0 && pred <= ftol && errval <= ftol) {
             /* validated model, no decrease left in the trust region; a small trust region
              * must not hide a decrease further out (a long flat valley): the model must
              * promise no more than ftol within radius rhobeg either */
             double crvwide, *dwide = st->wk + 11 * n;
             double predwide = bq_trstep(n, st->g, st->H, sl, su, fmax(Delta, rhobeg), dwide,
                                         &crvwide, trwk, st->fixed);
-            if (predwide <= ftol) return bq_polish(st, dwide, predwide);
+            if (predwide <= ftol) return bq_polish(st, dwide, rhoend);
         }
-        /* a step much shorter than rho is tried only if it promises more than ftol */
-        shortstep = dnorm < 0.5 * rho && !(ftol > 0 && pred > ftol);
+        /* a step much shorter than rho is tried only if it promises more than ftol and
+         * the promise is credible: Q's last error was below it (or is not known yet).
+         * Otherwise (Powell's short step) no evaluation: the points are improved or rho
+         * reduced, since repeated short steps with a poorly determined Q converge only
+         * slowly, each new point replacing the previous best near xopt. */
+        int credible = !(fullq && R_FINITE(err[0]) && err[0] > pred);
+        shortstep = dnorm < 0.5 * rho && !(ftol > 0 && pred > ftol && credible);
         if (shortstep) {
             Delta *= 0.1;
             if (Delta <= 1.5 * rho) Delta = rho;
@@ -631,7 +684,7 @@ static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
                 if (Delta < rho) { Delta = rho; if (rho > rhoend) reduce = 1; else return 0; }
                 if (!reduce) continue;
             } else {
-                err[2] = err[1]; err[1] = err[0]; err[0] = fabs(fnew - bq_qval(st, xnew));
+                bq_record_err(st, err, errd, xnew, fnew);
                 ratio = pred > 0 ? (fopt - fnew) / pred : -1;
                 if (ratio <= 0.1) Delta = fmin(0.5 * Delta, dnorm);
                 else if (ratio <= 0.7) Delta = fmax(0.5 * Delta, dnorm);
@@ -665,7 +718,7 @@ static int bq_solve(bq_state *st, double rhobeg, double rhoend, double ftol)
                     fnew = bq_eval(st, xnew);
                 }
                 if (R_FINITE(fnew)) {
-                    err[2] = err[1]; err[1] = err[0]; err[0] = fabs(fnew - bq_qval(st, xnew));
+                    bq_record_err(st, err, errd, xnew, fnew);
                     if (bq_replace(st, kfar, xnew, fnew)) return 3;
                     continue;
                 }

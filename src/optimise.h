@@ -18,7 +18,8 @@ typedef struct {
     double rhobeg;   /* initial trust-region radius, e.g. 0.2 * max(1, max|x0|) */
     double rhoend;   /* final radius, e.g. 1e-8 ... 2e-7 */
     double ftol_abs; /* stop once the model is validated to within ftol_abs and
-                        predicts a decrease below ftol_abs; 0 = unused */
+                        predicts a decrease below ftol_abs; 0 = unused.  Raised to
+                        100 eps |f| (f's rounding level) when below that */
     int maxeval;     /* largest number of evaluations of f */
 } lmm_opt_control;
 

@@ -38,6 +38,79 @@ test_that("dense Cholesky (sharing the tile kernel) equals chol()", {
   expect_error(.Call(lmmc:::C_lmm_chol_dense, diag(c(1, -1))), "not positive definite")
 })
 
+# The kernels of each instruction set the processor has ("none" always; "avx2", "avx512" fall
+# back to the widest available), on one thread and on two.
+with_dense <- function(simd, threads, code) {
+  old <- options(lmmc.simd = simd, lmmc.threads = threads)
+  on.exit(options(old))
+  code
+}
+simds <- c("none", "avx2", "avx512")
+
+test_that("dense Cholesky equals chol() at sizes around the tiles, panels and thread limit", {
+  # tiles 8 x 4, 12 x 4, 24 x 8; panels of 96 (diagonal blocks by 24); threads from order 500
+  sizes <- c(2, 5, 7, 8, 11, 13, 23, 24, 25, 47, 95, 96, 97, 121, 191, 192, 193, 289, 385, 499,
+             500, 577)
+  for (simd in simds) for (threads in 1:2) for (n in sizes) {
+    A <- spd(n, n)
+    L <- with_dense(simd, threads, .Call(lmmc:::C_lmm_chol_dense, A))
+    expect_equal(L, t(chol(A)), tolerance = 1e-12,
+                 label = sprintf("Cholesky (%s, %d threads, n = %d)", simd, threads, n))
+  }
+})
+
+test_that("dense Cholesky reads only the lower triangle", {
+  for (n in c(50, 300)) {
+    A <- spd(n, 3 * n)
+    B <- A
+    B[upper.tri(B)] <- NaN
+    for (threads in 1:2)
+      expect_identical(with_dense("avx512", threads, .Call(lmmc:::C_lmm_chol_dense, B)),
+                       with_dense("avx512", threads, .Call(lmmc:::C_lmm_chol_dense, A)))
+  }
+})
+
+test_that("dense Cholesky reports the first column where A is not positive definite", {
+  n <- 600
+  A <- spd(n, 7)
+  L <- t(chol(A))
+  # lowering A_jj by more than L_jj^2 leaves the leading j - 1 columns alone and makes the
+  # pivot of column j negative
+  for (j in c(1, 2, 24, 25, 96, 97, 150, 192, 193, 289, 577, 600)) for (threads in 1:2) {
+    B <- A
+    B[j, j] <- B[j, j] - 1.5 * L[j, j]^2
+    expect_error(with_dense("avx512", threads, .Call(lmmc:::C_lmm_chol_dense, B)),
+                 sprintf("not positive definite \\(column %d\\)", j),
+                 label = sprintf("column %d, %d threads", j, threads))
+  }
+  B <- A
+  B[200, 200] <- NaN
+  expect_error(.Call(lmmc:::C_lmm_chol_dense, B), "column 200")
+})
+
+test_that("dense Cholesky and inverse on two threads equal one thread", {
+  for (n in c(500, 577, 1001)) {
+    A <- spd(n, n + 1)
+    L1 <- with_dense("avx512", 1, .Call(lmmc:::C_lmm_chol_dense, A))
+    L2 <- with_dense("avx512", 2, .Call(lmmc:::C_lmm_chol_dense, A))
+    expect_equal(L2, L1, tolerance = 1e-12, label = sprintf("Cholesky (n = %d)", n))
+    S1 <- with_dense("avx512", 1, .Call(lmmc:::C_lmm_inverse_dense, L1))
+    S2 <- with_dense("avx512", 2, .Call(lmmc:::C_lmm_inverse_dense, L1))
+    expect_equal(S2, S1, tolerance = 1e-12, label = sprintf("inverse (n = %d)", n))
+  }
+})
+
+test_that("dense inverse equals chol2inv at sizes around the tiles, panels and thread limit", {
+  for (simd in simds) for (threads in 1:2) for (n in c(2, 13, 25, 96, 193, 385, 577)) {
+    A <- spd(n, n)
+    L <- t(chol(A))
+    S <- with_dense(simd, threads, .Call(lmmc:::C_lmm_inverse_dense, L))
+    expect_equal(S, chol2inv(t(L)), tolerance = 1e-12,
+                 label = sprintf("inverse (%s, %d threads, n = %d)", simd, threads, n))
+    expect_identical(S, t(S))
+  }
+})
+
 # conditional variances of a fit against the dense computation at the fit's theta
 expect_condvar_dense <- function(fit, tolerance) {
   ref <- dense_pls(fit$theta, fit$y - fit$offset, fit$X, fit$reterms, fit$weights, fit$REML)

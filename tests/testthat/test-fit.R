@@ -22,7 +22,7 @@ expect_solution_matches_dense <- function(fit) {
   }
   expect_equal(fit$fitted, drop(fit$X %*% fit$beta + dense_Z(fit$reterms) %*% fit$b + fit$offset),
                tolerance = 1e-10)
-  expect_equal(fit$resid, fit$y - fit$fitted)
+  expect_equal(unname(residuals(fit)), fit$y - fit$fitted)
 }
 
 test_that("sleepstudy (Days | Subject): optimum and solution", {

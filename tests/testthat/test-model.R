@@ -360,3 +360,57 @@ test_that("weights and offset equal lme4's frame", {
   expect_equal(p$offset, unname(model.offset(lf$fr)))
   expect_identical(names(p$frame), names(lf$fr))
 })
+
+test_that("the plain frame path gives model.frame()'s frame, identical", {
+  ss <- readRDS(test_path("data", "sleepstudy.rds"))
+  ss$ch <- as.character(ss$Subject)
+  ss$lg <- ss$Days > 4
+  ss$f <- factor(ss$Days %% 3, levels = 0:5)             # unused levels 3:5 are dropped
+  ss$ord <- factor(ss$Days %% 2, ordered = TRUE)
+  ss$i <- as.integer(ss$Days)
+  forms <- list(Reaction ~ Days + (Days | Subject),
+                Reaction ~ log(Days + 1) + I(Days^2) + (1 | ch),
+                Reaction ~ poly(Days, 2) + lg + f + ord + (1 | Subject),
+                Reaction ~ scale(Days) * i + (1 | Subject:f),
+                log(Reaction) ~ 0 + Days + (0 + i || Subject))
+  for (f in forms) {
+    ff <- frame_formula(f)
+    for (d in list(ss, ss[ss$Days < 5, ], ss[rev(seq_len(nrow(ss))), ])) {
+      fast <- plain_frame(ff, d)
+      expect_false(is.null(fast))
+      expect_identical(fast, stats::model.frame(ff, d, drop.unused.levels = TRUE),
+                       label = deparse1(f))
+    }
+  }
+  # cases it leaves to model.frame(): missing values, '.', a non-data-frame
+  na <- ss
+  na$Days[3] <- NA
+  expect_null(plain_frame(frame_formula(forms[[1]]), na))
+  expect_null(plain_frame(frame_formula(Reaction ~ . + (1 | Subject)), ss))
+  expect_null(plain_frame(frame_formula(forms[[1]]), as.list(ss)))
+  p <- lmm_pieces(forms[[1]], na)
+  expect_identical(nobs(lmm(forms[[1]], na)), 179L)
+  expect_s3_class(attr(p$frame, "na.action"), "omit")
+  # a custom na.action is always model.frame()'s business
+  expect_true(standard_na_action("na.omit"))
+  expect_true(standard_na_action(stats::na.exclude))
+  expect_false(standard_na_action(function(x) x))
+})
+
+test_that("numeric_design gives model.matrix() for plain numeric terms, else NULL", {
+  ss <- readRDS(test_path("data", "sleepstudy.rds"))
+  ss$i <- as.integer(2 * ss$Days)
+  for (f in list(Reaction ~ Days, Reaction ~ 0 + Days, Reaction ~ 1, Reaction ~ 0,
+                 Reaction ~ i + Days, Reaction ~ log(Days + 1), ~ Days, ~ 1, ~ 0 + i)) {
+    tt <- stats::terms(f)
+    fr <- stats::model.frame(tt, ss)
+    X <- stats::model.matrix(tt, fr)
+    rownames(X) <- NULL
+    expect_identical(numeric_design(tt, fr), X, label = deparse1(f))
+  }
+  for (f in list(Reaction ~ Subject, Reaction ~ Days:i, Reaction ~ poly(Days, 2),
+                 Reaction ~ I(Days^2))) {
+    tt <- stats::terms(f)
+    expect_null(numeric_design(tt, stats::model.frame(tt, ss)), label = deparse1(f))
+  }
+})

@@ -262,12 +262,12 @@ test_that("whitened residuals are nlme's normalized residuals; pearson scale is 
              correlation = nlme::corAR1())
   n <- nlme::lme(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), random = ~ 1 | Mare,
                  data = ov, correlation = nlme::corAR1())
-  expect_equal(unname(residual_whiten(fit, fit$resid)) / fit$sigma,
+  expect_equal(unname(residual_whiten(fit, fit$y - fit$fitted)) / fit$sigma,
                unname(as.vector(residuals(n, type = "normalized"))), tolerance = 1e-4)
   fit2 <- fit_case("ortho")
   n2 <- nlme::lme(distance ~ age, random = ~ 1 | Subject, data = nlme::Orthodont,
                   weights = nlme::varIdent(form = ~ 1 | Sex))
-  expect_equal(unname(fit2$resid) / (fit2$sigma * residual_scale(fit2)),
+  expect_equal((fit2$y - fit2$fitted) / (fit2$sigma * residual_scale(fit2)),
                unname(as.vector(residuals(n2, type = "pearson"))), tolerance = 1e-4)
 })
 
