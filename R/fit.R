@@ -133,17 +133,12 @@ random_part <- function(b, reterms) {
   for (term in reterms) {
     p <- ncol(term$Xt)
     nl <- nlevels(term$group)
-    bt <- b[pos + seq_len(p * nl)]
+    bt <- b[pos + seq_len(p * nl)]                     # level l's coefficients at (l - 1) p + c
     pos <- pos + p * nl
-    g <- unclass(term$group)
-    if (p == 1L) {
-      eta <- eta + term$Xt * bt[g]                      # an n x 1 matrix
-    } else {
-      B <- matrix(bt, nl, p, byrow = TRUE)
-      eta <- eta + rowSums(term$Xt * B[g, , drop = FALSE])
-    }
+    at <- (unclass(term$group) - 1L) * p
+    for (c in seq_len(p)) eta <- eta + term$Xt[, c] * bt[at + c]   # column by column: n-vectors
   }
-  as.vector(eta)
+  eta
 }
 
 # Conditional variances sigma^2 T_t Sigma_ll T_t' of each level's random effects, as lme4's

@@ -222,7 +222,7 @@ deparse_var <- function(x) {
 term_vars <- function(tt) vapply(as.list(attr(tt, "variables"))[-1L], deparse_var, "")
 
 # Columns `vars` of `frame` (the variables of terms object `tt`), as a model frame of its own.
-sub_frame <- function(frame, tt, vars = term_vars(tt)) {
+sub_frame <- function(frame, tt, vars) {
   structure(.subset(frame, vars), names = vars, terms = tt,
             row.names = .row_names_info(frame, 0L), class = "data.frame")
 }
@@ -344,7 +344,7 @@ make_reterm <- function(bar, frame, env) {
 }
 
 # Model matrix of ~ lhs (default contrasts, as lme4) without attributes.
-lhs_matrix <- function(tt, frame, bar, vars = term_vars(tt)) {
+lhs_matrix <- function(tt, frame, bar, vars) {
   if (!length(vars) && attr(tt, "intercept") == 0L)
     stop("random-effects term (", deparse1(bar), ") has no columns", call. = FALSE)
   sub <- sub_frame(frame, tt, vars)
