@@ -8,6 +8,7 @@ lmm_optimizers <- "bobyqa"
 check_actions <- list(
   check.nobs.vs.nlev  = c("ignore", "warning", "message", "stop"),
   check.nlev.gtr.1    = c("ignore", "warning", "message", "stop"),
+  check.nlev.gtreq.5  = c("ignore", "warning", "message", "stop"),
   check.nobs.vs.nRE   = c("ignore", "warning", "message", "stop"),
   check.scaleX        = c("ignore", "warning", "message", "stop"),
   check.rankX         = c("message+drop.cols", "silent.drop.cols", "warn+drop.cols",
@@ -16,7 +17,8 @@ check_actions <- list(
 )
 
 # lmm_control() with every default, made once (at the end of this file): lmm(), lmm_pieces()
-# and lmm_fit() take it as their default argument on every call.
+# and lmm_fit() take it as their default argument on every call (unless
+# options(lmm.control) supplies other defaults).
 default_control <- NULL
 
 lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
@@ -24,8 +26,15 @@ lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
                         start_method = "moments", check.nobs.vs.nlev = "stop", check.nlev.gtr.1 = "stop",
                         check.nobs.vs.nRE = "stop", check.scaleX = "warning",
                         check.rankX = "message+drop.cols",
-                        check.conv.singular = "message", calc.derivs = FALSE) {
-  if (!nargs() && !is.null(default_control)) return(default_control)
+                        check.conv.singular = "message", calc.derivs = FALSE,
+                        check.nlev.gtreq.5 = "ignore") {
+  opts <- getOption("lmm.control")
+  if (!nargs() && is.null(opts) && !is.null(default_control)) return(default_control)
+  if (!is.null(opts)) {      # user defaults: every setting not given in this call
+    given <- names(match.call())[-1L]
+    for (nm in option_settings(opts, names(formals(sys.function()))))
+      if (!(nm %in% given)) assign(nm, opts[[nm]])
+  }
   optimizer <- match_choice(optimizer, lmm_optimizers, "optimizer")
   ctrl <- list(
     optimizer = optimizer,
@@ -39,6 +48,8 @@ lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
                                       "check.nobs.vs.nlev"),
     check.nlev.gtr.1 = match_choice(check.nlev.gtr.1, check_actions$check.nlev.gtr.1,
                                     "check.nlev.gtr.1"),
+    check.nlev.gtreq.5 = match_choice(check.nlev.gtreq.5, check_actions$check.nlev.gtreq.5,
+                                      "check.nlev.gtreq.5"),
     check.nobs.vs.nRE = match_choice(check.nobs.vs.nRE, check_actions$check.nobs.vs.nRE,
                                      "check.nobs.vs.nRE"),
     check.scaleX = match_choice(check.scaleX, check_actions$check.scaleX, "check.scaleX"),
@@ -52,6 +63,21 @@ lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
     stop("'rhoend' (", ctrl$rhoend, ") must not exceed 'rhobeg' (", ctrl$rhobeg, ")",
          call. = FALSE)
   structure(ctrl, class = "lmm_control")
+}
+
+# Names of the settings in getOption("lmm.control") (a list or an lmm_control() value) that
+# are arguments of lmm_control() (`known`); other names are ignored with a warning, as lme4
+# does for options("lmerControl").
+option_settings <- function(opts, known) {
+  if (!is.list(opts) || (length(opts) && is.null(names(opts))))
+    stop("getOption(\"lmm.control\") must be a named list or made by lmm_control()",
+         call. = FALSE)
+  nms <- names(opts)
+  ignored <- setdiff(nms, known)
+  if (length(ignored))
+    warning("some options in getOption(\"lmm.control\") ignored: ",
+            paste(ignored, collapse = ", "), call. = FALSE)
+  intersect(nms, known)
 }
 
 # The value when it is one of `choices`, else an error listing them.

@@ -2,8 +2,8 @@
 # formula"): the user gives y, X and the random-effects terms; lmm() is a thin layer over it.
 
 lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
-                    control = lmm_control(), start = NULL, residual = NULL) {
-  control <- as_lmm_control(control)
+                    control = lmm_control(), start = NULL, residual = NULL, verbose = 0L) {
+  control <- with_verbose(as_lmm_control(control), verbose)
   y <- check_response(y)
   n <- length(y)
   X <- check_fixed_matrix(X, n)
@@ -64,14 +64,27 @@ start_theta <- function(start, reterms, lower, engine, REML, control, rho = NULL
 }
 
 # The C optimiser's settings: radii from the start's scale (0.2 max(1, |theta0|), or the
-# start's own "rhobeg" attribute), tolerances from control.
+# start's own "rhobeg" attribute), tolerances from control, and the trace level (verbose > 0:
+# the optimiser prints each evaluation's criterion and parameters).
 optimiser_settings <- function(control, theta0) {
   scale <- max(1, abs(theta0))
   rhobeg <- attr(theta0, "rhobeg")
   if (is.null(rhobeg)) rhobeg <- 0.2 * scale
+  verbose <- control$verbose
   list(rhobeg = if (is.null(control$rhobeg)) rhobeg else control$rhobeg,
        rhoend = if (is.null(control$rhoend)) 2e-7 * scale else control$rhoend,
-       ftol_abs = control$ftol_abs, maxeval = control$maxeval)
+       ftol_abs = control$ftol_abs, maxeval = control$maxeval,
+       verbose = if (is.null(verbose)) 0 else verbose)
+}
+
+# control with the trace level `verbose` (lmm()'s and lmm_fit()'s argument, as lmer's) added.
+with_verbose <- function(control, verbose) {
+  if (isTRUE(verbose)) verbose <- 1L
+  if (isFALSE(verbose)) verbose <- 0L
+  if (!is.numeric(verbose) || length(verbose) != 1L || is.na(verbose) || verbose < 0)
+    stop("'verbose' must be TRUE, FALSE or a non-negative integer", call. = FALSE)
+  control$verbose <- as.integer(verbose)
+  control
 }
 
 optimiser_info <- function(opt, control) {

@@ -51,6 +51,35 @@ split_double_vert <- function(term) {
   Reduce(function(a, b) call("+", a, b), pieces)
 }
 
+# The formula a fit keeps: every (lhs || g) expanded (lme4 keeps the expanded formula, so that
+# update(fit, . ~ . - (0 + x | g)) can remove one of the pieces) and a `.` in the fixed part
+# replaced by the columns of `data` that are not variables of the response (what model.frame()
+# makes of `.`; lme4 fits the same fixed effects, grouping variables included).
+expand_formula <- function(formula, data) {
+  rhs <- expand_double_verts(rhs_of(formula))
+  if ("." %in% all.vars(drop_bars(rhs))) {
+    if (is.null(data))
+      stop("'.' in the formula needs a 'data' argument to expand it", call. = FALSE)
+    lhs_vars <- if (length(formula) == 3L) all.vars(formula[[2L]]) else character(0)
+    cols <- lapply(setdiff(names(data), lhs_vars), as.name)
+    sum_cols <- if (length(cols)) Reduce(function(a, b) call("+", a, b), cols) else 1
+    rhs <- replace_dot(rhs, sum_cols, bare = TRUE)
+  }
+  formula[[length(formula)]] <- rhs
+  formula
+}
+
+# Replace the symbol `.` outside bar terms by `by`; in parentheses unless `bare` (the top of the
+# right-hand side or the left operand of + or -, where a sum needs none).
+replace_dot <- function(term, by, bare = FALSE) {
+  if (identical(term, as.name("."))) return(if (bare || !is.call(by)) by else call("(", by))
+  if (!is.call(term) || is_bar(term)) return(term)
+  additive <- identical(term[[1L]], as.name("+")) || identical(term[[1L]], as.name("-"))
+  for (j in seq_along(term)[-1L])
+    if (!is.null(term[[j]])) term[[j]] <- replace_dot(term[[j]], by, additive && j == 2L)
+  term
+}
+
 # The bar terms of a formula in formula order, after expanding `||` and
 # nested grouping `/`; a list of calls `lhs | g` (lme4's findbars).
 find_bars <- function(formula) {

@@ -2,16 +2,20 @@
 
 lmm <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset = NULL, subset,
                 na.action, contrasts = NULL, control = lmm_control(), start = NULL,
-                correlation = NULL, variance = NULL) {
+                correlation = NULL, variance = NULL, verbose = 0L) {
   mc <- match.call(expand.dots = FALSE)
   pc <- mc
   pc[[1L]] <- lmm_pieces                 # weights/offset/subset are evaluated in `data` there
-  pc$start <- pc$correlation <- pc$variance <- NULL
+  pc$start <- pc$correlation <- pc$variance <- pc$verbose <- NULL
   pieces <- eval(pc, parent.frame())
   residual <- residual_spec(correlation, variance, data, pieces)
+  control <- with_verbose(as_lmm_control(control), verbose)
   fit <- fit_checked(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset,
-                     pieces$REML, as_lmm_control(control), start, residual)
+                     pieces$REML, control, start, residual)
   fit$call <- mc
+  # the call shows the formula with `||` expanded, as lme4's
+  if (inherits(formula, "formula") && "||" %in% all.names(formula))
+    fit$call$formula <- pieces$formula
   fit$formula <- pieces$formula
   fit$frame <- pieces$frame
   fit$fixed_terms <- pieces$fixed_terms

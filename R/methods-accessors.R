@@ -128,8 +128,9 @@ dense_Z <- function(reterms) {
 
 model.frame.lmm <- function(formula, fixed.only = FALSE, ...) {
   fr <- formula$frame
-  if (fixed.only) {
-    vars <- all.vars(attr(formula$fixed_terms, "variables"))
+  if (fixed.only) {              # lme4: the columns of the fixed part's own model frame
+    vars <- c(term_vars(formula$fixed_terms),
+              intersect(names(fr), c("(weights)", "(offset)")))
     fr <- fr[intersect(vars, names(fr))]
   }
   fr

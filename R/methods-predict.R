@@ -10,17 +10,19 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels
   if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
   type <- match.arg(type)                       # identical for a linear mixed model
   interval <- match.arg(interval)
+  if (missing(na.action)) na.action <- NULL     # NULL: not given (see fit_na_action())
   if (se.fit || interval != "none")             # R/predict-se.R; it calls back without se.fit
     return(predict_intervals(object, newdata, re.form, allow.new.levels, se.fit = se.fit,
                              interval = interval, level = level, na.action = na.action))
   use_re <- wants_random(re.form)
-  if (is.null(newdata) && is.null(re.form)) return(fitted(object))
   if (is.null(newdata)) {
-    eta <- drop(object$X %*% object$beta) + object$offset
-    names(eta) <- rownames(object$frame)
-    if (use_re) eta <- eta + random_part_fit(object, re.form)
-    na_act <- attr(object$frame, "na.action")
+    eta <- if (is.null(re.form)) object$fitted else
+      drop(object$X %*% object$beta) + object$offset
+    names(eta) <- if (is.null(object$frame)) seq_along(eta) else rownames(object$frame)
+    if (use_re && !is.null(re.form)) eta <- eta + random_part_fit(object, re.form)
+    na_act <- fit_na_action(object, na.action)
   } else {
+    if (is.null(na.action)) na.action <- stats::na.pass
     if (is.null(object$fixed_terms))
       stop("predict() with 'newdata' needs a fit made by lmm(); this one was made by lmm_fit()",
            call. = FALSE)
@@ -33,6 +35,17 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels
     }
   }
   stats::napredict(na_act, eta)
+}
+
+## The fit's na.action for predictions on the fitted data, as lme4's predict.merMod: the omitted
+## rows are padded with NA when the fit used na.exclude; an explicit na.action (a function or its
+## name) overrides that: na.exclude pads, na.omit does not (`na.action` NULL: not given).
+fit_na_action <- function(object, na.action) {
+  na_act <- if (is.null(object$frame)) NULL else attr(object$frame, "na.action")
+  if (is.null(na.action) || is.null(na_act)) return(na_act)
+  kind <- attr(match.fun(na.action)(NA), "na.action")
+  class(na_act) <- class(kind)
+  na_act
 }
 
 ## re.form: NULL = all random terms; NA or ~0 = none; a formula = the terms it names.
@@ -138,10 +151,36 @@ re_lhs_columns <- function(lhs, frame, object, available) {
            error = function(e) available)
 }
 
-## Model matrix of ~ lhs on data, with the fit's factor levels and contrasts.
+## Terms of ~ lhs whose predvars are the fit's: data-dependent transformations such as poly(x, 2)
+## or splines::ns(x, 2) are evaluated on new data with the fit's coefficients and knots (as
+## model.frame() does for the fixed part), when every variable of ~ lhs is one of the fit's.
+re_lhs_terms <- function(lhs, object) {
+  tt <- stats::terms(make_formula(call("~", lhs), environment(object$formula)))
+  known <- fit_predvars(object)
+  pv <- known[term_vars(tt)]
+  if (length(pv) && !any(vapply(pv, is.null, NA)))
+    attr(tt, "predvars") <- as.call(c(as.name("list"), unname(pv)))
+  tt
+}
+
+## The fit's predvars by variable name: of the fixed part and of every random term's ~ lhs
+## (stored by make_reterm()).
+fit_predvars <- function(object) {
+  all_tt <- c(list(object$fixed_terms), lapply(object$reterms, `[[`, "lhs_terms"))
+  out <- list()
+  for (tt in all_tt) {
+    pv <- attr(tt, "predvars")
+    if (is.null(pv)) next
+    vars <- term_vars(tt)
+    pv <- as.list(pv)[-1L]
+    if (length(pv) == length(vars)) out[vars] <- pv
+  }
+  out
+}
+
+## Model matrix of ~ lhs on data, with the fit's factor levels, contrasts and predvars.
 re_lhs_matrix <- function(lhs, data, object) {
-  f <- stats::as.formula(call("~", lhs), env = environment(object$formula))
-  tt <- stats::terms(f)
+  tt <- re_lhs_terms(lhs, object)
   xlev <- frame_levels(object$frame)
   xlev <- xlev[intersect(names(xlev), all.vars(tt))]
   mf <- stats::model.frame(tt, data, na.action = na.pass, xlev = xlev)

@@ -1,6 +1,16 @@
 ## Fixed effects, conditional modes of the random effects (ranef) and per-group coefficients (coef).
 
-fixef.lmm <- function(object, ...) object$beta
+fixef.lmm <- function(object, add.dropped = FALSE, ...) {
+  beta <- object$beta
+  dropped <- attr(object$X, "col.dropped")
+  if (!isTRUE(add.dropped) || !length(dropped)) return(beta)
+  # the full coefficient vector in the original column order, NA where a column was dropped
+  full <- nms <- rep(NA, length(beta) + length(dropped))
+  full[-dropped] <- beta
+  nms[-dropped] <- names(beta)
+  nms[dropped] <- names(dropped)
+  setNames(as.numeric(full), nms)
+}
 
 ## The distinct grouping factors in term order (lme4's "flist"), with attribute "assign" giving,
 ## for each random-effects term, the index of its grouping factor. Terms sharing a grouping factor

@@ -23,6 +23,7 @@ make_pieces <- function(formula, data = NULL, REML = TRUE, weights = NULL, offse
   control <- as_lmm_control(control)
   REML <- single_flag(REML, "REML")
   data <- check_data(data)
+  formula <- expand_formula(formula, data)      # `||` and `.` (R/formula.R)
   bars <- find_bars(formula)
   if (!length(bars))
     stop("no random effects terms specified in formula", call. = FALSE)
@@ -274,7 +275,8 @@ fixed_design <- function(formula, frame, contrasts) {
 }
 
 # Drop aliased columns of X as lme4 does: pivoted QR with tolerance 1e-7,
-# keep the first rank(X) pivots. attr(X, "dropped") names the dropped columns.
+# keep the first rank(X) pivots. attr(X, "dropped") names the dropped columns and
+# attr(X, "col.dropped") gives their positions in the original X (named, as lme4's).
 drop_aliased <- function(X, action) {
   attr(X, "dropped") <- character(0)
   p <- ncol(X)
@@ -299,6 +301,7 @@ drop_aliased <- function(X, action) {
   attr(out, "assign") <- asgn[keep]
   if (!is.null(contr)) attr(out, "contrasts") <- contr
   attr(out, "dropped") <- colnames(X)[-keep]
+  attr(out, "col.dropped") <- setNames(seq_len(p)[-keep], colnames(X)[-keep])   # as lme4
   out
 }
 
@@ -425,7 +428,8 @@ reterm_label <- function(term) {
 }
 
 # lme4's checkNlevels and checkZdims: each grouping factor has > 1 level and
-# fewer levels than observations; each term has fewer random effects than n.
+# fewer levels than observations (and, if asked, at least 5 levels); each term has
+# fewer random effects than n.
 check_levels <- function(reterms, n, control) {
   names_g <- vapply(reterms, `[[`, "", "name")
   nlev <- vapply(reterms, function(term) nlevels(term$group), 0L)
@@ -440,6 +444,11 @@ check_levels <- function(reterms, n, control) {
     check_action(control$check.nobs.vs.nlev,
                  paste0("number of levels of each grouping factor must be < number of ",
                         "observations (problems: ", paste(many, collapse = ", "), ")"))
+  # lme4's check.nlev.gtreq.5 (off by default)
+  few <- unique(names_g[first & nlev < 5L])
+  if (length(few) && !is.null(control$check.nlev.gtreq.5))
+    check_action(control$check.nlev.gtreq.5,
+                 "grouping factors with < 5 sampled levels may give unreliable estimates")
   for (term in reterms) {
     q <- nlevels(term$group) * ncol(term$Xt)
     if (n <= q)

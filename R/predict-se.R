@@ -17,7 +17,7 @@
 ## se.fit and/or intervals, in predict.lm's shapes.  Called by predict.lmm().
 predict_intervals <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
                               se.fit = FALSE, interval = c("none", "confidence", "prediction"),
-                              level = 0.95, na.action = stats::na.pass) {
+                              level = 0.95, na.action = NULL) {
   interval <- match.arg(interval)
   check_conf_level(level)
   fit <- predict(object, newdata = newdata, re.form = re.form,
@@ -37,7 +37,7 @@ predict_intervals <- function(object, newdata = NULL, re.form = NULL, allow.new.
 
 ## Standard errors of the predictions (residual = TRUE: of a new observation).
 predict_se <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
-                       na.action = stats::na.pass, residual = FALSE, ...) {
+                       na.action = NULL, residual = FALSE, ...) {
   if (!inherits(object, "lmm")) stop("predict_se() needs a fitted \"lmm\" object", call. = FALSE)
   design <- prediction_design(object, newdata, re.form, allow.new.levels, na.action)
   v <- object$sigma^2 * (joint_quad_form(object, design$A, design$P) + design$newvar)
@@ -146,8 +146,9 @@ prediction_design <- function(object, newdata, re.form, allow.new.levels, na.act
     idxs <- NULL
     w <- object$weights
     nms <- if (is.null(object$frame)) NULL else rownames(object$frame)
-    na_act <- if (is.null(object$frame)) NULL else attr(object$frame, "na.action")
+    na_act <- fit_na_action(object, na.action)    # R/methods-predict.R
   } else {
+    if (is.null(na.action)) na.action <- stats::na.pass
     fd <- new_fixed_design(object, newdata, na.action)
     X <- fd$X
     tds <- lapply(seq_along(use), function(t) {

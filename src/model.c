@@ -111,7 +111,7 @@ static double list_num(SEXP list, const char *name, double dflt)
     return dflt;
 }
 
-/* The optimiser's settings from R's list(rhobeg, rhoend, ftol_abs, maxeval). */
+/* The optimiser's settings from R's list(rhobeg, rhoend, ftol_abs, maxeval, verbose). */
 lmm_opt_control lmm_opt_control_from(SEXP control)
 {
     if (!isNewList(control)) error(_("control must be a list"));
@@ -120,6 +120,7 @@ lmm_opt_control lmm_opt_control_from(SEXP control)
     ctrl.rhoend = list_num(control, "rhoend", 2e-7);
     ctrl.ftol_abs = list_num(control, "ftol_abs", 1e-8);
     ctrl.maxeval = (int) list_num(control, "maxeval", 10000);
+    ctrl.verbose = (int) list_num(control, "verbose", 0);
     return ctrl;
 }
 

@@ -49,6 +49,7 @@ typedef struct {
     double *xall;         /* full-length argument of fn */
     double *xl, *xu;      /* bounds of the free variables */
     int feval, maxeval;
+    int nall, verbose;    /* length of xall; trace level (> 0: print every evaluation) */
     double *Y, *fv;       /* point j is Y + j*n, f(Y_j) = fv[j] */
     int kopt;             /* index of the best point */
     double c, *xc, *g, *H;/* model Q (see above), H is n x n */
@@ -69,11 +70,20 @@ static double dot(int n, const double *a, const double *b)
 }
 
 /* f at the free-variable vector x (fixed variables stay at their bounds) */
+/* The trace of lme4's verbose fits: evaluation number, f and the full argument x. */
+static void bq_trace(const bq_state *st, double f)
+{
+    Rprintf("iteration: %d\n\tf(x) = %f\n\tx = (", st->feval, f);
+    for (int i = 0; i < st->nall; i++) Rprintf(i ? ", %g" : "%g", st->xall[i]);
+    Rprintf(")\n");
+}
+
 static double bq_eval(bq_state *st, const double *x)
 {
     for (int i = 0; i < st->n; i++) st->xall[st->ifree[i]] = x[i];
     double f = st->fn(st->xall, st->ctx);
     st->feval++;
+    if (st->verbose > 0) bq_trace(st, f);
     return R_FINITE(f) ? f : R_PosInf;          /* NaN, -Inf: infeasible */
 }
 
@@ -745,6 +755,7 @@ lmm_opt_result lmm_minimise(lmm_objective_fn f, void *ctx, int nall, double *x,
     double rhobeg = ctrl->rhobeg, rhoend = ctrl->rhoend;
 
     st->fn = f; st->ctx = ctx; st->feval = 0;
+    st->nall = nall; st->verbose = ctrl->verbose;
     st->maxeval = ctrl->maxeval > 0 ? ctrl->maxeval : 1;
     st->xall = (double *) R_alloc(nall > 0 ? nall : 1, sizeof(double));
     st->ifree = (int *) R_alloc(nall > 0 ? nall : 1, sizeof(int));
@@ -836,7 +847,7 @@ SEXP lmm_test_optimiser(SEXP fn, SEXP x0, SEXP lower, SEXP upper, SEXP rhobeg,
     SEXP lo = PROTECT(coerceVector(lower, REALSXP)), up = PROTECT(coerceVector(upper, REALSXP));
     SEXP call = PROTECT(lang2(fn, R_NilValue));
     r_objective_ctx rc = { call, n };
-    lmm_opt_control ctrl = { asReal(rhobeg), asReal(rhoend), asReal(ftol_abs), asInteger(maxeval) };
+    lmm_opt_control ctrl = { asReal(rhobeg), asReal(rhoend), asReal(ftol_abs), asInteger(maxeval), 0 };
     lmm_opt_result res = lmm_minimise(r_objective, &rc, n, REAL(x), REAL(lo), REAL(up), &ctrl);
 
     SEXP ans = PROTECT(allocVector(VECSXP, 4)), nms = PROTECT(allocVector(STRSXP, 4));

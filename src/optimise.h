@@ -21,6 +21,7 @@ typedef struct {
                         predicts a decrease below ftol_abs; 0 = unused.  Raised to
                         100 eps |f| (f's rounding level) when below that */
     int maxeval;     /* largest number of evaluations of f */
+    int verbose;     /* > 0: print each evaluation (number, f, x) through Rprintf */
 } lmm_opt_control;
 
 /* status: 0 = converged, 1 = maxeval reached, 2 = f(x0) not finite,

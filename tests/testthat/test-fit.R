@@ -89,3 +89,31 @@ test_that("a small interior variance is not mistaken for the boundary (Penicilli
   expect_equal(unname(ml$theta), 0.125095613329, tolerance = 1e-4)
   expect_true(ml$crit <= 611.629553138377 * (1 + 1e-10))
 })
+
+## ---- verbose: the optimiser's trace (src/optimise.c) --------------------------------------------
+
+test_that("verbose = 1 prints every evaluation as lme4's verbose fits do; 0 prints nothing", {
+  sleep <- ref_data("sleepstudy")
+  out <- capture.output(fit <- lmm(Reaction ~ Days + (Days | Subject), sleep, verbose = 1))
+  it <- grep("^iteration: [0-9]+$", out)
+  expect_length(it, fit$optinfo$feval)
+  expect_identical(out[it[1:2]], c("iteration: 1", "iteration: 2"))
+  expect_true(all(grepl("^\tf\\(x\\) = [0-9.]+$", out[it + 1L])))
+  expect_true(all(grepl("^\tx = \\([-0-9.e]+, [-0-9.e]+, [-0-9.e]+\\)$", out[it + 2L])))
+  # the smallest criterion printed is the optimum (lme4's REMLcrit 1743.6282722)
+  crit <- as.numeric(sub("^\tf\\(x\\) = ", "", out[it + 1L]))
+  expect_equal(min(crit), REMLcrit(fit), tolerance = 1e-8)
+  expect_close(min(crit), 1743.6282722, tol = 1e-6)
+  # the trace does not change the fit
+  quiet <- lmm(Reaction ~ Days + (Days | Subject), sleep)
+  expect_identical(fit$theta, quiet$theta)
+  expect_identical(capture.output(q2 <- lmm(Reaction ~ Days + (Days | Subject), sleep)),
+                   character(0))
+  expect_output(q3 <- lmm(Reaction ~ Days + (1 | Subject), sleep, verbose = TRUE), "iteration: 1")
+  expect_error(lmm(Reaction ~ Days + (1 | Subject), sleep, verbose = -1), "'verbose'")
+  # the residual-structure optimiser traces too (x = theta and the residual parameters)
+  data(Orthodont, package = "nlme", envir = environment())
+  out <- capture.output(q4 <- lmm(distance ~ age + (1 | Subject), Orthodont,
+                            correlation = nlme::corAR1(), verbose = 1))
+  expect_true(length(grep("^\tx = \\([^,]+, [^,]+\\)$", out)) > 0L)
+})

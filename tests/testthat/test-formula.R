@@ -102,3 +102,55 @@ test_that("formula helpers agree with lme4", {
                      deparse1(lme4::subbars(lme4::expandDoubleVerts(f))))
   }
 })
+
+## ---- the formula a fit keeps: `||` expanded, `.` expanded ------------------------------------
+## Reference numbers from lme4 1.1-31 (R 4.2.2).
+
+test_that("a fit keeps the formula with || expanded, so update() can remove one piece", {
+  sleep <- ref_data("sleepstudy")
+  fit <- lmm(Reaction ~ Days + (Days || Subject), sleep)
+  # lme4: formula(fit) is Reaction ~ Days + ((1 | Subject) + (0 + Days | Subject))
+  expect_identical(deparse1(formula(fit)),
+                   "Reaction ~ Days + ((1 | Subject) + (0 + Days | Subject))")
+  expect_identical(deparse1(getCall(fit)$formula), deparse1(formula(fit)))
+  up <- update(fit, . ~ . - (0 + Days | Subject))
+  expect_identical(deparse1(formula(up)), "Reaction ~ Days + (1 | Subject)")
+  expect_length(up$reterms, 1L)
+  # lme4: REMLcrit 1786.46508539 after the update, 1743.66929358 before
+  expect_crit(REMLcrit(up), 1786.46508539)
+  expect_crit(REMLcrit(fit), 1743.66929358)
+  skip_if_not_installed("lme4")
+  f7 <- lme4::lmer(Reaction ~ Days + (Days || Subject), sleep)
+  expect_identical(formula(fit), formula(f7))
+  expect_identical(formula(up), formula(update(f7, . ~ . - (0 + Days | Subject))))
+})
+
+test_that("'.' in the fixed part stands for the data's columns other than the response", {
+  sleep <- ref_data("sleepstudy")
+  d <- sleep[, c("Reaction", "Days", "Subject")]
+  d$z <- round(sin(seq_len(nrow(d))), 3)
+  fit <- lmm(Reaction ~ . + (1 | Subject), d)
+  # lme4 fits Days, Subject and z as fixed effects: REMLcrit 1606.32710471,
+  # (Intercept) 295.46360694731, Days 10.46029309705, z -2.84465165969
+  expect_identical(deparse1(formula(fit)), "Reaction ~ Days + Subject + z + (1 | Subject)")
+  expect_length(fixef(fit), 20L)
+  expect_close(fixef(fit)[c("(Intercept)", "Days", "z")],
+               c(295.46360694731, 10.46029309705, -2.84465165969), tol = 1e-5)
+  expect_crit(REMLcrit(fit), 1606.32710471)
+  # . - School (MathAchieve): lme4 REMLcrit 46568.5797835, fixef 12.66126178548,
+  # 2.19116533567, 3.67503735711
+  data(MathAchieve, package = "nlme", envir = environment())
+  dm <- as.data.frame(MathAchieve[, c("MathAch", "SES", "MEANSES", "School")])
+  fm <- lmm(MathAch ~ . - School + (1 | School), dm)
+  expect_identical(names(fixef(fm)), c("(Intercept)", "SES", "MEANSES"))
+  expect_close(fixef(fm), c(12.66126178548, 2.19116533567, 3.67503735711), tol = 1e-5)
+  expect_crit(REMLcrit(fm), 46568.5797835)
+  # a response transformation: its variable is left out of '.'; '.' inside products
+  f2 <- lmm(log(Reaction) ~ Days * . + (1 | Subject), d[, c("Reaction", "Days", "Subject")])
+  expect_identical(deparse1(formula(f2)), "log(Reaction) ~ Days * (Days + Subject) + (1 | Subject)")
+  expect_error(lmm(Reaction ~ . + (1 | Subject)), "'.' in the formula needs a 'data' argument")
+  skip_if_not_installed("lme4")
+  fl <- suppressWarnings(lme4::lmer(Reaction ~ . + (1 | Subject), d))
+  expect_close(fixef(fit), lme4::fixef(fl), tol = 1e-5)
+  expect_identical(names(fixef(fit)), names(lme4::fixef(fl)))
+})

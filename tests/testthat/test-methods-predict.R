@@ -120,3 +120,81 @@ test_that("fits made by lmm_fit(): predictions on the data only", {
   expect_error(predict(fit, ss[1:2, ]), "needs a fit made by lmm\\(\\)")
   expect_output(print(fit), "Number of obs: 180, groups:  Subject, 18")
 })
+
+## ---- data-dependent transformations in random terms; na.action ---------------------------------
+## Reference numbers from lme4 1.1-31 (predict.merMod, R 4.2.2).
+
+test_that("poly() and splines::ns() in random terms use the fit's predvars on newdata", {
+  sleep <- ref_data("sleepstudy")
+  nd <- data.frame(Days = c(0.5, 2.5, 7.25, 9, 4),
+                   Subject = factor(c("308", "309", "335", "372", "350")))
+  f1 <- lmm(Reaction ~ Days + (splines::ns(Days, 2) | Subject), sleep)
+  # lme4: REMLcrit 1731.06135467 (fit written with ns() after library(splines))
+  expect_crit(REMLcrit(f1), 1731.06135467)
+  expect_close(predict(f1, nd), c(258.880107301, 211.632577022, 247.634141054, 370.326978147,
+                                  300.691685496), tol = 1e-5)
+  expect_close(predict(f1, nd, re.form = NA), c(257.372875474, 278.393719639, 328.318224530,
+                                                346.711463174, 294.159352762), tol = 1e-5)
+  # a sub-term named by re.form also uses the fit's knots
+  expect_equal(predict(f1, nd, re.form = ~ (splines::ns(Days, 2) | Subject)), predict(f1, nd))
+  # one new row is predicted as in the whole set (no refitting of the basis to newdata)
+  expect_equal(unname(predict(f1, nd[3, ])), unname(predict(f1, nd)[3]))
+  expect_length(predict(f1, nd, se.fit = TRUE)$se.fit, 5L)
+  f2 <- lmm(Reaction ~ poly(Days, 2) + (poly(Days, 2) | Subject), sleep)
+  expect_crit(REMLcrit(f2), 1712.80848285)
+  expect_close(predict(f2, nd), c(261.360633147, 210.743529685, 247.778561146, 371.416995762,
+                                  300.107362530), tol = 1e-5)
+  data(Orthodont, package = "nlme", envir = environment())
+  nd3 <- data.frame(age = c(8.5, 11, 13.5),
+                    Subject = factor(c("M01", "F05", "M16"), levels = levels(Orthodont$Subject)))
+  f3 <- suppressMessages(lmm(distance ~ poly(age, 2) + (poly(age, 2) | Subject), Orthodont))
+  # lme4 (singular fit): REMLcrit 432.714392717
+  expect_crit(REMLcrit(f3), 432.714392717)
+  expect_close(predict(f3, nd3), c(25.3680599593, 22.5125896999, 24.5673596715), tol = 1e-4)
+  skip_if_not_installed("lme4")
+  l1 <- lme4::lmer(Reaction ~ Days + (splines::ns(Days, 2) | Subject), sleep)
+  expect_close(predict(f1, nd), predict(l1, nd), tol = 1e-5)
+  l2 <- lme4::lmer(Reaction ~ poly(Days, 2) + (poly(Days, 2) | Subject), sleep)
+  expect_close(predict(f2, nd), predict(l2, nd), tol = 1e-5)
+})
+
+test_that("na.action of predict() pads or drops as lme4's predict.merMod", {
+  sleep <- ref_data("sleepstudy")
+  s <- sleep
+  s$Reaction[c(3, 10)] <- NA
+  fe <- lmm(Reaction ~ Days + (Days | Subject), s, na.action = na.exclude)
+  # lme4 (na.exclude fit): predict()[1:12]
+  p <- predict(fe)
+  expect_length(p, 180L)
+  expect_identical(which(is.na(p)), c(`3` = 3L, `10` = 10L))
+  expect_close(p[c(1:2, 4:9, 11:12)],
+               c(266.318636547, 282.877488484, 315.995192357, 332.554044293, 349.112896230,
+                 365.671748166, 382.230600103, 398.789452039, 210.366863602, 212.317105497),
+               tol = 1e-5)
+  # an explicit na.action overrides the fit's: na.omit gives 178 values (lme4 too)
+  expect_length(predict(fe, na.action = na.omit), 178L)
+  expect_length(predict(fe, re.form = NA, na.action = na.omit), 178L)
+  expect_length(predict(fe, na.action = "na.omit"), 178L)
+  expect_length(predict(fe, se.fit = TRUE, na.action = na.omit)$se.fit, 178L)
+  expect_length(predict(fe, se.fit = TRUE)$se.fit, 180L)
+  # na.omit fit: 178 values, 180 with na.action = na.exclude (NA at 3 and 10)
+  fo <- lmm(Reaction ~ Days + (Days | Subject), s)
+  expect_length(predict(fo), 178L)
+  expect_identical(which(is.na(predict(fo, re.form = NA, na.action = na.exclude))),
+                   c(`3` = 3L, `10` = 10L))
+  # NA in newdata: na.pass (default) and na.exclude pad, na.omit drops, na.fail stops
+  nd <- sleep[1:6, ]
+  nd$Days[2] <- NA
+  full <- c(266.318636547, NA, 299.436340420, 315.995192357, 332.554044293, 349.112896230)
+  expect_close(predict(fe, nd)[-2], full[-2], tol = 1e-5)
+  expect_true(is.na(predict(fe, nd)[2]))
+  expect_identical(unname(is.na(predict(fe, nd, na.action = na.exclude))), is.na(full))
+  expect_close(predict(fe, nd, na.action = na.omit), full[-2], tol = 1e-5)
+  expect_identical(names(predict(fe, nd, na.action = na.omit)), c("1", "3", "4", "5", "6"))
+  expect_error(predict(fe, nd, na.action = na.fail), "missing values")
+  skip_if_not_installed("lme4")
+  le <- lme4::lmer(Reaction ~ Days + (Days | Subject), s, na.action = na.exclude)
+  expect_identical(is.na(predict(fe, na.action = na.exclude)), is.na(predict(le, na.action = na.exclude)))
+  expect_identical(names(predict(fe, nd, na.action = na.omit)),
+                   names(predict(le, nd, na.action = na.omit)))
+})
