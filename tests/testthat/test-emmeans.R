@@ -59,6 +59,9 @@ test_that("emmeans, pairs, emtrends and joint_tests match lmerTest's Satterthwai
   expect_emm(joint_tests(f), list(F.ratio = c(108.356, 9.292, 6.303), df1 = c(1, 1, 1),
                                   df2 = c(79, 25, 79)), tol = 1e-3)
   expect_identical(attr(e@dffun, "mesg"), "satterthwaite")
+  # emmeans' limits for lme4 fits (n x n matrices) do not apply to lmm's Satterthwaite df
+  e_lim <- quiet(emmeans(f, ~ Sex, lmerTest.limit = 10, pbkrtest.limit = 10))
+  expect_close(summary(e_lim)$df, c(24.99999929, 24.99999931), what = "df")
 })
 
 test_that("unbalanced data and a random slope: Satterthwaite df agree with lmerTest", {
