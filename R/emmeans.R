@@ -69,11 +69,20 @@ emm_df_mode <- function(object, mode, options) {
 emm_coefficients <- function(object, trms, X, contr) {
   beta <- object$beta
   names(beta) <- colnames(object$X)
-  if (length(beta) == ncol(X)) return(list(bhat = beta, nbasis = estimability::all.estble))
+  if (length(beta) == ncol(X)) return(list(bhat = beta, nbasis = matrix(NA)))  # all estimable
   bhat <- stats::setNames(rep(NA_real_, ncol(X)), colnames(X))
   bhat[names(beta)] <- beta
   full <- stats::model.matrix(trms, object$frame, contrasts.arg = contr)
-  list(bhat = bhat, nbasis = estimability::nonest.basis(full))
+  list(bhat = bhat, nbasis = null_space_basis(full))
+}
+
+# Orthonormal basis of {k : X k = 0}, the complement of X's row space: with t(X) = Q R
+# (rank r), the last p - r columns of the complete Q.  k'beta is estimable iff k is orthogonal
+# to it (emmeans' "nbasis"; matrix(NA) when X has full column rank).
+null_space_basis <- function(X) {
+  qx <- qr(t(unclass_matrix(X)), tol = 1e-7)
+  if (qx$rank == ncol(X)) return(matrix(NA))
+  qr.Q(qx, complete = TRUE)[, -seq_len(qx$rank), drop = FALSE]
 }
 
 # dffun(k, dfargs) for emmeans (k over the estimable columns), dfargs, and V (KR adjusts it).

@@ -121,6 +121,15 @@ test_that("rank-deficient X: the empty cell is non-estimable, the rest as lme4",
                                   df2 = c(64.92, 64.92, 39.02)), tol = 1e-3)
 })
 
+test_that("the non-estimable basis spans the null space of X", {
+  X <- cbind(1, c(1, 2, 3, 4), c(2, 4, 6, 8), c(1, 1, 0, 0), c(0, 0, 1, 1))  # two aliases
+  N <- lmmc:::null_space_basis(X)
+  expect_equal(dim(N), c(5L, 2L))
+  expect_lt(max(abs(X %*% N)), 1e-12)
+  expect_equal(crossprod(N), diag(2), tolerance = 1e-12)
+  expect_true(is.na(lmmc:::null_space_basis(X[, 1:2])))
+})
+
 ## ---- residual structures: containment df, as emmeans on nlme::lme -----------------------------
 
 test_that("corAR1 residuals: containment df and numbers of emmeans on nlme::lme", {
