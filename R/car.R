@@ -114,6 +114,10 @@ car_ftest_setup <- function(mod, ddf) {
     return(list(V = Va, label = "Kenward-Roger",
                 run = function(L, rhs) kr_ftest(mod, L, rhs, Va)))
   }
+  if (!satterthwaite_available(mod))
+    stop("F tests are not available for fits with a residual correlation or variance structure ",
+         "(car gives chi-square tests only for nlme::lme fits); use test.statistic = \"Chisq\"",
+         call. = FALSE)
   sat <- satterthwaite_setup(mod)
   list(V = sat$vcov_beta, label = "Satterthwaite", run = function(L, rhs) {
     row <- contestMD_sat(sat, L, rhs)

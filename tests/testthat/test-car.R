@@ -24,7 +24,7 @@ car_fit <- local({
       ma = lmm(MathAch ~ SES * Sector + (1 | School), math_achieve),
       ma2 = lmm(MathAch ~ SES * Sector + MEANSES + (1 | School), math_achieve),
       pen = lmm(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin),
-      ar1 = lmm(distance ~ age + Sex + (1 | Subject), orthodont, correlation = nlme::corAR1()))
+      ar1 = lmm(distance ~ age * Sex + (1 | Subject), orthodont, correlation = nlme::corAR1()))
     cache[[key]]
   }
 })
@@ -74,12 +74,17 @@ test_that("Anova on MathAchieve (with and without MEANSES), Penicillin and an un
                list(Chisq = c(276.1528782, 66.62373729, 0.6930768411, 5.303414465)))
 })
 
-test_that("residual structures: Wald chi-square from the fit's vcov", {
+test_that("residual structures: Wald chi-square as car on nlme::lme", {
   f <- car_fit("ar1")
+  # car::Anova(lme(distance ~ age * Sex, random = ~ 1 | Subject, Orthodont,
+  #                correlation = corAR1()), type = 2 / 3)
+  expect_table(car::Anova(f, type = 2), list(Chisq = c(127.5654418, 9.256472936, 6.614535672)))
   a <- car::Anova(f, type = 3)
+  expect_table(a, list(Chisq = c(285.0400444, 106.8347198, 0.4813082948, 6.614535672)))
   b <- fixef(f)^2 / diag(as.matrix(vcov(f)))
   expect_equal(a$Chisq, unname(b), tolerance = 1e-10)
-  expect_error(car::Anova(f, test.statistic = "F", ddf = "Satterthwaite"), "residual")
+  expect_error(car::Anova(f, test.statistic = "F", ddf = "Satterthwaite"), "chi-square tests only")
+  expect_error(car::linearHypothesis(f, "age = 0", test = "F"), "residual")
 })
 
 ## ---- F tests --------------------------------------------------------------------------------
@@ -172,6 +177,17 @@ test_that("linearHypothesis: bad hypotheses give clear errors", {
 })
 
 ## ---- live comparisons ------------------------------------------------------------------------
+
+test_that("live: Anova on a corAR1 fit equals car on nlme::lme", {
+  g <- nlme::lme(distance ~ age * Sex, random = ~ 1 | Subject, data = orthodont,
+                 correlation = nlme::corAR1())
+  for (type in c(2, 3)) {
+    a <- car::Anova(car_fit("ar1"), type = type)
+    b <- car::Anova(g, type = type)
+    expect_identical(rownames(a), rownames(b))
+    expect_close(a$Chisq, b$Chisq, what = paste("type", type))
+  }
+})
 
 test_that("live: Anova chi-square equals car on the lme4 fit", {
   skip_if_not_installed("lme4")
