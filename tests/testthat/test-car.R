@@ -128,13 +128,38 @@ test_that("Anova F with Kenward-Roger df matches car on lme4 (after R/kenward-ro
   expect_close(lh$Res.Df, c(23.961612, 22.961612), 1e-3)
   # several rows at once need KR's scaled F (kr_Ftest): available, or a clear error
   two <- c("SexFemale = 0", "age:SexFemale = 0")
-  if (exists("kr_Ftest", envir = asNamespace("lmmc"), inherits = FALSE)) {
+  adj <- lmmc:::kr_function("kr_vcov")(car_fit("orthu"))
+  if (exists("kr_Ftest", envir = asNamespace("lmmc"), inherits = FALSE) ||
+      !is.null(attr(adj, "P"))) {
     l2 <- car::linearHypothesis(car_fit("orthu"), two, test = "F")
     expect_close(l2$F[2], 5.968059756, 5e-4)
     expect_close(l2$Res.Df[2], 23.06376482, 1e-3)
   } else {
     expect_error(car::linearHypothesis(car_fit("orthu"), two, test = "F"), "several coefficients")
   }
+})
+
+test_that("KR's scaled F of several rows equals pbkrtest's KRmodcomp on pbkrtest's pieces", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("pbkrtest")
+  g <- suppressMessages(lme4::lmer(distance ~ age * Sex + (age | Subject), orthodont_u))
+  adj <- suppressMessages(pbkrtest::vcovAdj(g))
+  L <- rbind(c(0, 0, 1, 0), c(0, 0, 0, 1))
+  ft <- lmmc:::kr_scaled_F(L, 0, lme4::fixef(g), as.matrix(vcov(g)), as.matrix(adj),
+                           attr(adj, "P"), attr(adj, "W"))
+  # pbkrtest::KRmodcomp(g, L)$test["Ftest", ] (recorded): stat 5.968059756, ddf 23.06376482
+  expect_close(ft[["F"]], 5.968059756, 1e-6)
+  expect_close(ft[["ddf"]], 23.06376482, 1e-6)
+  expect_equal(ft[["ndf"]], 2)
+  kr <- suppressMessages(pbkrtest::KRmodcomp(g, L))$test
+  expect_close(ft[["F"]], kr["Ftest", "stat"], 1e-8)
+  expect_close(ft[["ddf"]], kr["Ftest", "ddf"], 1e-8)
+  # one row: the scale factor is 1 and the df are pbkrtest's Lb_ddf
+  f1 <- lmmc:::kr_scaled_F(L[2, , drop = FALSE], 0, lme4::fixef(g), as.matrix(vcov(g)),
+                           as.matrix(adj), attr(adj, "P"), attr(adj, "W"))
+  expect_close(f1[["ddf"]], pbkrtest::Lb_ddf(L[2, , drop = FALSE], as.matrix(vcov(g)), adj), 1e-8)
+  expect_close(f1[["F"]], kr <- pbkrtest::KRmodcomp(g, L[2, , drop = FALSE])$test["Ftest", "stat"],
+               1e-8)
 })
 
 test_that("Kenward-Roger F asked for in a build without it: a clear error", {
