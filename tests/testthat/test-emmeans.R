@@ -164,6 +164,25 @@ test_that("containment df on a fit without residual structure follow nlme's rule
   expect_equal(unname(lmmc:::containment_df(pas)), 10 - 1)
 })
 
+test_that("containment df with nested grouping factors (Oats) as emmeans on nlme::lme", {
+  oats <- as.data.frame(nlme::Oats)
+  f <- lmm(yield ~ nitro + Variety + (1 | Block / Variety), oats)
+  # lme(yield ~ nitro + Variety, random = ~ 1 | Block / Variety, Oats): fixDF$X = 53, 53, 10, 10;
+  # emmeans sets the intercept's to 6 blocks - 1 = 5
+  expect_equal(unname(lmmc:::containment_df(f)), c(5, 53, 10, 10))
+  expect_emm(emmeans(f, ~ Variety, lmer.df = "containment"),
+             list(emmean = c(104.5, 109.7916667, 97.625), SE = rep(7.797476558, 3),
+                  df = c(5, 5, 5)))
+  expect_emm(emtrends(f, ~ 1, var = "nitro", lmer.df = "containment"),
+             list(nitro.trend = 73.666666667, SE = 6.781486355, df = 53))
+  # a fixed df given to emmeans overrides the method
+  expect_equal(summary(emmeans(f, ~ Variety, df = 10))$df, rep(10, 3))
+})
+
+test_that("containment df need nested grouping factors", {
+  expect_error(lmmc:::containment_df(methods_fit("pen")), "nested grouping factors")
+})
+
 ## ---- Kenward-Roger: emmeans on the lme4 fit with lmer.df = "kenward-roger" (pbkrtest) --------
 
 test_that("Kenward-Roger df and adjusted SEs match pbkrtest (after R/kenward-roger.R is merged)", {
