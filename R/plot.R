@@ -38,8 +38,18 @@ qqnorm.lmm <- function(y, main = "Normal Q-Q plot of residuals",
                        ylab = "Standardised residuals", line = TRUE, ...) {
   r <- sqrt(y$weights) * (y$y - y$fitted) / y$sigma
   qq <- stats::qqnorm(r, main = main, ylab = ylab, ...)
-  if (line) stats::qqline(r, lty = 2, col = grDevices::grey(0.5))  # through the quartiles
-  invisible(data.frame(theoretical = qq$x, sample = qq$y))
+  ab <- quartile_line(r)
+  if (line) graphics::abline(ab, lty = 2, col = grDevices::grey(0.5))
+  invisible(structure(data.frame(theoretical = qq$x, sample = qq$y), line = ab))
+}
+
+## qqline's reference line: through the residuals' quartiles and the normal quartiles,
+##   slope = (r_.75 - r_.25) / (z_.75 - z_.25),  intercept = r_.25 - slope z_.25.
+quartile_line <- function(r) {
+  rq <- stats::quantile(r, c(0.25, 0.75), names = FALSE, na.rm = TRUE)
+  zq <- stats::qnorm(c(0.25, 0.75))
+  slope <- diff(rq) / diff(zq)
+  c(intercept = rq[1L] - slope * zq[1L], slope = slope)
 }
 
 ## qqnorm(ranef(fit)): one panel per grouping factor and random-effect column, conditional modes
