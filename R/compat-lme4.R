@@ -165,3 +165,40 @@ is_reml_fit <- function(m) {
 
 ## The ML refit of a REML fit of either package (lme4's refitML for merMod fits).
 refit_ml_any <- function(m) if (inherits(m, "merMod")) lme4::refitML(m) else refit_ml(m)
+
+## ---- an lme4 fit at lmmc's estimates ------------------------------------------------------------
+
+## lme4's "lmerMod" for the same model at the fit's theta, built by lme4's modular stages:
+## lFormula (the model pieces from the fit's call) -> mkLmerDevfun -> evaluated at theta -> mkMerMod.
+## lme4 does not optimise: its beta, sigma and criterion are its own solution at lmmc's theta.
+as_lmerMod <- function(fit) {
+  if (!inherits(fit, "lmm")) stop("'fit' must be an \"lmm\" fit", call. = FALSE)
+  if (!requireNamespace("lme4", quietly = TRUE))
+    stop("as_lmerMod() needs the lme4 package", call. = FALSE)
+  if (!is.null(fit$residual))
+    stop("lme4 has no residual correlation or variance structures", call. = FALSE)
+  if (is.null(fit$call) || is.null(fit$formula))
+    stop("as_lmerMod() needs a fit by lmm() with a formula, not lmm_fit()", call. = FALSE)
+  keep <- c("formula", "data", "REML", "subset", "weights", "na.action", "offset", "contrasts")
+  cl <- fit$call[c(1L, which(names(fit$call) %in% keep))]
+  cl[[1L]] <- quote(lme4::lFormula)
+  cl$formula <- fit$formula
+  cl$REML <- isTRUE(fit$REML)
+  pieces <- eval(cl, environment(fit$formula))
+  check_same_terms(pieces$reTrms$cnms, fit$reterms)
+  devfun <- do.call(lme4::mkLmerDevfun, pieces)
+  theta <- unname(fit$theta)
+  opt <- list(par = theta, fval = devfun(theta), conv = 0L, feval = fit$optinfo$feval,
+              message = "theta from lmmc")
+  mc <- fit$call
+  mc[[1L]] <- quote(lme4::lmer)
+  lme4::mkMerMod(environment(devfun), opt, pieces$reTrms, fr = pieces$fr, mc = mc)
+}
+
+## theta is laid out term by term: lme4's terms must be lmmc's, in the same order.
+check_same_terms <- function(cnms, reterms) {
+  ours <- setNames(lapply(reterms, `[[`, "cnms"), vapply(reterms, `[[`, "", "name"))
+  if (!identical(unname(cnms), unname(ours)) || !identical(names(cnms), names(ours)))
+    stop("lme4 builds the random-effects terms differently from lmmc for this model",
+         call. = FALSE)
+}

@@ -78,7 +78,7 @@ test_that("lmmc's generics: lme4 fits go to lme4, other objects get a clear erro
 test_that("lme4's generics on lmm fits (lme4 loaded)", {
   skip_if_not_installed("lme4")
   fit <- compat_fit()
-  expect_true(lme4::isSingular(lmm(Yield ~ 1 | Batch, ref_data("Dyestuff2"))))
+  expect_true(lme4::isSingular(suppressMessages(lmm(Yield ~ 1 | Batch, ref_data("Dyestuff2")))))
   expect_false(lme4::isSingular(fit))
   expect_true(lme4::isREML(fit))
   expect_true(lme4::isLMM(fit))
@@ -120,6 +120,27 @@ test_that("anova() of an lmm fit against an lmer fit: likelihood-ratio test as l
   expect_error(anova(small, other), "same size of dataset")
 })
 
+test_that("as_lmerMod(): lme4's fit at lmmc's theta has lmmc's criterion and estimates", {
+  skip_if_not_installed("lme4")
+  fit <- compat_fit()
+  m <- as_lmerMod(fit)
+  expect_s4_class(m, "lmerMod")
+  # lme4's REML criterion evaluated at lmmc's theta: the same number (both solve the same system)
+  expect_close(lme4::REMLcrit(m), lmmc::REMLcrit(fit), tol = 1e-10)
+  expect_close(lme4::REMLcrit(m), ref_compat$remlcrit, tol = 1e-8)
+  expect_close(lme4::fixef(m), fixef(fit), tol = 1e-9)
+  expect_close(sigma(m), sigma(fit), tol = 1e-9)
+  expect_equal(lme4::getME(m, "theta"), fit$theta)
+  pen <- lmm(diameter ~ 1 + (1 | sample) + (1 | plate), ref_data("Penicillin"))
+  mp <- as_lmerMod(pen)
+  expect_close(lme4::REMLcrit(mp), ref_compat$pen_remlcrit, tol = 1e-8)
+  expect_equal(lme4::ngrps(mp), ref_compat$pen_ngrps)
+  expect_equal(ngrps(pen), ref_compat$pen_ngrps)
+  ml <- lmm(Reaction ~ Days + (Days || Subject), ref_data("sleepstudy"), REML = FALSE)
+  expect_close(deviance(as_lmerMod(ml)), deviance(ml), tol = 1e-10)
+  expect_error(as_lmerMod(lm(dist ~ speed, cars)), "must be an \"lmm\" fit")
+})
+
 # ---- both load orders, each in a fresh R process ------------------------------------------------
 
 # Runs `code` in a new Rscript with this process's library path; returns the value the code
@@ -132,7 +153,8 @@ run_fresh <- function(code) {
               code, sprintf("saveRDS(out, %s)", deparse(res)))
   file <- tempfile(fileext = ".R")
   writeLines(script, file)
-  env <- paste0("R_LIBS=", paste(.libPaths(), collapse = .Platform$path.sep))
+  # R CMD check sets R_TESTS to a startup file relative to its own folder: not for the child
+  env <- c(paste0("R_LIBS=", paste(.libPaths(), collapse = .Platform$path.sep)), "R_TESTS=")
   log <- suppressWarnings(system2(file.path(R.home("bin"), "Rscript"), file, env = env,
                                   stdout = TRUE, stderr = TRUE))
   if (!file.exists(res)) stop("child R process failed:\n", paste(log, collapse = "\n"))
