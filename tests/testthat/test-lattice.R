@@ -23,15 +23,21 @@ lattice_fit <- local({
   }
 })
 
-render <- function(p) {
+# lattice opens a device when a trellis object is made: a null one, closed when the test ends.
+local_null_device <- function(env = parent.frame()) {
   grDevices::pdf(NULL)
-  on.exit(grDevices::dev.off())
+  dev <- grDevices::dev.cur()
+  withr::defer(grDevices::dev.off(dev), envir = env)
+}
+
+render <- function(p) {
   print(p)
   invisible(p)
 }
 
 test_that("dotplot(ranef(fit)): lme4's caterpillar panels", {
   skip_if_not_installed("lattice")
+  local_null_device()
   fit <- lattice_fit()
   re <- ranef(fit, condVar = TRUE)
   p <- lattice::dotplot(re)
@@ -55,6 +61,7 @@ test_that("dotplot(ranef(fit)): lme4's caterpillar panels", {
 
 test_that("qqmath(ranef(fit)): sorted modes against normal quantiles, lme4's values", {
   skip_if_not_installed("lattice")
+  local_null_device()
   fit <- lattice_fit()
   re <- ranef(fit, condVar = TRUE)
   p <- lattice::qqmath(re)$Subject
@@ -73,6 +80,7 @@ test_that("qqmath(ranef(fit)): sorted modes against normal quantiles, lme4's val
 
 test_that("plot(fit, formula): lme4's trellis residual plots", {
   skip_if_not_installed("lattice")
+  local_null_device()
   fit <- lattice_fit()
   p <- plot(fit, resid(.) ~ fitted(.) | Subject, abline = 0)
   expect_s3_class(p, "trellis")
@@ -102,6 +110,7 @@ test_that("plot(fit, formula): lme4's trellis residual plots", {
 
 test_that("plot(fit, formula) values match lme4's plot.merMod", {
   skip_if_not_installed("lattice")
+  local_null_device()
   skip_if_not_installed("lme4")
   sleep <- ref_data("sleepstudy")
   fit <- lattice_fit()
@@ -128,8 +137,7 @@ test_that("plot(fit, formula) values match lme4's plot.merMod", {
 
 test_that("plot(fit) without a formula keeps the base-graphics plot", {
   fit <- lattice_fit()
-  grDevices::pdf(NULL)
-  on.exit(grDevices::dev.off())
+  local_null_device()
   d <- plot(fit)
   expect_equal(names(d), c("fitted", "residual"))
   expect_equal(plot(fit, "qq"), plot(fit, type = "qq"))
