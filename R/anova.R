@@ -9,7 +9,7 @@ anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
                       ddf = c("Satterthwaite", "Kenward-Roger", "lme4", "none"),
                       refit = TRUE, model.names = NULL) {
   dots <- list(...)
-  is_model <- vapply(dots, function(d) inherits(d, c("lmm", "lm")), NA)
+  is_model <- vapply(dots, is_lrt_model, NA)          # lmm, lm, lme4 fits (R/compat-lme4.R)
   if (any(is_model)) {
     mcall <- match.call(expand.dots = TRUE)
     args <- as.list(mcall)[1L + seq_len(1L + length(dots))]     # object, then the dots
@@ -114,10 +114,10 @@ anova_lrt <- function(models, model_names, refit = TRUE) {
   if (!all(vapply(responses, function(y) isTRUE(all.equal(y, responses[[1L]])), NA)))
     stop("models were not fitted to the same response values", call. = FALSE)
 
-  is_reml <- vapply(models, function(m) inherits(m, "lmm") && isTRUE(m$REML), NA)
+  is_reml <- vapply(models, is_reml_fit, NA)
   if (refit) {
     if (any(is_reml)) message("refitting model(s) with ML (instead of REML)")
-    models[is_reml] <- lapply(models[is_reml], refit_ml)
+    models[is_reml] <- lapply(models[is_reml], refit_ml_any)
   } else if (any(is_reml) && !all(is_reml)) {
     warning("some models fit with REML = TRUE, some not", call. = FALSE)
   }

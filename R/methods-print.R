@@ -74,8 +74,17 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ranef.comp = 
     cat("Fixed Effects:\n")
     print.default(format(cf, digits = digits), print.gap = 2L, quote = FALSE, ...)
   } else cat("No fixed effect coefficients\n")
+  print_nonconvergence(x$optinfo)
   print_singular(x)
   invisible(x)
+}
+
+## lme4's line when the optimiser stopped early, e.g. at maxeval:
+## "optimizer (bobyqa-lmmc) convergence code: 1 (maximum number of evaluations reached)"
+print_nonconvergence <- function(oi) {
+  if (is.null(oi) || isTRUE(oi$converged)) return(invisible())
+  cat(sprintf("optimizer (%s) convergence code: %d (%s)\n", oi$optimizer, as.integer(oi$status),
+              oi$message))
 }
 
 # ddf = "Satterthwaite" (the default) adds lmerTest's df and Pr(>|t|) columns; "none" (or "lme4")

@@ -1,10 +1,18 @@
 ## Diagnostic plots for a fitted "lmm" in base graphics. Every function draws and returns
 ## (invisibly) the data it plotted, so the plotted values can be checked.
 
+## Plots draw into the current panel(s): under the user's par(mfrow = ...) layout each plot takes
+## the next panel; only multi-panel plots on a single-panel device set mfrow, and restore it.
+
 ## plot(fit): Pearson residuals sqrt(w_i) (y_i - yhat_i) against fitted values; other types
-## dispatch to the functions below.
-plot.lmm <- function(x, type = c("residuals", "qq", "caterpillar", "shrinkage"), smooth = TRUE,
-                     ...) {
+## dispatch to the functions below. plot(fit, formula) draws lme4's lattice plot (R/lattice.R).
+plot.lmm <- function(x, form = NULL, type = c("residuals", "qq", "caterpillar", "shrinkage"),
+                     smooth = TRUE, ...) {
+  if (is.character(form)) {                       # plot(fit, "qq"): the type given by position
+    type <- form
+    form <- NULL
+  }
+  if (!is.null(form)) return(plot_formula(x, form, ...))
   type <- match.arg(type)
   switch(type,
          residuals = residual_plot(x, smooth = smooth, ...),
@@ -30,8 +38,18 @@ qqnorm.lmm <- function(y, main = "Normal Q-Q plot of residuals",
                        ylab = "Standardised residuals", line = TRUE, ...) {
   r <- sqrt(y$weights) * (y$y - y$fitted) / y$sigma
   qq <- stats::qqnorm(r, main = main, ylab = ylab, ...)
-  if (line) graphics::abline(0, 1, lty = 2, col = grDevices::grey(0.5))
-  invisible(data.frame(theoretical = qq$x, sample = qq$y))
+  ab <- quartile_line(r)
+  if (line) graphics::abline(ab, lty = 2, col = grDevices::grey(0.5))
+  invisible(structure(data.frame(theoretical = qq$x, sample = qq$y), line = ab))
+}
+
+## qqline's reference line: through the residuals' quartiles and the normal quartiles,
+##   slope = (r_.75 - r_.25) / (z_.75 - z_.25),  intercept = r_.25 - slope z_.25.
+quartile_line <- function(r) {
+  rq <- stats::quantile(r, c(0.25, 0.75), names = FALSE, na.rm = TRUE)
+  zq <- stats::qnorm(c(0.25, 0.75))
+  slope <- diff(rq) / diff(zq)
+  c(intercept = rq[1L] - slope * zq[1L], slope = slope)
 }
 
 ## qqnorm(ranef(fit)): one panel per grouping factor and random-effect column, conditional modes
@@ -40,7 +58,7 @@ qqnorm.ranef.lmm <- function(y, main = NULL, ...) {
   long <- ranef_frame(y)
   panels <- split(long, factor(paste(long$grpvar, long$term), unique(paste(long$grpvar, long$term))))
   op <- panel_layout(length(panels))
-  on.exit(graphics::par(op))
+  on.exit(if (length(op)) graphics::par(op))
   out <- lapply(panels, function(d) {
     ttl <- if (is.null(main)) paste0(d$grpvar[1L], ": ", d$term[1L]) else main
     qq <- stats::qqnorm(d$condval, main = ttl, ylab = "Conditional modes", ...)
@@ -68,7 +86,7 @@ plot.ranef.lmm <- function(x, level = 0.95, main = NULL, xlab = "Conditional mod
   long$upper <- long$condval + z * long$condsd
   key <- factor(paste(long$grpvar, long$term), unique(paste(long$grpvar, long$term)))
   op <- panel_layout(nlevels(key))
-  on.exit(graphics::par(op))
+  on.exit(if (length(op)) graphics::par(op))
   out <- lapply(split(long, key), function(d) {
     d <- d[order(d$condval), , drop = FALSE]
     d$position <- seq_len(nrow(d))
@@ -106,8 +124,10 @@ ranef_frame <- function(re) {
   long
 }
 
-## mfrow for k panels (at most 3 columns); returns the old par() for on.exit.
+## mfrow for k panels (at most 3 columns) when the device shows one panel; returns the old par()
+## for on.exit, or NULL when the user's own multi-panel layout is kept.
 panel_layout <- function(k) {
+  if (k <= 1L || any(graphics::par("mfrow") != 1L)) return(NULL)
   nc <- min(k, 3L)
   graphics::par(mfrow = c(ceiling(k / nc), nc))
 }
@@ -160,11 +180,24 @@ shrinkage_plot <- function(fit, group = NULL, which = NULL, main = NULL, ...) {
          call. = FALSE)
   if (is.null(main)) main <- paste("Shrinkage of per-group coefficients:", s$group)
   two <- length(cols) == 2L
-  if (two) draw_shrinkage_2d(s, cols, main, ...) else draw_shrinkage_1d(s, cols, main, ...)
-  graphics::legend("topleft", c("separate OLS", "mixed model", "population"),
+  xy <- if (two) draw_shrinkage_2d(s, cols, main, ...) else draw_shrinkage_1d(s, cols, main, ...)
+  s$legend <- emptiest_corner(xy$x, xy$y)
+  graphics::legend(s$legend, c("separate OLS", "mixed model", "population"),
                    pch = c(1, 19, if (two) 4 else NA), lty = c(0, 0, if (two) 0 else 2),
-                   col = c(grDevices::grey(0.4), "black", "red"), bty = "n", cex = 0.8)
+                   col = c(grDevices::grey(0.4), "black", "red"), bg = "white",
+                   box.col = grDevices::grey(0.8), cex = 0.8, inset = 0.01)
   invisible(s)
+}
+
+## The plot corner whose quarter-by-quarter box (of the axis ranges) holds the fewest points.
+emptiest_corner <- function(x, y) {
+  ok <- is.finite(x) & is.finite(y)
+  usr <- graphics::par("usr")
+  fx <- (x[ok] - usr[1L]) / (usr[2L] - usr[1L])   # positions as fractions of the plot region
+  fy <- (y[ok] - usr[3L]) / (usr[4L] - usr[3L])
+  count <- c(topleft = sum(fx < 0.35 & fy > 0.65), topright = sum(fx > 0.65 & fy > 0.65),
+             bottomleft = sum(fx < 0.35 & fy < 0.35), bottomright = sum(fx > 0.65 & fy < 0.35))
+  names(count)[which.min(count)]
 }
 
 ## Two columns: scatter of (c1, c2) per group, arrows OLS -> mixed, population estimate marked.
@@ -175,11 +208,17 @@ draw_shrinkage_2d <- function(s, cols, main, ...) {
                  type = "n", xlab = cols[1L], ylab = cols[2L], main = main, ...)
   ok <- stats::complete.cases(o)
   moved <- ok & (visible_move(o[, 1L], m[, 1L]) | visible_move(o[, 2L], m[, 2L]))
-  graphics::arrows(o[moved, 1L], o[moved, 2L], m[moved, 1L], m[moved, 2L],
-                   length = 0.06, col = grDevices::grey(0.6))
   graphics::points(o[, 1L], o[, 2L], pch = 1, col = grDevices::grey(0.4))
-  graphics::points(m[, 1L], m[, 2L], pch = 19)
+  graphics::points(m[, 1L], m[, 2L], pch = 19, cex = 0.8)
   graphics::points(s$center[cols[1L]], s$center[cols[2L]], pch = 4, col = "red", cex = 2, lwd = 2)
+  shrink_arrows(o[moved, 1L], o[moved, 2L], m[moved, 1L], m[moved, 2L])
+  list(x = c(o[, 1L], m[, 1L], s$center[cols[1L]]), y = c(o[, 2L], m[, 2L], s$center[cols[2L]]))
+}
+
+## Arrows OLS -> mixed drawn above the points, heads in a darker colour so they stay visible.
+shrink_arrows <- function(x0, y0, x1, y1) {
+  if (length(x0))
+    graphics::arrows(x0, y0, x1, y1, length = 0.08, angle = 25, col = "steelblue4", lwd = 1.2)
 }
 
 ## Moves longer than 1/1000 of the axis range (arrows() warns on zero-length arrows).
@@ -199,7 +238,8 @@ draw_shrinkage_1d <- function(s, col, main, ...) {
                  main = main, ...)
   graphics::abline(h = s$center[col], col = "red", lty = 2)
   ok <- !is.na(o[ord]) & visible_move(o[ord], m[ord])
-  graphics::arrows(pos[ok], o[ord][ok], pos[ok], m[ord][ok], length = 0.04, col = grDevices::grey(0.6))
   graphics::points(pos, o[ord], pch = 1, col = grDevices::grey(0.4))
-  graphics::points(pos, m[ord], pch = 19)
+  graphics::points(pos, m[ord], pch = 19, cex = 0.8)
+  shrink_arrows(pos[ok], o[ord][ok], pos[ok], m[ord][ok])
+  list(x = c(pos, pos), y = c(o[ord], m[ord]))
 }

@@ -1,6 +1,13 @@
 # Runs the whole test suite: by R CMD check, and by hand from this folder with
 #   Rscript testthat.R
 # It prints a closing line "N passed, N failed" and exits non-zero on any failure or error.
+if (!requireNamespace("testthat", quietly = TRUE)) {
+  message("the tests need the testthat package: install.packages('testthat') ",
+          "or apt-get install r-cran-testthat")
+  # R CMD check (which sets R_TESTS) treats testthat as the optional package it is: skip there;
+  # run by hand, a missing testthat is a failure.
+  quit(save = "no", status = if (nzchar(Sys.getenv("R_TESTS"))) 0 else 1)
+}
 library(testthat)
 library(lmmc)
 options(testthat.progress.max_fails = Inf)

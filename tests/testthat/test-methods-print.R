@@ -111,3 +111,13 @@ test_that("summary's default fixed-effects table has Satterthwaite df and p-valu
                                    "(Intercept)  251.405      6.825  17.000  36.838  < 2e-16 ***",
                                    "Days          10.467      1.546  17.000   6.771 3.26e-06 ***"))
 })
+
+test_that("print(fit) says when the optimiser stopped at maxeval, and only then", {
+  d <- ref_data("sleepstudy")
+  early <- suppressWarnings(lmm(Reaction ~ Days + (Days | Subject), d,
+                                control = lmm_control(maxeval = 5)))
+  out <- capture.output(print(early))
+  expect_identical(out[length(out)], paste("optimizer (bobyqa-lmmc) convergence code: 1",
+                                           "(maximum number of evaluations reached)"))
+  expect_false(any(grepl("convergence code", capture.output(print(methods_fit("ss"))))))
+})

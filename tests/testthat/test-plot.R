@@ -125,3 +125,42 @@ test_that("groups that cannot identify their own regression give NA, and still d
   expect_false(anyNA(s$ols[-1, ]))
   expect_false(anyNA(s$mixed))
 })
+
+test_that("qqnorm(fit): the reference line runs through the residuals' quartiles (qqline)", {
+  fit <- plot_fit()
+  q <- with_null_device(qqnorm(fit))
+  r <- unname(residuals(fit) / sigma(fit))
+  rq <- quantile(r, c(0.25, 0.75), names = FALSE)
+  slope <- diff(rq) / diff(qnorm(c(0.25, 0.75)))
+  expect_equal(attr(q, "line"), c(intercept = rq[1] - slope * qnorm(0.25), slope = slope))
+  expect_false(isTRUE(all.equal(unname(attr(q, "line")), c(0, 1))))
+})
+
+test_that("base plots draw into the user's par(mfrow) layout and restore their own", {
+  fit <- plot_fit()
+  grDevices::pdf(NULL)
+  on.exit(grDevices::dev.off())
+  graphics::par(mfrow = c(2, 2))
+  plot(fit)
+  expect_equal(graphics::par("mfg")[1:2], c(1L, 1L))
+  qqnorm(ranef(fit))                                   # two panels: the next two of the user's four
+  expect_equal(graphics::par("mfrow"), c(2L, 2L))
+  expect_equal(graphics::par("mfg")[1:2], c(2L, 1L))
+  qqnorm(fit)
+  expect_equal(graphics::par("mfg")[1:2], c(2L, 2L))
+  graphics::par(mfrow = c(1, 1))
+  caterpillar(fit)                                     # on a one-panel device: its own 1 x 2 layout
+  expect_equal(graphics::par("mfrow"), c(1L, 1L))
+})
+
+test_that("shrinkage plot legend goes to the corner with the fewest points", {
+  fit <- plot_fit()
+  s <- with_null_device(shrinkage_plot(fit))
+  expect_true(s$legend %in% c("topleft", "topright", "bottomleft", "bottomright"))
+  corner <- function(x, y) with_null_device({
+    graphics::plot(0:1, 0:1, type = "n")
+    lmmc:::emptiest_corner(x, y)
+  })
+  expect_equal(corner(c(0.1, 0.1, 0.9, 0.9, 0.1), c(0.9, 0.1, 0.9, 0.1, 0.95)), "topright")
+  expect_equal(corner(c(0.1, 0.9, 0.9, 0.1), c(0.9, 0.9, 0.1, 0.5)), "bottomleft")
+})
