@@ -98,7 +98,7 @@ influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE, st
   if (!is.null(model$residual))
     stop("influence() by case deletion is not available for fits with a residual correlation ",
          "or variance structure", call. = FALSE)
-  del <- deletion_sets(model, groups, data)
+  del <- deletion_sets(model, groups, data, parent.frame())
   theta0 <- if (is.null(start)) model$theta else if (is.list(start)) start$theta else start
   control <- lmm_control(maxeval = maxfun, check.conv.singular = "ignore",
                          check.rankX = "silent.drop.cols", check.scaleX = "ignore")
@@ -108,19 +108,21 @@ influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE, st
 }
 
 ## The deletion label of each row of the fit: ".case" (row names) or the levels of `groups`.
-deletion_sets <- function(model, groups, data) {
+deletion_sets <- function(model, groups, data, env) {
   if (missing(groups)) {
     lab <- if (is.null(model$frame)) as.character(seq_len(model$n)) else rownames(model$frame)
     return(list(which = lab, levels = unique(lab), name = "case"))
   }
   if (!is.character(groups) || !length(groups))
     stop("'groups' must name one or more variables of the data", call. = FALSE)
-  data <- deletion_data(model, data)
+  data <- if (missing(data)) deletion_data(model, env) else as.data.frame(data)
   miss <- setdiff(groups, names(data))
   if (length(miss)) stop("'groups' variable(s) not in the data: ", paste(miss, collapse = ", "),
                          call. = FALSE)
-  rows <- match(rownames(model$frame), rownames(data))
-  if (anyNA(rows)) stop("cannot match the fit's rows to the rows of 'data'", call. = FALSE)
+  rows <- if (is.null(model$frame) && nrow(data) == model$n) seq_len(model$n) else
+    match(rownames(model$frame), rownames(data))
+  if (!length(rows) || anyNA(rows))
+    stop("cannot match the fit's rows to the rows of 'data'", call. = FALSE)
   name <- paste(groups, collapse = ".")
   lab <- if (length(groups) == 1L) data[[groups]] else
     apply(data[groups], 1L, paste0, collapse = ".")     # lme4 pastes the whole row
@@ -128,11 +130,12 @@ deletion_sets <- function(model, groups, data) {
   list(which = lab, levels = unique(lab), name = name)
 }
 
-deletion_data <- function(model, data) {
-  if (!missing(data)) return(as.data.frame(data))
+## The fit's data from its call, evaluated where the formula was made, else in the caller's frame.
+deletion_data <- function(model, env) {
   d <- model$call$data
   if (is.null(d) || is.null(model$frame)) stop("model did not use the data argument", call. = FALSE)
-  as.data.frame(eval(d, environment(model$formula)))
+  val <- tryCatch(eval(d, environment(model$formula)), error = function(e) eval(d, env))
+  as.data.frame(val)
 }
 
 ## The model refitted to the rows `keep` (levels no longer present are dropped).

@@ -201,6 +201,17 @@ test_that("case deletion, do.coef = FALSE and bad input", {
   expect_error(dfbeta(h), "do.coef = TRUE")
   expect_error(influence(fit, groups = "nope"), "not in the data")
   expect_output(print(inf), "44 deletions of case")
+  # data found from the caller's frame; lmm_fit() fits need data = (rows in the fit's order)
+  local_fit <- function() {
+    dd <- d
+    influence(lmm(distance ~ age + (1 | Subject), dd), groups = "Subject")
+  }
+  by_subject <- influence(fit, groups = "Subject")
+  expect_equal(local_fit()[[2]], by_subject[[2]])
+  ff <- lmm_fit(d$distance, cbind(`(Intercept)` = 1, age = d$age),
+                list(Subject = list(group = d$Subject)))
+  expect_error(influence(ff, groups = "Subject"), "did not use the data")
+  expect_close(influence(ff, groups = "Subject", data = d)[[2]], by_subject[[2]], 1e-6, scale = 1)
 })
 
 # ---- live comparison with lme4 -----------------------------------------------------------------
