@@ -27,38 +27,7 @@ lmm_hat <- function(object) {
   if (is.null(object$residual))
     return(object$weights * joint_quad_form(object, design$A, design$P))
   rows <- whitened_design(object, design)
-  quad_form_rows(rows$A, rows$P, whitened_cov_inverse(object, rows))
-}
-
-## Rows of B A in the sparse (P, A) form, its Z Lambda part (Pz, Az) apart from the dense B X:
-## row i of B combines rows i and prev(i) of A (B is bidiagonal in time order; positions may
-## repeat, which the quadratic forms and crossprod_sparse_rows() allow).
-whitened_design <- function(object, design) {
-  r <- object$residual
-  prev <- r$prev + 1L
-  j <- ifelse(prev > 0L, prev, seq_along(prev))
-  cprev <- ifelse(prev > 0L, r$c, 0)
-  whiten <- function(M) r$sqrtw_a * M + cprev * M[j, , drop = FALSE]
-  z <- seq_len(ncol(design$A) - object$p)
-  Az <- cbind(r$sqrtw_a * design$A[, z, drop = FALSE], cprev * design$A[j, z, drop = FALSE])
-  Pz <- cbind(design$P[, z, drop = FALSE], design$P[j, z, drop = FALSE])
-  BX <- whiten(object$X)
-  list(Az = Az, Pz = Pz, BX = BX, A = cbind(Az, BX),
-       P = cbind(Pz, design$P[, -z, drop = FALSE]))
-}
-
-## M^{-1} with M = (B A)'(B A) + diag(I_q, 0), dense, as joint_cov_inverse() (same size limit).
-whitened_cov_inverse <- function(object, rows) {
-  q <- object$q
-  dim <- q + object$p
-  limit <- getOption("lmmc.se_fit_max_dim", 3000)
-  if (dim > limit)
-    stop(sprintf(paste0("hat values with a residual structure need a dense %d x %d ",
-                        "factorisation, above the limit %d; raise options(lmmc.se_fit_max_dim) ",
-                        "if memory and time allow"), dim, dim, limit), call. = FALSE)
-  M <- crossprod_sparse_rows(rows$Pz, rows$Az, rows$BX, rep(1, object$n), q)
-  diag(M)[seq_len(q)] <- diag(M)[seq_len(q)] + 1
-  chol2inv(chol(M))
+  quad_form_rows(rows$A, rows$P, joint_cov_inverse(object))
 }
 
 ## W^(1/2) (y - mu), or B (y - mu) with a residual structure.

@@ -71,10 +71,32 @@ joint_cov_inverse <- function(object) {
     stop(sprintf(paste0("standard errors need a dense %d x %d factorisation (q + p = %d random and ",
                         "fixed effects), above the limit %d; raise options(lmmc.se_fit_max_dim) ",
                         "if memory and time allow"), dim, dim, dim, limit), call. = FALSE)
-  zl <- z_lambda_rows(object$reterms, object$theta, rep(list(NULL), length(object$reterms)))
-  M <- crossprod_sparse_rows(zl$P, zl$A, object$X, object$weights, q)
+  M <- if (is.null(object$residual)) {
+    zl <- z_lambda_rows(object$reterms, object$theta, rep(list(NULL), length(object$reterms)))
+    crossprod_sparse_rows(zl$P, zl$A, object$X, object$weights, q)
+  } else {                                  # M = (B A)'(B A): the whitened rows
+    rows <- whitened_design(object, prediction_design(object, NULL, NULL, FALSE, stats::na.pass))
+    crossprod_sparse_rows(rows$Pz, rows$Az, rows$BX, rep(1, object$n), q)
+  }
   diag(M)[seq_len(q)] <- diag(M)[seq_len(q)] + 1
   chol2inv(chol(M))
+}
+
+## Rows of B A in the sparse (P, A) form, its Z Lambda part (Pz, Az) apart from the dense B X:
+## row i of B combines rows i and prev(i) of A (B is bidiagonal in time order; positions may
+## repeat, which the quadratic forms and crossprod_sparse_rows() allow).
+whitened_design <- function(object, design) {
+  r <- object$residual
+  prev <- r$prev + 1L
+  j <- ifelse(prev > 0L, prev, seq_along(prev))
+  cprev <- ifelse(prev > 0L, r$c, 0)
+  whiten <- function(M) r$sqrtw_a * M + cprev * M[j, , drop = FALSE]
+  z <- seq_len(ncol(design$A) - object$p)
+  Az <- cbind(r$sqrtw_a * design$A[, z, drop = FALSE], cprev * design$A[j, z, drop = FALSE])
+  Pz <- cbind(design$P[, z, drop = FALSE], design$P[j, z, drop = FALSE])
+  BX <- whiten(object$X)
+  list(Az = Az, Pz = Pz, BX = BX, A = cbind(Az, BX),
+       P = cbind(Pz, design$P[, -z, drop = FALSE]))
 }
 
 ## Rows of Z Lambda in a sparse form: P[i, k] the column (in u's order) and A[i, k] the value of

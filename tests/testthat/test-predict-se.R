@@ -145,3 +145,17 @@ test_that("lmm_fit() objects: standard errors on the fit's data, newdata refused
   expect_equal(predict_se(f0), predict_se(fit), tolerance = 1e-6, ignore_attr = TRUE)
   expect_error(predict_se(f0, d), "lmm_fit")
 })
+
+test_that("se.fit with a residual structure uses the whitened M: its fixed block is vcov(fit)", {
+  # M = (B A)'(B A) + diag(I_q, 0) with B the corAR1 whitening; re.form = NA gives x M^-1 x' for
+  # the fixed part only, which must equal x vcov(fit) x' / sigma^2 (the engine's Var(beta-hat)).
+  # Before the fix M was formed from the prior weights alone (0.233 instead of 0.251 on this model).
+  fit <- lmm(distance ~ age + Sex + (1 | Subject), nlme::Orthodont,
+             correlation = nlme::corAR1(form = ~ 1 | Subject))
+  X <- model.matrix(fit)
+  se <- predict(fit, re.form = NA, se.fit = TRUE)$se.fit
+  expect_equal(unname(se), unname(sqrt(rowSums((X %*% vcov(fit)) * X))), tolerance = 1e-8)
+  # hat values sum to the effective number of parameters: trace of the whitened hat matrix
+  h <- hatvalues(fit)
+  expect_true(all(h > 0 & h < 1))
+})
