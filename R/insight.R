@@ -80,12 +80,11 @@ satterthwaite_df <- function(x) {
   stats::setNames(tab[, "df"], rownames(tab))
 }
 
-## Kenward-Roger df of each fixed effect, when R/kenward-roger.R provides kr_ddf().
+## Kenward-Roger df of each fixed effect (the rows of L = I_p), when R/kenward-roger.R provides
+## kr_ddf(object, L).
 kenward_roger_df <- function(x) {
   kr_ddf <- kenward_roger_function("kr_ddf")
-  p <- length(x$beta)
-  stats::setNames(vapply(seq_len(p), function(j) kr_ddf(x, diag(p)[j, , drop = FALSE]), 0),
-                  names(x$beta))
+  stats::setNames(as.numeric(kr_ddf(x, diag(length(x$beta)))), names(x$beta))
 }
 
 ## The KR covariance of beta (Phi_A), when R/kenward-roger.R provides kr_vcov().

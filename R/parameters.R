@@ -134,15 +134,15 @@ model_parameters.lmm <- function(model, ci = 0.95, ci_method = NULL, effects = "
   if (effects == "fixed") cols <- setdiff(cols, "Group")
   out <- out[intersect(cols, names(out))]
   rownames(out) <- NULL
-  parameters_attributes(out, model, ci, method, effects, isTRUE(group_level),
+  parameters_attributes(out, model, ci, ci_method, method, isTRUE(group_level),
                         object_name = deparse1(substitute(model)), verbose = verbose)
 }
 
 ## The attributes parameters' print and format methods read (as set for lmerMod).
-parameters_attributes <- function(out, model, ci, method, effects, group_level, object_name,
+parameters_attributes <- function(out, model, ci, ci_method, method, group_level, object_name,
                                   verbose) {
-  label <- switch(method, satterthwaite = "Satterthwaite", kenward = "Kenward", wald = "Wald",
-                  method)
+  label <- switch(method, satterthwaite = "Satterthwaite", wald = "Wald",
+                  kenward = if (identical(tolower(ci_method), "kr")) "kr" else "Kenward", method)
   fixed <- names(model$beta)
   pretty <- tryCatch(parameters::format_parameters(model),
                      error = function(e) stats::setNames(fixed, fixed))

@@ -95,12 +95,22 @@ test_that("Kenward-Roger df, when lmmc provides them, match pbkrtest", {
   skip_if_not(exists("kr_ddf", envir = asNamespace("lmmc"), inherits = FALSE) &&
                 exists("kr_vcov", envir = asNamespace("lmmc"), inherits = FALSE),
               "lmmc has no Kenward-Roger functions")
-  # parameters::model_parameters(m, ci_method = "kenward") on the lme4 fit (pbkrtest 0.5.2)
-  ref_df <- c(99.35236523, 80, 25)
+  # parameters::model_parameters(m, ci_method = "kenward", effects = "fixed") on the lme4 fit
+  # (pbkrtest 0.5.2): SE, df_error, CI_low
+  ref_se <- c(0.8339224741, 0.06160591628, 0.7614168493)
+  ref_df <- c(99.35236521, 80, 25)
+  ref_low <- c(16.05210245, 0.5375855047, -3.889190083)
   fit <- es_fit("orth")
   kr <- parameters::model_parameters(fit, ci_method = "kenward", effects = "fixed")
   expect_identical(attr(kr, "ci_method"), "Kenward")
+  expect_close(kr$SE, ref_se, tol = 1e-4)
   expect_close(kr$df_error, ref_df, tol = 1e-3)
+  expect_close(kr$CI_low, ref_low, tol = 1e-4)
+  expect_equal(kr$t, kr$Coefficient / kr$SE)
+  expect_close(insight::get_df(fit, type = "kenward"), ref_df, tol = 1e-3)
+  kr2 <- parameters::model_parameters(fit, ci_method = "kr")
+  expect_identical(attr(kr2, "ci_method"), "kr")
+  expect_equal(kr2$df_error[1:3], kr$df_error)
 })
 
 test_that("model_parameters() equals the lme4 / lmerTest tables live", {
@@ -114,7 +124,10 @@ test_that("model_parameters() equals the lme4 / lmerTest tables live", {
     environment(fo) <- environment()          # lmerTest re-evaluates the call here
     m <- suppressMessages(lmerTest::lmer(fo, data = d))
     expect_s4_class(m, "lmerModLmerTest")
-    for (method in c("residual", "satterthwaite", "wald")) {
+    methods <- c("residual", "satterthwaite", "wald")
+    if (exists("kr_ddf", envir = asNamespace("lmmc"), inherits = FALSE) &&
+        requireNamespace("pbkrtest", quietly = TRUE)) methods <- c(methods, "kenward")
+    for (method in methods) {
       a <- suppressMessages(parameters::model_parameters(m, ci_method = method))
       b <- suppressWarnings(parameters::model_parameters(fit, ci_method = method))
       expect_identical(names(b), names(a))
