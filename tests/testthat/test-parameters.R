@@ -144,3 +144,16 @@ test_that("model_parameters() equals the lme4 / lmerTest tables live", {
     }
   }
 })
+
+test_that("random_parameters() summarises the variance parts as for lmerMod", {
+  skip_if_not_installed("parameters")
+  fit <- es_fit("sleep")
+  rp <- parameters::random_parameters(fit)
+  ref <- es_ref$sleep$variance
+  # insight / parameters for the lme4 fit: sigma2, tau00, tau11, rho01, N groups, observations
+  expect_identical(rp$Component[1:4], c("sigma2", "tau00", "tau11", "rho01"))
+  expect_close(rp$Value, c(ref[["var.residual"]], ref[["var.intercept.Subject"]],
+                           ref[["var.slope.Subject.Days"]],
+                           ref[["cor.slope_intercept.Subject"]], 18, 180),
+               tol = 2e-4, what = "random_parameters")
+})
