@@ -112,8 +112,10 @@ group_level_table <- function(model, ci) {
 ## ---- model_parameters ---------------------------------------------------------------------------
 
 model_parameters.lmm <- function(model, ci = 0.95, ci_method = NULL, effects = "all",
-                                 group_level = FALSE, verbose = TRUE, ...) {
+                                 group_level = FALSE, keep = NULL, drop = NULL, verbose = TRUE,
+                                 ...) {
   check_ci_level(ci)
+  unsupported_parameters_options(list(...))
   effects <- match.arg(effects, c("fixed", "random", "all"))
   method <- parameters_df_method(ci_method)
   out <- NULL
@@ -133,9 +135,29 @@ model_parameters.lmm <- function(model, ci = 0.95, ci_method = NULL, effects = "
   if (effects == "random") cols <- setdiff(cols, c("t", "df_error", "p"))
   if (effects == "fixed") cols <- setdiff(cols, "Group")
   out <- out[intersect(cols, names(out))]
+  out <- filter_parameters_rows(out, keep, drop)
   rownames(out) <- NULL
   parameters_attributes(out, model, ci, ci_method, method, isTRUE(group_level),
                         object_name = deparse1(substitute(model)), verbose = verbose)
+}
+
+## Options of model_parameters() that these tables do not implement: a clear error rather than a
+## silently unchanged table.
+unsupported_parameters_options <- function(dots) {
+  active <- function(v) !is.null(v) && !isFALSE(v)
+  bad <- intersect(c("standardize", "bootstrap", "exponentiate", "p_adjust", "vcov", "ci_random"),
+                   names(dots)[vapply(dots, active, NA)])
+  if (length(bad))
+    stop("model_parameters() for \"lmm\" fits does not support: ", paste(bad, collapse = ", "),
+         call. = FALSE)
+}
+
+## Rows whose Parameter matches the regular expression `keep` and not `drop` (as parameters).
+filter_parameters_rows <- function(out, keep, drop) {
+  rows <- rep(TRUE, nrow(out))
+  if (!is.null(keep)) rows <- rows & grepl(paste(keep, collapse = "|"), out$Parameter, perl = TRUE)
+  if (!is.null(drop)) rows <- rows & !grepl(paste(drop, collapse = "|"), out$Parameter, perl = TRUE)
+  out[rows, , drop = FALSE]
 }
 
 ## The attributes parameters' print and format methods read (as set for lmerMod).

@@ -157,3 +157,15 @@ test_that("random_parameters() summarises the variance parts as for lmerMod", {
                            ref[["cor.slope_intercept.Subject"]], 18, 180),
                tol = 2e-4, what = "random_parameters")
 })
+
+test_that("model_parameters(): keep / drop rows, clear errors for options it does not implement", {
+  skip_if_not_installed("parameters")
+  fit <- es_fit("orth")
+  mp <- parameters::model_parameters(fit, keep = "^Sex|^SD")
+  expect_identical(mp$Parameter, c("SexFemale", "SD (Intercept)", "SD (Observations)"))
+  mp <- parameters::model_parameters(fit, effects = "fixed", drop = "Intercept")
+  expect_identical(mp$Parameter, c("age", "SexFemale"))
+  expect_error(parameters::model_parameters(fit, standardize = "refit"), "standardize")
+  expect_error(parameters::model_parameters(fit, bootstrap = TRUE), "bootstrap")
+  expect_silent(parameters::model_parameters(fit, bootstrap = FALSE, effects = "fixed"))
+})
