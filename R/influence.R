@@ -54,6 +54,10 @@ rstudent.lmm <- function(model, ...) {
   name_and_pad(model, r)
 }
 
+## The same internally studentized residuals (stats' rstandard() definition; lme4 has no
+## rstandard method): performance::check_model's homogeneity and influence panels use them.
+rstandard.lmm <- function(model, ...) rstudent.lmm(model)
+
 ## ---- case / group deletion ---------------------------------------------------------------------
 
 ## As lme4's influence.merMod: the model refitted without each case (or each level of `groups`,
