@@ -13,17 +13,23 @@
 #   Phi_A  = Phi + 2 Phi [sum_ij W_ij (Q_ij - P_i Phi P_j)] Phi.
 #
 # No n x n matrix is formed.  Transforming rows by W^{1/2} (X, Z -> W^{1/2}X, W^{1/2}Z) turns V_0
-# into I and leaves every quantity above unchanged, so with D = Z'WZ, B = Z'WX, A = X'WX and
-#   C = Lambda (Lambda' D Lambda + I)^{-1} Lambda',   sigma^2 V^{-1} = I - Z C Z'   (Woodbury),
-#   F = I - D C:
-#   Z'V^{-1}Z = F D / sigma^2,          Z'V^{-1}X = F B / sigma^2,
-#   Z'V^{-2}Z = F F D / sigma^4,        Z'V^{-2}X = F F B / sigma^4,
-#   X'V^{-2}X = (A - 2 B'CB + B'CDCB) / sigma^4,
-#   X'V^{-3}X = (A - 2 B'CB + B'CDCB - (FB)' C (FB)) / sigma^6,
-#   tr V^{-2} = (n - 2 tr(CD) + tr(CDCD)) / sigma^4,
-# and for random V_i, V_j:  tr(V^{-1}V_i V^{-1}V_j) = tr(E_i S E_j S), S = Z'V^{-1}Z.  The cost is
-# that of dense q x q matrices (q = number of random effects): O(q^3) time and O(q^2) memory;
-# above getOption("lmmc.kr_max_q", 5000) random effects an error says so.
+# into I and leaves every quantity above unchanged.  With D = Z'WZ, B = Z'WX, A = X'WX,
+# M = Lambda'D Lambda + I = R'R and (Woodbury)  sigma^2 V^{-1} = I - Z Lambda M^{-1} Lambda' Z':
+#   S = Z'V^{-1}Z = (D - K'K) / sigma^2,     K = R^{-T} Lambda' D,
+#   Z'V^{-1}X = (B - K'H) / sigma^2,         H = R^{-T} Lambda' B,
+#   X'V^{-1}X = (A - H'H) / sigma^2;
+# the random parameters' terms follow from S:  X'V^{-1}V_iV^{-1}X = (Z'V^{-1}X)' E_i (Z'V^{-1}X),
+# Q_ij = (Z'V^{-1}X)' E_i S E_j (Z'V^{-1}X), tr(V^{-1}V_i V^{-1}V_j) = tr(E_i S E_j S).  The
+# residual's follow from sum_i gamma_i V_i = V (so gamma_0 V^{-1}V_0V^{-1} = V^{-1} -
+# sum_{i random} gamma_i V^{-1}V_iV^{-1}):
+#   X'V^{-1}V_0V^{-1}X = (X'V^{-1}X - sum_i gamma_i X'V^{-1}V_iV^{-1}X) / gamma_0,
+#   Q_i0 = (X'V^{-1}V_iV^{-1}X - sum_j gamma_j Q_ij) / gamma_0,
+#   Q_00 = (X'V^{-1}V_0V^{-1}X - sum_j gamma_j Q_j0) / gamma_0,
+# and the same for the traces, from tr(V^{-1}V_i) = tr(E_i S) and tr(V^{-1}V) = n.
+# Lambda is block diagonal and applied block by block; the cost is that of the dense q x q
+# matrices D and S (q = number of random effects): a Cholesky factor, one triangular solve and
+# one cross-product, O(q^3) time and O(q^2) memory.  Above getOption("lmmc.kr_max_q", 5000)
+# random effects an error says so.
 
 ## ---- the adjusted covariance --------------------------------------------------------------------
 
@@ -41,10 +47,11 @@ kr_setup <- function(object) {
   check_kr_size(object$q)
   parts <- kr_woodbury(object)
   pars <- kr_parameters(object$reterms)
+  gamma <- kr_gamma(object)
   Phi <- unname(object$vcov_beta)
-  PQ <- kr_pq(parts, pars)
-  K <- kr_ktrace(parts, pars)
-  m <- length(pars)
+  PQ <- kr_pq(parts, pars, gamma)
+  K <- kr_ktrace(parts, pars, gamma, object$n)
+  m <- length(gamma)
   info <- matrix(0, m, m)
   for (i in seq_len(m)) for (j in i:m) {
     info[i, j] <- info[j, i] <- K[i, j] - 2 * sum(Phi * PQ$Q[[i]][[j]]) +
@@ -101,54 +108,47 @@ kr_gram <- function(object) {
   list(D = M[iq, iq, drop = FALSE], B = M[iq, ip, drop = FALSE], A = M[ip, ip, drop = FALSE])
 }
 
-# Lambda (q x q, u's order: term by term, level-major, a term's columns within a level).
-kr_lambda <- function(object) {
-  templates <- theta_templates(object$theta, object$reterms)
-  Lambda <- matrix(0, object$q, object$q)
+# M Lambda without forming Lambda (q x q block diagonal: term by term, level-major, a term's
+# columns within a level): within term t the columns of level l are M[, cols_l] T_t.
+lambda_right <- function(M, templates, reterms) {
   pos <- 0L
   for (t in seq_along(templates)) {
-    pt <- nrow(templates[[t]])
-    nl <- nlevels(object$reterms[[t]]$group)
-    for (l in seq_len(nl)) {
-      k <- pos + (l - 1L) * pt + seq_len(pt)
-      Lambda[k, k] <- templates[[t]]
-    }
+    Tt <- templates[[t]]
+    pt <- nrow(Tt)
+    nl <- nlevels(reterms[[t]]$group)
+    cols <- pos + seq_len(pt * nl)
     pos <- pos + pt * nl
+    if (pt == 1L) {
+      M[, cols] <- M[, cols] * Tt[1L]
+      next
+    }
+    r <- nrow(M)
+    by_comp <- matrix(aperm(array(M[, cols], c(r, pt, nl)), c(1L, 3L, 2L)), r * nl, pt)
+    M[, cols] <- aperm(array(by_comp %*% Tt, c(r, nl, pt)), c(1L, 3L, 2L))
   }
-  Lambda
+  M
 }
 
-# The cross-products of the header: S = Z'V^{-1}Z, SX = Z'V^{-1}X, S2 = Z'V^{-2}Z, S2X = Z'V^{-2}X,
-# X2 = X'V^{-2}X, X3 = X'V^{-3}X, tr2 = tr V^{-2}.
+# The cross-products of the header: S = Z'V^{-1}Z, SX = Z'V^{-1}X, XVX = X'V^{-1}X.
 kr_woodbury <- function(object) {
   g <- kr_gram(object)
-  Lambda <- kr_lambda(object)
+  templates <- theta_templates(object$theta, object$reterms)
   s2 <- object$sigma^2
-  q <- object$q
-  inner <- crossprod(Lambda, g$D %*% Lambda)
-  diag(inner) <- diag(inner) + 1
-  C <- Lambda %*% chol2inv(chol(inner)) %*% t(Lambda)          # Lambda (Lambda'D Lambda + I)^-1 Lambda'
-  DC <- g$D %*% C
-  F <- -DC
-  diag(F) <- diag(F) + 1                                         # F = I - D C
-  FD <- F %*% g$D
-  FB <- F %*% g$B
-  CB <- C %*% g$B
-  X2 <- g$A - 2 * crossprod(g$B, CB) + crossprod(CB, g$D %*% CB)
-  list(S = symmetrise(FD) / s2, SX = FB / s2,
-       S2 = symmetrise(F %*% FD) / s2^2, S2X = (F %*% FB) / s2^2,
-       X2 = symmetrise(X2) / s2^2,
-       X3 = symmetrise(X2 - crossprod(FB, C %*% FB)) / s2^3,
-       tr2 = (object$n - 2 * sum(diag(DC)) + sum(DC * t(DC))) / s2^2)
+  LtD <- t(lambda_right(g$D, templates, object$reterms))             # Lambda' D
+  M <- t(lambda_right(LtD, templates, object$reterms))               # (Lambda'D Lambda)'
+  diag(M) <- diag(M) + 1
+  R <- chol(M)
+  K <- backsolve(R, LtD, transpose = TRUE)
+  H <- backsolve(R, t(lambda_right(t(g$B), templates, object$reterms)), transpose = TRUE)
+  S <- (g$D - crossprod(K)) / s2
+  list(S = (S + t(S)) / 2, SX = (g$B - crossprod(K, H)) / s2, XVX = (g$A - crossprod(H)) / s2)
 }
-
-symmetrise <- function(M) (M + t(M)) / 2
 
 ## ---- the parameters gamma and their V_i -------------------------------------------------------------
 
-# One entry per covariance parameter: the indices (in u's order) of components a and b of term t
-# over its levels; the residual variance last (idx NULL).  Order: each term's lower triangle
-# column by column, as VarCorr's entries.
+# One entry per random covariance parameter: the indices (in u's order) of components a and b of
+# term t over its levels.  Order: each term's lower triangle column by column, as VarCorr's
+# entries; the residual variance (index m + 1) is handled apart.
 kr_parameters <- function(reterms) {
   pars <- list()
   pos <- 0L
@@ -160,7 +160,17 @@ kr_parameters <- function(reterms) {
       pars[[length(pars) + 1L]] <- list(a = at + a, b = at + b)
     pos <- pos + pt * nl
   }
-  c(pars, list(list(a = NULL, b = NULL)))
+  pars
+}
+
+# gamma: the entries of G_t = sigma^2 T_t T_t' in kr_parameters()' order, then sigma^2.
+kr_gamma <- function(object) {
+  templates <- theta_templates(object$theta, object$reterms)
+  s2 <- object$sigma^2
+  c(unlist(lapply(templates, function(Tt) {
+    G <- s2 * tcrossprod(Tt)
+    G[lower.tri(G, diag = TRUE)]
+  })), s2)
 }
 
 # The index pairs (u, v) with E_i = sum J_u J_v' (J_u selects the columns u).
@@ -175,46 +185,56 @@ kr_bilinear <- function(par, U, V) {
     crossprod(U[uv[[1L]], , drop = FALSE], V[uv[[2L]], , drop = FALSE])))
 }
 
-# E_i V (q rows).
-kr_pick <- function(par, V) {
-  out <- matrix(0, nrow(V), ncol(V))
-  for (uv in kr_pairs(par)) out[uv[[1L]], ] <- out[uv[[1L]], ] + V[uv[[2L]], ]
+# S E_j V: the columns of S picked by E_j times V's rows.
+kr_times_e <- function(S, par, V) {
+  Reduce(`+`, lapply(kr_pairs(par), function(uv)
+    S[, uv[[1L]], drop = FALSE] %*% V[uv[[2L]], , drop = FALSE]))
+}
+
+# P_i and Q_ij (lists; Q[[i]][[j]]), random parameters first and the residual last (index m).
+kr_pq <- function(parts, pars, gamma) {
+  m <- length(gamma)
+  random <- seq_len(m - 1L)
+  g <- gamma[random]
+  g0 <- gamma[m]
+  PX <- lapply(pars, function(par) kr_bilinear(par, parts$SX, parts$SX))   # X'V^-1 V_i V^-1 X
+  PX0 <- (parts$XVX - weighted_sum(PX, g)) / g0
+  N <- lapply(pars, function(par) kr_times_e(parts$S, par, parts$SX))       # S E_j Z'V^-1 X
+  Q <- lapply(seq_len(m), function(i) vector("list", m))
+  for (i in random) for (j in random) Q[[i]][[j]] <- kr_bilinear(pars[[i]], parts$SX, N[[j]])
+  for (i in random) {
+    Q[[i]][[m]] <- (PX[[i]] - weighted_sum(Q[[i]][random], g)) / g0
+    Q[[m]][[i]] <- t(Q[[i]][[m]])
+  }
+  Q[[m]][[m]] <- (PX0 - weighted_sum(lapply(Q[random], `[[`, m), g)) / g0
+  Q[[m]][[m]] <- (Q[[m]][[m]] + t(Q[[m]][[m]])) / 2
+  list(P = lapply(c(PX, list(PX0)), `-`), Q = Q)
+}
+
+weighted_sum <- function(mats, w) {
+  out <- 0
+  for (k in seq_along(mats)) out <- out + w[k] * mats[[k]]
   out
 }
 
-# P_i and Q_ij (lists; Q[[i]][[j]]) for random parameters and the residual (the last).
-kr_pq <- function(parts, pars) {
-  m <- length(pars)
-  random <- seq_len(m - 1L)
-  P <- c(lapply(pars[random], function(par) -kr_bilinear(par, parts$SX, parts$SX)),
-         list(-parts$X2))
-  N <- lapply(pars[random], function(par) parts$S %*% kr_pick(par, parts$SX))   # S E_j SX
-  Q <- lapply(seq_len(m), function(i) vector("list", m))
-  for (i in random) {
-    for (j in random) Q[[i]][[j]] <- kr_bilinear(pars[[i]], parts$SX, N[[j]])
-    Q[[i]][[m]] <- kr_bilinear(pars[[i]], parts$SX, parts$S2X)
-    Q[[m]][[i]] <- t(Q[[i]][[m]])
-  }
-  Q[[m]][[m]] <- parts$X3
-  list(P = P, Q = Q)
-}
-
 # tr(V^{-1}V_i V^{-1}V_j): random pairs tr(E_i S E_j S) = sum over J_u J_v' in E_i and J_w J_x' in
-# E_j of sum(S[v, w] * S[u, x]); random and residual tr(E_i Z'V^{-2}Z); residual pair tr V^{-2}.
-kr_ktrace <- function(parts, pars) {
-  m <- length(pars)
+# E_j of sum(S[v, w] * S[u, x]); pairs with the residual from sum_i gamma_i V_i = V.
+kr_ktrace <- function(parts, pars, gamma, n) {
+  m <- length(gamma)
+  random <- seq_len(m - 1L)
   S <- parts$S
   K <- matrix(0, m, m)
-  for (i in seq_len(m - 1L)) {
-    for (j in i:(m - 1L)) {
-      K[i, j] <- K[j, i] <- sum(vapply(kr_pairs(pars[[i]]), function(uv)
-        sum(vapply(kr_pairs(pars[[j]]), function(wx)
-          sum(S[uv[[2L]], wx[[1L]], drop = FALSE] * S[uv[[1L]], wx[[2L]], drop = FALSE]), 0)), 0))
-    }
-    K[i, m] <- K[m, i] <- sum(vapply(kr_pairs(pars[[i]]), function(uv)
-      sum(parts$S2[cbind(uv[[2L]], uv[[1L]])]), 0))
+  for (i in random) for (j in i:(m - 1L)) {
+    K[i, j] <- K[j, i] <- sum(vapply(kr_pairs(pars[[i]]), function(uv)
+      sum(vapply(kr_pairs(pars[[j]]), function(wx)
+        sum(S[uv[[2L]], wx[[1L]], drop = FALSE] * S[uv[[1L]], wx[[2L]], drop = FALSE]), 0)), 0))
   }
-  K[m, m] <- parts$tr2
+  tr1 <- vapply(pars, function(par) sum(vapply(kr_pairs(par), function(uv)
+    sum(S[cbind(uv[[2L]], uv[[1L]])]), 0)), 0)                            # tr(V^-1 V_i)
+  g <- gamma[random]
+  g0 <- gamma[m]
+  K[random, m] <- K[m, random] <- (tr1 - drop(K[random, random, drop = FALSE] %*% g)) / g0
+  K[m, m] <- ((n - sum(g * tr1)) / g0 - sum(g * K[random, m])) / g0
   K
 }
 
