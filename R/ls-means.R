@@ -39,9 +39,13 @@ ls_means.lmm <- function(model, which = NULL, level = 0.95,
 }
 
 # Without lmmc's method (an lmer fit, say): lmerTest's when it is installed.
-ls_means.default <- function(model, ...) forward_to_lmerTest("ls_means", model, ...)
+ls_means.default <- function(model, ...) {
+  forward_to_lmerTest("ls_means", model, match.call(), parent.frame())
+}
 
-difflsmeans.default <- function(model, ...) forward_to_lmerTest("difflsmeans", model, ...)
+difflsmeans.default <- function(model, ...) {
+  forward_to_lmerTest("difflsmeans", model, match.call(), parent.frame())
+}
 
 difflsmeans.lmm <- function(model, which = NULL, level = 0.95,
                             ddf = c("Satterthwaite", "Kenward-Roger"), ...) {

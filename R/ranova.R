@@ -16,14 +16,17 @@ ranova.lmm <- function(model, reduce.terms = TRUE, ...) {
 
 # Without lmmc's method (an lmer fit, say): lmerTest's ranova() when it is installed.
 ranova.default <- function(model, reduce.terms = TRUE, ...) {
-  forward_to_lmerTest("ranova", model, reduce.terms = reduce.terms, ...)
+  forward_to_lmerTest("ranova", model, match.call(), parent.frame())
 }
 
-forward_to_lmerTest <- function(fun, model, ...) {
+# The caller's call `cl` evaluated with lmerTest's `fun` in the caller's frame `env` (lmerTest
+# evaluates its refits in its caller's frame).
+forward_to_lmerTest <- function(fun, model, cl, env) {
   if (!requireNamespace("lmerTest", quietly = TRUE))
     stop(sprintf("no %s() method for an object of class %s", fun,
                  paste(dQuote(class(model), FALSE), collapse = ", ")), call. = FALSE)
-  getExportedValue("lmerTest", fun)(model, ...)
+  cl[[1L]] <- call("::", as.name("lmerTest"), as.name(fun))
+  eval(cl, env)
 }
 
 # The refits are evaluated in `env` (see refit_with_formula()).

@@ -237,7 +237,9 @@ ddf_coef_table <- function(fit, setup) {
 contest <- function(model, L, ...) UseMethod("contest")
 
 # Without lmmc's method (an lmer fit, say): lmerTest's contest() when it is installed.
-contest.default <- function(model, L, ...) forward_to_lmerTest("contest", model, L, ...)
+contest.default <- function(model, L, ...) {
+  forward_to_lmerTest("contest", model, match.call(), parent.frame())
+}
 
 # Tests of contrasts L beta = rhs: joint = TRUE gives one F test (rows of L jointly),
 # joint = FALSE a t test per row (with Wald confidence limits on the test's df).  The df are

@@ -7,10 +7,12 @@
 # stats::step is not generic: lmmc's step() is (as lmerTest's), other objects go to stats::step.
 step <- function(object, ...) UseMethod("step")
 
-# stats::step evaluates its refits in its caller's frame: call it from the caller's frame.
+# stats::step (lmerTest's step for lme4 fits, when lmmc's step() masks lmerTest's).  Both
+# evaluate their refits in their caller's frame: they are called from the caller's frame.
 step.default <- function(object, ...) {
   cl <- match.call()
-  cl[[1L]] <- quote(stats::step)
+  cl[[1L]] <- if (inherits(object, "merMod") && requireNamespace("lmerTest", quietly = TRUE))
+    quote(lmerTest::step) else quote(stats::step)
   eval(cl, parent.frame())
 }
 
@@ -32,6 +34,10 @@ step.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger"), alpha.ra
 get_model <- function(x, ...) UseMethod("get_model")
 
 get_model.step_lmm <- function(x, ...) attr(x, "model")
+
+get_model.default <- function(x, ...) {
+  forward_to_lmerTest("get_model", x, match.call(), parent.frame())
+}
 
 print.step_lmm <- function(x, ...) {
   print(x$random)

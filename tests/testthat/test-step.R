@@ -114,3 +114,21 @@ test_that("recorded: step() down to an lm() fit, and with an interaction elimina
   expect_table_close(s$fixed, step_sleep_fixed)
   expect_identical(deparse2(formula(get_model(s))), step_sleep_model)
 })
+
+test_that("lmerTest's generics reach lmmc's methods, and lmmc's reach lmerTest's", {
+  skip_if_not_installed("lmerTest")
+  ortho <- as.data.frame(ref_data("Orthodont"))
+  fit <- lmm(distance ~ age * Sex + (1 | Subject), ortho)
+  # lmerTest's generics dispatch to the methods registered for "lmm"
+  expect_s3_class(lmerTest::ls_means(fit), "ls_means_lmm")
+  expect_s3_class(lmerTest::difflsmeans(fit), "ls_means_lmm")
+  expect_equal(lmerTest::contest(fit, c(0, 1, 0, 0)), contest(fit, c(0, 1, 0, 0)))
+  s <- lmerTest::step(fit)
+  expect_s3_class(s, "step_lmm")
+  expect_s3_class(lmerTest::get_model(s), "lmm")
+  # lmmc's generics send lme4 fits to lmerTest
+  m <- suppressMessages(lmerTest::lmer(distance ~ age * Sex + (1 | Subject), ortho))
+  expect_equal(as.data.frame(ls_means(m)), as.data.frame(lmerTest::ls_means(m)))
+  expect_equal(contest(m, c(0, 1, 0, 0)), lmerTest::contest(m, c(0, 1, 0, 0)))
+  expect_equal(as.data.frame(ranova(m)), as.data.frame(lmerTest::ranova(m)))
+})
