@@ -132,3 +132,20 @@ test_that("lmerTest's generics reach lmmc's methods, and lmmc's reach lmerTest's
   expect_equal(contest(m, c(0, 1, 0, 0)), lmerTest::contest(m, c(0, 1, 0, 0)))
   expect_equal(as.data.frame(ranova(m)), as.data.frame(lmerTest::ranova(m)))
 })
+
+test_that("recorded: step(ddf = \"Kenward-Roger\", keep = ...) on ham", {
+  # lmerTest::step(lmerTest::lmer(<same model>), ddf = "Kenward-Roger", keep = "Gender")
+  step_ham_kr_fixed <- structure(list(Eliminated = c(1, 2, 0, 0), `Sum Sq` = c(10.38734568, 
+  6.520061728, 91.80709877, 3.847017857), `Mean Sq` = c(3.46244856, 
+  6.520061728, 30.60236626, 3.847017857), NumDF = c(3, 1, 3, 1), 
+      DenDF = c(560, 563, 564, 79), `F value` = c(0.7908807963, 
+      1.490951839, 6.991800651, 0.8789379793), `Pr(>F)` = c(0.4992920102, 
+      0.2225799346, 0.000126671056, 0.3513501002)), row.names = c("Product:Information", 
+  "Information", "Product", "Gender"), class = "data.frame")
+  fit <- lmm(Informed.liking ~ Product * Information + Gender + (1 | Consumer), data = ref_data("ham"))
+  s <- step(fit, ddf = "Kenward-Roger", keep = "Gender")
+  expect_table_close(s$fixed, step_ham_kr_fixed)
+  expect_identical(attr(s$fixed, "heading")[2], "Degrees of freedom method: Kenward-Roger \n")
+  expect_identical(deparse2(formula(get_model(s))),
+                   "Informed.liking ~ Product + Gender + (1 | Consumer)")
+})
