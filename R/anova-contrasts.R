@@ -90,24 +90,80 @@ contrasts_marginal <- function(object) {
   lapply(term_columns(object)[labels], function(cols) I[cols, , drop = FALSE])
 }
 
-# Terms contained in no other: marginal test.  Other terms: order the columns as
-# [unrelated terms, the term, terms containing it] and take the term's sequential rows.
+# lmerTest's "marginal" type: every term's own coefficients (type I when X has one column or the
+# model one term).
+contrasts_marginal_all <- function(object) {
+  if (ncol(object$X) <= 1L || length(attr(object$fixed_terms, "term.labels")) <= 1L)
+    return(contrasts_type1(object))
+  contrasts_marginal(object)
+}
+
+# Terms contained in no other: marginal test.  Other terms: the sequential rows below.
 contrasts_type2 <- function(object) {
-  X <- object$X
   labels <- attr(object$fixed_terms, "term.labels")
-  if (ncol(X) <= 1L || length(labels) <= 1L) return(contrasts_type1(object))
+  if (ncol(object$X) <= 1L || length(labels) <= 1L) return(contrasts_type1(object))
   contained_in <- term_containment(object)
-  cols <- term_columns(object)
   marginal <- contrasts_marginal(object)
-  col_term <- rep(NA_character_, ncol(X))
-  for (t in names(cols)) col_term[cols[[t]]] <- t
   lapply(setNames(nm = labels), function(t) {
-    if (!length(contained_in[[t]])) return(marginal[[t]])
-    last <- unlist(cols[c(t, contained_in[[t]])])
-    ord <- c(setdiff(seq_len(ncol(X)), last), last)
-    Lt <- sequential_rows(X[, ord, drop = FALSE])
-    Lt[col_term[ord] == t, colnames(X), drop = FALSE]
+    if (!length(contained_in[[t]])) marginal[[t]] else type2_rows(object, t, contained_in[[t]])
   })
+}
+
+# Type "2b": the sequential rows for every term.
+contrasts_type2b <- function(object) {
+  labels <- attr(object$fixed_terms, "term.labels")
+  if (ncol(object$X) <= 1L || length(labels) <= 1L) return(contrasts_type1(object))
+  contained_in <- term_containment(object)
+  lapply(setNames(nm = labels), function(t) type2_rows(object, t, contained_in[[t]]))
+}
+
+# Order the columns as [unrelated terms, the term, terms containing it] and take the term's
+# sequential (Doolittle) rows: the term adjusted for all terms that do not contain it.
+type2_rows <- function(object, t, outer_terms) {
+  X <- object$X
+  cols <- term_columns(object)
+  col_term <- rep(NA_character_, ncol(X))
+  for (s in names(cols)) col_term[cols[[s]]] <- s
+  last <- unlist(cols[c(t, outer_terms)])
+  ord <- c(setdiff(seq_len(ncol(X)), last), last)
+  Lt <- sequential_rows(X[, ord, drop = FALSE])
+  Lt[col_term[ord] == t, colnames(X), drop = FALSE]
+}
+
+## ---- drop1 --------------------------------------------------------------------------------
+
+# The hypothesis of dropping each term in scope.  Usually the term's own coefficients (marginal);
+# when X lost aliased columns, the columns of a term need not carry all it adds to the model
+# (a numeric temp beside the ordered factor temperature: temperature's linear contrast was
+# dropped, and temp's column spans it), so, as lmerTest: the directions of span(X) not in the
+# span of the model matrix without the term -- none (NA row: not testable) when the reduced
+# model spans X.
+contrasts_drop1 <- function(object, scope) {
+  L_list <- contrasts_marginal_all(object)[scope]
+  if (!length(attr(object$X, "dropped"))) return(L_list)
+  Xfull <- stats::model.matrix(object$fixed_terms, data = object$frame,
+                               contrasts.arg = attr(object$X, "contrasts"))
+  labels <- attr(object$fixed_terms, "term.labels")
+  asgn <- attr(Xfull, "assign")
+  lapply(setNames(nm = scope), function(t) {
+    X0 <- Xfull[, asgn != match(t, labels), drop = FALSE]
+    L <- span_difference(X0, object$X)
+    if (!length(L)) matrix(NA_real_, 1L, ncol(object$X), dimnames = list(NULL, colnames(object$X)))
+    else L
+  })
+}
+
+# Rows spanning {X'r : r = residual of a column of X on X0}: the estimable directions of
+# span(X) orthogonal to span(X0), as an orthonormal basis (lmerTest's get_Ldiffmat2).
+span_difference <- function(X0, X) {
+  R <- stats::.lm.fit(X0, X)$residuals
+  R <- R[, colSums(abs(R)) > 1e-8, drop = FALSE]
+  if (!ncol(R)) return(matrix(0, 0L, ncol(X)))
+  Lt <- crossprod(X, R)
+  Lt[] <- zapsmall(qr.Q(qr(Lt)))
+  L <- t(Lt)
+  colnames(L) <- colnames(X)
+  L
 }
 
 ## ---- type III ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 #   drop1(m)            single-term deletions: AIC / likelihood-ratio (as lme4) or F tests (lmerTest).
 # The hypothesis matrices of the F tests (types I, II, III) are built in R/anova-contrasts.R.
 
-anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
+anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1", "marginal", "2b"),
                       ddf = c("Satterthwaite", "Kenward-Roger", "lme4", "none"),
                       refit = TRUE, model.names = NULL) {
   dots <- list(...)
@@ -25,41 +25,62 @@ anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
   }
   ddf <- match.arg(ddf)
   if (ddf %in% c("lme4", "none")) return(anova_wald_sequential(object))
-  check_ddf(ddf)
   type <- anova_type(type)
-  anova_ftests(object, type)
+  anova_ftests(object, type, ddf)
 }
 
-check_ddf <- function(ddf) {
-  if (ddf == "Kenward-Roger")
-    stop("Kenward-Roger's method is not implemented in lmmc; use ddf = \"Satterthwaite\"",
-         call. = FALSE)
-}
-
-# "III"/"3" -> "3", etc.
+# "III"/"3" -> "3", "II"/"2" -> "2", "I"/"1" -> "1"; "marginal" and "2b" as they are (lmerTest's
+# names): "marginal" tests each term's own coefficients given all other terms (as nlme's
+# anova.lme(type = "marginal")); "2b" builds every term's type II hypothesis by the sequential
+# (Doolittle) construction, also for terms contained in no other.
 anova_type <- function(type) {
   type <- as.character(type[1L])
-  if (!type %in% c("III", "II", "I", "3", "2", "1"))
-    stop("'type' must be one of \"III\", \"II\", \"I\" (or 3, 2, 1)", call. = FALSE)
+  ok <- c("III", "II", "I", "3", "2", "1", "marginal", "2b")
+  if (!type %in% ok)
+    stop("'type' must be one of \"III\", \"II\", \"I\" (or 3, 2, 1), \"marginal\" or \"2b\"",
+         call. = FALSE)
   if (type %in% c("I", "II", "III")) type <- as.character(as.integer(utils::as.roman(type)))
   type
 }
 
-## ---- F tests with Satterthwaite's df ----------------------------------------------------------
+anova_type_title <- function(type) {
+  switch(type, marginal = "Marginal", "2b" = "Type IIb",
+         paste("Type", utils::as.roman(as.integer(type))))
+}
+
+## ---- F tests with Satterthwaite's or Kenward-Roger's df ---------------------------------------
 
 # One F test per term of L_term beta = 0, L_term from the chosen type of hypothesis.
-anova_ftests <- function(object, type) {
+anova_ftests <- function(object, type, ddf = "Satterthwaite") {
   need_formula(object, "anova() F tests of terms")
   L_list <- switch(type, "1" = contrasts_type1(object), "2" = contrasts_type2(object),
-                   "3" = contrasts_type3(object))
-  sat <- satterthwaite_setup(object)
-  rows <- lapply(L_list, function(L) contestMD_sat(sat, L))
-  table <- do.call(rbind, c(list(f_table_row(numeric(), numeric(), numeric(), numeric())), rows))
-  rownames(table) <- names(L_list)[vapply(rows, nrow, 1L) > 0]
+                   "3" = contrasts_type3(object), "marginal" = contrasts_marginal_all(object),
+                   "2b" = contrasts_type2b(object))
+  setup <- ddf_setup(object, ddf)
+  table <- ftest_table(setup, L_list)
   structure(table,
-            heading = paste("Type", utils::as.roman(as.integer(type)),
-                            "Analysis of Variance Table with Satterthwaite's method"),
+            heading = paste(anova_type_title(type), "Analysis of Variance Table with",
+                            ddf_method_name(setup), "method"),
             hypotheses = L_list, class = c("anova", "data.frame"))
+}
+
+# One row per hypothesis; hypotheses without a testable row (no rows, or NA) give NA rows
+# placed last (lmerTest's layout).
+ftest_table <- function(setup, L_list) {
+  rows <- lapply(L_list, function(L) {
+    if (anyNA(L)) return(f_table_row(NA_real_, NA_real_, NA_real_, NA_real_))
+    contest_F(setup, L)
+  })
+  table <- do.call(rbind, c(list(f_table_row(numeric(), numeric(), numeric(), numeric())), rows))
+  tested <- names(L_list)[vapply(rows, nrow, 1L) > 0]
+  rownames(table) <- tested
+  untested <- setdiff(names(L_list), tested)
+  if (length(untested)) {
+    na <- table[rep(NA_integer_, length(untested)), , drop = FALSE]
+    rownames(na) <- untested
+    table <- rbind(table, na)
+  }
+  table
 }
 
 need_formula <- function(object, what) {
@@ -247,15 +268,12 @@ ml_aic <- function(fit, k) {
 }
 
 drop1_ftests <- function(object, scope, marginal, ddf) {
-  check_ddf(ddf)
   if (!all(scope %in% marginal))
     stop("Only marginal terms can be dropped from the model", call. = FALSE)
-  L_list <- contrasts_marginal(object)[scope]
-  sat <- satterthwaite_setup(object)
-  rows <- lapply(L_list, function(L) contestMD_sat(sat, L))
-  table <- do.call(rbind, c(list(f_table_row(numeric(), numeric(), numeric(), numeric())), rows))
-  rownames(table) <- names(L_list)[vapply(rows, nrow, 1L) > 0]
-  structure(table, heading = c("Single term deletions using Satterthwaite's method:", "\nModel:",
-                               deparse1(formula(object))),
+  L_list <- contrasts_drop1(object, scope)
+  setup <- ddf_setup(object, ddf)
+  table <- ftest_table(setup, L_list)
+  structure(table, heading = c(paste("Single term deletions using", ddf_method_name(setup),
+                                     "method:"), "\nModel:", deparse1(formula(object))),
             hypotheses = L_list, class = c("anova", "data.frame"))
 }

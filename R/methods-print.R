@@ -87,20 +87,21 @@ print_nonconvergence <- function(oi) {
               oi$message))
 }
 
-# ddf = "Satterthwaite" (the default) adds lmerTest's df and Pr(>|t|) columns; "none" (or "lme4")
-# prints lme4's exact table.  Fits with a residual correlation/variance structure have no
-# Satterthwaite df yet and get lme4's table.
-summary.lmm <- function(object, correlation = (p <= 12), ddf = c("Satterthwaite", "none", "lme4"),
-                        ...) {
+# ddf = "Satterthwaite" (the default) or "Kenward-Roger" adds lmerTest's df and Pr(>|t|) columns
+# (Kenward-Roger: also its adjusted standard errors); "none" (or "lme4") prints lme4's exact table.
+# Fits with a residual correlation/variance structure have no such df yet and get lme4's table.
+summary.lmm <- function(object, correlation = (p <= 12),
+                        ddf = c("Satterthwaite", "Kenward-Roger", "none", "lme4"), ...) {
   ddf <- match.arg(ddf)
   beta <- fixef(object)
   p <- length(beta)
   se <- sqrt(diag(object$vcov_beta))
   coefs <- cbind(Estimate = beta, `Std. Error` = se, `t value` = beta / se)
   title <- method_title(object$REML)
-  if (ddf == "Satterthwaite" && p > 0L && satterthwaite_available(object)) {
-    coefs <- satterthwaite_coef_table(object)
-    title <- paste0(title, ". t-tests use Satterthwaite's method")
+  if (ddf %in% c("Satterthwaite", "Kenward-Roger") && p > 0L && satterthwaite_available(object)) {
+    setup <- ddf_setup(object, ddf)
+    coefs <- ddf_coef_table(object, setup)
+    title <- paste0(title, ". t-tests use ", ddf_method_name(setup), " method")
   }
   structure(list(methTitle = title, objClass = class(object),
                  REML = object$REML, n = object$n, logLik = logLik(object),

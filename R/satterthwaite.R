@@ -155,9 +155,11 @@ contest1D_sat <- function(sat, l, rhs = 0) {
              "Pr(>|t|)" = 2 * pt(abs(tval), df, lower.tail = FALSE), check.names = FALSE)
 }
 
-# F table row: Sum Sq = F sigma^2 NumDF, Mean Sq = F sigma^2 (lmerTest's convention).
-f_table_row <- function(Fvalue, ndf, ddf, sigma) {
+# F table row: Sum Sq = F sigma^2 NumDF, Mean Sq = F sigma^2 (lmerTest's convention); the
+# F value reported is scale * F (Kenward-Roger's F.scaling; 1 for Satterthwaite).
+f_table_row <- function(Fvalue, ndf, ddf, sigma, scale = 1) {
   ms <- Fvalue * sigma^2
+  Fvalue <- Fvalue * scale
   data.frame("Sum Sq" = ms * ndf, "Mean Sq" = ms, NumDF = ndf, DenDF = ddf,
              "F value" = Fvalue, "Pr(>F)" = pf(Fvalue, ndf, ddf, lower.tail = FALSE),
              check.names = FALSE)
@@ -167,7 +169,8 @@ f_table_row <- function(Fvalue, ndf, ddf, sigma) {
 contestMD_sat <- function(sat, L, rhs = 0, eps = sqrt(.Machine$double.eps)) {
   if (!is.matrix(L)) L <- matrix(L, nrow = 1L)
   if (length(rhs) == 1L) rhs <- rep(rhs, nrow(L))
-  if (nrow(L) == 0L) return(f_table_row(numeric(), numeric(), numeric(), numeric()))
+  if (nrow(L) == 0L || all(L == 0))           # nothing to test: no row
+    return(f_table_row(numeric(), numeric(), numeric(), numeric()))
   if (nrow(L) == 1L) {
     t1 <- contest1D_sat(sat, L[1L, ], rhs)
     return(f_table_row(t1[["t value"]]^2, 1L, t1$df, sat$sigma))
@@ -217,10 +220,15 @@ pseudo_inverse <- function(X, tol = sqrt(.Machine$double.eps)) {
 
 # The fixed-effects table of summary(): Estimate, Std. Error, df, t value, Pr(>|t|).
 satterthwaite_coef_table <- function(fit, sat = satterthwaite_setup(fit)) {
+  ddf_coef_table(fit, sat)
+}
+
+# The same with the pieces of either df method (ddf_setup()).
+ddf_coef_table <- function(fit, setup) {
   p <- length(fit$beta)
   cols <- c("Estimate", "Std. Error", "df", "t value", "Pr(>|t|)")
   if (p == 0L) return(matrix(numeric(), 0L, 5L, dimnames = list(NULL, cols)))
-  rows <- lapply(seq_len(p), function(j) contest1D_sat(sat, as.numeric(seq_len(p) == j)))
+  rows <- lapply(seq_len(p), function(j) contest_t(setup, as.numeric(seq_len(p) == j)))
   tab <- as.matrix(do.call(rbind, rows))
   dimnames(tab) <- list(names(fit$beta), cols)
   tab
@@ -228,35 +236,77 @@ satterthwaite_coef_table <- function(fit, sat = satterthwaite_setup(fit)) {
 
 contest <- function(model, L, ...) UseMethod("contest")
 
+# Without lmmc's method (an lmer fit, say): lmerTest's contest() when it is installed.
+contest.default <- function(model, L, ...) {
+  forward_to_lmerTest("contest", model, match.call(), parent.frame())
+}
+
 # Tests of contrasts L beta = rhs: joint = TRUE gives one F test (rows of L jointly),
-# joint = FALSE a t test per row (with Wald confidence limits on the Satterthwaite df).
+# joint = FALSE a t test per row (with Wald confidence limits on the test's df).  The df are
+# Satterthwaite's or Kenward-Roger's (R/kenward-roger.R; REML fits only, as lmerTest).
 contest.lmm <- function(model, L, rhs = 0, joint = TRUE, confint = TRUE, level = 0.95,
                         ddf = c("Satterthwaite", "Kenward-Roger"), ...) {
   ddf <- match.arg(ddf)
-  if (ddf == "Kenward-Roger")
-    stop("Kenward-Roger's method is not implemented in lmmc; use ddf = \"Satterthwaite\"",
-         call. = FALSE)
-  p <- length(model$beta)
-  if (!is.matrix(L) && length(L) == p) L <- matrix(L, nrow = 1L)
-  if (!is.numeric(L) || !is.matrix(L) || ncol(L) != p)
-    stop(sprintf("'L' must be a numeric vector or matrix with %d columns (one per fixed effect)", p),
-         call. = FALSE)
-  if (anyNA(L)) stop("'L' must not contain NA", call. = FALSE)
+  L <- contrast_matrix(L, length(model$beta))
   if (length(rhs) == 1L) rhs <- rep(rhs, nrow(L))
   if (!is.numeric(rhs) || length(rhs) != nrow(L))
     stop("'rhs' must have one value per row of 'L'", call. = FALSE)
-  sat <- satterthwaite_setup(model)
-  if (joint) return(contestMD_sat(sat, L, rhs))
+  if (!joint && nrow(L) == 0L) return(empty_t_table(confint))
+  setup <- ddf_setup(model, ddf)
+  if (joint) return(contest_F(setup, L, rhs))
   rows <- lapply(seq_len(nrow(L)), function(i) {
-    tab <- contest1D_sat(sat, L[i, ], rhs[i])
-    if (confint) {
-      half <- qt((1 + level) / 2, tab$df) * tab[["Std. Error"]]
-      tab <- cbind(tab[1:4], lower = tab$Estimate - half, upper = tab$Estimate + half,
-                   tab[5])
-    }
+    tab <- contest_t(setup, L[i, ], rhs[i])
+    if (confint) tab <- add_wald_limits(tab, level)
     tab
   })
   out <- do.call(rbind, rows)
   if (!is.null(rownames(L))) rownames(out) <- rownames(L)
   out
+}
+
+# L as a matrix with p columns: a vector of length p is one row; numeric(0) is no row.
+contrast_matrix <- function(L, p) {
+  if (is.numeric(L) && !is.matrix(L) && length(L) == 0L) L <- matrix(0, 0L, p)
+  if (is.numeric(L) && !is.matrix(L) && length(L) == p) L <- matrix(L, nrow = 1L)
+  if (!is.numeric(L) || !is.matrix(L) || ncol(L) != p)
+    stop(sprintf("'L' must be a numeric vector or matrix with %d columns (one per fixed effect)", p),
+         call. = FALSE)
+  if (anyNA(L)) stop("'L' must not contain NA", call. = FALSE)
+  L
+}
+
+# Wald limits estimate -/+ t_{(1+level)/2, df} SE, placed before the p-value (lmerTest's layout).
+add_wald_limits <- function(tab, level) {
+  half <- qt((1 + level) / 2, tab$df) * tab[["Std. Error"]]
+  cbind(tab[1:4], lower = tab$Estimate - half, upper = tab$Estimate + half, tab[5])
+}
+
+empty_t_table <- function(confint) {
+  o <- numeric()
+  tab <- data.frame(Estimate = o, "Std. Error" = o, df = o, "t value" = o, "Pr(>|t|)" = o,
+                    check.names = FALSE)
+  if (confint) add_wald_limits(tab, 0.95) else tab
+}
+
+## ---- one interface to the two df methods --------------------------------------------------------
+
+# The per-fit pieces of the chosen method: satterthwaite_setup() or kr_setup().
+ddf_setup <- function(model, ddf = c("Satterthwaite", "Kenward-Roger")) {
+  ddf <- match.arg(ddf)
+  if (ddf == "Satterthwaite") return(satterthwaite_setup(model))
+  if (!isTRUE(model$REML))
+    stop("Kenward-Roger's method is only available for REML model fits", call. = FALSE)
+  kr_setup(model)
+}
+
+contest_t <- function(setup, l, rhs = 0) {
+  if (inherits(setup, "lmm_kr")) contest1D_kr(setup, l, rhs) else contest1D_sat(setup, l, rhs)
+}
+
+contest_F <- function(setup, L, rhs = 0) {
+  if (inherits(setup, "lmm_kr")) contestMD_kr(setup, L, rhs) else contestMD_sat(setup, L, rhs)
+}
+
+ddf_method_name <- function(setup) {
+  if (inherits(setup, "lmm_kr")) "Kenward-Roger's" else "Satterthwaite's"
 }

@@ -165,7 +165,7 @@ test_that("anova(ddf = \"lme4\") is lme4's table", {
   expect_anova_close(a, ham_lme4)
   expect_identical(attr(a, "heading"), "Analysis of Variance Table")
   expect_identical(anova(fit, ddf = "none"), a)
-  expect_error(anova(fit, ddf = "Kenward-Roger"), "not implemented")
+  expect_error(anova(refit_ml(fit), ddf = "Kenward-Roger"), "only available for REML")
   expect_error(anova(fit, type = "IV"), "'type'")
 })
 
@@ -176,6 +176,58 @@ test_that("F tests need a fit with a formula", {
                            cnms = "(Intercept)")))
   expect_error(anova(fit), "lmm_fit")
   expect_identical(nrow(contest(fit, c(0, 1))), 1L)
+})
+
+test_that("recorded: anova types \"marginal\" and \"2b\", and drop1 when aliased columns were dropped", {
+  # lmerTest 3.1-3: anova(m, type = "marginal" / "2b") and drop1(m) (Satterthwaite and
+  # Kenward-Roger) on lmerTest::lmer fits of the same models
+  ham_marginal <- structure(list(`Sum Sq` = c(61.34259259, 1.043209877, 3.84795984, 
+  10.38734568), `Mean Sq` = c(20.44753086, 1.043209877, 3.84795984, 
+  3.46244856), NumDF = c(3, 1, 1, 3), DenDF = c(560.0000025, 560.0000025, 
+  78.99999658, 560.0000024), `F value` = c(4.670555884, 0.2382864738, 
+  0.8789379797, 0.7908807963), `Pr(>F)` = c(0.003114316881, 0.6256375357, 
+  0.3513501003, 0.4992920102)), row.names = c("Product", "Information", 
+  "Gender", "Product:Information"), class = "data.frame")
+  ham_2b <- structure(list(`Sum Sq` = c(91.80709877, 6.520061728, 3.84795984, 
+  10.38734568), `Mean Sq` = c(30.60236626, 6.520061728, 3.84795984, 
+  3.46244856), NumDF = c(3, 1, 1, 3), DenDF = c(560.0000025, 560.0000025, 
+  78.99999658, 560.0000024), `F value` = c(6.990089058, 1.489290461, 
+  0.8789379797, 0.7908807963), `Pr(>F)` = c(0.0001271245699, 0.222840215, 
+  0.3513501003, 0.4992920102)), row.names = c("Product", "Information", 
+  "Gender", "Product:Information"), class = "data.frame")
+  ham_marginal_head <- "Marginal Analysis of Variance Table with Satterthwaite's method"
+  ham_2b_head <- "Type IIb Analysis of Variance Table with Satterthwaite's method"
+  cake_drop1 <- structure(list(`Sum Sq` = c(10.18873009, NA, 133.5949206), `Mean Sq` = c(5.094365044, 
+  NA, 33.39873016), NumDF = c(2, NA, 4), DenDF = c(41.99999983, 
+  NA, 220.0000001), `F value` = c(0.2487887863, NA, 1.631062844
+  ), `Pr(>F)` = c(0.780885605, NA, 0.1674260529)), row.names = c("recipe", 
+  "temp", "temperature"), class = "data.frame")
+  cake_drop1_kr <- structure(list(`Sum Sq` = c(10.18873009, NA, 133.5949206), `Mean Sq` = c(5.094365044, 
+  NA, 33.39873016), NumDF = c(2, NA, 4), DenDF = c(42, NA, 220), 
+      `F value` = c(0.2487887863, NA, 1.631062844), `Pr(>F)` = c(0.780885605, 
+      NA, 0.1674260529)), row.names = c("recipe", "temp", "temperature"
+  ), class = "data.frame")
+  ham <- ref_data("ham")
+  fit <- lmm(Informed.liking ~ Product * Information + Gender + (1 | Consumer), ham)
+  a <- anova(fit, type = "marginal")
+  expect_table_close(a, ham_marginal)
+  expect_identical(attr(a, "heading"), ham_marginal_head)
+  a <- anova(fit, type = "2b")
+  expect_table_close(a, ham_2b)
+  expect_identical(attr(a, "heading"), ham_2b_head)
+  # "2b" and "II" test the same hypotheses (different bases of the same row spaces)
+  expect_equal(a[["F value"]], anova(fit, type = "II")[["F value"]], tolerance = 1e-8)
+  # "marginal": each term's own coefficients
+  h <- attr(anova(fit, type = "marginal"), "hypotheses")$Gender
+  expect_equal(unname(h[1, ]), as.numeric(grepl("^Gender", colnames(fit$X))))
+  # cake: temp (numeric) and temperature (ordered factor) span nested column spaces; the
+  # aliased temperature.L column was dropped, and dropping temp changes nothing: NA row
+  cake <- ref_data("cake")
+  fit <- suppressMessages(lmm(angle ~ recipe + temp + temperature + (1 | recipe:replicate), cake))
+  d <- drop1(fit, test = "F")
+  expect_table_close(d, cake_drop1)
+  expect_true(all(is.na(unlist(d["temp", ]))))
+  expect_table_close(drop1(fit, test = "F", ddf = "Kenward-Roger"), cake_drop1_kr)
 })
 
 ## ---- likelihood-ratio tests (lme4) ------------------------------------------------------

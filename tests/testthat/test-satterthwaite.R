@@ -177,12 +177,30 @@ test_that("contest() gives t tests per row and a joint F test", {
   expect_equal(f3$NumDF, 2L)
 })
 
+test_that("contest() with no contrast gives tables with no rows", {
+  fit <- lmm(distance ~ age + (1 | Subject), ref_data("Orthodont"))
+  for (ddf in c("Satterthwaite", "Kenward-Roger")) {
+    for (L in list(numeric(0), matrix(0, 0, 2))) {
+      f <- contest(fit, L, ddf = ddf)
+      expect_identical(dim(f), c(0L, 6L))
+      expect_identical(names(f), c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"))
+      t <- contest(fit, L, joint = FALSE, ddf = ddf)
+      expect_identical(dim(t), c(0L, 7L))
+      expect_identical(names(t), c("Estimate", "Std. Error", "df", "t value", "lower", "upper",
+                                   "Pr(>|t|)"))
+    }
+  }
+  expect_identical(ncol(contest(fit, numeric(0), joint = FALSE, confint = FALSE)), 5L)
+  # an all-zero contrast has nothing to test either
+  expect_identical(nrow(contest(fit, c(0, 0))), 0L)
+})
+
 test_that("contest() checks its arguments", {
   fit <- lmm(distance ~ age + (1 | Subject), ref_data("Orthodont"))
   expect_error(contest(fit, c(1, 0, 0)), "2 columns")
   expect_error(contest(fit, c(NA, 1)), "NA")
   expect_error(contest(fit, rbind(c(1, 0), c(0, 1)), rhs = 1:3), "one value per row")
-  expect_error(contest(fit, c(0, 1), ddf = "Kenward-Roger"), "not implemented")
+  expect_error(contest(fit, c(0, 1), ddf = "KR"), "should be one of")
 })
 
 ## ---- live comparison with lmerTest ---------------------------------------------------------

@@ -1,0 +1,364 @@
+# Kenward-Roger's adjusted covariance and df (R/kenward-roger.R), checked against a dense textbook
+# computation with n x n matrices (also with prior weights, which pbkrtest ignores) and against
+# pbkrtest 0.5.2 / lmerTest 3.1-3 (lme4 1.1-31): reference tables recorded below, live
+# comparisons when they are installed.
+#
+# Recorded tables were made with lmerTest::lmer fits and summary/anova/contest(ddf =
+# "Kenward-Roger"), which call pbkrtest::vcovAdj, Lb_ddf and KRmodcomp; full MathAchieve (7185
+# rows, 160 schools) included (pbkrtest needs ~1.5 s there).  Our optimum and lme4's differ in
+# theta by ~1e-5 relative, so the recorded numbers are compared to 1e-4 (2e-3 for df and
+# p-values); the live tests plug lme4's estimates into the fit and require 1e-6.
+
+hsb_data <- function() {
+  ma <- as.data.frame(nlme::MathAchieve)
+  school <- as.data.frame(nlme::MathAchSchool)
+  ma$Sector <- school$Sector[match(as.character(ma$School), as.character(school$School))]
+  ma$School <- factor(as.character(ma$School))
+  ma
+}
+
+penicillin_x <- function() {
+  pen <- ref_data("Penicillin")
+  pen$x <- ((seq_len(nrow(pen)) * 37) %% 11) / 10       # a made-up covariate
+  pen
+}
+
+kr_cases <- function() list(
+  sleep = list(Reaction ~ Days + (Days | Subject), ref_data("sleepstudy")),
+  ortho = list(distance ~ age * Sex + (1 | Subject), as.data.frame(ref_data("Orthodont"))),
+  pen = list(diameter ~ x + (1 | plate) + (1 | sample), penicillin_x()),
+  hsb = list(MathAch ~ SES * Sector + (1 | School), hsb_data()))
+
+with_lme4_estimates <- function(fit, m) {
+  fit$theta[] <- lme4::getME(m, "theta")
+  fit$sigma <- stats::sigma(m)
+  fit$beta[] <- lme4::fixef(m)
+  fit$vcov_beta[] <- as.matrix(stats::vcov(m))
+  fit
+}
+
+expect_f_table <- function(actual, ref, tol = 1e-4, df_tol = 2e-3) {
+  actual <- as.matrix(actual)
+  expect_identical(dimnames(actual)[[2]], dimnames(ref)[[2]])
+  if (!is.null(rownames(ref))) expect_identical(rownames(actual), rownames(ref))
+  expect_close(actual[, c("Sum Sq", "Mean Sq", "F value")], ref[, c("Sum Sq", "Mean Sq", "F value")],
+               tol = tol, what = "SS, MS, F")
+  expect_identical(actual[, "NumDF"], ref[, "NumDF"])
+  expect_close(actual[, "DenDF"], ref[, "DenDF"], tol = df_tol, what = "DenDF")
+  expect_close(actual[, "Pr(>F)"], ref[, "Pr(>F)"], tol = df_tol, scale = 1e-12, what = "Pr(>F)")
+}
+
+expect_t_table <- function(actual, ref, tol = 1e-4, df_tol = 2e-3) {
+  actual <- as.matrix(actual)
+  expect_identical(dimnames(actual)[[2]], dimnames(ref)[[2]])
+  est <- setdiff(colnames(ref), c("df", "Pr(>|t|)"))
+  expect_close(actual[, est], ref[, est], tol = tol, scale = 1e-6, what = "estimates, SE, t")
+  expect_close(actual[, "df"], ref[, "df"], tol = df_tol, what = "df")
+  expect_close(actual[, "Pr(>|t|)"], ref[, "Pr(>|t|)"], tol = df_tol, scale = 1e-12,
+               what = "Pr(>|t|)")
+}
+
+## ---- a dense n x n reference ------------------------------------------------------------------
+
+# Kenward-Roger by the book with n x n matrices: V = sigma^2 (W^{-1} + Z Lambda Lambda' Z'),
+# gamma = (entries of each G_t, sigma^2), V_i = Z E_i Z' and W^{-1}.
+dense_kr <- function(fit) {
+  Z <- dense_Z(fit$reterms)
+  Lambda <- dense_Lambda(fit$theta, fit$reterms)
+  X <- fit$X
+  s2 <- fit$sigma^2
+  Winv <- diag(1 / fit$weights)
+  V <- s2 * (Winv + Z %*% Lambda %*% t(Lambda) %*% t(Z))
+  Vi <- solve(V)
+  Phi <- solve(t(X) %*% Vi %*% X)
+  G <- list()
+  pos <- 0L
+  for (term in fit$reterms) {
+    pt <- ncol(term$Xt)
+    nl <- nlevels(term$group)
+    for (b in seq_len(pt)) for (a in b:pt) {
+      E <- matrix(0, pt, pt)
+      E[a, b] <- E[b, a] <- 1
+      Zt <- Z[, pos + seq_len(pt * nl)]
+      G[[length(G) + 1L]] <- Zt %*% kronecker(diag(nl), E) %*% t(Zt)
+    }
+    pos <- pos + pt * nl
+  }
+  G[[length(G) + 1L]] <- Winv
+  m <- length(G)
+  P <- Vi - Vi %*% X %*% Phi %*% t(X) %*% Vi
+  Pl <- lapply(G, function(Gi) -t(X) %*% Vi %*% Gi %*% Vi %*% X)
+  Q <- function(i, j) t(X) %*% Vi %*% G[[i]] %*% Vi %*% G[[j]] %*% Vi %*% X
+  info <- outer(seq_len(m), seq_len(m), Vectorize(function(i, j)
+    sum(diag(P %*% G[[i]] %*% P %*% G[[j]]))))
+  W <- 2 * solve(info)
+  U <- 0
+  for (i in seq_len(m)) for (j in seq_len(m))
+    U <- U + W[i, j] * (Q(i, j) - Pl[[i]] %*% Phi %*% Pl[[j]])
+  list(Phi = Phi, PhiA = Phi + 2 * Phi %*% U %*% Phi, P = Pl, W = W)
+}
+
+test_that("the cross-product algebra equals the n x n computation (with prior weights)", {
+  ortho <- as.data.frame(ref_data("Orthodont"))
+  sleep <- ref_data("sleepstudy")
+  sleep$w <- 1 + (seq_len(nrow(sleep)) %% 3) / 2
+  pen <- penicillin_x()
+  fits <- list(lmm(distance ~ age * Sex + (age | Subject), ortho),
+               lmm(Reaction ~ Days + (Days | Subject), sleep, weights = w),
+               lmm(diameter ~ x + (1 | plate) + (1 | sample), pen))
+  for (fit in fits) {
+    kr <- kr_setup(fit)
+    ref <- dense_kr(fit)
+    expect_equal(unname(kr$Phi), unname(ref$Phi), tolerance = 1e-7)
+    expect_equal(unname(kr$PhiA), unname(ref$PhiA), tolerance = 1e-8)
+    expect_equal(kr$W, ref$W, tolerance = 1e-8)
+    expect_equal(lapply(kr$P, unname), lapply(ref$P, unname), tolerance = 1e-8)
+  }
+})
+
+test_that("Kenward-Roger's df: one contrast of a balanced design, and the F scaling", {
+  # sleepstudy's slope and intercept: 18 subjects, df = 17 exactly
+  fit <- lmm(Reaction ~ Days + (Days | Subject), ref_data("sleepstudy"))
+  expect_equal(kr_ddf(fit, diag(2)), c(17, 17), tolerance = 1e-6)
+  # a single-row test is the squared t test, F.scaling 1 here
+  t1 <- contest(fit, c(0, 1), ddf = "Kenward-Roger", joint = FALSE)
+  f1 <- kr_test(fit, c(0, 1))
+  expect_equal(f1$F, t1[["t value"]]^2, tolerance = 1e-8)
+  expect_equal(f1$ddf, t1$df, tolerance = 1e-8)
+  # redundant rows are reduced to a basis of the row space
+  f2 <- kr_test(fit, rbind(c(0, 1), c(0, 2)))
+  expect_equal(f2$ndf, 1L)
+  expect_equal(f2$F, f1$F, tolerance = 1e-8)
+  expect_length(kr_test(fit, matrix(0, 0, 2))$F, 0L)
+})
+
+## ---- recorded lmerTest / pbkrtest numbers -----------------------------------------------------
+
+test_that("recorded: vcovAdj, summary, anova with Kenward-Roger (sleepstudy, Orthodont, Penicillin, MathAchieve)", {
+  sleep_vcov <- structure(c(46.57512005, -1.451088417, -1.451088417, 2.389465623
+  ), dim = c(2L, 2L), dimnames = list(c("(Intercept)", "Days"), 
+      c("(Intercept)", "Days")))
+  sleep_coef <- structure(c(251.4051048, 10.46728596, 6.824596695, 1.545789644, 
+  17, 17, 36.83808965, 6.771481489, 1.171003316e-17, 3.263808018e-06
+  ), dim = c(2L, 5L), dimnames = list(c("(Intercept)", "Days"), 
+      c("Estimate", "Std. Error", "df", "t value", "Pr(>|t|)")))
+  sleep_anova_III <- structure(c(30030.93902, 30030.93902, 1, 17, 45.85296156, 3.263808018e-06
+  ), dim = c(1L, 6L), dimnames = list("Days", c("Sum Sq", "Mean Sq", 
+  "NumDF", "DenDF", "F value", "Pr(>F)")))
+  sleep_anova_II <- structure(c(30030.93902, 30030.93902, 1, 17, 45.85296156, 3.263808018e-06
+  ), dim = c(1L, 6L), dimnames = list("Days", c("Sum Sq", "Mean Sq", 
+  "NumDF", "DenDF", "F value", "Pr(>F)")))
+  sleep_anova_I <- structure(c(30030.93902, 30030.93902, 1, 17, 45.85296156, 3.263808018e-06
+  ), dim = c(1L, 6L), dimnames = list("Days", c("Sum Sq", "Mean Sq", 
+  "NumDF", "DenDF", "F value", "Pr(>F)")))
+  
+  ortho_vcov <- structure(c(0.962973706, -0.06607063349, -0.962973706, 0.06607063349, 
+  -0.06607063349, 0.006006421226, 0.06607063349, -0.006006421226, 
+  -0.962973706, 0.06607063349, 2.363662733, -0.1621733731, 0.06607063349, 
+  -0.006006421226, -0.1621733731, 0.01474303392), dim = c(4L, 4L
+  ), dimnames = list(c("(Intercept)", "age", "SexFemale", "age:SexFemale"
+  ), c("(Intercept)", "age", "SexFemale", "age:SexFemale")))
+  ortho_coef <- structure(c(16.340625, 0.784375, 1.032102273, -0.3048295455, 
+  0.9813122367, 0.07750110468, 1.537420805, 0.1214208957, 103.986361, 
+  79, 103.986361, 79, 16.65181008, 10.12082348, 0.6713206099, -2.510519657, 
+  4.193843193e-31, 6.441814839e-16, 0.5035048739, 0.01409745039
+  ), dim = 4:5, dimnames = list(c("(Intercept)", "age", "SexFemale", 
+  "age:SexFemale"), c("Estimate", "Std. Error", "df", "t value", 
+  "Pr(>|t|)")))
+  ortho_anova_III <- structure(c(208.2660038, 0.8662150497, 12.11415194, 208.2660038, 
+  0.8662150497, 12.11415194, 1, 1, 1, 79, 103.986361, 79, 108.355914, 
+  0.4506713613, 6.302708946, 1.789534602e-16, 0.5035048739, 0.01409745039
+  ), dim = c(3L, 6L), dimnames = list(c("age", "Sex", "age:Sex"
+  ), c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"
+  )))
+  ortho_anova_II <- structure(c(235.3560185, 0.8662150497, 12.11415194, 235.3560185, 
+  0.8662150497, 12.11415194, 1, 1, 1, 79, 103.986361, 79, 122.4502129, 
+  0.4506713613, 6.302708946, 9.956493852e-18, 0.5035048739, 0.01409745039
+  ), dim = c(3L, 6L), dimnames = list(c("age", "Sex", "age:Sex"
+  ), c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"
+  )))
+  ortho_anova_I <- structure(c(235.3560185, 17.85992276, 12.11415194, 235.3560185, 
+  17.85992276, 12.11415194, 1, 1, 1, 79, 25, 79, 122.4502129, 9.292098661, 
+  6.302708946, 9.956493852e-18, 0.005375056309, 0.01409745039), dim = c(3L, 
+  6L), dimnames = list(c("age", "Sex", "age:Sex"), c("Sum Sq", 
+  "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")))
+  
+  pen_vcov <- structure(c(0.6596400546, -0.01097167492, -0.01097167492, 0.0219738691
+  ), dim = c(2L, 2L), dimnames = list(c("(Intercept)", "x"), c("(Intercept)", 
+  "x")))
+  pen_coef <- structure(c(22.87972184, 0.1852580684, 0.8121822792, 0.1482358563, 
+  5.577744625, 114.6424894, 28.17067354, 1.249752071, 3.141670048e-07, 
+  0.2139354534), dim = c(2L, 5L), dimnames = list(c("(Intercept)", 
+  "x"), c("Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"
+  )))
+  pen_anova_III <- structure(c(0.4702560743, 0.4702560743, 1, 114.6424894, 1.561880239, 
+  0.2139354534), dim = c(1L, 6L), dimnames = list("x", c("Sum Sq", 
+  "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")))
+  pen_anova_II <- structure(c(0.4702560743, 0.4702560743, 1, 114.6424894, 1.561880239, 
+  0.2139354534), dim = c(1L, 6L), dimnames = list("x", c("Sum Sq", 
+  "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")))
+  pen_anova_I <- structure(c(0.4702560743, 0.4702560743, 1, 114.6424894, 1.561880239, 
+  0.2139354534), dim = c(1L, 6L), dimnames = list("x", c("Sum Sq", 
+  "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")))
+  
+  hsb_vcov <- structure(c(0.05222464396, 0.002715565944, -0.05222464396, -0.002715565944, 
+  0.002715565944, 0.01979609964, -0.002715565944, -0.01979609964, 
+  -0.05222464396, -0.002715565944, 0.1165272104, -0.001270797191, 
+  -0.002715565944, -0.01979609964, -0.001270797191, 0.04500786299
+  ), dim = c(4L, 4L), dimnames = list(c("(Intercept)", "SES", "SectorCatholic", 
+  "SES:SectorCatholic"), c("(Intercept)", "SES", "SectorCatholic", 
+  "SES:SectorCatholic")))
+  hsb_coef <- structure(c(11.79799405, 2.951174376, 2.138170449, -1.31284922, 
+  0.2285271186, 0.1406986128, 0.3413608214, 0.2121505668, 165.8468016, 
+  6864.478744, 158.2707073, 6748.382257, 51.626232, 20.97514906, 
+  6.263666815, -6.18828995, 4.187832689e-104, 9.862659293e-95, 
+  3.398435787e-09, 6.438282572e-10), dim = 4:5, dimnames = list(
+      c("(Intercept)", "SES", "SectorCatholic", "SES:SectorCatholic"
+      ), c("Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"
+      )))
+  hsb_anova_III <- structure(c(17241.06701, 1445.370441, 1410.792626, 17241.06701, 
+  1445.370441, 1410.792626, 1, 1, 1, 6748.382257, 158.2707073, 
+  6748.382257, 467.9961357, 39.23352196, 38.2949325, 2.114791983e-100, 
+  3.398435787e-09, 6.438282572e-10), dim = c(3L, 6L), dimnames = list(
+      c("SES", "Sector", "SES:Sector"), c("Sum Sq", "Mean Sq", 
+      "NumDF", "DenDF", "F value", "Pr(>F)")))
+  hsb_anova_II <- structure(c(18219.18611, 1445.370441, 1410.792626, 18219.18611, 
+  1445.370441, 1410.792626, 1, 1, 1, 6764.835028, 158.2707073, 
+  6748.382257, 494.5464623, 39.23352196, 38.2949325, 8.391601967e-106, 
+  3.398435787e-09, 6.438282572e-10), dim = c(3L, 6L), dimnames = list(
+      c("SES", "Sector", "SES:Sector"), c("Sum Sq", "Mean Sq", 
+      "NumDF", "DenDF", "F value", "Pr(>F)")))
+  hsb_anova_I <- structure(c(20727.08694, 1422.15808, 1410.792626, 20727.08694, 
+  1422.15808, 1410.792626, 1, 1, 1, 3040.665131, 158.2133169, 6748.382257, 
+  562.6215933, 38.60343943, 38.2949325, 2.940538871e-114, 4.406056874e-09, 
+  6.438282572e-10), dim = c(3L, 6L), dimnames = list(c("SES", "Sector", 
+  "SES:Sector"), c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", 
+  "Pr(>F)")))
+  refs <- list(sleep = list(sleep_vcov, sleep_coef, sleep_anova_III, sleep_anova_II, sleep_anova_I),
+               ortho = list(ortho_vcov, ortho_coef, ortho_anova_III, ortho_anova_II, ortho_anova_I),
+               pen = list(pen_vcov, pen_coef, pen_anova_III, pen_anova_II, pen_anova_I),
+               hsb = list(hsb_vcov, hsb_coef, hsb_anova_III, hsb_anova_II, hsb_anova_I))
+  cases <- kr_cases()
+  for (nm in names(cases)) {
+    fit <- lmm(cases[[nm]][[1]], data = cases[[nm]][[2]])
+    ref <- refs[[nm]]
+    V <- kr_vcov(fit)
+    expect_identical(dimnames(V), dimnames(ref[[1]]))
+    expect_close(V, ref[[1]], tol = 1e-4, scale = max(abs(ref[[1]])), what = paste(nm, "vcovAdj"))
+    s <- summary(fit, ddf = "Kenward-Roger")
+    expect_match(s$methTitle, "t-tests use Kenward-Roger's method", fixed = TRUE)
+    expect_identical(dimnames(s$coefficients), dimnames(ref[[2]]))
+    expect_t_table(s$coefficients, ref[[2]])
+    for (k in 1:3) {
+      a <- anova(fit, type = c("III", "II", "I")[k], ddf = "Kenward-Roger")
+      expect_match(attr(a, "heading"), "with Kenward-Roger's method", fixed = TRUE)
+      expect_f_table(a, ref[[2 + k]])
+    }
+  }
+})
+
+test_that("recorded: multi-df F tests and contest() with Kenward-Roger (cake, Orthodont)", {
+  cake_kr_III <- structure(c(10.18586153, 2100.300017, 205.9777778, 5.092930763, 
+  420.0600034, 20.59777778, 2, 5, 10, 42, 210, 210, 0.2487888123, 
+  20.51986061, 1.006197985, 0.7808855849, 1.153161813e-16, 0.4392694367
+  ), dim = c(3L, 6L), dimnames = list(c("recipe", "temperature", 
+  "recipe:temperature"), c("Sum Sq", "Mean Sq", "NumDF", "DenDF", 
+  "F value", "Pr(>F)")))
+  cake_kr_II <- structure(c(10.18586046, 2100.3, 205.9777778, 5.092930231, 420.06, 
+  20.59777778, 2, 5, 10, 42, 210, 210, 0.2487887863, 20.51986044, 
+  1.006197985, 0.780885605, 1.153162123e-16, 0.4392694367), dim = c(3L, 
+  6L), dimnames = list(c("recipe", "temperature", "recipe:temperature"
+  ), c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"
+  )))
+  cake_kr_I <- structure(c(10.18586046, 2100.3, 205.9777778, 5.092930231, 420.06, 
+  20.59777778, 2, 5, 10, 42, 210, 210, 0.2487887863, 20.51986044, 
+  1.006197985, 0.780885605, 1.153162123e-16, 0.4392694367), dim = c(3L, 
+  6L), dimnames = list(c("recipe", "temperature", "recipe:temperature"
+  ), c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"
+  )))
+  ortho_joint <- structure(c(29.9740747, 14.98703735, 2, 49.94101669, 7.694968611, 
+  0.001221518482), dim = c(1L, 6L), dimnames = list(NULL, c("Sum Sq", 
+  "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")))
+  ortho_joint_rhs <- structure(c(5.598961691, 2.799480846, 2, 49.94101669, 1.437369957, 
+  0.2472086557), dim = c(1L, 6L), dimnames = list(NULL, c("Sum Sq", 
+  "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")))
+  ortho_rows <- structure(c(1.032102273, -0.3048295455, 1.537420805, 0.1214208957, 
+  103.986361, 79, 0.6713206099, -2.510519657, -2.016665585, -0.5465117929, 
+  4.08087013, -0.06314729803, 0.5035048739, 0.01409745039), dim = c(2L, 
+  7L), dimnames = list(NULL, c("Estimate", "Std. Error", "df", 
+  "t value", "lower", "upper", "Pr(>|t|)")))
+  cake <- ref_data("cake")
+  fit <- lmm(angle ~ recipe * temperature + (1 | recipe:replicate), cake)
+  expect_f_table(anova(fit, ddf = "Kenward-Roger"), cake_kr_III)
+  expect_f_table(anova(fit, type = 2, ddf = "Kenward-Roger"), cake_kr_II)
+  expect_f_table(anova(fit, type = 1, ddf = "Kenward-Roger"), cake_kr_I)
+  fit <- lmm(distance ~ age * Sex + (1 | Subject), as.data.frame(ref_data("Orthodont")))
+  L <- rbind(c(0, 0, 1, 0), c(0, 0, 0, 1))
+  expect_f_table(contest(fit, L, ddf = "Kenward-Roger"), ortho_joint)
+  expect_f_table(contest(fit, L, rhs = c(1, -0.2), ddf = "Kenward-Roger"), ortho_joint_rhs)
+  expect_t_table(contest(fit, L, joint = FALSE, ddf = "Kenward-Roger"), ortho_rows)
+  expect_equal(kr_test(fit, L)$F.scaling, 0.9868629, tolerance = 1e-5)   # KRmodcomp(m, L)
+})
+
+test_that("Kenward-Roger's method: REML fits only in tests, errors named", {
+  sleep <- ref_data("sleepstudy")
+  ml <- lmm(Reaction ~ Days + (Days | Subject), sleep, REML = FALSE)
+  reml <- lmm(Reaction ~ Days + (Days | Subject), sleep)
+  expect_error(contest(ml, c(0, 1), ddf = "Kenward-Roger"), "only available for REML")
+  expect_error(summary(ml, ddf = "Kenward-Roger"), "only available for REML")
+  # kr_vcov() refits by REML, as pbkrtest::vcovAdj does
+  expect_equal(kr_vcov(ml), kr_vcov(reml), tolerance = 1e-4)
+  expect_error(kr_ddf(reml, c(1, 2, 3)), "2 columns")
+  expect_error(kr_vcov(lm(Reaction ~ Days, sleep)), "fitted \"lmm\"")
+  old <- options(lmmc.kr_max_q = 10)
+  on.exit(options(old))
+  expect_error(kr_vcov(reml), "lmmc.kr_max_q")
+})
+
+## ---- live comparisons -------------------------------------------------------------------------
+
+test_that("at lme4's estimates vcovAdj, Lb_ddf and KRmodcomp are pbkrtest's", {
+  skip_if_not_installed("pbkrtest")
+  skip_if_not_installed("lme4")
+  cases <- kr_cases()
+  for (nm in names(cases)) {
+    cs <- cases[[nm]]
+    m <- lme4::lmer(cs[[1]], data = cs[[2]])
+    fit <- with_lme4_estimates(lmm(cs[[1]], data = cs[[2]]), m)
+    va_pb <- pbkrtest::vcovAdj(m)
+    va <- as.matrix(va_pb)
+    V0 <- stats::vcov(m)
+    kr <- kr_setup(fit)
+    expect_close(kr_vcov(kr), va, tol = 1e-6, scale = max(abs(va)), what = paste(nm, "vcovAdj"))
+    p <- ncol(va)
+    expect_close(kr_ddf(kr, diag(p)),
+                 vapply(seq_len(p), function(j) pbkrtest::Lb_ddf(diag(p)[j, ], V0, va_pb), 0),
+                 tol = 1e-6, what = paste(nm, "Lb_ddf"))
+    L <- diag(p)[-1, , drop = FALSE]
+    ref <- pbkrtest::KRmodcomp(m, L)$test
+    ours <- kr_test(kr, L)
+    expect_close(c(ours$F, ours$ddf, ours$F.scaling, ours$F_unscaled),
+                 c(ref["Ftest", c("stat", "ddf", "F.scaling")], ref["FtestU", "stat"]),
+                 tol = 1e-6, what = paste(nm, "KRmodcomp"))
+  }
+})
+
+test_that("lmerTest's summary, anova, contest and drop1 with Kenward-Roger, live", {
+  skip_if_not_installed("lmerTest")
+  skip_if_not_installed("pbkrtest")
+  cases <- kr_cases()[c("ortho", "pen")]
+  cases$cake <- list(angle ~ recipe * temp + (1 | recipe:replicate), ref_data("cake"))
+  for (cs in cases) {
+    m <- suppressMessages(lmerTest::lmer(cs[[1]], data = cs[[2]]))
+    fit <- lmm(cs[[1]], data = cs[[2]])
+    expect_t_table(summary(fit, ddf = "Kenward-Roger")$coefficients,
+                   stats::coef(summary(m, ddf = "Kenward-Roger")))
+    expect_f_table(anova(fit, ddf = "Kenward-Roger"), as.matrix(anova(m, ddf = "Kenward-Roger")))
+    expect_f_table(drop1(fit, test = "F", ddf = "Kenward-Roger"),
+                   as.matrix(drop1(m, ddf = "Kenward-Roger")))
+    p <- length(fit$beta)
+    L <- diag(p)[-1, , drop = FALSE]
+    expect_f_table(contest(fit, L, ddf = "Kenward-Roger"),
+                   as.matrix(lmerTest::contest(m, L, ddf = "Kenward-Roger")))
+  }
+})
