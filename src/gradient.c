@@ -3,8 +3,8 @@
  *
  * With Omega = T' A T + diag(I_q, 0) = L L' (lmm.h) and its leading principal blocks
  * Omega_Z (the Z nodes) and Omega_ZX (Z and X), the criteria are, up to constants,
- *     REML(theta) = log det Omega_ZX + (n - p) log r^2          (log|L_Z|^2 + log|R_X|^2 = log det Omega_ZX)
- *     ML(theta)   = log det Omega_Z  +  n      log r^2          (log|L_Z|^2 = log det Omega_Z)
+ *     REML(theta) = log det Omega_ZX + (n - p) log r^2    (= log|L_Z|^2 + log|R_X|^2 + ...)
+ *     ML(theta)   = log det Omega_Z  +  n      log r^2    (= log|L_Z|^2 + ...)
  * r^2 = min_s [s; -1]' Omega [s; -1], attained at s = [u; beta], so (envelope theorem) with
  * w = [u; beta; -1]:  d r^2 = w' dOmega w.  And d log det Omega_S = tr(Omega_S^{-1} dOmega_S).
  * Hence, with Sigma = Omega_S^{-1} padded with zeros (S = ZX for REML, Z for ML) and
@@ -57,7 +57,8 @@ static void add_sigma_product(const lmm_model *m, int I, int K, int nl, int pJ, 
 }
 
 /* Column J of Sigma = Omega_S^{-1} from Sigma L = L^{-T}, over the row nodes K of column J:
- *     Sigma_IJ = -(sum_K Sigma_IK L_KJ) L_JJ^{-1},   Sigma_JJ = (L_JJ^{-T} - sum_K Sigma_KJ' L_KJ) L_JJ^{-1}
+ *     Sigma_IJ = -(sum_K Sigma_IK L_KJ) L_JJ^{-1}
+ *     Sigma_JJ = (L_JJ^{-T} - sum_K Sigma_KJ' L_KJ) L_JJ^{-1}
  * (node N truncated to its first nl rows: the leading part of L is the factor of Omega_S).
  * W = sum_K Sigma_{.K} L_KJ is formed for all row nodes at once (nr x pJ, rows in pattern order);
  * the sum over the pairs of nodes both in the dense block is read from P (dense_products). */
@@ -213,7 +214,7 @@ static void block_contract(const lmm_model *m, int I, int J, double *BIJ, const 
         double *BT = work;
         for (int a = 0; a < pI; a++) {
             for (int b = 0; b < pJ; b++) BT[a + b * pI] = BIJ[a + b * ld];
-            template_times(pJ, TJ, BT + a, pI);                         /* row a of B T_J' = T_J b_a */
+            template_times(pJ, TJ, BT + a, pI);                 /* row a of B T_J' = T_J b_a */
         }
         double *GI = G[m->term[I]];
         for (int i = 0; i < pI; i++)
@@ -234,7 +235,8 @@ static void block_contract(const lmm_model *m, int I, int J, double *BIJ, const 
 }
 
 /* The dense block: Q = T_d B_d (rows scaled by the templates, in place), then for each Z node J
-   of the block C_JJ[j, i] = sum_a Q[a, (J, j)] A[a, (J, i)], A symmetric from its lower triangle. */
+   of the block C_JJ[j, i] = sum_a Q[a, (J, j)] A[a, (J, i)], A symmetric from its lower
+   triangle. */
 static void dense_contract(const lmm_model *m, double *Sd, const double *const *T,
                            double *const *G)
 {

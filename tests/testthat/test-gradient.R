@@ -13,7 +13,8 @@ expect_gradient <- function(obj, theta, tol = 1e-6) {
   g <- obj$gr(theta)
   fd <- drop(lmmc:::richardson_jacobian(function(t) as.numeric(obj$fn(t)), theta, d = 1e-2))
   err <- max(abs(g - fd) / pmax(abs(fd), 1))
-  expect(err < tol, sprintf("gradient at theta = (%s): relative error %.3g\n  analytic  %s\n  numerical %s",
+  expect(err < tol, sprintf(paste0("gradient at theta = (%s): relative error %.3g",
+                                  "\n  analytic  %s\n  numerical %s"),
                             toString(signif(theta, 4)), err, toString(signif(g, 10)),
                             toString(signif(fd, 10))))
 }
@@ -27,7 +28,8 @@ check_gradient <- function(formula, data, ntheta_random = 2, ...) {
   for (REML in c(TRUE, FALSE)) {
     obj <- lmm_objective(pieces, REML = REML, gradient = TRUE)
     for (i in seq_len(ntheta_random))
-      expect_gradient(obj, ifelse(diag, runif(length(diag), 0.2, 2), runif(length(diag), -0.5, 0.5)))
+      expect_gradient(obj, ifelse(diag, runif(length(diag), 0.2, 2),
+                                  runif(length(diag), -0.5, 0.5)))
     fit <- do.call(lmm, c(list(formula, data, REML = REML), args))
     expect_gradient(obj, unname(fit$theta))
   }
@@ -39,7 +41,8 @@ test_that("the criterion carries its gradient; gr reuses fn's evaluation", {
   expect_named(obj, c("fn", "gr", "lower"))
   expect_equal(obj$lower, c(0, -Inf, 0))
   v <- obj$fn(c(0.9, -0.2, 0.3))
-  # lme4 1.1-31: lmer(Reaction ~ Days + (Days | Subject), sleepstudy, devFunOnly = TRUE)(c(0.9, -0.2, 0.3))
+  # lme4 1.1-31: lmer(Reaction ~ Days + (Days | Subject), sleepstudy,
+  #                   devFunOnly = TRUE)(c(0.9, -0.2, 0.3))
   expect_equal(as.numeric(v), 1751.59275767217, tolerance = 1e-10)
   expect_equal(as.numeric(v), lmm_objective(pieces)(c(0.9, -0.2, 0.3)), tolerance = 1e-14)
   expect_length(attr(v, "gradient"), 3)
@@ -92,6 +95,12 @@ test_that("gradient equals finite differences on a crossed design with a large d
     obj <- lmm_objective(pieces, REML = REML, gradient = TRUE)
     expect_gradient(obj, c(0.9, 0.6, 0.8, 0.3, 0.5))
   }
+  th <- c(0.7, 0.5, 0.6, 0.1, 0.4)                     # the same sums on one thread or two
+  old <- options(lmmc.threads = 1)
+  on.exit(options(old))
+  g1 <- attr(obj$fn(th), "gradient")
+  options(lmmc.threads = 2)
+  expect_identical(attr(obj$fn(th), "gradient"), g1)
 })
 
 test_that("the gradient vanishes at lme4's optimum and leads nlminb there", {
