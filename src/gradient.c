@@ -136,6 +136,19 @@ static void dense_products(const lmm_model *m, int nl, const double *Sd, double 
             const double *Scol = Sd + (size_t) (m->doff[d0] + r) * md;
             for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
                 int J = m->dlJ[s], ky = m->dlk[s] + r, k1 = m->dk0[J + 1], pJ = m->size[J];
+                if (pJ == 1) {                   /* one column: its dense rows end to end */
+                    int kb = m->dk0[J];
+                    const double *Lj = m->Lx + m->dval[kb] - kb;
+                    double *Pj = P + m->dval[kb] - kb, ly = Lj[ky], acc = 0;
+                    Pj[ky] += Scol[m->drow[ky]] * ly;
+                    for (int k = ky + 1; k < k1; k++) {
+                        double sxy = Scol[m->drow[k]];
+                        Pj[k] += sxy * ly;
+                        acc += sxy * Lj[k];
+                    }
+                    Pj[ky] += acc;
+                    continue;
+                }
                 size_t oy = m->dval[ky], sy = m->dstr[ky];
                 for (int k = ky; k < k1; k++) {          /* rows x >= y of Sigma: both halves */
                     double sxy = Scol[m->drow[k]];
