@@ -66,16 +66,36 @@ theta_templates <- function(theta, reterms) {
   out
 }
 
-lmm_objective <- function(x, REML = NULL) {
+# The profiled criterion as a function of theta (lme4's devFunOnly = TRUE).  With gradient = TRUE:
+# list(fn, gr, lower) for optim(), nlminb() or nlm(): fn's value carries its analytic gradient as
+# attribute "gradient" (src/gradient.c), and gr returns the gradient of fn's last evaluation when
+# theta is the same (one factorisation serves both), else evaluates afresh.
+lmm_objective <- function(x, REML = NULL, gradient = FALSE) {
   if (!inherits(x, c("lmm_pieces", "lmm")))
     stop("lmm_objective() needs the result of lmm_pieces() or lmm()", call. = FALSE)
+  if (!is.logical(gradient) || length(gradient) != 1L || is.na(gradient))
+    stop("'gradient' must be TRUE or FALSE", call. = FALSE)
   if (is.null(REML)) REML <- x$REML
   REML <- isTRUE(REML)
   engine <- engine_setup(x$y, x$X, x$reterms, x$weights, x$offset)
-  ntheta <- length(theta_lower(x$reterms))
-  function(theta) {
-    if (length(theta) != ntheta)
-      stop(sprintf("theta must have length %d", ntheta), call. = FALSE)
-    .Call(C_lmm_crit, engine, as.double(theta), REML)
+  lower <- theta_lower(x$reterms)
+  check <- function(theta) {
+    if (!is.numeric(theta) || length(theta) != length(lower))
+      stop(sprintf("theta must have length %d", length(lower)), call. = FALSE)
+    as.double(theta)
   }
+  if (!gradient) return(function(theta) .Call(C_lmm_crit, engine, check(theta), REML))
+  last <- NULL
+  fn <- function(theta) {
+    theta <- check(theta)
+    val <- .Call(C_lmm_gradient, engine, theta, REML)
+    last <<- list(theta = theta, val = val)
+    val
+  }
+  gr <- function(theta) {
+    theta <- check(theta)
+    if (is.null(last) || !identical(last$theta, theta)) fn(theta)
+    attr(last$val, "gradient")
+  }
+  list(fn = fn, gr = gr, lower = lower)
 }

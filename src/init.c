@@ -18,6 +18,7 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_quadform",       (DL_FUNC) &lmm_quadform,       4},
     {"lmm_solution",       (DL_FUNC) &lmm_solution,       3},
     {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
+    {"lmm_gradient",       (DL_FUNC) &lmm_gradient,       3},
     {"lmm_moments",        (DL_FUNC) &lmm_moments,        3},
     {"lmm_setup_resid",    (DL_FUNC) &lmm_setup_resid,    7},
     {"lmm_crit_resid",     (DL_FUNC) &lmm_crit_resid,     4},

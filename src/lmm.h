@@ -112,6 +112,11 @@ void lmm_forward_solve_zx(const lmm_model *m, double *v);
 /* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */
 void lmm_condvar(const lmm_model *m, double *out);
 
+/* gradient.c: the criterion and its gradient with respect to theta (status 0, or the factor's) */
+int lmm_criterion_gradient(lmm_model *m, const double *theta, int REML, double *crit,
+                           double *grad);
+SEXP lmm_gradient(SEXP ptr, SEXP theta, SEXP REML);
+
 /* moments.c: moment estimates of theta from A (the optimiser's start) */
 SEXP lmm_moments(SEXP ptr, SEXP REML, SEXP floor);
 

@@ -1,0 +1,387 @@
+/*
+ * gradient.c -- the gradient of the profiled REML criterion and deviance with respect to theta.
+ *
+ * With Omega = T' A T + diag(I_q, 0) = L L' (lmm.h) and its leading principal blocks
+ * Omega_Z (the Z nodes) and Omega_ZX (Z and X), the criteria are, up to constants,
+ *     REML(theta) = log det Omega_ZX + (n - p) log r^2    (= log|L_Z|^2 + log|R_X|^2 + ...)
+ *     ML(theta)   = log det Omega_Z  +  n      log r^2    (= log|L_Z|^2 + ...)
+ * r^2 = min_s [s; -1]' Omega [s; -1], attained at s = [u; beta], so (envelope theorem) with
+ * w = [u; beta; -1]:  d r^2 = w' dOmega w.  And d log det Omega_S = tr(Omega_S^{-1} dOmega_S).
+ * Hence, with Sigma = Omega_S^{-1} padded with zeros (S = ZX for REML, Z for ML) and
+ * c = (n - p) / r^2 (REML) or n / r^2 (ML),
+ *     d crit / d theta_k = tr(B dOmega_k),     B = Sigma + c w w'.
+ * T = diag(Lambda, I) and Lambda repeats template T_t over the levels of term t, so
+ * dOmega_k = E_k' A T + T' A E_k with E_k = dT/dtheta_k, which for theta_k = T_t[i, j] has a 1 at
+ * row (l, i), column (l, j) of every level l of t.  Since B is symmetric,
+ *     d crit / d theta_k = 2 tr(B T' A E_k) = 2 sum_{levels l of t} C_JJ[j, i],
+ *     C_JJ = sum_I B_JI T_I' A_IJ          (J = node of level l; I over the nodes A couples to J).
+ * A's pattern lies within L's, so B is needed only on L's pattern: the selected inverse of
+ * Omega_S by Takahashi's recurrences on the sparse node columns (as condvar.c, with node N's
+ * first p rows included for REML) and the dense block's inverse (dense_inverse.c) -- about the
+ * cost of one factorisation more.  Per term, G_t = sum over its nodes of C_JJ.
+ */
+#include "lmm.h"
+#include <string.h>
+
+/* rows of node I taking part in Omega_S: node N contributes its first nl (p or 0) */
+static int eff_rows(const lmm_model *m, int I, int nl)
+{
+    return I == m->N ? nl : m->size[I];
+}
+
+/* Sigma block (I, K) for any I, K in the pattern (block (K, I) transposed when I < K) */
+static const double *sigma_block(const lmm_model *m, double *Sx, double *Sd, int I, int K,
+                                 int *ld, int *trans)
+{
+    *trans = I < K;
+    return *trans ? lmm_block_ptr(m, Sx, Sd, K, I, ld) : lmm_block_ptr(m, Sx, Sd, I, K, ld);
+}
+
+/* W_I += Sigma_IK L_KJ for one pair of row nodes of column J (W_I: rows of I in W, ld nr) */
+static void add_sigma_product(const lmm_model *m, int I, int K, int nl, int pJ, double *Sx,
+                              double *Sd, const double *LKJ, double *WI, int nr)
+{
+    int rI = eff_rows(m, I, nl), rK = eff_rows(m, K, nl), ldK = m->size[K], ld, tr;
+    const double *SIK = sigma_block(m, Sx, Sd, I, K, &ld, &tr);
+    for (int c = 0; c < pJ; c++)
+        for (int l = 0; l < rK; l++) {
+            double b = LKJ[l + c * ldK];
+            if (b == 0) continue;
+            double *Wc = WI + (size_t) c * nr;
+            if (tr) for (int r = 0; r < rI; r++) Wc[r] += SIK[l + (size_t) r * ld] * b;
+            else {
+                const double *S = SIK + (size_t) l * ld;
+                for (int r = 0; r < rI; r++) Wc[r] += S[r] * b;
+            }
+        }
+}
+
+/* Column J of Sigma = Omega_S^{-1} from Sigma L = L^{-T}, over the row nodes K of column J:
+ *     Sigma_IJ = -(sum_K Sigma_IK L_KJ) L_JJ^{-1}
+ *     Sigma_JJ = (L_JJ^{-T} - sum_K Sigma_KJ' L_KJ) L_JJ^{-1}
+ * (node N truncated to its first nl rows: the leading part of L is the factor of Omega_S).
+ * W = sum_K Sigma_{.K} L_KJ is formed for all row nodes at once (nr x pJ, rows in pattern order);
+ * the sum over the pairs of nodes both in the dense block is read from P (dense_products). */
+static void selinv_column(const lmm_model *m, int J, int nl, double *Sx, double *Sd,
+                          const double *P, double *W, double *V)
+{
+    int pJ = m->size[J], e0 = m->Lp[J], e1 = m->Lp[J + 1] - (nl == 0), ed = e0, nr = 0;
+    const double *LJJ = m->Lx + m->Ldiag[J];
+    while (ed < e1 && m->Li[ed] < m->Ns) nr += m->size[m->Li[ed++]];     /* sparse rows */
+    int nsr = nr;
+    for (int e = ed; e < e1; e++) nr += eff_rows(m, m->Li[e], nl);
+    memset(W, 0, (size_t) nr * pJ * sizeof(double));
+    for (int ek = e0; ek < e1 && ed > e0; ek++) {         /* pairs with a sparse node I or K */
+        int K = m->Li[ek], eI = ek < ed ? e1 : ed;
+        const double *LKJ = m->Lx + m->Loff[ek];
+        for (int ei = e0, off = 0; ei < eI; off += eff_rows(m, m->Li[ei], nl), ei++)
+            add_sigma_product(m, m->Li[ei], K, nl, pJ, Sx, Sd, LKJ, W + off, nr);
+    }
+    int k0 = m->dk0[J];                                  /* pairs of dense nodes: from P */
+    for (int x = 0; x < nr - nsr; x++)
+        for (int c = 0; c < pJ; c++) {
+            size_t o = m->dval[k0 + x] + (size_t) c * m->dstr[k0 + x];
+            W[nsr + x + (size_t) c * nr] += P[o];
+        }
+    for (int ei = e0, off = 0; ei < e1; ei++) {                        /* SIJ = -W_I L_JJ^{-1} */
+        int I = m->Li[ei], rI = eff_rows(m, I, nl), ldI = m->size[I];
+        double *SIJ = Sx + m->Loff[ei];
+        for (int r = 0; r < rI; r++)
+            for (int c = pJ - 1; c >= 0; c--) {
+                double v = -W[off + r + (size_t) c * nr];
+                for (int l = c + 1; l < pJ; l++) v -= SIJ[r + l * ldI] * LJJ[l + c * pJ];
+                SIJ[r + c * ldI] = v / LJJ[c + c * pJ];
+            }
+        off += rI;
+    }
+    double *SJJ = Sx + m->Ldiag[J];                                     /* Sigma_JJ */
+    memset(V, 0, (size_t) pJ * pJ * sizeof(double));
+    for (int c = 0; c < pJ; c++) {                                      /* V = L_JJ^{-T} */
+        V[c + c * pJ] = 1.0;
+        for (int r = c; r >= 0; r--) {
+            double v = V[r + c * pJ];
+            for (int l = r + 1; l <= c; l++) v -= LJJ[l + r * pJ] * V[l + c * pJ];
+            V[r + c * pJ] = v / LJJ[r + r * pJ];
+        }
+    }
+    for (int ek = e0; ek < e1; ek++) {                                  /* V -= Sigma_KJ' L_KJ */
+        int K = m->Li[ek], rK = eff_rows(m, K, nl), ldK = m->size[K];
+        const double *SKJ = Sx + m->Loff[ek], *LKJ = m->Lx + m->Loff[ek];
+        for (int c = 0; c < pJ; c++)
+            for (int r = 0; r < pJ; r++) {
+                double v = 0;
+                for (int l = 0; l < rK; l++) v += SKJ[l + r * ldK] * LKJ[l + c * ldK];
+                V[r + c * pJ] -= v;
+            }
+    }
+    for (int r = 0; r < pJ; r++)                                        /* SJJ = V L_JJ^{-1} */
+        for (int c = pJ - 1; c >= 0; c--) {
+            double v = V[r + c * pJ];
+            for (int l = c + 1; l < pJ; l++) v -= SJJ[r + l * pJ] * LJJ[l + c * pJ];
+            SJJ[r + c * pJ] = v / LJJ[c + c * pJ];
+        }
+}
+
+/* P = Sigma_DD L_DJ for every sparse column J, D its rows in the dense block, laid out as those
+   rows of L (P[dval[k] + c dstr[k]] for dense row k of column J, column c): one pass down the
+   columns of Sd, so that each column of the dense inverse is read while it is in cache; each
+   entry Sigma_xy, x >= y, of the lower triangle serves both P_x and P_y. */
+static void dense_products(const lmm_model *m, int nl, const double *Sd, double *P)
+{
+    int md = m->md, lim = m->doff[m->N - m->Ns] + nl;           /* rows of Sigma in Omega_S */
+    for (int D = m->Ns; D <= m->N; D++) {
+        int d0 = D - m->Ns;
+        if (d0 % 256 == 0) R_CheckUserInterrupt();
+        for (int r = 0; r < m->size[D] && m->doff[d0] + r < lim; r++) {
+            const double *Scol = Sd + (size_t) (m->doff[d0] + r) * md;
+            for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
+                int J = m->dlJ[s], ky = m->dlk[s] + r, k1 = m->dk0[J + 1], pJ = m->size[J];
+                if (pJ == 1) {                   /* one column: its dense rows end to end */
+                    int kb = m->dk0[J];
+                    const double *Lj = m->Lx + m->dval[kb] - kb;
+                    double *Pj = P + m->dval[kb] - kb, ly = Lj[ky], acc = 0;
+                    Pj[ky] += Scol[m->drow[ky]] * ly;
+                    for (int k = ky + 1; k < k1; k++) {
+                        double sxy = Scol[m->drow[k]];
+                        Pj[k] += sxy * ly;
+                        acc += sxy * Lj[k];
+                    }
+                    Pj[ky] += acc;
+                    continue;
+                }
+                size_t oy = m->dval[ky], sy = m->dstr[ky];
+                for (int k = ky; k < k1; k++) {          /* rows x >= y of Sigma: both halves */
+                    double sxy = Scol[m->drow[k]];
+                    if (sxy == 0) continue;
+                    size_t ox = m->dval[k], sx = m->dstr[k];
+                    for (int c = 0; c < pJ; c++) P[ox + c * sx] += sxy * m->Lx[oy + c * sy];
+                    if (k > ky)
+                        for (int c = 0; c < pJ; c++) P[oy + c * sy] += sxy * m->Lx[ox + c * sx];
+                }
+            }
+        }
+    }
+}
+
+/* The most scalar rows of any sparse column of L */
+static int max_column_rows(const lmm_model *m)
+{
+    int most = 0;
+    for (int J = 0; J < m->Ns; J++) {
+        int nr = 0;
+        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) nr += m->size[m->Li[e]];
+        if (nr > most) most = nr;
+    }
+    return most;
+}
+
+/* B = Sigma + c w w' on L's pattern: the sparse blocks Sx (Sigma's rows of node N beyond nl
+   are zero) and the dense block Sd (full, both triangles); w_J starts at w + woff[J]. */
+static void add_outer(const lmm_model *m, double c, const double *w, const int *woff,
+                      double *Sx, double *Sd)
+{
+    for (int J = 0; J < m->Ns; J++) {
+        int pJ = m->size[J];
+        const double *wJ = w + woff[J];
+        for (int e = m->Lp[J] - 1; e < m->Lp[J + 1]; e++) {           /* e = Lp[J] - 1: diagonal */
+            int I = e < m->Lp[J] ? J : m->Li[e], pI = m->size[I];
+            double *BIJ = Sx + (e < m->Lp[J] ? m->Ldiag[J] : m->Loff[e]);
+            const double *wI = w + woff[I];
+            for (int b = 0; b < pJ; b++)
+                for (int a = 0; a < pI; a++) BIJ[a + b * pI] += c * wI[a] * wJ[b];
+        }
+    }
+    int md = m->md;
+    const double *wd = w + woff[m->Ns];
+    for (int b = 0; b < md; b++)
+        for (int a = 0; a < md; a++) Sd[a + (size_t) b * md] += c * wd[a] * wd[b];
+}
+
+/* x <- T x for a lower-triangular p x p template T (NULL: identity) */
+static void template_times(int p, const double *T, double *x, int incx)
+{
+    if (!T) return;
+    for (int r = p - 1; r >= 0; r--) {
+        double s = 0;
+        for (int l = 0; l <= r; l++) s += T[r + l * p] * x[l * incx];
+        x[r * incx] = s;
+    }
+}
+
+/* The contributions of one stored block A_IJ (I >= J, both pI x pJ blocks with leading
+   dimension ld, B_IJ overwritten) to the term accumulators:
+       G_t(J) += (T_I B_IJ)' A_IJ,    G_t(I) += B_IJ T_J' A_IJ'  (I a Z node other than J) */
+static void block_contract(const lmm_model *m, int I, int J, double *BIJ, const double *AIJ,
+                           int ld, const double *const *T, double *const *G, double *work)
+{
+    int pI = m->size[I], pJ = m->size[J];
+    const double *TI = T[m->term[I]], *TJ = T[m->term[J]];
+    int both = I != J && I < m->N;
+    if (pI == 1 && pJ == 1) {                                       /* scalar nodes */
+        double ba = BIJ[0] * AIJ[0];
+        G[m->term[J]][0] += (TI ? TI[0] : 1.0) * ba;
+        if (both) G[m->term[I]][0] += TJ[0] * ba;
+        return;
+    }
+    if (both) {                                                     /* H2 = (B_IJ T_J') A_IJ' */
+        double *BT = work;
+        for (int a = 0; a < pI; a++) {
+            for (int b = 0; b < pJ; b++) BT[a + b * pI] = BIJ[a + b * ld];
+            template_times(pJ, TJ, BT + a, pI);                 /* row a of B T_J' = T_J b_a */
+        }
+        double *GI = G[m->term[I]];
+        for (int i = 0; i < pI; i++)
+            for (int j = 0; j < pI; j++) {
+                double s = 0;
+                for (int a = 0; a < pJ; a++) s += BT[j + a * pI] * AIJ[i + a * ld];
+                GI[j + i * pI] += s;
+            }
+    }
+    for (int b = 0; b < pJ; b++) template_times(pI, TI, BIJ + b * ld, 1); /* B_IJ <- T_I B_IJ */
+    double *GJ = G[m->term[J]];
+    for (int i = 0; i < pJ; i++)                                    /* H1 = (T_I B_IJ)' A_IJ */
+        for (int j = 0; j < pJ; j++) {
+            double s = 0;
+            for (int a = 0; a < pI; a++) s += BIJ[a + j * ld] * AIJ[a + i * ld];
+            GJ[j + i * pJ] += s;
+        }
+}
+
+/* The dense block: Q = T_d B_d (rows scaled by the templates, in place), then for each Z node J
+   of the block C_JJ[j, i] = sum_a Q[a, (J, j)] A[a, (J, i)], A symmetric from its lower
+   triangle. */
+static void dense_contract(const lmm_model *m, double *Sd, const double *const *T,
+                           double *const *G)
+{
+    int md = m->md;
+    for (int I = m->Ns; I < m->N; I++) {                            /* Q = T_d B_d */
+        int dI = m->doff[I - m->Ns], pI = m->size[I];
+        const double *TI = T[m->term[I]];
+        if (pI == 1) { for (int b = 0; b < md; b++) Sd[dI + (size_t) b * md] *= TI[0]; continue; }
+        for (int b = 0; b < md; b++) template_times(pI, TI, Sd + dI + (size_t) b * md, 1);
+    }
+    const double *Ad = m->Ad;
+    for (int J = m->Ns; J < m->N; J++) {
+        if ((J - m->Ns) % 256 == 0) R_CheckUserInterrupt();
+        int dJ = m->doff[J - m->Ns], pJ = m->size[J];
+        double *GJ = G[m->term[J]];
+        for (int i = 0; i < pJ; i++) {
+            int col = dJ + i;
+            const double *Acol = Ad + (size_t) col * md;
+            for (int j = 0; j < pJ; j++) {
+                const double *Qc = Sd + (size_t) (dJ + j) * md;
+                double s = 0;
+                for (int a = 0; a < col; a++) s += Qc[a] * Ad[col + (size_t) a * md];
+                for (int a = col; a < md; a++) s += Qc[a] * Acol[a];
+                GJ[j + i * pJ] += s;
+            }
+        }
+    }
+}
+
+/* Sigma of the dense block's leading n x n (Omega_S's part of it): small blocks by LAPACK's
+   dpotri on a copy (no workspace), large ones by the threaded dense_inverse.c. */
+#define DENSE_SMALL 48
+static void dense_sigma(const lmm_model *m, int n, double *Sd)
+{
+    int md = m->md, info = 0;
+    if (n <= 0) return;
+    if (n > DENSE_SMALL) { lmm_dense_inverse(n, m->Ld, md, Sd, md); return; }
+    for (int c = 0; c < n; c++)
+        for (int r = c; r < n; r++) Sd[r + (size_t) c * md] = m->Ld[r + (size_t) c * md];
+    F77_CALL(dpotri)("L", &n, Sd, &md, &info FCONE);
+    for (int c = 0; c < n; c++)
+        for (int r = 0; r < c; r++) Sd[r + (size_t) c * md] = Sd[c + (size_t) r * md];
+}
+
+/* The gradient at the current factor (m->factored): grad[ntheta].  One workspace, carved. */
+static void gradient_at_factor(const lmm_model *m, const double *theta, int REML, double *grad)
+{
+    int N = m->N, Ns = m->Ns, md = m->md, p = m->p, k = m->k, nl = REML ? p : 0;
+    int dX = m->doff[N - Ns], pmax = m->size_max;
+    size_t nT = 0;
+    for (int t = 0; t < k; t++) nT += (size_t) m->pt[t] * m->pt[t];
+    size_t nw = (size_t) m->q + p + 1, nx = m->nLx + 1, nd = (size_t) md * md;
+    size_t nW = (size_t) max_column_rows(m) * pmax + 1, nv = (size_t) pmax * pmax;
+    double *ws = (double *) R_alloc(nw + 2 * nx + nd + nW + nv + 2 * nT, sizeof(double));
+    double *w = ws, *Sx = w + nw, *P = Sx + nx, *Sd = P + nx, *W = Sd + nd, *V = W + nW;
+    double *Tx = V + nv, *Gx = Tx + nT;
+    int *woff = (int *) R_alloc(N + 1, sizeof(int));
+    const double **T = (const double **) R_alloc(2 * (k + 1), sizeof(double *));
+    double **G = (double **) (T + k + 1);
+    /* w = [u; beta; -1] in node order, and c = (n - p) / r^2 or n / r^2 */
+    woff[0] = 0;
+    for (int J = 0; J < N; J++) woff[J + 1] = woff[J] + m->size[J];
+    lmm_solve(m, w, w + m->q);
+    w[m->q + p] = -1.0;
+    double r = m->Ld[(dX + p) + (size_t) (dX + p) * md];
+    double c = (REML ? m->n - p : m->n) / (r * r);
+    /* Sigma = Omega_S^{-1} on L's pattern */
+    memset(Sx, 0, (2 * nx + nd) * sizeof(double));                 /* Sx, P, Sd */
+    dense_sigma(m, dX + nl, Sd);
+    dense_products(m, nl, Sd, P);
+    for (int J = Ns - 1; J >= 0; J--) {
+        if (J % 4096 == 0) R_CheckUserInterrupt();
+        selinv_column(m, J, nl, Sx, Sd, P, W, V);
+    }
+    add_outer(m, c, w, woff, Sx, Sd);                               /* B = Sigma + c w w' */
+    /* templates and the per-term accumulators G_t */
+    memset(Gx, 0, nT * sizeof(double));
+    for (int t = 0, o = 0; t < k; o += m->pt[t] * m->pt[t], t++) {
+        lmm_template(m, t, theta, Tx + o);
+        T[t] = Tx + o;
+        G[t] = Gx + o;
+    }
+    T[k] = NULL;
+    G[k] = NULL;
+    for (int J = 0; J < Ns; J++) {                                  /* the sparse columns */
+        if (J % 4096 == 0) R_CheckUserInterrupt();
+        block_contract(m, J, J, Sx + m->Ldiag[J], m->Ax + m->Ldiag[J], m->size[J], T, G, V);
+        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++)
+            block_contract(m, m->Li[e], J, Sx + m->Loff[e], m->Ax + m->Loff[e], m->size[m->Li[e]],
+                           T, G, V);
+    }
+    dense_contract(m, Sd, T, G);
+    for (int t = 0; t < k; t++) {                       /* d/d T_t[i, j] = 2 G_t[j, i], i >= j */
+        int pt = m->pt[t];
+        double *g = grad + m->theta0[t];
+        for (int j = 0; j < pt; j++)
+            for (int i = j; i < pt; i++) *g++ = 2 * G[t][j + i * pt];
+    }
+}
+
+/* The criterion at theta and its gradient; returns lmm_factor's status (0: success; otherwise
+   the criterion is +Inf and the gradient is not set). */
+int lmm_criterion_gradient(lmm_model *m, const double *theta, int REML, double *crit,
+                           double *grad)
+{
+    lmm_crit_parts cp = lmm_criterion(m, theta, REML);
+    *crit = cp.crit;
+    if (!m->factored) return 1;
+    const void *vmax = vmaxget();
+    gradient_at_factor(m, theta, REML, grad);
+    vmaxset(vmax);
+    return 0;
+}
+
+/* .Call entry: lmm_gradient(ptr, theta, REML) -> the criterion with attribute "gradient"
+   (NA when the penalised system is not positive definite at theta). */
+SEXP lmm_gradient(SEXP ptr, SEXP theta, SEXP REML)
+{
+    if (TYPEOF(ptr) != EXTPTRSXP) error(_("not an lmmc engine model"));
+    lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
+    if (!m) error(_("the lmmc engine model is no longer valid (was it saved and reloaded?)"));
+    if (!isReal(theta) || XLENGTH(theta) != m->ntheta)
+        error(_("theta must be a numeric vector of length %d"), m->ntheta);
+    for (int i = 0; i < m->ntheta; i++)
+        if (!R_FINITE(REAL(theta)[i])) error(_("theta[%d] is not finite"), i + 1);
+    int reml = asLogical(REML);
+    if (reml == NA_LOGICAL) error(_("REML must be TRUE or FALSE"));
+    SEXP ans = PROTECT(allocVector(REALSXP, 1));
+    SEXP grad = PROTECT(allocVector(REALSXP, m->ntheta));
+    if (lmm_criterion_gradient(m, REAL(theta), reml, REAL(ans), REAL(grad)))
+        for (int i = 0; i < m->ntheta; i++) REAL(grad)[i] = NA_REAL;
+    setAttrib(ans, install("gradient"), grad);
+    UNPROTECT(2); /* ans, grad */
+    return ans;
+}
