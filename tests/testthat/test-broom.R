@@ -219,19 +219,11 @@ test_that("live: the same table as broom.mixed on lmerTest and lme4 fits", {
   same(augment_lmm(fit), broom.mixed::augment(m4))
 })
 
-test_that("texreg and modelsummary tables go through tidy/glance", {
+test_that("texreg tables go through tidy/glance", {
   skip_if_not_installed("texreg")
   skip_if_not_installed("generics")
   fit <- lmm(distance ~ age + Sex + (1 | Subject), as.data.frame(ref_data("Orthodont")))
   out <- utils::capture.output(texreg::screenreg(fit))
   expect_true(any(grepl("SexFemale", out)) && any(grepl("sd__Observation", out)))
   expect_true(any(grepl("-2\\.32", out)))
-})
-
-test_that("modelsummary tables go through tidy/glance", {
-  skip_if_not_installed("modelsummary")
-  fit <- lmm(distance ~ age + Sex + (1 | Subject), as.data.frame(ref_data("Orthodont")))
-  out <- modelsummary::modelsummary(fit, output = "data.frame")
-  expect_true("SexFemale" %in% out$term)
-  expect_true(any(grepl("-2.32", out[["(1)"]], fixed = TRUE)))
 })
