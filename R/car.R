@@ -5,9 +5,9 @@
 #
 # Wald chi-square of L beta = rhs:  X2 = (L b - rhs)' (L V L')^{-1} (L b - rhs),  df = rows of L.
 # F test (test.statistic = "F"): F with denominator df by
-#   Kenward-Roger (as car on lme4 fits, via pbkrtest): V the KR-adjusted Var(beta), R/kenward-roger.R;
-#                 used by default when this build has it;
-#   Satterthwaite (lmerTest's F, R/satterthwaite.R): the default otherwise.
+#   Kenward-Roger (the default; as car on lme4 fits, via pbkrtest): V the KR-adjusted Var(beta),
+#                 F KR's scaled F (kr_test(), R/kenward-roger.R); REML fits only, as car;
+#   Satterthwaite (lmerTest's F, R/satterthwaite.R; ML fits too).
 # Hypotheses per term (columns of X from attr(X, "assign"); aliased columns were dropped by lmm):
 #   type III  the term's coefficients are zero (the intercept included);
 #   type II   the term's and its relatives' rows (relatives: terms containing all its variables),
@@ -109,16 +109,24 @@ car_ftest_setup <- function(mod, ddf) {
     stop("F tests are not available for fits with a residual correlation or variance structure ",
          "(car gives chi-square tests only for nlme::lme fits); use test.statistic = \"Chisq\"",
          call. = FALSE)
-  ddf <- car_ddf(ddf)
-  if (ddf == "Kenward-Roger") {
-    kr_needed()
-    if (!isTRUE(mod$REML)) stop("F test available only for linear mixed model fit by REML",
-                                call. = FALSE)
-    adj <- kr_function("kr_vcov")(mod)
-    Va <- as.matrix(adj)
-    return(list(V = Va, label = "Kenward-Roger",
-                run = function(L, rhs) kr_ftest(mod, L, rhs, Va, adj)))
-  }
+  if (car_ddf(ddf) == "Kenward-Roger") car_ftest_kr(mod) else car_ftest_sat(mod)
+}
+
+# Kenward-Roger: kr_setup() once, then kr_test() per hypothesis (F scaled, ndf = rank L).
+# As car on lme4 fits, ML fits are an error (pbkrtest would test their REML refit).
+car_ftest_kr <- function(mod) {
+  if (!isTRUE(mod$REML))
+    stop("F test available only for linear mixed model fit by REML (car's rule); ",
+         "use ddf = \"Satterthwaite\" for an ML fit", call. = FALSE)
+  kr <- kr_setup(mod)
+  list(V = kr_vcov(kr), label = "Kenward-Roger", run = function(L, rhs) {
+    res <- kr_test(kr, L, rhs)
+    if (!length(res$F)) return(c(F = NA, ndf = 0, ddf = NA))
+    c(F = res$F, ndf = res$ndf, ddf = res$ddf)
+  })
+}
+
+car_ftest_sat <- function(mod) {
   sat <- satterthwaite_setup(mod)
   list(V = sat$vcov_beta, label = "Satterthwaite", run = function(L, rhs) {
     row <- contestMD_sat(sat, L, rhs)
@@ -127,68 +135,14 @@ car_ftest_setup <- function(mod, ddf) {
   })
 }
 
-# NULL: Kenward-Roger when this build has it, else Satterthwaite.
+# NULL: Kenward-Roger (car's choice for lme4 fits).
 car_ddf <- function(ddf) {
-  if (is.null(ddf)) return(if (kr_available()) "Kenward-Roger" else "Satterthwaite")
+  if (is.null(ddf)) return("Kenward-Roger")
   methods <- c("Kenward-Roger", "Satterthwaite")
   hit <- if (is.character(ddf) && length(ddf) == 1L) pmatch(tolower(ddf), tolower(methods))
   if (is.null(hit) || is.na(hit))
     stop("'ddf' must be \"Kenward-Roger\" or \"Satterthwaite\"", call. = FALSE)
   methods[hit]
-}
-
-# One-row L: F = (l'b - rhs)^2 / (l' V_KR l) (KR's scale factor is exactly 1 when q = 1), df
-# from kr_ddf().  Several rows need KR's scaled F: kr_Ftest(object, L, rhs) -> c(F, ndf, ddf) when
-# R/kenward-roger.R provides it, else kr_scaled_F() from pbkrtest-style attributes "P" and "W"
-# of kr_vcov()'s result, else an error.
-kr_ftest <- function(mod, L, rhs, Va, adj) {
-  ns <- asNamespace("lmmc")
-  if (nrow(L) == 1L) {
-    d <- sum(L * mod$beta) - rhs
-    return(c(F = d^2 / drop(L %*% Va %*% t(L)), ndf = 1,
-             ddf = kr_function("kr_ddf")(mod, L)[1L]))
-  }
-  if (exists("kr_Ftest", envir = ns, mode = "function", inherits = FALSE))
-    return(get("kr_Ftest", envir = ns)(mod, L, rhs))
-  if (is.null(attr(adj, "P")) || is.null(attr(adj, "W")))
-    stop("Kenward-Roger F tests of several coefficients at once are not available in this ",
-         "build of lmmc; use ddf = \"Satterthwaite\" or test.statistic = \"Chisq\"",
-         call. = FALSE)
-  kr_scaled_F(L, rhs, mod$beta, as.matrix(mod$vcov_beta), Va, attr(adj, "P"), attr(adj, "W"))
-}
-
-# Kenward & Roger (1997), section 4, with Phi = Var(beta-hat) unadjusted, Phi_A adjusted,
-# P_i = the derivative terms X' dSigma^{-1}/dsigma_i X and W = Var(sigma-hat):
-#   Theta = L'(L Phi L')^{-1} L,  M_i = Theta Phi P_i Phi,
-#   A1 = sum_ij W_ij tr(M_i) tr(M_j),  A2 = sum_ij W_ij tr(M_i M_j),
-#   B = (A1 + 6 A2) / (2q),  g = ((q+1) A1 - (q+4) A2) / ((q+2) A2),
-#   c1, c2, c3 = g, q - g, q + 2 - g over 3q + 2(1 - g),
-#   rho = ((1 - A2/q) / (1 - c2 B))^2 (1 + c1 B) / ((1 - c3 B) q),
-#   m = 4 + (q + 2) / (q rho - 1),  lambda = m (1 - A2/q) / (m - 2),
-#   F = lambda (Lb - rhs)' (L Phi_A L')^{-1} (Lb - rhs) / q  on (q, m) df.
-kr_scaled_F <- function(L, rhs, beta, Phi, PhiA, P, W) {
-  q <- qr(L)$rank
-  Theta <- t(L) %*% solve(L %*% Phi %*% t(L), L)
-  M <- lapply(P, function(P_i) Theta %*% Phi %*% as.matrix(P_i) %*% Phi)
-  W <- as.matrix(W)
-  tr <- vapply(M, function(m) sum(diag(m)), 0)
-  trMM <- outer(seq_along(M), seq_along(M),
-                Vectorize(function(i, j) sum(M[[i]] * t(M[[j]]))))
-  A1 <- sum(W * outer(tr, tr))
-  A2 <- sum(W * trMM)
-  B <- (A1 + 6 * A2) / (2 * q)
-  g <- ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
-  den <- 3 * q + 2 * (1 - g)
-  c1 <- g / den
-  c2 <- (q - g) / den
-  c3 <- (q + 2 - g) / den
-  v0 <- 1 + c1 * B
-  if (abs(v0) < 1e-10) v0 <- 0
-  rho <- ((1 - A2 / q) / (1 - c2 * B))^2 * v0 / ((1 - c3 * B) * q)
-  m <- 4 + (q + 2) / (q * rho - 1)
-  lambda <- if (abs(m - 2) < 0.01) 1 else m * (1 - A2 / q) / (m - 2)
-  d <- drop(L %*% beta) - rhs
-  c(F = lambda * sum(d * solve(L %*% PhiA %*% t(L), d)) / q, ndf = q, ddf = m)
 }
 
 ## ---- tables ---------------------------------------------------------------------------------

@@ -108,30 +108,15 @@ emm_dffun <- function(object, mode, V, ...) {
   out
 }
 
-# Kenward-Roger: V is the adjusted Var(beta); df from kr_ddf() (R/kenward-roger.R).
+# Kenward-Roger: V is the adjusted Var(beta) Phi_A, and the df of k'beta pbkrtest's Lb_ddf
+# (R/kenward-roger.R).  kr_setup() runs once per grid; every row's df reuses its result.
 emm_kr_basis <- function(object, V, vcov., ...) {
-  kr_needed()
   if (!missing(vcov.))
     stop("Kenward-Roger's df cannot be used with a user-supplied 'vcov.'", call. = FALSE)
-  list(V = as.matrix(kr_function("kr_vcov")(object)),
-       dfargs = list(object = object, ddf = kr_function("kr_ddf")),
-       dffun = function(k, dfargs) dfargs$ddf(dfargs$object, matrix(k, nrow = 1L)))
+  kr <- kr_setup(object)
+  list(V = kr_vcov(kr), dfargs = list(kr = kr, ddf = kr_ddf),
+       dffun = function(k, dfargs) dfargs$ddf(dfargs$kr, matrix(k, nrow = 1L)))
 }
-
-# The Kenward-Roger functions live in R/kenward-roger.R, which a build may lack.
-kr_available <- function() {
-  ns <- asNamespace("lmmc")
-  exists("kr_vcov", envir = ns, mode = "function", inherits = FALSE) &&
-    exists("kr_ddf", envir = ns, mode = "function", inherits = FALSE)
-}
-
-kr_needed <- function() {
-  if (!kr_available())
-    stop("Kenward-Roger df are not available in this build of lmmc; ",
-         "use lmer.df = \"satterthwaite\" or \"asymptotic\"", call. = FALSE)
-}
-
-kr_function <- function(name) get(name, envir = asNamespace("lmmc"), inherits = FALSE)
 
 ## ---- containment df (nlme's "inner" rule) ---------------------------------------------------
 # Strata: the grouping factors from outermost (fewest levels) to innermost, then the residual.

@@ -70,7 +70,7 @@ get_df.lmm <- function(x, type = "residual", verbose = TRUE, ...) {
          model = lmm_npar(x),
          normal = Inf,
          satterthwaite = satterthwaite_df(x),
-         kenward_roger_df(x))
+         kr_coef_df(x))
 }
 
 ## Satterthwaite's df of each fixed effect (R/satterthwaite.R), named by coefficient.
@@ -79,22 +79,11 @@ satterthwaite_df <- function(x) {
   stats::setNames(tab[, "df"], rownames(tab))
 }
 
-## Kenward-Roger df of each fixed effect (the rows of L = I_p), when R/kenward-roger.R provides
-## kr_ddf(object, L).
-kenward_roger_df <- function(x) {
-  kr_ddf <- kenward_roger_function("kr_ddf")
-  stats::setNames(as.numeric(kr_ddf(x, diag(length(x$beta)))), names(x$beta))
-}
-
-## The KR covariance of beta (Phi_A), when R/kenward-roger.R provides kr_vcov().
-kenward_roger_vcov <- function(x) kenward_roger_function("kr_vcov")(x)
-
-kenward_roger_function <- function(name) {
-  ns <- asNamespace("lmmc")
-  if (!exists(name, envir = ns, inherits = FALSE))
-    stop("Kenward-Roger degrees of freedom are not available in this version of lmmc",
-         call. = FALSE)
-  get(name, envir = ns, inherits = FALSE)
+## Kenward-Roger's df of each fixed effect: kr_ddf() on the rows of L = I_p (R/kenward-roger.R;
+## x a fit or its kr_setup()).
+kr_coef_df <- function(x) {
+  kr <- kr_setup(x)
+  stats::setNames(kr_ddf(kr, diag(length(kr$beta))), kr$names)
 }
 
 ## ---- log-likelihood ---------------------------------------------------------------------------

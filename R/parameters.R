@@ -21,12 +21,13 @@ parameters_df_method <- function(method) {
 ## Estimate, SE, t, df and p of each fixed effect:  t = beta_j / SE_j,  p = 2 P(T_df > |t|).
 fixed_effects_table <- function(model, method) {
   beta <- model$beta
-  V <- if (method == "kenward") kenward_roger_vcov(model) else model$vcov_beta
+  kr <- if (method == "kenward") kr_setup(model)
+  V <- if (method == "kenward") kr_vcov(kr) else model$vcov_beta
   se <- sqrt(diag(as.matrix(V)))
   df <- switch(method,
                residual = , wald = , normal = rep(df.residual.lmm(model), length(beta)),
                satterthwaite = satterthwaite_df(model),
-               kenward = kenward_roger_df(model))
+               kenward = kr_coef_df(kr))
   df_test <- if (method == "normal") Inf else unname(df)
   t <- unname(beta / se)
   out <- data.frame(Parameter = names(beta), Coefficient = unname(beta), SE = unname(se),

@@ -107,8 +107,7 @@ test_that("Anova F with Satterthwaite df: statistics = Wald / q, df as lmerTest'
                           ddf = "Satterthwaite")$Df.res, 5.48706186, what = "Df.res")
 })
 
-test_that("Anova F with Kenward-Roger df matches car on lme4 (after R/kenward-roger.R is merged)", {
-  skip_if_not(lmmc:::kr_available(), "Kenward-Roger functions not in this build")
+test_that("Anova F with Kenward-Roger df (the default) matches car on lme4", {
   # car::Anova(lmer(...), type = 3 / 2, test.statistic = "F")
   a3 <- car::Anova(car_fit("orthu"), type = 3, test.statistic = "F")
   expect_match(attr(a3, "heading")[1], "Kenward-Roger")
@@ -123,49 +122,74 @@ test_that("Anova F with Kenward-Roger df matches car on lme4 (after R/kenward-ro
                     Df.res = c(103.986361, 79, 103.986361, 79)))
   expect_table(car::Anova(car_fit("pen"), type = 3, test.statistic = "F"),
                list(F = 807.1300679, Df.res = 5.48706186))
+  # car::Anova(lmer(MathAch ~ SES * Sector + (1 | School), MathAchieve), type = 3,
+  #            test.statistic = "F")
+  expect_table(car::Anova(car_fit("ma"), type = 3, test.statistic = "F"),
+               list(F = c(2665.267832, 439.9568783, 39.23352199, 38.2949325),
+                    Df.res = c(165.8468016, 6864.478743, 158.2707073, 6748.382256)))
   lh <- car::linearHypothesis(car_fit("orthu"), "age:SexFemale = 0", test = "F")
   expect_close(lh$F[2], 5.177856767, 5e-4)
   expect_close(lh$Res.Df, c(23.961612, 22.961612), 1e-3)
-  # several rows at once need KR's scaled F (kr_Ftest): available, or a clear error
+  # several rows at once: KR's scaled F, pbkrtest::KRmodcomp(g, L)$test["Ftest", ] (recorded):
+  # stat 5.968059756, ddf 23.06376482
   two <- c("SexFemale = 0", "age:SexFemale = 0")
-  adj <- lmmc:::kr_function("kr_vcov")(car_fit("orthu"))
-  if (exists("kr_Ftest", envir = asNamespace("lmmc"), inherits = FALSE) ||
-      !is.null(attr(adj, "P"))) {
-    l2 <- car::linearHypothesis(car_fit("orthu"), two, test = "F")
-    expect_close(l2$F[2], 5.968059756, 5e-4)
-    expect_close(l2$Res.Df[2], 23.06376482, 1e-3)
-  } else {
-    expect_error(car::linearHypothesis(car_fit("orthu"), two, test = "F"), "several coefficients")
-  }
+  l2 <- car::linearHypothesis(car_fit("orthu"), two, test = "F")
+  expect_close(l2$F[2], 5.968059756, 5e-4)
+  expect_close(l2$Res.Df[2], 23.06376482, 1e-3)
+  expect_equal(l2$Df[2], 2)
 })
 
-test_that("KR's scaled F of several rows equals pbkrtest's KRmodcomp on pbkrtest's pieces", {
+test_that("KR's scaled F of several rows: kr_test() and Anova as pbkrtest's KRmodcomp", {
+  f <- car_fit("orthu")
+  L <- rbind(c(0, 0, 1, 0), c(0, 0, 0, 1))
+  # pbkrtest::KRmodcomp(lmer(distance ~ age * Sex + (age | Subject), orthodont_u), L)$test
+  # ["Ftest", ] (recorded): stat 5.968059756, ddf 23.06376482; F.scaling from the same call
+  ft <- lmmc:::kr_test(f, L)
+  expect_close(ft$F, 5.968059756, 5e-4)
+  expect_close(ft$ddf, 23.06376482, 1e-3)
+  expect_equal(ft$ndf, 2)
+  # one row: KR's scale factor is 1 and F = (l'b)^2 / (l' Phi_A l)
+  f1 <- lmmc:::kr_test(f, L[2, , drop = FALSE])
+  expect_equal(f1$F.scaling, 1, tolerance = 1e-8)
+  expect_close(f1$F, 5.177856767, 5e-4)
+  expect_close(f1$ddf, 22.961612, 1e-3)
+  # a type III F equals kr_test() on the term's rows
+  a3 <- car::Anova(f, type = 3, test.statistic = "F")
+  expect_equal(a3["age:Sex", "F"], f1$F, tolerance = 1e-10)
+  expect_equal(a3["age:Sex", "Df.res"], f1$ddf, tolerance = 1e-10)
+})
+
+test_that("live: Kenward-Roger F equals pbkrtest's KRmodcomp and car on the lme4 fit", {
   skip_if_not_installed("lme4")
   skip_if_not_installed("pbkrtest")
   g <- suppressMessages(lme4::lmer(distance ~ age * Sex + (age | Subject), orthodont_u))
-  adj <- suppressMessages(pbkrtest::vcovAdj(g))
+  f <- car_fit("orthu")
   L <- rbind(c(0, 0, 1, 0), c(0, 0, 0, 1))
-  ft <- lmmc:::kr_scaled_F(L, 0, lme4::fixef(g), as.matrix(vcov(g)), as.matrix(adj),
-                           attr(adj, "P"), attr(adj, "W"))
-  # pbkrtest::KRmodcomp(g, L)$test["Ftest", ] (recorded): stat 5.968059756, ddf 23.06376482
-  expect_close(ft[["F"]], 5.968059756, 1e-6)
-  expect_close(ft[["ddf"]], 23.06376482, 1e-6)
-  expect_equal(ft[["ndf"]], 2)
-  kr <- suppressMessages(pbkrtest::KRmodcomp(g, L))$test
-  expect_close(ft[["F"]], kr["Ftest", "stat"], 1e-8)
-  expect_close(ft[["ddf"]], kr["Ftest", "ddf"], 1e-8)
-  # one row: the scale factor is 1 and the df are pbkrtest's Lb_ddf
-  f1 <- lmmc:::kr_scaled_F(L[2, , drop = FALSE], 0, lme4::fixef(g), as.matrix(vcov(g)),
-                           as.matrix(adj), attr(adj, "P"), attr(adj, "W"))
-  expect_close(f1[["ddf"]], pbkrtest::Lb_ddf(L[2, , drop = FALSE], as.matrix(vcov(g)), adj), 1e-8)
-  expect_close(f1[["F"]], kr <- pbkrtest::KRmodcomp(g, L[2, , drop = FALSE])$test["Ftest", "stat"],
-               1e-8)
+  for (rows in list(1:2, 2L)) {
+    kr <- suppressMessages(pbkrtest::KRmodcomp(g, L[rows, , drop = FALSE]))$test
+    ft <- lmmc:::kr_test(f, L[rows, , drop = FALSE])
+    expect_close(ft$F, kr["Ftest", "stat"], 5e-4, what = "F")
+    expect_close(ft$ddf, kr["Ftest", "ddf"], 1e-3, what = "ddf")
+    expect_close(ft$F.scaling, kr["Ftest", "F.scaling"], 1e-4, what = "F.scaling")
+  }
+  for (type in 2:3) {
+    a <- car::Anova(f, type = type, test.statistic = "F")
+    b <- car::Anova(g, type = type, test.statistic = "F")
+    expect_close(a$F, b$F, 5e-4, what = "F")
+    expect_close(a$Df.res, b$Df.res, 1e-3, what = "Df.res")
+  }
 })
 
-test_that("Kenward-Roger F asked for in a build without it: a clear error", {
-  skip_if(lmmc:::kr_available())
-  expect_error(car::Anova(car_fit("orth"), test.statistic = "F", ddf = "Kenward-Roger"),
-               "Kenward-Roger df are not available")
+test_that("Kenward-Roger F tests need a REML fit, as car on lme4; Satterthwaite takes ML fits", {
+  ml <- lmm(distance ~ age * Sex + (1 | Subject), orthodont, REML = FALSE)
+  expect_error(car::Anova(ml, test.statistic = "F"), "only for linear mixed model fit by REML")
+  expect_error(car::linearHypothesis(ml, "age = 0", test = "F"), "ddf = \"Satterthwaite\"")
+  # lmerTest::contest(lmer(distance ~ age * Sex + (1 | Subject), Orthodont, REML = FALSE),
+  #                   I[j, ]) for each coefficient j
+  a3 <- car::Anova(ml, type = 3, test.statistic = "F", ddf = "Satterthwaite")
+  expect_match(attr(a3, "heading")[1], "Type III Wald F tests with Satterthwaite df")
+  expect_table(a3, list(F = c(287.8775753, 105.0228312, 0.4678912233, 6.462183315),
+                        Df.res = c(107.8834567, 80.99936403, 107.8834567, 80.99936414)))
 })
 
 ## ---- linearHypothesis -----------------------------------------------------------------------

@@ -185,8 +185,7 @@ test_that("containment df need nested grouping factors", {
 
 ## ---- Kenward-Roger: emmeans on the lme4 fit with lmer.df = "kenward-roger" (pbkrtest) --------
 
-test_that("Kenward-Roger df and adjusted SEs match pbkrtest (after R/kenward-roger.R is merged)", {
-  skip_if_not(lmmc:::kr_available(), "Kenward-Roger functions not in this build")
+test_that("Kenward-Roger df and adjusted SEs match pbkrtest", {
   f <- em_fit("orth")
   expect_emm(quiet(emmeans(f, ~ Sex, lmer.df = "kenward-roger")),
              list(emmean = c(24.96875, 22.64772727), SE = c(0.4860007588, 0.586138969),
@@ -205,10 +204,21 @@ test_that("Kenward-Roger df and adjusted SEs match pbkrtest (after R/kenward-rog
                   SE = c(6.824596695, 9.049972551, 14.62881554), df = c(17, 17, 17)))
 })
 
-test_that("Kenward-Roger asked for in a build without it: a clear error", {
-  skip_if(lmmc:::kr_available())
-  expect_error(emmeans(em_fit("orth"), ~ Sex, lmer.df = "kenward-roger"),
-               "Kenward-Roger df are not available")
+test_that("Kenward-Roger on MathAchieve (7185 rows, 160 schools) matches pbkrtest, quickly", {
+  f <- em_fit("ma")
+  # emmeans(lmer(MathAch ~ SES * Sector + (1 | School), MathAchieve), ~ Sector | SES,
+  #         at = list(SES = c(-1, 0, 1)), lmer.df = "kenward-roger")
+  # with emm_options(pbkrtest.limit = 10000)
+  time <- system.time(e <- emmeans(f, ~ Sector | SES, at = list(SES = c(-1, 0, 1)),
+                                   lmer.df = "kenward-roger"))[["elapsed"]]
+  expect_emm(e, list(emmean = c(8.846819669, 12.29783934, 11.79799405, 13.93616449, 14.74916842,
+                                15.57448965),
+                     SE = c(0.2580496303, 0.3122291723, 0.2285271186, 0.2535795071, 0.2783017705,
+                            0.2855549045),
+                     df = c(260.3489442, 326.2889879, 165.8468016, 152.4906833, 345.1159575,
+                            237.4746969)))
+  expect_lt(time, 10)
+  expect_error(emmeans(em_fit("ar1"), ~ Sex, lmer.df = "kenward-roger"), "residual correlation")
 })
 
 ## ---- errors -------------------------------------------------------------------------------
@@ -247,7 +257,6 @@ test_that("live: emmeans on lmm with corAR1 equals emmeans on nlme::lme", {
 })
 
 test_that("live: Kenward-Roger equals emmeans on lme4 with pbkrtest", {
-  skip_if_not(lmmc:::kr_available(), "Kenward-Roger functions not in this build")
   skip_if_not_installed("lme4")
   skip_if_not_installed("pbkrtest")
   g <- quiet(lme4::lmer(distance ~ age * Sex + (age | Subject), orthodont_u))
@@ -255,4 +264,20 @@ test_that("live: Kenward-Roger equals emmeans on lme4 with pbkrtest", {
   b <- as.data.frame(summary(quiet(emmeans(g, ~ Sex, lmer.df = "kenward-roger"))))
   expect_close(a$SE, b$SE, what = "SE")
   expect_close(a$df, b$df, 1e-3, what = "df")
+})
+
+test_that("live: Kenward-Roger on MathAchieve equals emmeans on lme4 with pbkrtest", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("pbkrtest")
+  g <- quiet(lme4::lmer(MathAch ~ SES * Sector + (1 | School), math_achieve))
+  old <- emm_options(pbkrtest.limit = 10000)
+  on.exit(emm_options(old))
+  at <- list(SES = c(-1, 0, 1))
+  a <- as.data.frame(summary(pairs(emmeans(em_fit("ma"), ~ Sector | SES, at = at,
+                                           lmer.df = "kenward-roger"))))
+  b <- as.data.frame(summary(pairs(quiet(emmeans(g, ~ Sector | SES, at = at,
+                                                 lmer.df = "kenward-roger")))))
+  expect_close(a$estimate, b$estimate, what = "estimate")
+  expect_close(a$SE, b$SE, what = "SE")
+  expect_close(a$df, b$df, what = "df")
 })

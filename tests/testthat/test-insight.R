@@ -69,7 +69,12 @@ test_that("formula, parameters, statistic and df through insight", {
   expect_equal(insight::get_df(fit, type = "normal"), Inf)
   expect_close(insight::get_df(fit, type = "satterthwaite"),
                es_ref$sleep$satterthwaite[, "df_error"], tol = 1e-3)
-  expect_identical(insight::find_algorithm(fit)$algorithm, "REML")
+  # insight::get_df(lmer(Reaction ~ Days + (Days | Subject), sleepstudy), type = "kenward")
+  # (pbkrtest 0.5.2 Lb_ddf): 17, 17
+  kr <- insight::get_df(fit, type = "kenward")
+  expect_identical(names(kr), c("(Intercept)", "Days"))
+  expect_close(kr, c(17, 17), tol = 1e-6)
+  expect_equal(insight::get_df(fit, type = "kr"), kr)
   pen <- es_fit("pen")
   fp <- insight::find_formula(pen)
   expect_equal(vapply(fp$random, format, ""), c("~1 | plate", "~1 | sample"))

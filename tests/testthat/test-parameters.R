@@ -90,11 +90,8 @@ test_that("ci, standard_error, p_value and degrees_of_freedom", {
                ref$satterthwaite[, "CI_high"], tol = 1e-4)
 })
 
-test_that("Kenward-Roger df, when lmmc provides them, match pbkrtest", {
+test_that("Kenward-Roger df and adjusted SEs match pbkrtest", {
   skip_if_not_installed("parameters")
-  skip_if_not(exists("kr_ddf", envir = asNamespace("lmmc"), inherits = FALSE) &&
-                exists("kr_vcov", envir = asNamespace("lmmc"), inherits = FALSE),
-              "lmmc has no Kenward-Roger functions")
   # parameters::model_parameters(m, ci_method = "kenward", effects = "fixed") on the lme4 fit
   # (pbkrtest 0.5.2): SE, df_error, CI_low
   ref_se <- c(0.8339224741, 0.06160591628, 0.7614168493)
@@ -125,8 +122,7 @@ test_that("model_parameters() equals the lme4 / lmerTest tables live", {
     m <- suppressMessages(lmerTest::lmer(fo, data = d))
     expect_s4_class(m, "lmerModLmerTest")
     methods <- c("residual", "satterthwaite", "wald")
-    if (exists("kr_ddf", envir = asNamespace("lmmc"), inherits = FALSE) &&
-        requireNamespace("pbkrtest", quietly = TRUE)) methods <- c(methods, "kenward")
+    if (requireNamespace("pbkrtest", quietly = TRUE)) methods <- c(methods, "kenward")
     for (method in methods) {
       a <- suppressMessages(parameters::model_parameters(m, ci_method = method))
       b <- suppressWarnings(parameters::model_parameters(fit, ci_method = method))
