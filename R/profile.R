@@ -364,12 +364,14 @@ plot.profile.lmm <- function(x, which = levels(x$.par), absVal = FALSE,
                              level = c(0.5, 0.8, 0.9, 0.95, 0.99), layout = NULL, ...) {
   which <- intersect(which, levels(x$.par))
   if (!length(which)) stop("nothing to plot: 'which' names no profiled parameter", call. = FALSE)
-  if (is.null(layout)) {
+  # panels go into the user's par(mfrow) layout when there is one (as the plots of R/plot.R);
+  # on a one-panel device (or with `layout`) this plot sets its own grid and restores it
+  if (is.null(layout) && length(which) > 1L && all(graphics::par("mfrow") == 1L)) {
     nc <- ceiling(sqrt(length(which)))
     layout <- c(ceiling(length(which) / nc), nc)
   }
-  op <- graphics::par(mfrow = layout, mar = c(4, 4, 1.5, 1))
-  on.exit(graphics::par(op))
+  op <- if (!is.null(layout)) graphics::par(mfrow = layout, mar = c(4, 4, 1.5, 1))
+  on.exit(if (length(op)) graphics::par(op))
   zq <- stats::qnorm((1 + level) / 2)
   ci <- confint(x, parm = which, level = max(level))
   for (nm in which) {

@@ -101,6 +101,19 @@ test_that("plot() of a profile draws without error", {
   expect_error(plot(pr, which = "nope"), "nothing to plot")
 })
 
+test_that("plot() of a profile keeps the user's par(mfrow) layout, or sets and restores its own", {
+  fit <- dy_fit()
+  pr <- profile(fit)
+  pdf(NULL)
+  on.exit(dev.off())
+  plot(pr)                                    # 3 parameters on a one-panel device: own 2 x 2 grid
+  expect_equal(par("mfrow"), c(1L, 1L))       # ... restored afterwards
+  par(mfrow = c(2, 3))
+  plot(pr)                                    # the user's 2 x 3 layout: panels 1-3 of it
+  expect_equal(par("mfrow"), c(2L, 3L))
+  expect_equal(par("mfg")[1:2], c(1L, 3L))    # the last panel drawn is row 1, column 3
+})
+
 test_that("a progress bar is shown only when asked", {
   fit <- dy_fit()
   out <- capture.output(pr <- profile(fit, which = 1:2, progress = TRUE))
