@@ -23,7 +23,7 @@ check_actions <- list(
 default_control <- NULL
 
 lmm_control <- function(optimizer = "quasi-newton", rhobeg = NULL, rhoend = NULL,
-                        maxeval = 10000L, ftol_abs = 1e-8, xtol_abs = 1e-8, gtol = 1e-9,
+                        maxeval = 10000L, ftol_abs = 1e-8, xtol_abs = 1e-8, gtol = 1e-10,
                         start_method = "moments", check.nobs.vs.nlev = "stop", check.nlev.gtr.1 = "stop",
                         check.nobs.vs.nRE = "stop", check.scaleX = "warning",
                         check.rankX = "message+drop.cols",

@@ -76,7 +76,7 @@ optimiser_settings <- function(control, theta0, gradient = FALSE) {
        ftol_abs = control$ftol_abs, maxeval = control$maxeval,
        verbose = if (is.null(verbose)) 0 else verbose,
        method = if (gradient && identical(control$optimizer, "quasi-newton")) 1 else 0,
-       gtol = if (is.null(control$gtol)) 1e-9 else control$gtol, probe = 1e-4)
+       gtol = if (is.null(control$gtol)) 1e-10 else control$gtol, probe = 1e-4)
 }
 
 # control with the trace level `verbose` (lmm()'s and lmm_fit()'s argument, as lmer's) added.

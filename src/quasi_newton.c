@@ -245,6 +245,26 @@ static int boundary_probe(qn_state *st, const lmm_qn_control *ctrl)
     return 1;
 }
 
+/* Variables within SNAP of a lower bound are tried exactly on it; the point is kept when f does
+   not rise above its rounding level (f even in x_i is flat to O(x_i^2) there).  Returns 1 if
+   kept. */
+static int snap_to_bounds(qn_state *st)
+{
+    int n = st->n, any = 0;
+    if (st->feval >= st->maxeval) return 0;
+    memcpy(st->xt, st->x, n * sizeof(double));
+    for (int i = 0; i < n; i++)
+        if (st->x[i] > st->lower[i] && st->x[i] - st->lower[i] <= SNAP) {
+            st->xt[i] = st->lower[i];
+            any = 1;
+        }
+    if (!any) return 0;
+    st->ft = qn_eval(st, st->xt, st->gt);
+    if (!(st->ft <= st->f + 1e-13 * fmax(1.0, fabs(st->f)))) return 0;
+    accept_trial(st);
+    return 1;
+}
+
 lmm_qn_result lmm_qn_minimise(lmm_fg_fn fg, void *ctx, int n, double *x,
                               const double *lower, const double *upper,
                               const lmm_qn_control *ctrl)
@@ -268,6 +288,7 @@ lmm_qn_result lmm_qn_minimise(lmm_fg_fn fg, void *ctx, int n, double *x,
     double *xbest = (double *) R_alloc(n + 1, sizeof(double)), fbest, pgbest;
     int status = qn_run(&st, ctrl, &res.pgmax);
     for (;;) {
+        if (status == 0 && snap_to_bounds(&st)) status = qn_run(&st, ctrl, &res.pgmax);
         memcpy(xbest, st.x, n * sizeof(double));
         fbest = st.f;
         pgbest = res.pgmax;
