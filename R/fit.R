@@ -25,7 +25,8 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower, engine, REML, control)
   opt <- optimise_theta(engine, theta0, lower, REML, control,
-                        default_start = theta_start(reterms))
+                        default_start = theta_start(reterms),
+                        in_vector_term = theta_in_vector_term(reterms))
   theta <- pmax(opt$theta, lower)
   if (!is.finite(opt$crit))
     stop("the criterion is not finite at the optimum: is the fixed-effects model matrix ",

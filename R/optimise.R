@@ -2,12 +2,13 @@
 # lmm_control(optimizer =) -- "quasi-newton" (projected BFGS with the analytic gradient,
 # src/quasi_newton.c) or "bobyqa" (src/optimise.c) -- then, for quasi-Newton fits ending on the
 # boundary, a restart from the interior, and the first-order certificate of the optimum.
-optimise_theta <- function(engine, theta0, lower, REML, control, default_start) {
+optimise_theta <- function(engine, theta0, lower, REML, control, default_start,
+                           in_vector_term = rep(TRUE, length(lower))) {
   upper <- rep(Inf, length(lower))
   settings <- optimiser_settings(control, theta0, gradient = TRUE)
   opt <- .Call(C_lmm_optimise, engine, theta0, lower, upper, REML, settings)
   if (settings$method == 1 && opt$status == 0L && length(lower) <= max_restart_theta)
-    opt <- restart_from_interior(opt, engine, lower, upper, REML, settings,
+    opt <- restart_from_interior(opt, engine, lower, upper, REML, settings, in_vector_term,
                                  if (!isTRUE(all.equal(as.double(theta0), default_start))) default_start)
   opt$certificate <- certify_optimum(engine, opt, lower, REML, settings)
   opt
@@ -23,10 +24,10 @@ max_restart_theta <- 30L
 # with its zero diagonal entries set to `inside` (relative standard deviations) -- and from
 # lme4's default start (`default_start`: 1 on the diagonals, 0 elsewhere; NULL when the fit
 # began there), and keep the best optimum.  Evaluations of all runs are counted.
-restart_from_interior <- function(opt, engine, lower, upper, REML, settings, default_start,
-                                  inside = 0.5) {
+restart_from_interior <- function(opt, engine, lower, upper, REML, settings, in_vector_term,
+                                  default_start, inside = 0.5) {
   at_bound <- lower == 0 & opt$theta <= 0
-  if (!any(at_bound)) return(opt)
+  if (!any(at_bound & in_vector_term)) return(opt)
   neighbour <- opt$theta
   neighbour[at_bound] <- inside
   starts <- list(neighbour)
@@ -101,4 +102,10 @@ optimiser_info <- function(opt, control) {
        converged = ok, status = opt$status, message = message, warnings = warnings,
        restarts = if (is.null(opt$restarts)) 0L else opt$restarts,
        pgrad = cert$pgrad, on_bound = cert$on_bound, min_eigen = cert$min_eigen)
+}
+
+# For each theta: does its template have width > 1 (a vector-valued term)?
+theta_in_vector_term <- function(reterms) {
+  p <- vapply(reterms, function(term) NCOL(term$Xt), 1L)
+  rep(p > 1L, p * (p + 1L) / 2L)
 }
