@@ -63,12 +63,14 @@ optimizer_line <- function(oi) {
 }
 
 ## The first-order certificate of a gradient-based fit, appended to the optimizer line:
-## "(15 with gradient); max |projected gradient| 5.9e-08; on bound: 4, 6; min Hessian eigenvalue 0.37"
+## "(8 with gradient); max |projected gradient| 5.9e-08; on bound: 4, 6; min Hessian eigenvalue
+## 0.37 (BFGS)" (the eigenvalue of the BFGS approximation, or of finite differences of the
+## gradient with lmm_control(calc.derivs = TRUE))
 certificate_text <- function(oi) {
   if (is.null(oi$geval) || !oi$geval || is.null(oi$pgrad)) return("")
   bound <- if (length(oi$on_bound)) paste(oi$on_bound, collapse = ", ") else "none"
   eig <- if (is.null(oi$min_eigen) || is.na(oi$min_eigen)) "" else
-    sprintf("; min Hessian eigenvalue %.3g", oi$min_eigen)
+    sprintf("; min Hessian eigenvalue %.3g (%s)", oi$min_eigen, oi$hessian)
   sprintf(" (%d with gradient); max |projected gradient| %.2g; on bound: %s%s",
           as.integer(oi$geval), oi$pgrad, bound, eig)
 }

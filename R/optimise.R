@@ -7,10 +7,10 @@ optimise_theta <- function(engine, theta0, lower, REML, control, default_start,
   upper <- rep(Inf, length(lower))
   settings <- optimiser_settings(control, theta0, gradient = TRUE)
   opt <- .Call(C_lmm_optimise, engine, theta0, lower, upper, REML, settings)
-  if (settings$method == 1 && opt$status == 0L && length(lower) <= max_restart_theta)
+  if (settings$method == 1 && opt$status %in% c(0L, 4L) && length(lower) <= max_restart_theta)
     opt <- restart_from_interior(opt, engine, lower, upper, REML, settings, in_vector_term,
                                  if (!isTRUE(all.equal(as.double(theta0), default_start))) default_start)
-  opt$certificate <- certify_optimum(engine, opt, lower, REML, settings)
+  opt$certificate <- certify_optimum(engine, opt, lower, REML, settings, control)
   opt
 }
 
@@ -39,29 +39,37 @@ restart_from_interior <- function(opt, engine, lower, upper, REML, settings, in_
     alt$feval <- best$feval + alt$feval
     alt$geval <- best$geval + alt$geval
     alt$restarts <- best$restarts + alt$restarts + 1L
-    keep <- alt$status == 0L && alt$crit < best$crit
+    keep <- alt$status %in% c(0L, 4L) && alt$crit < best$crit
     best[c("feval", "geval", "restarts")] <- alt[c("feval", "geval", "restarts")]
     if (keep) best <- alt
   }
   best
 }
 
-# The first-order certificate at the optimum: the gradient, the projected gradient's largest
-# scaled entry max_i |g_i| max(1, |theta_i|) over the free parameters, the parameters on a
-# bound, and the smallest eigenvalue of the Hessian in the free parameters from forward
-# differences of the analytic gradient (step 1e-5 max(1, |theta_i|)); skipped (NA) above
-# `max_hessian` free parameters, where it would cost more than the fit.
-certify_optimum <- function(engine, opt, lower, REML, settings, max_hessian = 30L) {
+# The first-order certificate at the optimum: the gradient (the quasi-Newton run's last, or
+# computed here after BOBYQA), the projected gradient's largest scaled entry
+# max_i |g_i| max(1, |theta_i|) over the free parameters (those not on a bound with the gradient
+# pointing out of the box), the parameters on a bound, and the smallest eigenvalue of the
+# Hessian in the free parameters: of the BFGS approximation (free), or with
+# lmm_control(calc.derivs = TRUE) from forward differences of the analytic gradient (step
+# 1e-5 max(1, |theta_i|); one gradient per free parameter).
+certify_optimum <- function(engine, opt, lower, REML, settings, control) {
   theta <- pmax(opt$theta, lower)
-  g0 <- tryCatch(.Call(C_lmm_gradient, engine, theta, REML), error = function(e) NULL)
-  if (is.null(g0) || !is.finite(g0)) return(NULL)
-  grad <- attr(g0, "gradient")
+  f <- opt$crit
+  grad <- opt$gradient
+  if (!length(grad) || anyNA(grad)) {
+    g0 <- tryCatch(.Call(C_lmm_gradient, engine, theta, REML), error = function(e) NULL)
+    if (is.null(g0) || !is.finite(g0)) return(NULL)
+    grad <- attr(g0, "gradient")
+    f <- as.numeric(g0)
+  }
   on_bound <- theta <= lower & grad >= 0
   free <- which(!on_bound)
   pg <- if (length(free)) max(abs(grad[free]) * pmax(1, abs(theta[free]))) else 0
-  tol <- settings$gtol * max(1, abs(as.numeric(g0)))
-  min_eigen <- NA_real_
-  if (length(free) && length(free) <= max_hessian) {
+  tol <- settings$gtol * max(1, abs(f))
+  H <- NULL
+  hessian <- "none"
+  if (length(free) && isTRUE(control$calc.derivs)) {
     H <- vapply(free, function(i) {
       h <- 1e-5 * max(1, abs(theta[i]))
       th <- theta
@@ -69,10 +77,17 @@ certify_optimum <- function(engine, opt, lower, REML, settings, max_hessian = 30
       (attr(.Call(C_lmm_gradient, engine, th, REML), "gradient")[free] - grad[free]) / h
     }, numeric(length(free)))
     H <- (H + t(H)) / 2
-    if (all(is.finite(H))) min_eigen <- min(eigen(H, symmetric = TRUE, only.values = TRUE)$values)
+    hessian <- "finite differences"
+  } else if (length(free) && length(opt$hessian) && !anyNA(opt$hessian)) {
+    H <- opt$hessian[free, free, drop = FALSE]
+    hessian <- "BFGS"
   }
+  min_eigen <- if (!is.null(H) && all(is.finite(H)))
+    min(eigen(H, symmetric = TRUE, only.values = TRUE)$values) else NA_real_
+  # status 4: no decrease possible at f's rounding level; the gradient's rounding is allowed
+  if (identical(opt$status, 4L)) tol <- 1e3 * tol
   list(gradient = grad, pgrad = pg, gtol = tol, on_bound = which(theta <= lower),
-       min_eigen = min_eigen, first_order = pg <= tol)
+       min_eigen = min_eigen, hessian = hessian, first_order = pg <= tol)
 }
 
 # The fit's optinfo: which optimiser ran, evaluations (criterion, and gradient for
@@ -84,11 +99,13 @@ optimiser_info <- function(opt, control) {
                     "1" = "maximum number of evaluations reached",
                     "2" = "criterion not finite at the starting values",
                     "3" = "no further decrease possible before the first-order conditions were met",
+                    "4" = "converged (to the criterion's rounding level)",
                     "unknown status")
   cert <- opt$certificate
   gradient_based <- !is.null(opt$geval) && opt$geval > 0L
-  ok <- opt$status == 0L && (!gradient_based || is.null(cert) || isTRUE(cert$first_order))
-  if (opt$status == 0L && !ok)
+  done <- opt$status %in% c(0L, 4L)
+  ok <- done && (!gradient_based || is.null(cert) || isTRUE(cert$first_order))
+  if (done && !ok)
     message <- sprintf("first-order conditions not met (projected gradient %.3g > %.3g)",
                        cert$pgrad, cert$gtol)
   warnings <- character()
@@ -101,7 +118,8 @@ optimiser_info <- function(opt, control) {
        geval = if (is.null(opt$geval)) 0L else opt$geval,
        converged = ok, status = opt$status, message = message, warnings = warnings,
        restarts = if (is.null(opt$restarts)) 0L else opt$restarts,
-       pgrad = cert$pgrad, on_bound = cert$on_bound, min_eigen = cert$min_eigen)
+       pgrad = cert$pgrad, on_bound = cert$on_bound, min_eigen = cert$min_eigen,
+       hessian = cert$hessian)
 }
 
 # For each theta: does its template have width > 1 (a vector-valued term)?

@@ -26,14 +26,18 @@ typedef struct {
 } lmm_qn_control;
 
 /* status: 0 = first-order conditions met, 1 = maxeval reached, 2 = f(x0) not finite,
- *         3 = no further decrease possible before the conditions were met (best point kept) */
+ *         3 = no further decrease possible before the conditions were met (best point kept),
+ *         4 = no further decrease possible at f's rounding level, with the projected gradient
+ *             within 1000 gtol max(1, |f|) (the gradient's own rounding): converged */
 typedef struct {
     int feval, geval, status, restarts;
     double fmin, pgmax;  /* f and the scaled projected gradient max_i |pg_i| max(1, |x_i|) */
 } lmm_qn_result;
 
+/* grad (n) and hess (n x n), when not NULL, receive the gradient at the returned x and the
+   BFGS approximation of the Hessian (NA when none was built) */
 lmm_qn_result lmm_qn_minimise(lmm_fg_fn fg, void *ctx, int n, double *x,
                               const double *lower, const double *upper,
-                              const lmm_qn_control *ctrl);
+                              const lmm_qn_control *ctrl, double *grad, double *hess);
 
 #endif

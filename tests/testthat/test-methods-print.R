@@ -64,7 +64,7 @@ test_that("summary of a REML fit", {
                                methods_fit("ss")$optinfo$feval, " evaluations \\(",
                                methods_fit("ss")$optinfo$geval, " with gradient\\); ",
                                "max \\|projected gradient\\| [0-9.e+-]+; on bound: none; ",
-                               "min Hessian eigenvalue [0-9.]+$"))
+                               "min Hessian eigenvalue [0-9.]+ \\(BFGS\\)$"))
 })
 
 test_that("summary of an ML fit and options", {
