@@ -278,6 +278,7 @@ test_that("sleepstudy: theta within 1e-6 of the tight optimum, certificate field
   expect_equal(fd$optinfo$min_eigen, 34.4, tolerance = 0.01)           # from the gradient
   g <- attr(lmm_objective(fit, gradient = TRUE)$fn(fit$theta), "gradient")
   expect_lt(max(abs(g)), 1e-6)
+  expect_equal(oi$gradient, g, tolerance = 1e-12)
 })
 
 test_that("boundary: the poly(x, 2) case reaches lme4's 557.5399 by the interior restarts", {
