@@ -1,8 +1,9 @@
 # Control settings for lmm(): optimiser settings and the checks applied to
 # the model pieces (same names and meanings as lme4's lmerControl()).
 
-# Optimisers implemented by the C engine (src/optimise.c); extend when it gains more.
-lmm_optimizers <- "bobyqa"
+# Optimisers implemented by the C engine: "quasi-newton" (src/quasi_newton.c, with the analytic
+# gradient; models without a residual structure) and "bobyqa" (src/optimise.c, derivative-free).
+lmm_optimizers <- c("quasi-newton", "bobyqa")
 
 # Allowed actions of each check.
 check_actions <- list(
@@ -21,8 +22,8 @@ check_actions <- list(
 # options(lmm.control) supplies other defaults).
 default_control <- NULL
 
-lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
-                        maxeval = 10000L, ftol_abs = 1e-8, xtol_abs = 1e-8,
+lmm_control <- function(optimizer = "quasi-newton", rhobeg = NULL, rhoend = NULL,
+                        maxeval = 10000L, ftol_abs = 1e-8, xtol_abs = 1e-8, gtol = 1e-10,
                         start_method = "moments", check.nobs.vs.nlev = "stop", check.nlev.gtr.1 = "stop",
                         check.nobs.vs.nRE = "stop", check.scaleX = "warning",
                         check.rankX = "message+drop.cols",
@@ -43,6 +44,7 @@ lmm_control <- function(optimizer = "bobyqa", rhobeg = NULL, rhoend = NULL,
     maxeval = positive_count(maxeval, "maxeval"),
     ftol_abs = nonneg_number(ftol_abs, "ftol_abs"),
     xtol_abs = nonneg_number(xtol_abs, "xtol_abs"),
+    gtol = nonneg_number(gtol, "gtol"),
     start_method = match_choice(start_method, c("moments", "ones"), "start_method"),
     check.nobs.vs.nlev = match_choice(check.nobs.vs.nlev, check_actions$check.nobs.vs.nlev,
                                       "check.nobs.vs.nlev"),

@@ -24,8 +24,9 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
   engine <- engine_setup(y, X, reterms, weights, offset)
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower, engine, REML, control)
-  opt <- .Call(C_lmm_optimise, engine, theta0, lower, rep(Inf, length(lower)), REML,
-               optimiser_settings(control, theta0))
+  opt <- optimise_theta(engine, theta0, lower, REML, control,
+                        default_start = theta_start(reterms),
+                        in_vector_term = theta_in_vector_term(reterms))
   theta <- pmax(opt$theta, lower)
   if (!is.finite(opt$crit))
     stop("the criterion is not finite at the optimum: is the fixed-effects model matrix ",
@@ -66,7 +67,7 @@ start_theta <- function(start, reterms, lower, engine, REML, control, rho = NULL
 # The C optimiser's settings: radii from the start's scale (0.2 max(1, |theta0|), or the
 # start's own "rhobeg" attribute), tolerances from control, and the trace level (verbose > 0:
 # the optimiser prints each evaluation's criterion and parameters).
-optimiser_settings <- function(control, theta0) {
+optimiser_settings <- function(control, theta0, gradient = FALSE) {
   scale <- max(1, abs(theta0))
   rhobeg <- attr(theta0, "rhobeg")
   if (is.null(rhobeg)) rhobeg <- 0.2 * scale
@@ -74,7 +75,9 @@ optimiser_settings <- function(control, theta0) {
   list(rhobeg = if (is.null(control$rhobeg)) rhobeg else control$rhobeg,
        rhoend = if (is.null(control$rhoend)) 2e-7 * scale else control$rhoend,
        ftol_abs = control$ftol_abs, maxeval = control$maxeval,
-       verbose = if (is.null(verbose)) 0 else verbose)
+       verbose = if (is.null(verbose)) 0 else verbose,
+       method = if (gradient && identical(control$optimizer, "quasi-newton")) 1 else 0,
+       gtol = if (is.null(control$gtol)) 1e-10 else control$gtol, probe = 1e-4)
 }
 
 # control with the trace level `verbose` (lmm()'s and lmm_fit()'s argument, as lmer's) added.
@@ -85,23 +88,6 @@ with_verbose <- function(control, verbose) {
     stop("'verbose' must be TRUE, FALSE or a non-negative integer", call. = FALSE)
   control$verbose <- as.integer(verbose)
   control
-}
-
-optimiser_info <- function(opt, control) {
-  message <- switch(as.character(opt$status),
-                    "0" = "converged",
-                    "1" = "maximum number of evaluations reached",
-                    "2" = "criterion not finite at the starting values",
-                    "3" = "optimiser broke down numerically (best point kept)",
-                    "unknown status")
-  warnings <- character()
-  if (opt$status != 0) {
-    warnings <- paste("lmm optimiser:", message)
-    warning(warnings, call. = FALSE)
-  }
-  list(optimizer = paste0(control$optimizer, "-lmmc"), feval = opt$feval,
-       converged = opt$status == 0, status = opt$status, message = message,
-       warnings = warnings)
 }
 
 # The result object's fields (see the object layout in lmm_fit's Rd page).

@@ -56,9 +56,23 @@ optimizer_line <- function(oi) {
   if (is.null(oi)) return(invisible())
   ok <- isTRUE(oi$converged)
   status <- if (ok) "(OK)" else if (length(oi$message)) sprintf("(%s)", oi$message) else ""
-  cat(sprintf("optimizer (%s) convergence code: %d %s; %d evaluations\n",
-              oi$optimizer, if (ok) 0L else 1L, status, as.integer(oi$feval)))
+  cat(sprintf("optimizer (%s) convergence code: %d %s; %d evaluations%s\n",
+              oi$optimizer, if (ok) 0L else 1L, status, as.integer(oi$feval),
+              certificate_text(oi)))
   if (length(oi$warnings)) writeLines(oi$warnings)
+}
+
+## The first-order certificate of a gradient-based fit, appended to the optimizer line:
+## "(8 with gradient); max |projected gradient| 5.9e-08; on bound: 4, 6; min Hessian eigenvalue
+## 0.37 (BFGS)" (the eigenvalue of the BFGS approximation, or of finite differences of the
+## gradient with lmm_control(calc.derivs = TRUE))
+certificate_text <- function(oi) {
+  if (is.null(oi$geval) || !oi$geval || is.null(oi$pgrad)) return("")
+  bound <- if (length(oi$on_bound)) paste(oi$on_bound, collapse = ", ") else "none"
+  eig <- if (is.null(oi$min_eigen) || is.na(oi$min_eigen)) "" else
+    sprintf("; min Hessian eigenvalue %.3g (%s)", oi$min_eigen, oi$hessian)
+  sprintf(" (%d with gradient); max |projected gradient| %.2g; on bound: %s%s",
+          as.integer(oi$geval), oi$pgrad, bound, eig)
 }
 
 print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ranef.comp = "Std.Dev.", ...) {
@@ -83,8 +97,8 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ranef.comp = 
 ## "optimizer (bobyqa-lmmc) convergence code: 1 (maximum number of evaluations reached)"
 print_nonconvergence <- function(oi) {
   if (is.null(oi) || isTRUE(oi$converged)) return(invisible())
-  cat(sprintf("optimizer (%s) convergence code: %d (%s)\n", oi$optimizer, as.integer(oi$status),
-              oi$message))
+  cat(sprintf("optimizer (%s) convergence code: %d (%s)\n", oi$optimizer,
+              max(1L, as.integer(oi$status)), oi$message))
 }
 
 # ddf = "Satterthwaite" (the default) or "Kenward-Roger" adds lmerTest's df and Pr(>|t|) columns

@@ -247,13 +247,20 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
                         rho = 0 * spec$rho)   # the start from the unwhitened data
   free <- spec$free
   ar1 <- !is.null(spec$correlation) && spec$correlation$type == "corAR1" && free[1L]
-  to_par <- function(rho) { if (ar1) rho[1L] <- atanh(rho[1L]); rho }   # the C optimiser's scale
+  car1 <- !is.null(spec$correlation) && spec$correlation$type == "corCAR1" && free[1L]
+  lag <- if (car1) typical_lag(spec$correlation) else 1
+  to_par <- function(rho) {                       # the C optimiser's scale (residual_fit.c)
+    if (ar1) rho[1L] <- atanh(rho[1L])
+    if (car1) rho[1L] <- rho[1L]^lag
+    rho
+  }
   rho0 <- pmin(pmax(spec$rho, spec$lower), spec$upper)
   x0 <- c(theta0, to_par(rho0)[free])
   lower <- c(lower_theta, to_par(spec$lower)[free])
   upper <- c(rep(Inf, length(theta0)), to_par(spec$upper)[free])
   opt <- .Call(C_lmm_optimise_resid, engine, as.double(x0), as.double(lower), as.double(upper),
-               as.double(spec$rho), as.logical(free), REML, optimiser_settings(control, theta0))
+               as.double(spec$rho), as.logical(free), REML,
+               c(optimiser_settings(control, theta0), car1_lag = lag))
   if (!is.finite(opt$crit))
     stop("the criterion is not finite at the optimum", call. = FALSE)
   nt <- length(theta0)
@@ -261,6 +268,7 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
   rho <- spec$rho
   rho[free] <- opt$par[-seq_len(nt)]
   if (ar1) rho[1L] <- tanh(rho[1L])
+  if (car1) rho[1L] <- rho[1L]^(1 / lag)
   sol <- .Call(C_lmm_solution_resid, engine, theta, as.double(rho), REML)
   fit <- assemble_fit(sol, theta, lower_theta, y, X, reterms, weights, offset, REML, n)
   fit$devcomp$ldW <- sol$sumlogw
@@ -272,6 +280,13 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
   class(fit) <- "lmm"
   report_singular(fit, control)
   fit
+}
+
+# CAR(1)'s typical lag: the median time difference between consecutive observations of a group
+# (1 when no group has two).  The optimiser works with the correlation at this lag, phi^lag.
+typical_lag <- function(cor) {
+  lags <- cor$lag[cor$prev >= 0L]
+  if (length(lags)) stats::median(lags) else 1
 }
 
 # The fit's `residual` field: the structures, their estimates and the whitening at them.

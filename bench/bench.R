@@ -3,14 +3,16 @@
 ## Usage (after installing lmmc, e.g. `R CMD INSTALL .` in the package directory):
 ##   Rscript bench/bench.R                  all models
 ##   Rscript bench/bench.R --quick          sleepstudy and Penicillin only
-##   Rscript bench/bench.R --only=insteval  one model (sleepstudy, penicillin, insteval, crossed1e6)
+##   Rscript bench/bench.R --only=insteval  one model (sleepstudy, penicillin, insteval, crossed1e6,
+##                                          kb07_20, kb07_72)
 ## From the source tree without installing, lmmc is loaded with pkgload::load_all().
 ##
 ## Both fits run in this one R process, interleaved (lmm, lme4, lme4, lmm, ...) after one untimed
 ## warm-up each (except for the two big models), and the median elapsed time over the
 ## repetitions is reported. Columns:
 ##   ratio     lme4 time / lmm time (above 1: lmm is faster)
-##   feval     objective evaluations (lmm: fit$optinfo$feval; lme4: fit@optinfo$feval)
+##   feval     objective evaluations (lmm: fit$optinfo$feval, each with the gradient for the
+##             default quasi-Newton optimiser; lme4: fit@optinfo$feval)
 ##   dcrit     (lmm criterion - lme4 criterion) / |lme4 criterion|: negative or ~0 is good
 ##   Mb        peak R heap during the fit above what was in use before it (gc() "max used",
 ##             Ncells + Vcells, after a reset; includes the fitted object); memory that C code takes
@@ -41,6 +43,9 @@ sim_crossed_big <- function(n = 1e6, n1 = 1e4, n2 = 1e3, seed = 42) {
   data.frame(y = y, x = x, f1 = factor(f1), f2 = factor(f2))
 }
 
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])),
+              "sim_kb07.R"))
+
 models <- list(
   sleepstudy = list(formula = Reaction ~ Days + (Days | Subject),
                     data = function() lme4::sleepstudy, reps = 15, warmup = TRUE, inner = 20L),
@@ -49,7 +54,11 @@ models <- list(
   insteval   = list(formula = y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service),
                     data = function() lme4::InstEval, reps = 2, warmup = FALSE, inner = 1L),
   crossed1e6 = list(formula = y ~ x + (1 | f1) + (1 | f2),
-                    data = function() sim_crossed_big(), reps = 1, warmup = FALSE, inner = 1L)
+                    data = function() sim_crossed_big(), reps = 1, warmup = FALSE, inner = 1L),
+  kb07_20    = list(formula = kb07_models$theta20, data = function() sim_kb07(),
+                    reps = 1, warmup = FALSE, inner = 1L),
+  kb07_72    = list(formula = kb07_models$theta72, data = function() sim_kb07(),
+                    reps = 1, warmup = FALSE, inner = 1L, lme4 = FALSE)  # lme4: > 10 min
 )
 if (quick) models <- models[c("sleepstudy", "penicillin")]
 if (length(only)) models <- models[intersect(only, names(models))]
@@ -71,6 +80,12 @@ fit_lme4 <- function(formula, data) suppressMessages(lme4::lmer(formula, data))
 
 run_model <- function(name, m) {
   data <- m$data()
+  if (isFALSE(m$lme4)) {                           # lmm only
+    a <- timed_fit(fit_lmm, m$formula, data, m$inner)
+    return(data.frame(model = name, n = nrow(data), reps = m$reps, lmm_s = a$time,
+                      lme4_s = NA, ratio = NA, lmm_feval = a$fit$optinfo$feval,
+                      lme4_feval = NA, dcrit = NA, lmm_Mb = a$mem, lme4_Mb = NA))
+  }
   if (m$warmup) { fit_lmm(m$formula, data); fit_lme4(m$formula, data) }
   a <- b <- vector("list", m$reps)
   for (r in seq_len(m$reps)) {                     # alternate which one goes first

@@ -4,6 +4,7 @@
  */
 #include "lmm.h"
 #include "optimise.h"
+#include "quasi_newton.h"
 #include <string.h>
 
 static void model_finalise(SEXP ptr)
@@ -124,30 +125,59 @@ lmm_opt_control lmm_opt_control_from(SEXP control)
     return ctrl;
 }
 
-/* Minimise the criterion over theta >= lower, starting at theta0; all in C. */
+static int objective_gradient(const double *theta, double *f, double *g, void *ctx)
+{
+    crit_ctx *c = (crit_ctx *) ctx;
+    return lmm_criterion_gradient(c->m, theta, c->REML, f, g);
+}
+
+/* Minimise the criterion over theta >= lower, starting at theta0; all in C.  control$method:
+   0 = BOBYQA (derivative-free), 1 = projected quasi-Newton with the analytic gradient (then
+   the result also holds the gradient at the optimum and the BFGS Hessian approximation). */
 SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper_, SEXP REML, SEXP control)
 {
     lmm_model *m = get_model(ptr);
     const double *th0 = check_theta(m, theta0);
     if (!isReal(lower) || LENGTH(lower) != m->ntheta) error(_("lower must have length %d"), m->ntheta);
     if (!isReal(upper_) || LENGTH(upper_) != m->ntheta) error(_("upper must have length %d"), m->ntheta);
-    int nth = m->ntheta;
-    SEXP ans = PROTECT(allocVector(VECSXP, 4));
-    SEXP names = PROTECT(allocVector(STRSXP, 4));
+    int nth = m->ntheta, reml = asLogical(REML);
+    if (reml == NA_LOGICAL) error(_("REML must be TRUE or FALSE"));
     SEXP theta = PROTECT(allocVector(REALSXP, nth));
     double *x = REAL(theta), *upper = (double *) R_alloc(nth, sizeof(double));
     for (int i = 0; i < nth; i++) { x[i] = th0[i]; upper[i] = REAL(upper_)[i]; }
     lmm_opt_control ctrl = lmm_opt_control_from(control);
-    crit_ctx ctx = {m, asLogical(REML)};
-    lmm_opt_result res = lmm_minimise(objective, &ctx, nth, x, REAL(lower), upper, &ctrl);
+    crit_ctx ctx = {m, reml};
+    double crit, pgmax = NA_REAL;
+    int feval, geval = 0, status, restarts = 0, qn = (int) list_num(control, "method", 0) == 1;
+    SEXP grad = PROTECT(allocVector(REALSXP, qn ? nth : 0));
+    SEXP hess = PROTECT(qn ? allocMatrix(REALSXP, nth, nth) : allocVector(REALSXP, 0));
+    if (qn) {
+        lmm_qn_control qc = {list_num(control, "gtol", 1e-9), ctrl.rhobeg,
+                             list_num(control, "probe", 1e-4), ctrl.maxeval, ctrl.verbose};
+        lmm_qn_result r = lmm_qn_minimise(objective_gradient, &ctx, nth, x, REAL(lower), upper, &qc,
+                                          REAL(grad), REAL(hess));
+        crit = r.fmin; feval = r.feval; geval = r.geval; status = r.status;
+        pgmax = r.pgmax; restarts = r.restarts;
+    } else {
+        lmm_opt_result r = lmm_minimise(objective, &ctx, nth, x, REAL(lower), upper, &ctrl);
+        crit = r.fmin; feval = r.feval; status = r.status;
+    }
+    const char *nm[] = {"theta", "crit", "feval", "status", "geval", "pgmax", "restarts",
+                        "gradient", "hessian"};
+    int nout = 9;
+    SEXP ans = PROTECT(allocVector(VECSXP, nout)), names = PROTECT(allocVector(STRSXP, nout));
     SET_VECTOR_ELT(ans, 0, theta);
-    SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
-    SET_VECTOR_ELT(ans, 2, ScalarInteger(res.feval));
-    SET_VECTOR_ELT(ans, 3, ScalarInteger(res.status));
-    const char *nm[] = {"theta", "crit", "feval", "status"};
-    for (int i = 0; i < 4; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    SET_VECTOR_ELT(ans, 1, ScalarReal(crit));
+    SET_VECTOR_ELT(ans, 2, ScalarInteger(feval));
+    SET_VECTOR_ELT(ans, 3, ScalarInteger(status));
+    SET_VECTOR_ELT(ans, 4, ScalarInteger(geval));
+    SET_VECTOR_ELT(ans, 5, ScalarReal(pgmax));
+    SET_VECTOR_ELT(ans, 6, ScalarInteger(restarts));
+    SET_VECTOR_ELT(ans, 7, grad);
+    SET_VECTOR_ELT(ans, 8, hess);
+    for (int i = 0; i < nout; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
     setAttrib(ans, R_NamesSymbol, names);
-    UNPROTECT(3); /* ans, names, theta */
+    UNPROTECT(5); /* theta, grad, hess, ans, names */
     return ans;
 }
 

@@ -61,7 +61,10 @@ test_that("summary of a REML fit", {
                                  "Days          10.467      1.546   6.771"))
   expect_identical(out[23:25], c("Correlation of Fixed Effects:", "     (Intr)", "Days -0.138"))
   expect_match(out[26], paste0("^optimizer \\(.+\\) convergence code: 0 \\(OK\\); ",
-                               methods_fit("ss")$optinfo$feval, " evaluations$"))
+                               methods_fit("ss")$optinfo$feval, " evaluations \\(",
+                               methods_fit("ss")$optinfo$geval, " with gradient\\); ",
+                               "max \\|projected gradient\\| [0-9.e+-]+; on bound: none; ",
+                               "min Hessian eigenvalue [0-9.]+ \\(BFGS\\)$"))
 })
 
 test_that("summary of an ML fit and options", {
@@ -117,7 +120,7 @@ test_that("print(fit) says when the optimiser stopped at maxeval, and only then"
   early <- suppressWarnings(lmm(Reaction ~ Days + (Days | Subject), d,
                                 control = lmm_control(maxeval = 5)))
   out <- capture.output(print(early))
-  expect_identical(out[length(out)], paste("optimizer (bobyqa-lmmc) convergence code: 1",
+  expect_identical(out[length(out)], paste("optimizer (quasi-newton-lmmc) convergence code: 1",
                                            "(maximum number of evaluations reached)"))
   expect_false(any(grepl("convergence code", capture.output(print(methods_fit("ss"))))))
 })

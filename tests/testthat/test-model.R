@@ -254,7 +254,7 @@ test_that("check_reterms validates and completes user-supplied terms", {
 test_that("lmm_control stores and validates its settings", {
   ctrl <- lmm_control()
   expect_s3_class(ctrl, "lmm_control")
-  expect_identical(ctrl$optimizer, "bobyqa")
+  expect_identical(ctrl$optimizer, "quasi-newton")
   expect_identical(ctrl$maxeval, 10000L)
   expect_identical(ctrl$ftol_abs, 1e-8)
   expect_identical(ctrl$check.rankX, "message+drop.cols")

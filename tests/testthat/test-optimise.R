@@ -235,3 +235,100 @@ test_that("live comparison with lme4's devfun (crossed and nested intercepts)", 
     expect_equal(r$par, unname(lme4::getME(fit, "theta")), tolerance = 1e-4)
   }
 })
+
+## ---- quasi-Newton fits with the analytic gradient (src/quasi_newton.c, R/optimise.R) ----
+## Reference numbers of lmmc issue 9: lme4's test suite (Dyestuff REML theta 0.84832031,
+## tol 6e-6), MixedModels.jl's fixtures (Dyestuff ML), lme4's REML criterion for the poly()
+## case, nlme's REML logLik for Ovary with corCAR1.  "tight": the optimum to 1e-10 in the
+## projected gradient (gtol 1e-12), which BOBYQA's early stops missed.
+
+test_that("Dyestuff REML and ML reach the tight optimum", {
+  d <- ref_data("Dyestuff")
+  fit <- lmm(Yield ~ 1 + (1 | Batch), d)
+  expect_equal(fit$optinfo$optimizer, "quasi-newton-lmmc")
+  expect_equal(unname(fit$theta), 0.84832031, tolerance = 6e-6)        # lme4's test
+  expect_lt(abs(unname(fit$theta) - 0.8483238), 1e-7)                  # tight optimum
+  expect_lte(fit$optinfo$feval, 10)                                    # 6 evaluations
+  ml <- lmm(Yield ~ 1 + (1 | Batch), d, REML = FALSE)                  # MixedModels.jl
+  expect_equal(unname(ml$theta), 0.7525807, tolerance = 1e-6)
+  expect_equal(sqrt(VarCorr(ml)$Batch[1]), 37.260344, tolerance = 1e-6)
+  expect_equal(sigma(ml), 49.5101004, tolerance = 1e-7)
+  bq <- lmm(Yield ~ 1 + (1 | Batch), d, control = lmm_control(optimizer = "bobyqa"))
+  expect_equal(bq$optinfo$optimizer, "bobyqa-lmmc")
+  expect_gte(bq$crit, fit$crit - 1e-12)
+})
+
+test_that("sleepstudy: theta within 1e-6 of the tight optimum, certificate fields", {
+  d <- ref_data("sleepstudy")
+  fit <- lmm(Reaction ~ Days + (Days | Subject), d)
+  tight <- lmm(Reaction ~ Days + (Days | Subject), d, control = lmm_control(gtol = 1e-12))
+  expect_lt(max(abs(fit$theta - tight$theta) / pmax(abs(tight$theta), 0.1)), 1e-6)
+  expect_lte(fit$crit, 1743.62827195995 * (1 + 1e-12))                 # lme4's criterion
+  oi <- fit$optinfo
+  expect_true(oi$converged)
+  expect_identical(oi$status, 0L)
+  expect_identical(oi$geval, oi$feval)                                 # 8 evaluations
+  expect_lte(oi$feval, 12)
+  expect_lt(oi$pgrad, 1e-10 * fit$crit)
+  expect_length(oi$on_bound, 0)
+  expect_gt(oi$min_eigen, 1)                                           # BFGS's estimate
+  expect_identical(oi$hessian, "BFGS")
+  fd <- lmm(Reaction ~ Days + (Days | Subject), d, control = lmm_control(calc.derivs = TRUE))
+  expect_identical(fd$optinfo$hessian, "finite differences")
+  expect_equal(fd$optinfo$min_eigen, 34.4, tolerance = 0.01)           # from the gradient
+  g <- attr(lmm_objective(fit, gradient = TRUE)$fn(fit$theta), "gradient")
+  expect_lt(max(abs(g)), 1e-6)
+  expect_equal(oi$gradient, g, tolerance = 1e-12)
+})
+
+test_that("boundary: the poly(x, 2) case reaches lme4's 557.5399 by the interior restarts", {
+  dd <- with_seed(101, data.frame(x = 1:200, f = factor(rep(1:10, 20)),
+                                  g = factor(rep(1:20, each = 10)), y = rnorm(200)))
+  fit <- suppressMessages(lmm(y ~ 1 + f + (poly(x, 2) | g), dd))
+  expect_lt(abs(fit$crit - 557.5399), 1e-4)                            # lme4; lmmc was 557.7295
+  expect_lt(fit$crit, 557.53993)
+  expect_true(fit$optinfo$converged)
+  expect_gte(fit$optinfo$restarts, 1L)
+  expect_setequal(fit$optinfo$on_bound, c(4L, 6L))
+  expect_true(all(fit$theta[fit$optinfo$on_bound] == 0))
+  expect_gt(fit$optinfo$min_eigen, 0)
+})
+
+test_that("a zero derivative at theta = 0 is not taken for a minimum (even criterion)", {
+  # Orthodont (age | Subject) from (1, 0, 1): a path to theta_3 = 0, where the criterion is even
+  # in theta_3 (derivative exactly 0) but not minimal; lme4's optimum 442.6367 is inside
+  d <- ref_data("Orthodont")
+  fit <- lmm(distance ~ age + (age | Subject), d, start = c(1, 0, 1))
+  expect_equal(fit$crit, 442.636685, tolerance = 1e-8)
+  expect_length(fit$optinfo$on_bound, 0)
+  fit0 <- lmm(Yield ~ 1 + (1 | Batch), ref_data("Dyestuff2"))          # optimum at 0, exactly
+  expect_identical(unname(fit0$theta), 0)
+  expect_true(fit0$optinfo$converged)
+  expect_identical(fit0$optinfo$on_bound, 1L)
+})
+
+test_that("maxeval and first-order failures are reported, with a warning", {
+  d <- ref_data("sleepstudy")
+  expect_warning(early <- lmm(Reaction ~ Days + (Days | Subject), d,
+                              control = lmm_control(maxeval = 3)),
+                 "maximum number of evaluations")
+  expect_false(early$optinfo$converged)
+  expect_identical(early$optinfo$status, 1L)
+  expect_match(capture.output(summary(early)), "convergence code: 1", all = FALSE)
+  expect_match(capture.output(print(early)), "convergence code: 1", all = FALSE)
+  expect_warning(oi <- lmmc:::optimiser_info(
+    list(status = 0L, feval = 5L, geval = 5L,
+         certificate = list(pgrad = 1, gtol = 1e-6, first_order = FALSE)), lmm_control()),
+    "first-order conditions not met")
+  expect_false(oi$converged)
+  expect_match(oi$message, "first-order conditions not met")
+  expect_no_warning(lmm(Reaction ~ Days + (Days | Subject), d))
+})
+
+test_that("Ovary with corCAR1 reaches nlme's optimum", {
+  skip_if_not_installed("nlme")
+  fit <- lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (sin(2 * pi * Time) || Mare),
+             nlme::Ovary, correlation = nlme::corCAR1(form = ~ Time))
+  expect_equal(as.numeric(logLik(fit)), -775.7676222, tolerance = 1e-9 * 776)  # nlme 3.1
+  expect_equal(unname(fit$residual$phi), 8.22307e-06, tolerance = 1e-4)        # nlme's Phi
+})

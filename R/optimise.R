@@ -1,0 +1,133 @@
+# The optimum in theta for models without a residual structure: the C optimiser chosen by
+# lmm_control(optimizer =) -- "quasi-newton" (projected BFGS with the analytic gradient,
+# src/quasi_newton.c) or "bobyqa" (src/optimise.c) -- then, for quasi-Newton fits ending on the
+# boundary, a restart from the interior, and the first-order certificate of the optimum.
+optimise_theta <- function(engine, theta0, lower, REML, control, default_start,
+                           in_vector_term = rep(TRUE, length(lower))) {
+  upper <- rep(Inf, length(lower))
+  settings <- optimiser_settings(control, theta0, gradient = TRUE)
+  opt <- .Call(C_lmm_optimise, engine, theta0, lower, upper, REML, settings)
+  if (settings$method == 1 && opt$status %in% c(0L, 4L) && length(lower) <= max_restart_theta)
+    opt <- restart_from_interior(opt, engine, lower, upper, REML, settings, in_vector_term,
+                                 if (!isTRUE(all.equal(as.double(theta0), default_start))) default_start)
+  opt$certificate <- certify_optimum(engine, opt, lower, REML, settings, control)
+  opt
+}
+
+# Interior restarts are run for models with at most this many theta (each restart costs about
+# a fit; above it -- e.g. 72 theta in kb07's maximal model, 13 s instead of 6 -- only the C
+# optimiser's boundary probes, lme4's restart_edge test, guard the boundary).
+max_restart_theta <- 30L
+# ... and the restart from lme4's default start up to this many (the poly(x, 2) case of
+# test-optimise.R needs it; on the 20-theta kb07-shaped model it cost 75 evaluations for nothing)
+max_default_restart_theta <- 10L
+
+# A fit with variances on the boundary (theta_i = 0 on a diagonal) may have passed a
+# better optimum inside: start again from the neighbouring interior point -- the optimum
+# with its zero diagonal entries set to `inside` (relative standard deviations) -- and from
+# lme4's default start (`default_start`: 1 on the diagonals, 0 elsewhere; NULL when the fit
+# began there), and keep the best optimum.  Evaluations of all runs are counted.
+restart_from_interior <- function(opt, engine, lower, upper, REML, settings, in_vector_term,
+                                  default_start, inside = 0.5) {
+  at_bound <- lower == 0 & opt$theta <= 0
+  if (!any(at_bound & in_vector_term)) return(opt)
+  neighbour <- opt$theta
+  neighbour[at_bound] <- inside
+  starts <- list(neighbour)
+  if (!is.null(default_start) && length(lower) <= max_default_restart_theta)
+    starts <- c(starts, list(default_start))
+  best <- opt
+  for (start in starts) {
+    settings$rhobeg <- 0.2 * max(1, abs(start))
+    alt <- .Call(C_lmm_optimise, engine, as.double(start), lower, upper, REML, settings)
+    alt$feval <- best$feval + alt$feval
+    alt$geval <- best$geval + alt$geval
+    alt$restarts <- best$restarts + alt$restarts + 1L
+    keep <- alt$status %in% c(0L, 4L) && alt$crit < best$crit
+    best[c("feval", "geval", "restarts")] <- alt[c("feval", "geval", "restarts")]
+    if (keep) best <- alt
+  }
+  best
+}
+
+# The first-order certificate at the optimum: the gradient (the quasi-Newton run's last, or
+# computed here after BOBYQA), the projected gradient's largest scaled entry
+# max_i |g_i| max(1, |theta_i|) over the free parameters (those not on a bound with the gradient
+# pointing out of the box), the parameters on a bound, and the smallest eigenvalue of the
+# Hessian in the free parameters: of the BFGS approximation (free), or with
+# lmm_control(calc.derivs = TRUE) from forward differences of the analytic gradient (step
+# 1e-5 max(1, |theta_i|); one gradient per free parameter).
+certify_optimum <- function(engine, opt, lower, REML, settings, control) {
+  theta <- pmax(opt$theta, lower)
+  f <- opt$crit
+  grad <- opt$gradient
+  if (!length(grad) || anyNA(grad)) {
+    g0 <- tryCatch(.Call(C_lmm_gradient, engine, theta, REML), error = function(e) NULL)
+    if (is.null(g0) || !is.finite(g0)) return(NULL)
+    grad <- attr(g0, "gradient")
+    f <- as.numeric(g0)
+  }
+  on_bound <- theta <= lower & grad >= 0
+  free <- which(!on_bound)
+  pg <- if (length(free)) max(abs(grad[free]) * pmax(1, abs(theta[free]))) else 0
+  tol <- settings$gtol * max(1, abs(f))
+  H <- NULL
+  hessian <- "none"
+  if (length(free) && isTRUE(control$calc.derivs)) {
+    H <- vapply(free, function(i) {
+      h <- 1e-5 * max(1, abs(theta[i]))
+      th <- theta
+      th[i] <- th[i] + h
+      (attr(.Call(C_lmm_gradient, engine, th, REML), "gradient")[free] - grad[free]) / h
+    }, numeric(length(free)))
+    H <- (H + t(H)) / 2
+    hessian <- "finite differences"
+  } else if (length(free) && length(opt$hessian) && !anyNA(opt$hessian)) {
+    H <- opt$hessian[free, free, drop = FALSE]
+    hessian <- "BFGS"
+  }
+  min_eigen <- if (!is.null(H) && all(is.finite(H)))
+    min(eigen(H, symmetric = TRUE, only.values = TRUE)$values) else NA_real_
+  # status 4: no decrease possible at f's rounding level; the gradient's rounding is allowed
+  if (identical(opt$status, 4L)) tol <- 1e3 * tol
+  list(gradient = grad, pgrad = pg, gtol = tol, on_bound = which(theta <= lower),
+       min_eigen = min_eigen, hessian = hessian, first_order = pg <= tol)
+}
+
+# The fit's optinfo: which optimiser ran, evaluations (criterion, and gradient for
+# quasi-Newton), the status and the certificate; a warning when the optimiser stopped early
+# or the first-order conditions fail.
+optimiser_info <- function(opt, control) {
+  message <- switch(as.character(opt$status),
+                    "0" = "converged",
+                    "1" = "maximum number of evaluations reached",
+                    "2" = "criterion not finite at the starting values",
+                    "3" = "no further decrease possible before the first-order conditions were met",
+                    "4" = "converged (to the criterion's rounding level)",
+                    "unknown status")
+  cert <- opt$certificate
+  gradient_based <- !is.null(opt$geval) && opt$geval > 0L
+  done <- opt$status %in% c(0L, 4L)
+  ok <- done && (!gradient_based || is.null(cert) || isTRUE(cert$first_order))
+  if (done && !ok)
+    message <- sprintf("first-order conditions not met (projected gradient %.3g > %.3g)",
+                       cert$pgrad, cert$gtol)
+  warnings <- character()
+  if (!ok) {
+    warnings <- paste("lmm optimiser:", message)
+    warning(warnings, call. = FALSE)
+  }
+  name <- if (gradient_based) control$optimizer else "bobyqa"
+  list(optimizer = paste0(name, "-lmmc"), feval = opt$feval,
+       geval = if (is.null(opt$geval)) 0L else opt$geval,
+       converged = ok, status = opt$status, message = message, warnings = warnings,
+       restarts = if (is.null(opt$restarts)) 0L else opt$restarts,
+       pgrad = cert$pgrad, on_bound = cert$on_bound, min_eigen = cert$min_eigen,
+       hessian = cert$hessian, gradient = cert$gradient)
+}
+
+# For each theta: does its template have width > 1 (a vector-valued term)?
+theta_in_vector_term <- function(reterms) {
+  p <- vapply(reterms, function(term) NCOL(term$Xt), 1L)
+  rep(p > 1L, p * (p + 1L) / 2L)
+}
