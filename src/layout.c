@@ -271,7 +271,7 @@ void lmm_free(lmm_model *m)
                   &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
                   &m->dk0, &m->drow, &m->dval, &m->dstr, &m->dlp, &m->dlJ, &m->dlk};
     for (size_t i = 0; i < sizeof(ip) / sizeof(ip[0]); i++) if (*ip[i]) { R_Free(*ip[i]); *ip[i] = NULL; }
-    double **dp[] = {&m->Ax, &m->Lx, &m->Ad, &m->Ld, &m->theta_cur};
+    double **dp[] = {&m->Ax, &m->Lx, &m->Ad, &m->Ld, &m->theta_cur, &m->std_mu, &m->std_d, &m->std_g};
     for (size_t i = 0; i < sizeof(dp) / sizeof(dp[0]); i++) if (*dp[i]) { R_Free(*dp[i]); *dp[i] = NULL; }
     R_Free(m);
 }

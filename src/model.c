@@ -82,6 +82,7 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
     SEXP ptr = PROTECT(R_MakeExternalPtr(m, R_NilValue, R_NilValue));
     R_RegisterCFinalizerEx(ptr, model_finalise, TRUE);
     lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, NULL);
+    lmm_standardise(m, REAL(X), REAL(y));
     lmm_crossprod(m, ref0, Xt, REAL(X), REAL(y), isNull(sqrtw) ? NULL : REAL(sqrtw), NULL, NULL, NULL);
     UNPROTECT(1); /* ptr */
     return ptr;
@@ -192,6 +193,7 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A)
             if (col < 1 || col > dim) error(_("column %d of row %d is out of range"), col, i + 1);
             v[col - 1] += REAL(A)[i + (size_t) k * nr];
         }
+        lmm_std_dual(m, v + m->q);                       /* X's part in X* coordinates */
         lmm_forward_solve_zx(m, v);
         double s = 0;
         for (int j = 0; j < dim; j++) s += v[j] * v[j];
@@ -218,6 +220,8 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
     SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, p));
     SET_VECTOR_ELT(ans, 1, allocVector(REALSXP, q));
     lmm_solve(m, REAL(VECTOR_ELT(ans, 1)), REAL(VECTOR_ELT(ans, 0)));
+    lmm_std_beta(m, REAL(VECTOR_ELT(ans, 0)));                 /* back to X's coordinates */
+    if (m->std_d) for (int i = 0; i < q; i++) REAL(VECTOR_ELT(ans, 1))[i] *= m->std_s;
     SET_VECTOR_ELT(ans, 2, ScalarReal(cp.ldL2));
     SET_VECTOR_ELT(ans, 3, ScalarReal(cp.ldRX2));
     SET_VECTOR_ELT(ans, 4, ScalarReal(cp.pwrss));
