@@ -113,7 +113,7 @@ static void symbolic_factor(lmm_model *m, const int *Ap, const int *Ai)
                 int I = m->Li[e];
                 if (mark[I] != J) { mark[I] = J; push_row(m, &cap, nz++, I); }
             }
-        qsort(m->Li + start, nz - start, sizeof(int), cmp_int);
+        if (nz > start) qsort(m->Li + start, nz - start, sizeof(int), cmp_int);  /* m->Li may be NULL */
         push_row(m, &cap, nz++, N);                     /* the [X y] node */
         int parent = m->Li[start];                      /* smallest row below the diagonal */
         if (parent < N) { next[J] = head[parent]; head[parent] = J; }

@@ -120,6 +120,7 @@ lmm_crit_parts lmm_criterion(lmm_model *m, const double *theta, int REML);
 /* solve.c: conditional modes u and beta at the current factor */
 void lmm_solve(const lmm_model *m, double *u, double *beta);
 void lmm_vcov_unscaled(const lmm_model *m, double *V);
+void lmm_rx_pivots(const lmm_model *m, double *piv);
 void lmm_forward_solve_zx(const lmm_model *m, double *v);
 
 /* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */

@@ -213,8 +213,9 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
     int p = m->p, q = m->q;
     double ncv = 0;
     for (int t = 0; t < m->k; t++) ncv += (double) m->nlt[t] * m->pt[t] * m->pt[t];
-    const char *nm[] = {"beta", "u", "ldL2", "ldRX2", "pwrss", "crit", "condvar", "RXinv2"};
-    int nout = 8;
+    const char *nm[] = {"beta", "u", "ldL2", "ldRX2", "pwrss", "crit", "condvar", "RXinv2",
+                        "rx_pivot"};
+    int nout = 9;
     SEXP ans = PROTECT(allocVector(VECSXP, nout));
     SEXP names = PROTECT(allocVector(STRSXP, nout));
     SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, p));
@@ -230,6 +231,8 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
     lmm_condvar(m, REAL(VECTOR_ELT(ans, 6)));
     SET_VECTOR_ELT(ans, 7, allocMatrix(REALSXP, p, p));
     lmm_vcov_unscaled(m, REAL(VECTOR_ELT(ans, 7)));
+    SET_VECTOR_ELT(ans, 8, allocVector(REALSXP, p));
+    lmm_rx_pivots(m, REAL(VECTOR_ELT(ans, 8)));
     for (int i = 0; i < nout; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */

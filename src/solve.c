@@ -52,6 +52,19 @@ void lmm_solve(const lmm_model *m, double *u, double *beta)
     }
 }
 
+/* piv[j] = |R*[j, j]| / |X*_j|_W (X* in the internal coordinates of standardise.c, so centred
+   and scaled): the sine of the angle between column j and the span of the earlier columns
+   (after the random effects); round-off size when X is rank deficient. */
+void lmm_rx_pivots(const lmm_model *m, double *piv)
+{
+    int md = m->md, dX = m->doff[m->N - m->Ns];
+    for (int j = 0; j < m->p; j++) {
+        size_t jj = (dX + j) + (size_t) (dX + j) * md;
+        double a = m->Ad[jj];
+        piv[j] = a > 0 ? fabs(m->Ld[jj]) / sqrt(a) : 0.0;
+    }
+}
+
 /* V = (R_X' R_X)^{-1}, p x p, full, for the original X (standardise.c). */
 void lmm_vcov_unscaled(const lmm_model *m, double *V)
 {
