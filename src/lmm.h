@@ -106,6 +106,11 @@ void lmm_std_beta(const lmm_model *m, double *beta);
 void lmm_std_vcov(const lmm_model *m, double *V);
 void lmm_std_dual(const lmm_model *m, double *a);
 
+/* interrupt.c: user interrupts by work done (master thread, outside parallel regions) */
+void lmm_work(double flops);
+double lmm_column_work(const lmm_model *m, int J);
+int lmm_region_width(int rest, int nb, int max_width);
+
 /* theta.c: relative covariance templates */
 void lmm_template(const lmm_model *m, int t, const double *theta, double *T);
 int lmm_theta_length(int k, const int *pt);
