@@ -155,3 +155,24 @@ test_that("a user interrupt inside an evaluation is honoured and leaves the engi
   expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 1.5)
   expect_identical(obj(c(1, 1)), v)                                 # the engine is intact
 })
+
+test_that("on the reference models the fitted criterion with y shifted by 0, 1e5, 1e8 is the dense one", {
+  models <- list(list(Reaction ~ Days + (Days | Subject), sleep),
+                 list(diameter ~ 1 + (1 | plate) + (1 | sample), penicillin),
+                 list(strength ~ 1 + (1 | batch/cask), pastes),
+                 list(Yield ~ 1 + (1 | Batch), dyestuff))
+  for (mod in models) {
+    d <- mod[[2]]
+    yname <- all.vars(mod[[1]])[1]
+    for (shift in c(0, 1e5, 1e8)) {
+      ds <- d
+      ds[[yname]] <- d[[yname]] + shift
+      for (REML in c(TRUE, FALSE)) {
+        fit <- lmm(mod[[1]], ds, REML = REML)
+        p <- lmm_pieces(mod[[1]], ds)
+        ref <- dense_pls(fit$theta, p$y - shift, p$X, p$reterms, REML = REML)$crit
+        expect_equal(fit$crit, ref, tolerance = 1e-10)
+      }
+    }
+  }
+})
