@@ -34,7 +34,7 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
   fit$optinfo <- optimiser_info(opt, control)
   class(fit) <- "lmm"
   report_singular(fit, control)
-  report_collinear(sol, X)
+  if (identical(control$check.rankX, "ignore")) report_collinear(sol, X)
   report_degenerate(fit)
   fit
 }
@@ -57,8 +57,9 @@ stop_not_finite <- function(opt, theta0, X, user_start) {
 # The engine's least pivot of R_X relative to its column (sol$rx_pivot: |R_X[j, j]| / |X_j|
 # in the engine's centred and scaled coordinates): below qr()'s default tolerance 1e-7 a column
 # of X is a linear combination of the others up to round-off (a Cholesky pivot of an exactly
-# aliased column is about sqrt(.Machine$double.eps) = 1.5e-8 relative); only reachable with
-# check.rankX = "ignore".
+# aliased column is about sqrt(.Machine$double.eps) = 1.5e-8 relative).  Only with
+# check.rankX = "ignore": otherwise aliased columns are gone, and a small pivot means the random
+# effects absorb a column (theta huge, see report_degenerate()).
 report_collinear <- function(sol, X) {
   piv <- sol$rx_pivot
   if (is.null(piv) || !length(piv) || !(min(piv) < 1e-7)) return(invisible())

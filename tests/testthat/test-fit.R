@@ -167,7 +167,12 @@ test_that("a response fitted exactly (constant within groups) warns that sigma i
   # lme4 1.1-31 warns too: "Model failed to converge with max|grad| = 0.938543 ..." and
   # "Model is nearly unidentifiable: very large eigenvalue", sigma 2.2e-6
   skip_if_not_installed("lme4")
-  expect_warning(lme4::lmer(Reaction ~ Days + (1 | Subject), s2), "unidentifiable|converge")
+  msgs <- character()
+  withCallingHandlers(lme4::lmer(Reaction ~ Days + (1 | Subject), s2), warning = function(w) {
+    msgs <<- c(msgs, conditionMessage(w))
+    invokeRestart("muffleWarning")
+  })
+  expect_true(any(grepl("nearly unidentifiable", msgs)))
 })
 
 test_that("check.rankX = 'ignore' with aliased columns: the engine's round-off pivot is reported", {
