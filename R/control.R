@@ -97,9 +97,13 @@ positive_or_null <- function(x, what) {
   as.numeric(x)
 }
 
+# A whole number in 1 .. .Machine$integer.max (it goes to C as an int).
 positive_count <- function(x, what) {
   if (!is.numeric(x) || length(x) != 1L || !is.finite(x) || x < 1 || x != round(x))
     stop("'", what, "' must be a single positive whole number", call. = FALSE)
+  if (x > .Machine$integer.max)
+    stop("'", what, "' must be at most ", .Machine$integer.max, " (got ", format(x), ")",
+         call. = FALSE)
   as.integer(x)
 }
 

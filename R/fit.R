@@ -12,6 +12,7 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
   weights <- if (is.null(weights)) rep(1, n) else check_weight_vector(weights, n)
   offset <- if (is.null(offset)) rep(0, n) else check_offset_vector(offset, n)
   REML <- single_flag(REML, "REML")
+  check_reml_df(n, ncol(X), REML)
   fit <- fit_checked(y, X, reterms, weights, offset, REML, control, start, residual)
   fit$call <- match.call()
   fit
@@ -28,15 +29,60 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
                         default_start = theta_start(reterms),
                         in_vector_term = theta_in_vector_term(reterms))
   theta <- pmax(opt$theta, lower)
-  if (!is.finite(opt$crit))
-    stop("the criterion is not finite at the optimum: is the fixed-effects model matrix ",
-         "rank deficient or the response fitted exactly?", call. = FALSE)
+  if (!is.finite(opt$crit)) stop_not_finite(opt, theta0, X, user_start = !is.null(start))
   sol <- .Call(C_lmm_solution, engine, theta, REML)
   fit <- assemble_fit(sol, theta, lower, y, X, reterms, weights, offset, REML, length(y))
   fit$optinfo <- optimiser_info(opt, control)
   class(fit) <- "lmm"
   report_singular(fit, control)
+  if (identical(control$check.rankX, "ignore")) report_collinear(sol, X)
+  report_degenerate(fit)
   fit
+}
+
+# The optimiser returned a non-finite criterion: say why.
+stop_not_finite <- function(opt, theta0, X, user_start) {
+  rank <- if (ncol(X)) qr(X)$rank else 0L
+  if (rank < ncol(X))
+    stop(sprintf(paste("the fixed-effects model matrix is rank deficient (rank %d < %d columns):",
+                       "drop aliased columns (check.rankX = \"message+drop.cols\")"),
+                 rank, ncol(X)), call. = FALSE)
+  if (user_start && identical(as.integer(opt$status), 2L))
+    stop(sprintf(paste("the criterion is not finite at the starting theta (%s): the penalised",
+                       "system is not positive definite there; give a start of moderate size"),
+                 paste(format(theta0, digits = 4), collapse = ", ")), call. = FALSE)
+  stop("the criterion is not finite at the optimum: is the fixed-effects model matrix ",
+       "rank deficient or the response fitted exactly?", call. = FALSE)
+}
+
+# The engine's least pivot of R_X relative to its column (sol$rx_pivot: |R_X[j, j]| / |X_j|
+# in the engine's centred and scaled coordinates): below qr()'s default tolerance 1e-7 a column
+# of X is a linear combination of the others up to round-off (a Cholesky pivot of an exactly
+# aliased column is about sqrt(.Machine$double.eps) = 1.5e-8 relative).  Only with
+# check.rankX = "ignore": otherwise aliased columns are gone, and a small pivot means the random
+# effects absorb a column (theta huge, see report_degenerate()).
+report_collinear <- function(sol, X) {
+  piv <- sol$rx_pivot
+  if (is.null(piv) || !length(piv) || !(min(piv) < 1e-7)) return(invisible())
+  j <- which.min(piv)
+  warning(sprintf(paste("the fixed-effects model matrix is rank deficient: column '%s' is a",
+                        "linear combination of the others (relative pivot %.2g); the criterion",
+                        "and the fixed effects are not meaningful (check.rankX = \"ignore\"?)"),
+                  colnames(X)[j], piv[j]), call. = FALSE)
+}
+
+# sigma essentially zero beside the response's spread, or random-effects standard deviations
+# of more than 1e5 sigma (theta): the data are fitted exactly (y constant within groups, or an
+# ML fit whose random effects absorb everything).  lme4 warns "Model is nearly unidentifiable:
+# very large eigenvalue" (and often "Model failed to converge") in these cases.
+report_degenerate <- function(fit) {
+  spread <- stats::sd(fit$y)
+  big <- max(abs(fit$theta))
+  if (!(spread > 0) || fit$sigma >= 1e-6 * spread && !(big > 1e5)) return(invisible())
+  warning(sprintf(paste("the residual standard deviation is essentially zero (sigma = %.3g,",
+                        "sd of the response %.3g, largest theta %.3g): the response is fitted",
+                        "exactly (constant within groups?), so the estimates are unreliable"),
+                  fit$sigma, spread, big), call. = FALSE)
 }
 
 # Starting theta: the user's; else moment estimates (R/start.R) from the engine's A, or lme4's
@@ -173,7 +219,7 @@ check_response <- function(y) {
   y <- as.double(y)
   if (!length(y)) stop("the response y is empty", call. = FALSE)
   if (!all(is.finite(y))) stop("the response y has NA, NaN or infinite values", call. = FALSE)
-  y
+  check_response_scale(y)
 }
 
 check_fixed_matrix <- function(X, n) {

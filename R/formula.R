@@ -223,7 +223,12 @@ eval_group <- function(gexpr, frame, env) {
          nrow(frame), " rows of the model frame", call. = FALSE)
   if (anyNA(g))
     stop("grouping factor '", label, "' has missing values", call. = FALSE)
-  factor(g, exclude = NA)
+  keep_na_level(g)
+}
+
+# factor(g) without unused levels; NA stays a level when g has it as one (addNA(), as lme4).
+keep_na_level <- function(g) {
+  factor(g, exclude = if (is.factor(g) && anyNA(levels(g))) NULL else NA)
 }
 
 # TRUE for a factor that factor(g, exclude = NA) returns unchanged: every level used,

@@ -41,10 +41,12 @@ make_pieces <- function(formula, data = NULL, REML = TRUE, weights = NULL, offse
   nl <- vapply(reterms, function(term) nlevels(term$group), 0L)
   reterms <- reterms[reterms_order(nl)]
   check_levels(reterms, n, control)         # make_reterm() gives complete terms
+  check_zero_columns(reterms)
   attr(reterms, "checked") <- TRUE
 
   X <- drop_aliased(fixed$X, control$check.rankX)
   X <- check_scale(X, control$check.scaleX)
+  check_reml_df(n, ncol(X), REML)
   attr(frame, "terms") <- fixed$terms
   structure(list(formula = formula, frame = frame, fixed_terms = fixed$terms,
                  y = y, X = X, weights = w, offset = off, reterms = reterms,
@@ -184,7 +186,7 @@ response_of <- function(frame) {
     stop("response '", name, "' has infinite values", call. = FALSE)
   if (min(y) == max(y))
     stop("response is constant", call. = FALSE)
-  y
+  check_response_scale(y, paste0("response '", name, "'"))
 }
 
 weights_of <- function(frame) {
@@ -193,6 +195,9 @@ weights_of <- function(frame) {
   if (anyNA(w)) stop("missing (NA) weights not allowed", call. = FALSE)
   if (any(is.infinite(w))) stop("infinite weights not allowed", call. = FALSE)
   if (any(w < 0)) stop("negative weights not allowed", call. = FALSE)
+  if (any(w == 0))
+    stop(sprintf("zero weights are not supported (%d rows): drop those rows", sum(w == 0)),
+         call. = FALSE)
   as.double(w)
 }
 
@@ -380,6 +385,7 @@ check_reterms <- function(reterms, n, control = NULL) {
   out <- lapply(seq_along(reterms), function(i) complete_reterm(reterms[[i]], i, labels[i], n))
   names(out) <- labels
   # terms from lmm_pieces() carry attr "checked": their level checks ran there
+  check_zero_columns(out)
   if (!is.null(control) && !isTRUE(attr(reterms, "checked"))) {
     check_levels(out, n, as_lmm_control(control))
     attr(out, "checked") <- TRUE
@@ -395,7 +401,7 @@ complete_reterm <- function(term, i, label, n) {
   if (is.null(g) || !is.atomic(g) || length(g) != n)
     stop(where, ": 'group' must be a factor of length ", n, call. = FALSE)
   if (anyNA(g)) stop(where, ": 'group' has missing values", call. = FALSE)
-  term$group <- factor(g, exclude = NA)
+  term$group <- keep_na_level(g)
   Xt <- term$Xt
   if (is.null(Xt)) Xt <- matrix(1, n, 1L, dimnames = list(NULL, "(Intercept)"))
   if (is.numeric(Xt) && is.null(dim(Xt))) Xt <- matrix(Xt, ncol = 1L)
@@ -459,6 +465,44 @@ check_levels <- function(reterms, n, control) {
                                  "unidentifiable"), n, q, reterm_label(term)))
   }
   invisible(NULL)
+}
+
+# A column of a term's model matrix that is zero in every row leaves the criterion flat in
+# that column's variance parameters (they are not identifiable): an error naming it.
+check_zero_columns <- function(reterms) {
+  for (term in reterms) {
+    zero <- colSums(term$Xt != 0) == 0L
+    if (any(zero))
+      stop(sprintf(paste("random-effects term (%s): column%s %s %s zero in every row, so the",
+                         "criterion does not depend on %s variance: drop %s from the term"),
+                   reterm_label(term), if (sum(zero) > 1L) "s" else "",
+                   paste0("'", term$cnms[zero], "'", collapse = ", "),
+                   if (sum(zero) > 1L) "are" else "is", if (sum(zero) > 1L) "their" else "its",
+                   if (sum(zero) > 1L) "them" else "it"), call. = FALSE)
+  }
+  invisible(NULL)
+}
+
+# REML needs n > p (its criterion has n - p degrees of freedom).
+check_reml_df <- function(n, p, REML) {
+  if (REML && n <= p)
+    stop(sprintf(paste("REML needs more observations than fixed effects (n = %d, p = %d):",
+                       "simplify the fixed effects or fit by ML (REML = FALSE)"), n, p),
+         call. = FALSE)
+  invisible(NULL)
+}
+
+# The response's scale must leave sigma^2 and the variances representable in double precision.
+check_response_scale <- function(y, what = "the response y") {
+  big <- max(abs(y))
+  spread <- max(abs(y - y[1L]))
+  if (big > 1e150)
+    stop(sprintf("%s is too large (max |y| = %.3g): its variance would overflow; rescale it",
+                 what, big), call. = FALSE)
+  if (spread > 0 && spread < 1e-150)
+    stop(sprintf(paste("%s varies too little (range %.3g): its variance would underflow;",
+                       "rescale it"), what, spread), call. = FALSE)
+  y
 }
 
 # Put terms in lme4's order (see reterms_order()); for user-supplied terms.

@@ -171,6 +171,9 @@ refit_response <- function(object, newresp) {
   if (length(newresp) != object$n)
     stop(sprintf("'newresp' has length %d, the fit has %d observations", length(newresp),
                  object$n), call. = FALSE)
+  if (anyNA(newresp) || any(is.infinite(newresp)))
+    stop("'newresp' has missing or infinite values", call. = FALSE)
+  if (min(newresp) == max(newresp)) stop("response is constant", call. = FALSE)   # as lmm()
   as.double(newresp)
 }
 

@@ -86,8 +86,8 @@ void lmm_condvar(const lmm_model *m, double *out)
     int pmax = m->size_max;
     double *W = (double *) R_alloc((size_t) pmax * pmax, sizeof(double));
     for (int J = m->Ns - 1; J >= 0; J--) {
-        if (J % 4096 == 0) R_CheckUserInterrupt();
         takahashi_column(m, J, Sx, Sd, W);
+        lmm_work(lmm_column_work(m, J));             /* interrupt.c */
     }
     size_t o = 0;
     for (int J = 0; J < m->N; J++) {

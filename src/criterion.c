@@ -20,8 +20,8 @@ static void diag_parts(const lmm_model *m, lmm_crit_parts *cp)
     for (int i = dX; i < dX + m->p; i++) ldRX2 += log(m->Ld[i + (size_t) i * md]);
     double r = m->Ld[(dX + m->p) + (size_t) (dX + m->p) * md];
     cp->ldL2 = 2 * ldL2;
-    cp->ldRX2 = 2 * ldRX2;
-    cp->pwrss = r * r;
+    cp->ldRX2 = 2 * ldRX2 + m->std_ldM;            /* back from X* = X M (standardise.c) */
+    cp->pwrss = r * r;                              /* r*^2; r^2 = s^2 r*^2 */
 }
 
 lmm_crit_parts lmm_criterion(lmm_model *m, const double *theta, int REML)
@@ -30,7 +30,9 @@ lmm_crit_parts lmm_criterion(lmm_model *m, const double *theta, int REML)
     if (lmm_factor(m, theta)) return cp;
     diag_parts(m, &cp);
     double n = m->n, nmp = REML ? n - m->p : n;
-    cp.crit = cp.ldL2 - m->sumlogw + nmp * (1 + log(2 * M_PI * cp.pwrss / nmp));
+    double logs2 = m->std_d ? 2 * log(m->std_s) : 0.0;
+    cp.crit = cp.ldL2 - m->sumlogw + nmp * (1 + log(2 * M_PI * cp.pwrss / nmp) + logs2);
     if (REML) cp.crit += cp.ldRX2;
+    cp.pwrss *= m->std_d ? m->std_s * m->std_s : 1.0;
     return cp;
 }

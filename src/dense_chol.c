@@ -26,7 +26,8 @@
 
 #define NB 96                /* panel width */
 #define NB_DIAG 24           /* panel width within the diagonal blocks */
-#define REGION_PANELS 32     /* panels per parallel region: user interrupts are checked between */
+#define REGION_PANELS 32     /* at most this many panels per parallel region (interrupt.c: regions
+                                of about 1e9 flops; user interrupts are checked between them) */
 
 /* Packed strips and scratch for panels of width nb over n rows */
 typedef struct { double *Pa, *Lb, *rdiag; } panel_work;
@@ -187,8 +188,9 @@ int lmm_dense_chol(int n, double *A, int lda)
     int info = chol_small(&k, kb, A, lda, &st.wd);
     if (info) return info;
     if (kb < n) diag_prepare(&k, kb, A, lda, &st.w[0]);
-    for (int k0 = 0; k0 < n && !st.info; k0 += REGION_PANELS * NB) {
-        st.from = k0; st.to = k0 + REGION_PANELS * NB;
+    for (int k0 = 0, w; k0 < n && !st.info; k0 += w) {
+        w = lmm_region_width(n - k0, NB, REGION_PANELS * NB);    /* about 1e9 flops */
+        st.from = k0; st.to = k0 + w;
         lmm_team_run(nthreads, chol_master, &st);
         R_CheckUserInterrupt();
     }

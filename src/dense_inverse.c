@@ -186,8 +186,10 @@ void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds)
                        (double *) R_alloc(((size_t) n + k.mr) * NB, sizeof(double)),
                        (double *) R_alloc((size_t) NB * NB, sizeof(double))};
     for (v.pass = 0; v.pass < 2; v.pass++)
-        for (v.from = 0; v.from < n; v.from += REGION_PANELS * NB) {
-            v.to = v.from + REGION_PANELS * NB;
+        for (int w = 0, f = 0; f < n; f += w) {
+            v.from = f;
+            w = lmm_region_width(n, NB, REGION_PANELS * NB);   /* interrupt.c: about 1e9 flops */
+            v.to = v.from + w;
             lmm_team_run(nthreads, inverse_master, &v);
             R_CheckUserInterrupt();
         }

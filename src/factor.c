@@ -134,9 +134,10 @@ static void dense_update(lmm_model *m)
     for (int D = m->Ns; D <= m->N; D++) {
         int d0 = D - m->Ns;
         for (int r = 0; r < m->size[D]; r++) {
-            double *Lc = m->Ld + (size_t) (m->doff[d0] + r) * md;
+            double *Lc = m->Ld + (size_t) (m->doff[d0] + r) * md, work = 0;
             for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
                 int J = m->dlJ[s], k0 = m->dlk[s] + r, k1 = m->dk0[J + 1];
+                work += (double) m->size[J] * (k1 - k0);
                 if (m->size[J] == 1) {            /* one column: its dense rows lie end to end */
                     const double *x = Lx + m->dval[k0];
                     const int *row = m->drow + k0;
@@ -151,6 +152,7 @@ static void dense_update(lmm_model *m)
                         Lc[m->drow[k]] -= Lx[m->dval[k] + c * m->dstr[k]] * coef;
                 }
             }
+            lmm_work(2 * work);
         }
     }
 }
@@ -169,8 +171,8 @@ int lmm_factor(lmm_model *m, const double *theta)
     scale_into_factor(m, T, work);
     int status = 0;
     for (int J = 0; J < m->Ns && !status; J++) {
-        if (J % 4096 == 0) R_CheckUserInterrupt();
         if (eliminate_column(m, J)) status = 1;
+        lmm_work(lmm_column_work(m, J));             /* interrupt.c: checks by work done */
     }
     if (!status) dense_update(m);
     if (!status) {

@@ -321,8 +321,8 @@ static void gradient_at_factor(const lmm_model *m, const double *theta, int REML
     dense_sigma(m, dX + nl, Sd);
     dense_products(m, nl, Sd, P);
     for (int J = Ns - 1; J >= 0; J--) {
-        if (J % 4096 == 0) R_CheckUserInterrupt();
         selinv_column(m, J, nl, Sx, Sd, P, W, V);
+        lmm_work(lmm_column_work(m, J));             /* interrupt.c */
     }
     add_outer(m, c, w, woff, Sx, Sd);                               /* B = Sigma + c w w' */
     /* templates and the per-term accumulators G_t */
@@ -335,7 +335,7 @@ static void gradient_at_factor(const lmm_model *m, const double *theta, int REML
     T[k] = NULL;
     G[k] = NULL;
     for (int J = 0; J < Ns; J++) {                                  /* the sparse columns */
-        if (J % 4096 == 0) R_CheckUserInterrupt();
+        lmm_work(lmm_column_work(m, J));
         block_contract(m, J, J, Sx + m->Ldiag[J], m->Ax + m->Ldiag[J], m->size[J], T, G, V);
         for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++)
             block_contract(m, m->Li[e], J, Sx + m->Loff[e], m->Ax + m->Loff[e], m->size[m->Li[e]],

@@ -113,7 +113,7 @@ static void symbolic_factor(lmm_model *m, const int *Ap, const int *Ai)
                 int I = m->Li[e];
                 if (mark[I] != J) { mark[I] = J; push_row(m, &cap, nz++, I); }
             }
-        qsort(m->Li + start, nz - start, sizeof(int), cmp_int);
+        if (nz > start) qsort(m->Li + start, nz - start, sizeof(int), cmp_int);  /* m->Li may be NULL */
         push_row(m, &cap, nz++, N);                     /* the [X y] node */
         int parent = m->Li[start];                      /* smallest row below the diagonal */
         if (parent < N) { next[J] = head[parent]; head[parent] = J; }
@@ -271,7 +271,7 @@ void lmm_free(lmm_model *m)
                   &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
                   &m->dk0, &m->drow, &m->dval, &m->dstr, &m->dlp, &m->dlJ, &m->dlk};
     for (size_t i = 0; i < sizeof(ip) / sizeof(ip[0]); i++) if (*ip[i]) { R_Free(*ip[i]); *ip[i] = NULL; }
-    double **dp[] = {&m->Ax, &m->Lx, &m->Ad, &m->Ld, &m->theta_cur};
+    double **dp[] = {&m->Ax, &m->Lx, &m->Ad, &m->Ld, &m->theta_cur, &m->std_mu, &m->std_d, &m->std_g};
     for (size_t i = 0; i < sizeof(dp) / sizeof(dp[0]); i++) if (*dp[i]) { R_Free(*dp[i]); *dp[i] = NULL; }
     R_Free(m);
 }

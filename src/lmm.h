@@ -77,6 +77,12 @@ typedef struct lmm_model {
     double *Ad;     /* md x md, lower triangle of A */
     double *Ld;     /* md x md, lower triangle of the factor */
 
+    /* internal coordinates of [X y] (standardise.c): X* = X M, y* = (y - X* g) / s,
+       M = (I - e_c mu') D^{-1}; std_d NULL: none */
+    int std_c0;         /* the constant column c of X, or -1 */
+    double *std_mu, *std_d, *std_g, std_s;
+    double std_ldM;     /* 2 sum log d_j = log|R_X|^2 - log|R*|^2 */
+
     double sumlogw; /* sum of log prior weights: log|W| */
     int factored;   /* Lx/Ld hold the factor at theta_cur */
     double *theta_cur;
@@ -93,6 +99,18 @@ void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt
                    const double *X, const double *y, const double *sqrtw,
                    const int *prev, const double *a, const double *c);
 
+/* standardise.c: the internal coordinates of [X y] and the way back */
+void lmm_standardise(lmm_model *m, const double *X, const double *y);
+void lmm_std_row(const lmm_model *m, const double *X, const double *y, int r, double *xs);
+void lmm_std_beta(const lmm_model *m, double *beta);
+void lmm_std_vcov(const lmm_model *m, double *V);
+void lmm_std_dual(const lmm_model *m, double *a);
+
+/* interrupt.c: user interrupts by work done (master thread, outside parallel regions) */
+void lmm_work(double flops);
+double lmm_column_work(const lmm_model *m, int J);
+int lmm_region_width(int rest, int nb, int max_width);
+
 /* theta.c: relative covariance templates */
 void lmm_template(const lmm_model *m, int t, const double *theta, double *T);
 int lmm_theta_length(int k, const int *pt);
@@ -107,6 +125,7 @@ lmm_crit_parts lmm_criterion(lmm_model *m, const double *theta, int REML);
 /* solve.c: conditional modes u and beta at the current factor */
 void lmm_solve(const lmm_model *m, double *u, double *beta);
 void lmm_vcov_unscaled(const lmm_model *m, double *V);
+void lmm_rx_pivots(const lmm_model *m, double *piv);
 void lmm_forward_solve_zx(const lmm_model *m, double *v);
 
 /* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */

@@ -83,6 +83,7 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
     SEXP ptr = PROTECT(R_MakeExternalPtr(m, R_NilValue, R_NilValue));
     R_RegisterCFinalizerEx(ptr, model_finalise, TRUE);
     lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, NULL);
+    lmm_standardise(m, REAL(X), REAL(y));
     lmm_crossprod(m, ref0, Xt, REAL(X), REAL(y), isNull(sqrtw) ? NULL : REAL(sqrtw), NULL, NULL, NULL);
     UNPROTECT(1); /* ptr */
     return ptr;
@@ -222,6 +223,7 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A)
             if (col < 1 || col > dim) error(_("column %d of row %d is out of range"), col, i + 1);
             v[col - 1] += REAL(A)[i + (size_t) k * nr];
         }
+        lmm_std_dual(m, v + m->q);                       /* X's part in X* coordinates */
         lmm_forward_solve_zx(m, v);
         double s = 0;
         for (int j = 0; j < dim; j++) s += v[j] * v[j];
@@ -241,13 +243,16 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
     int p = m->p, q = m->q;
     double ncv = 0;
     for (int t = 0; t < m->k; t++) ncv += (double) m->nlt[t] * m->pt[t] * m->pt[t];
-    const char *nm[] = {"beta", "u", "ldL2", "ldRX2", "pwrss", "crit", "condvar", "RXinv2"};
-    int nout = 8;
+    const char *nm[] = {"beta", "u", "ldL2", "ldRX2", "pwrss", "crit", "condvar", "RXinv2",
+                        "rx_pivot"};
+    int nout = 9;
     SEXP ans = PROTECT(allocVector(VECSXP, nout));
     SEXP names = PROTECT(allocVector(STRSXP, nout));
     SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, p));
     SET_VECTOR_ELT(ans, 1, allocVector(REALSXP, q));
     lmm_solve(m, REAL(VECTOR_ELT(ans, 1)), REAL(VECTOR_ELT(ans, 0)));
+    lmm_std_beta(m, REAL(VECTOR_ELT(ans, 0)));                 /* back to X's coordinates */
+    if (m->std_d) for (int i = 0; i < q; i++) REAL(VECTOR_ELT(ans, 1))[i] *= m->std_s;
     SET_VECTOR_ELT(ans, 2, ScalarReal(cp.ldL2));
     SET_VECTOR_ELT(ans, 3, ScalarReal(cp.ldRX2));
     SET_VECTOR_ELT(ans, 4, ScalarReal(cp.pwrss));
@@ -256,6 +261,8 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
     lmm_condvar(m, REAL(VECTOR_ELT(ans, 6)));
     SET_VECTOR_ELT(ans, 7, allocMatrix(REALSXP, p, p));
     lmm_vcov_unscaled(m, REAL(VECTOR_ELT(ans, 7)));
+    SET_VECTOR_ELT(ans, 8, allocVector(REALSXP, p));
+    lmm_rx_pivots(m, REAL(VECTOR_ELT(ans, 8)));
     for (int i = 0; i < nout; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */

@@ -357,6 +357,7 @@ SEXP lmm_moments(SEXP ptr, SEXP REML_, SEXP floor_)
 
     double *beta = (double *) R_alloc(m->p + 1, sizeof(double));
     double rr = ols_fit(m, beta), s2 = R_PosInf;
+    double s2y = m->std_d ? m->std_s * m->std_s : 1.0;  /* variances back from y* (standardise.c) */
     term_est *est = (term_est *) R_alloc(k, sizeof(term_est));
     for (int t = 0; t < k; t++) {
         term_moments(m, t, beta, rr, REML, est + t);
@@ -374,8 +375,10 @@ SEXP lmm_moments(SEXP ptr, SEXP REML_, SEXP floor_)
         SEXP Sigma = allocMatrix(REALSXP, p, p);
         SET_VECTOR_ELT(VECTOR_ELT(ans, 3), t, Sigma);
         memcpy(REAL(Sigma), est[t].Sigma, (size_t) p * p * sizeof(double));
+        for (int i = 0; i < p * p; i++) REAL(Sigma)[i] *= s2y;
     }
-    SET_VECTOR_ELT(ans, 1, ScalarReal(s2));
+    for (int t = 0; t < k; t++) REAL(VECTOR_ELT(ans, 2))[t] *= s2y;
+    SET_VECTOR_ELT(ans, 1, ScalarReal(s2 * s2y));
     UNPROTECT(2); /* ans, names */
     return ans;
 }

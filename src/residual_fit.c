@@ -209,6 +209,7 @@ SEXP lmm_setup_resid(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, S
     SEXP ptr = PROTECT(R_MakeExternalPtr(m, install("lmm_resid"), prot));
     R_RegisterCFinalizerEx(ptr, resid_finalise, TRUE);
     lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, INTEGER(prev));
+    lmm_standardise(m, REAL(X), REAL(y));
     double logw0 = 0;
     if (!isNull(sqrtw)) for (int i = 0; i < n; i++) logw0 += 2 * log(REAL(sqrtw)[i]);
     SET_VECTOR_ELT(prot, P_LOGW0, ScalarReal(logw0));

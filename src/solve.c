@@ -16,6 +16,7 @@ static int zoffset(const lmm_model *m, int J)
     return off + (J - m->node0[t]) * m->pt[t];
 }
 
+/* u* and beta* in the internal coordinates (standardise.c: u = s u*, beta = M (g + s beta*)) */
 void lmm_solve(const lmm_model *m, double *u, double *beta)
 {
     int md = m->md, dX = m->doff[m->N - m->Ns], p = m->p, nd = dX + p, one = 1;
@@ -51,7 +52,20 @@ void lmm_solve(const lmm_model *m, double *u, double *beta)
     }
 }
 
-/* V = (R_X' R_X)^{-1}, p x p, full. */
+/* piv[j] = |R*[j, j]| / |X*_j|_W (X* in the internal coordinates of standardise.c, so centred
+   and scaled): the sine of the angle between column j and the span of the earlier columns
+   (after the random effects); round-off size when X is rank deficient. */
+void lmm_rx_pivots(const lmm_model *m, double *piv)
+{
+    int md = m->md, dX = m->doff[m->N - m->Ns];
+    for (int j = 0; j < m->p; j++) {
+        size_t jj = (dX + j) + (size_t) (dX + j) * md;
+        double a = m->Ad[jj];
+        piv[j] = a > 0 ? fabs(m->Ld[jj]) / sqrt(a) : 0.0;
+    }
+}
+
+/* V = (R_X' R_X)^{-1}, p x p, full, for the original X (standardise.c). */
 void lmm_vcov_unscaled(const lmm_model *m, double *V)
 {
     int md = m->md, dX = m->doff[m->N - m->Ns], p = m->p, info = 0;
@@ -62,6 +76,7 @@ void lmm_vcov_unscaled(const lmm_model *m, double *V)
     F77_CALL(dpotri)("L", &p, V, &p, &info FCONE);
     if (info) error(_("the fixed-effects model matrix is rank deficient"));
     for (int c = 0; c < p; c++) for (int r = 0; r < c; r++) V[r + c * p] = V[c + r * p];
+    lmm_std_vcov(m, V);                             /* M V* M': X's coordinates */
 }
 
 /* v <- L_ZX^{-1} v in place, v over the columns of [Z X] (u's order, then beta): the forward

@@ -49,3 +49,10 @@ test_that("options(lmm.control) supplies the defaults of lmm_control()", {
   options(lmm.control = NULL)
   expect_identical(lmm_control(), lmmc:::default_control)
 })
+
+test_that("counts beyond .Machine$integer.max are refused (they go to C as int)", {
+  expect_error(lmm_control(maxeval = 3e9), "'maxeval' must be at most 2147483647", fixed = TRUE)
+  expect_identical(lmm_control(maxeval = .Machine$integer.max)$maxeval, .Machine$integer.max)
+  expect_error(lmm_control(maxeval = 0), "single positive whole number", fixed = TRUE)
+  expect_error(lmm_control(maxeval = NA), "single positive whole number", fixed = TRUE)
+})

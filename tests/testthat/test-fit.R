@@ -117,3 +117,75 @@ test_that("verbose = 1 prints every evaluation as lme4's verbose fits do; 0 prin
                             correlation = nlme::corAR1(), verbose = 1))
   expect_true(length(grep("^\tx = \\([^,]+, [^,]+\\)$", out)) > 0L)
 })
+
+# ---- what is wrong, said plainly (issue 9, section 4) -------------------------------------------
+
+test_that("a non-finite criterion names its cause: start, rank deficiency", {
+  expect_error(lmm(Reaction ~ Days + (Days | Subject), sleep, start = c(1e8, 0, 1e8)),
+               "not finite at the starting theta (1e+08, 0e+00, 1e+08)", fixed = TRUE)
+  s2 <- sleep
+  s2$D2 <- 2 * s2$Days + 1
+  expect_error(lmm(Reaction ~ Days + D2 + (1 | Subject), s2,
+                   control = lmm_control(check.rankX = "ignore")),
+               "rank deficient (rank 2 < 3 columns)", fixed = TRUE)
+})
+
+test_that("REML with n <= p is refused before fitting", {
+  d <- data.frame(y = c(1.2, 0.4, 2.2, 3.1), g = factor(c(1, 1, 2, 2)), x = 1:4, z = c(1, 3, 2, 7))
+  ctl <- lmm_control(check.nobs.vs.nlev = "ignore", check.nobs.vs.nRE = "ignore")
+  expect_error(lmm(y ~ x + z + I(x^2) + (1 | g), d, control = ctl),
+               "REML needs more observations than fixed effects (n = 4, p = 4)", fixed = TRUE)
+  X <- cbind(1, d$x, d$z, d$x^2)
+  expect_error(lmm_fit(d$y, X, list(list(group = d$g)), control = ctl),
+               "REML needs more observations", fixed = TRUE)
+})
+
+test_that("a response too large or too small for double precision is refused", {
+  s2 <- sleep
+  s2$Reaction <- s2$Reaction * 1e200
+  expect_error(lmm(Reaction ~ Days + (Days | Subject), s2), "is too large (max |y| = 4.66e+202)",
+               fixed = TRUE)
+  s2$Reaction <- sleep$Reaction * 1e-170
+  expect_error(lmm(Reaction ~ Days + (Days | Subject), s2), "varies too little", fixed = TRUE)
+  expect_error(lmm_fit(sleep$Reaction * 1e200, cbind(1, sleep$Days),
+                       list(list(group = sleep$Subject))), "is too large", fixed = TRUE)
+  # y * 1e-100 is fine: the engine works in scaled coordinates (src/standardise.c)
+  s2$Reaction <- sleep$Reaction * 1e-100
+  fit <- lmm(Reaction ~ Days + (Days | Subject), s2)
+  ref <- lmm(Reaction ~ Days + (Days | Subject), sleep)
+  expect_equal(fit$theta, ref$theta, tolerance = 1e-6)
+  expect_equal(fit$sigma * 1e100, ref$sigma, tolerance = 1e-6)
+  expect_equal(fit$crit, ref$crit + (180 - 2) * log(1e-200), tolerance = 1e-10)
+})
+
+test_that("a response fitted exactly (constant within groups) warns that sigma is zero", {
+  s2 <- sleep
+  s2$Reaction <- as.numeric(s2$Subject) * 10
+  expect_warning(fit <- lmm(Reaction ~ Days + (1 | Subject), s2),
+                 "residual standard deviation is essentially zero", fixed = TRUE)
+  expect_lt(fit$sigma, 1e-5)
+  # lme4 1.1-31 warns too: "Model failed to converge with max|grad| = 0.938543 ..." and
+  # "Model is nearly unidentifiable: very large eigenvalue", sigma 2.2e-6
+  skip_if_not_installed("lme4")
+  msgs <- character()
+  withCallingHandlers(lme4::lmer(Reaction ~ Days + (1 | Subject), s2), warning = function(w) {
+    msgs <<- c(msgs, conditionMessage(w))
+    invokeRestart("muffleWarning")
+  })
+  expect_true(any(grepl("nearly unidentifiable", msgs)))
+})
+
+test_that("check.rankX = 'ignore' with aliased columns: the engine's round-off pivot is reported", {
+  s2 <- sleep
+  s2$D2 <- s2$Days * 0.1 + 0.3
+  expect_warning(lmm(Reaction ~ Days + D2 + (1 | Subject), s2,
+                     control = lmm_control(check.rankX = "ignore")),
+                 "column 'D2' is a linear combination of the others", fixed = TRUE)
+  p <- lmm_pieces(Reaction ~ Days + D2 + (1 | Subject), s2,
+                  control = lmm_control(check.rankX = "ignore"))
+  e <- engine_setup(p$y, p$X, p$reterms, p$weights, p$offset)
+  piv <- .Call(C_lmm_solution, e, 1, TRUE)$rx_pivot
+  expect_lt(piv[3], 1e-7)
+  expect_gt(min(piv[1:2]), 0.1)
+  expect_silent(lmm(Reaction ~ Days + (1 | Subject), sleep))   # no false alarm
+})

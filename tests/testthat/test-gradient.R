@@ -133,3 +133,17 @@ test_that("the gradient equals finite differences of lme4's deviance function", 
   fd <- drop(lmmc:::richardson_jacobian(f, th, d = 1e-2))
   expect_equal(obj$gr(th), fd, tolerance = 1e-6)
 })
+
+test_that("the gradient is invariant to shifting and scaling y (src/standardise.c)", {
+  sleep <- readRDS(test_path("data", "sleepstudy.rds"))
+  g <- function(d) {
+    o <- lmm_objective(lmm_pieces(Reaction ~ Days + (Days | Subject), d), gradient = TRUE)
+    o$gr(c(0.9, 0.1, 0.3))
+  }
+  ref <- g(sleep)
+  s2 <- sleep
+  s2$Reaction <- sleep$Reaction + 1e8
+  expect_equal(g(s2), ref, tolerance = 1e-6)
+  s2$Reaction <- sleep$Reaction * 1e-6
+  expect_equal(g(s2), ref, tolerance = 1e-8)
+})

@@ -414,3 +414,43 @@ test_that("numeric_design gives model.matrix() for plain numeric terms, else NUL
     expect_null(numeric_design(tt, stats::model.frame(tt, ss)), label = deparse1(f))
   }
 })
+
+test_that("zero weights are refused by lmm() as by lmm_fit()", {
+  sleep <- ref_data("sleepstudy")
+  w <- rep(1, nrow(sleep))
+  w[3] <- 0
+  expect_error(lmm_pieces(Reaction ~ Days + (Days | Subject), sleep, weights = w),
+               "zero weights are not supported (1 rows): drop those rows", fixed = TRUE)
+})
+
+test_that("a random-effects column that is zero in every row is named (the criterion is flat)", {
+  sleep <- ref_data("sleepstudy")
+  sleep$z <- 0
+  expect_error(lmm_pieces(Reaction ~ Days + (z | Subject), sleep),
+               "random-effects term (z | Subject): column 'z' is zero in every row", fixed = TRUE)
+  expect_error(lmm_fit(sleep$Reaction, cbind(1, sleep$Days),
+                       list(list(group = sleep$Subject, Xt = cbind(a = rep(1, 180), b = 0)))),
+               "column 'b' is zero in every row", fixed = TRUE)
+})
+
+test_that("NA as an explicit level of a grouping factor (addNA) is a level", {
+  sleep <- ref_data("sleepstudy")
+  g <- sleep$Subject
+  g[g == "308"] <- NA
+  sleep$g <- addNA(g)
+  p <- lmm_pieces(Reaction ~ Days + (1 | g), sleep)
+  expect_identical(nlevels(p$reterms[[1]]$group), 18L)
+  expect_false(anyNA(unclass(p$reterms[[1]]$group)))
+  fit <- lmm(Reaction ~ Days + (1 | g), sleep)
+  sleep$h <- factor(ifelse(is.na(g), "none", as.character(g)))
+  ref <- lmm(Reaction ~ Days + (1 | h), sleep)        # the same level under a name
+  expect_equal(fit$crit, ref$crit, tolerance = 1e-12)
+  expect_equal(fit$crit, 1786.46508539577, tolerance = 1e-8)   # lmmc, level renamed
+  # lme4 1.1-31 keeps the 180 rows but counts 17 groups (the NA rows get no random effect):
+  # REML criterion 1793.80885387698, so it is not compared here.
+  g2 <- sleep$Subject
+  g2[1] <- NA                                          # a real NA (not a level) is still refused
+  sleep$g2 <- g2
+  expect_error(lmm_fit(sleep$Reaction, cbind(1, sleep$Days), list(list(group = g2))),
+               "'group' has missing values", fixed = TRUE)
+})

@@ -358,3 +358,17 @@ test_that("a residual structure counts in logLik's df, anova, print, refit and s
   expect_equal(dim(s), c(308L, 2L))
   expect_error(profile(f), "not yet available for fits with a residual")
 })
+
+test_that("the residual-structure criterion is invariant to shifting y (src/standardise.c)", {
+  d <- small_data()
+  d$y <- d$y + 1e8
+  d0 <- d; d0$y <- d$y - 1e8                         # exactly the same data (Sterbenz)
+  e0 <- engine_of(y ~ x + (1 | id) + (1 | site), d0, nlme::corAR1(form = ~ t | id),
+                  nlme::varIdent(form = ~ 1 | s), weights = d$w)
+  e1 <- engine_of(y ~ x + (1 | id) + (1 | site), d, nlme::corAR1(form = ~ t | id),
+                  nlme::varIdent(form = ~ 1 | s), weights = d$w)
+  for (REML in c(TRUE, FALSE))
+    expect_equal(.Call(C_lmm_crit_resid, e1$engine, c(0.8, 0.5), c(0.6, log(1.7)), REML),
+                 .Call(C_lmm_crit_resid, e0$engine, c(0.8, 0.5), c(0.6, log(1.7)), REML),
+                 tolerance = 1e-10)
+})

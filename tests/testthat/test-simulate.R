@@ -185,3 +185,9 @@ test_that("bootstrap_lmm() on a snow cluster gives the serial result", {
   b <- bootstrap_lmm(fit, f, nsim = 6, seed = 4, parallel = "snow", ncpus = 2)
   expect_identical(b$t, a$t)
 })
+
+test_that("refit() refuses a constant or non-finite response as lmm() does", {
+  fit <- dy_fit()
+  expect_error(refit(fit, rep(1, 30)), "response is constant", fixed = TRUE)
+  expect_error(refit(fit, c(NA, fit$y[-1])), "missing or infinite", fixed = TRUE)
+})
