@@ -161,8 +161,15 @@ test_that("a response too large or too small for double precision is refused", {
 test_that("a response fitted exactly (constant within groups) warns that sigma is zero", {
   s2 <- sleep
   s2$Reaction <- as.numeric(s2$Subject) * 10
-  expect_warning(fit <- lmm(Reaction ~ Days + (1 | Subject), s2),
-                 "residual standard deviation is essentially zero", fixed = TRUE)
+  warned <- character()
+  fit <- withCallingHandlers(lmm(Reaction ~ Days + (1 | Subject), s2), warning = function(w) {
+    warned <<- c(warned, conditionMessage(w))
+    invokeRestart("muffleWarning")
+  })
+  expect_true(any(grepl("residual standard deviation is essentially zero", warned, fixed = TRUE)))
+  # the criterion is unbounded below as sigma -> 0: the optimiser says it could not certify
+  # the optimum (as lme4 reports a failed convergence check), and nothing else is said
+  expect_true(all(grepl("essentially zero|lmm optimiser", warned)))
   expect_lt(fit$sigma, 1e-5)
   # lme4 1.1-31 warns too: "Model failed to converge with max|grad| = 0.938543 ..." and
   # "Model is nearly unidentifiable: very large eigenvalue", sigma 2.2e-6
