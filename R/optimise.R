@@ -7,9 +7,12 @@ optimise_theta <- function(engine, theta0, lower, REML, control, default_start,
   upper <- rep(Inf, length(lower))
   settings <- optimiser_settings(control, theta0, gradient = TRUE)
   opt <- .Call(C_lmm_optimise, engine, theta0, lower, upper, REML, settings)
+  away <- !isTRUE(all.equal(as.double(theta0), default_start))
+  if (settings$method == 1 && identical(opt$status, 3L) && away)
+    opt <- restart_from_default(opt, engine, lower, upper, REML, settings, default_start)
   if (settings$method == 1 && opt$status %in% c(0L, 4L) && length(lower) <= max_restart_theta)
     opt <- restart_from_interior(opt, engine, lower, upper, REML, settings, in_vector_term,
-                                 if (!isTRUE(all.equal(as.double(theta0), default_start))) default_start)
+                                 if (away) default_start)
   opt$certificate <- certify_optimum(engine, opt, lower, REML, settings, control)
   opt
 }
@@ -22,6 +25,21 @@ max_restart_theta <- 30L
 # test-optimise.R needs it; on the 20-theta kb07-shaped model it cost 75 evaluations for nothing)
 max_default_restart_theta <- 10L
 
+# A quasi-Newton run that stopped before the first-order conditions held (status 3: typically
+# a degenerate fit, theta running off toward an asymptote of the criterion as the residual
+# variance goes to 0) ran from the moment start: run again from lme4's default start and keep
+# the lower criterion (the two runs' evaluations are counted).
+restart_from_default <- function(opt, engine, lower, upper, REML, settings, default_start) {
+  settings$rhobeg <- 0.2
+  alt <- .Call(C_lmm_optimise, engine, as.double(default_start), lower, upper, REML, settings)
+  alt$feval <- opt$feval + alt$feval
+  alt$geval <- opt$geval + alt$geval
+  alt$restarts <- opt$restarts + alt$restarts + 1L
+  if (is.finite(alt$crit) && (!is.finite(opt$crit) || alt$crit < opt$crit)) return(alt)
+  opt[c("feval", "geval", "restarts")] <- alt[c("feval", "geval", "restarts")]
+  opt
+}
+
 # A fit with variances on the boundary (theta_i = 0 on a diagonal) may have passed a
 # better optimum inside: start again from the neighbouring interior point -- the optimum
 # with its zero diagonal entries set to `inside` (relative standard deviations) -- and from
@@ -31,9 +49,7 @@ restart_from_interior <- function(opt, engine, lower, upper, REML, settings, in_
                                   default_start, inside = 0.5) {
   at_bound <- lower == 0 & opt$theta <= 0
   if (!any(at_bound & in_vector_term)) return(opt)
-  neighbour <- opt$theta
-  neighbour[at_bound] <- inside
-  starts <- list(neighbour)
+  starts <- list(interior_neighbour(opt$theta, at_bound, attr(in_vector_term, "sizes"), inside))
   if (!is.null(default_start) && length(lower) <= max_default_restart_theta)
     starts <- c(starts, list(default_start))
   best <- opt
@@ -48,6 +64,34 @@ restart_from_interior <- function(opt, engine, lower, upper, REML, settings, in_
     if (keep) best <- alt
   }
   best
+}
+
+# The interior point next to a boundary theta, in covariance terms: with a zero diagonal
+# entry L_ii of a term's lower Cholesky factor, the entries below it in column i are not
+# identified (only L L' = Sigma is), so the point is rebuilt from Sigma with the variances of
+# the zeroed components set to inside^2 and their covariances to 0 (the other variances and
+# correlations kept): L = chol(Sigma)'.  Without the term sizes (or if Sigma is not positive
+# definite), only the zero entries are set to `inside`.
+interior_neighbour <- function(theta, at_bound, sizes, inside) {
+  neighbour <- theta
+  neighbour[at_bound] <- inside
+  if (is.null(sizes) || sum(sizes * (sizes + 1L) / 2L) != length(theta)) return(neighbour)
+  end <- cumsum(sizes * (sizes + 1L) / 2L)
+  for (t in which(sizes > 1L)) {
+    p <- sizes[t]
+    idx <- (end[t] - p * (p + 1L) / 2L + 1L):end[t]
+    L <- matrix(0, p, p)
+    L[lower.tri(L, diag = TRUE)] <- theta[idx]
+    zero <- diag(L) <= 0
+    if (!any(zero)) next
+    S <- L %*% t(L)
+    S[zero, ] <- 0
+    S[, zero] <- 0
+    diag(S)[zero] <- inside^2
+    R <- tryCatch(chol(S), error = function(e) NULL)
+    if (!is.null(R)) neighbour[idx] <- t(R)[lower.tri(L, diag = TRUE)]
+  }
+  neighbour
 }
 
 # The first-order certificate at the optimum: the gradient (the quasi-Newton run's last, or
@@ -129,5 +173,5 @@ optimiser_info <- function(opt, control) {
 # For each theta: does its template have width > 1 (a vector-valued term)?
 theta_in_vector_term <- function(reterms) {
   p <- vapply(reterms, function(term) NCOL(term$Xt), 1L)
-  rep(p > 1L, p * (p + 1L) / 2L)
+  structure(rep(p > 1L, p * (p + 1L) / 2L), sizes = p)
 }

@@ -332,3 +332,20 @@ test_that("Ovary with corCAR1 reaches nlme's optimum", {
   expect_equal(as.numeric(logLik(fit)), -775.7676222, tolerance = 1e-9 * 776)  # nlme 3.1
   expect_equal(unname(fit$residual$phi), 8.22307e-06, tolerance = 1e-4)        # nlme's Phi
 })
+
+test_that("the interior neighbour of a zero Cholesky diagonal resets that component's correlations", {
+  # L = [0 0; 1.6 0.3] (a (1 + x | g) term) and a scalar term at 0: the column below the zero
+  # diagonal is not identified; the neighbour keeps the slope's variance 1.6^2 + 0.3^2, sets the
+  # intercept's standard deviation to 0.5 and their correlation to 0.
+  theta <- c(0, 1.6, 0.3, 0)
+  at_bound <- c(TRUE, FALSE, FALSE, TRUE)
+  nb <- lmmc:::interior_neighbour(theta, at_bound, c(2L, 1L), inside = 0.5)
+  expect_equal(nb, c(0.5, 0, sqrt(1.6^2 + 0.3^2), 0.5), tolerance = 1e-14)
+  # without the term sizes only the zero entries move
+  expect_identical(lmmc:::interior_neighbour(theta, at_bound, NULL, 0.5), c(0.5, 1.6, 0.3, 0.5))
+  # the sizes travel with theta_in_vector_term()
+  reterms <- list(list(Xt = matrix(0, 3, 2)), list(Xt = matrix(0, 3, 1)))
+  v <- lmmc:::theta_in_vector_term(reterms)
+  expect_identical(as.vector(v), c(TRUE, TRUE, TRUE, FALSE))
+  expect_identical(attr(v, "sizes"), c(2L, 1L))
+})
