@@ -138,7 +138,26 @@ diff_fit_lmm <- function(case) {
     lmmc::lmm(case$formula, data = case$data, REML = case$REML))),
     error = function(e) conditionMessage(e))
   if (is.character(fit)) return(list(crit = NA_real_, theta = NULL, error = fit))
-  list(crit = fit$crit, theta = unname(fit$theta), error = NA_character_)
+  list(crit = fit$crit, theta = unname(fit$theta), error = NA_character_, fit = fit)
+}
+
+# A degenerate design: [X Z] of full column rank n (the response can be interpolated) and the
+# fit drives sigma to ~0 (below 1e-6 sd(y)) with theta growing without bound; the criterion then
+# has no attained minimum and its values out there are dominated by rounding, so no optimiser's
+# stopping value is a reference.  (Rank n alone is not enough: most such designs have an
+# interior optimum.)
+diff_unbounded <- function(fit) {
+  if (is.null(fit)) return(FALSE)
+  XZ <- cbind(stats::model.matrix(fit), stats::model.matrix(fit, type = "random"))
+  qr(XZ)$rank >= nrow(XZ) && fit$sigma < 1e-6 * stats::sd(fit$y)
+}
+
+# Largest projected-gradient component of lmm's criterion at theta (bounds at 0 for diagonals).
+diff_pgrad <- function(fit, theta) {
+  obj <- lmmc::lmm_objective(fit, gradient = TRUE)
+  g <- obj$gr(theta)
+  free <- !(theta <= obj$lower & g > 0)
+  max(abs(g[free]), 0)
 }
 
 # Relative difference of a criterion from the best reference: positive = lmm worse.

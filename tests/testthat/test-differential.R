@@ -21,6 +21,9 @@ diff_results <- local({
                  lmm = fit$crit, best = r$crit_best, default = r$crit_default,
                  rel = diff_rel(fit$crit, r$crit_best), theta_ok = r$theta_ok,
                  theta_err = if (is.null(fit$theta)) Inf else diff_theta_err(fit$theta, r$theta_best),
+                 unbounded = diff_unbounded(fit$fit),
+                 pg_lmm = if (is.null(fit$fit)) NA else diff_pgrad(fit$fit, fit$theta),
+                 pg_ref = if (is.null(fit$fit)) NA else diff_pgrad(fit$fit, r$theta_best),
                  error = fit$error, stringsAsFactors = FALSE)
     })
     cache <<- do.call(rbind, rows)
@@ -61,16 +64,42 @@ test_that("the generator reproduces the recorded designs (deterministic across s
 
 test_that("lmm's criterion is never above the best lme4 criterion by more than 1e-10 relative", {
   res <- diff_results()
-  bad <- res[!(res$rel <= 1e-10), , drop = FALSE]          # NA (an lmm error) fails too
+  # designs whose criterion has no minimum ([X Z] of rank n) are compared separately below
+  bounded <- res[!res$unbounded, , drop = FALSE]
+  bad <- bounded[!(bounded$rel <= 1e-10), , drop = FALSE]  # NA (an lmm error) fails too
   expect(nrow(bad) == 0,
          sprintf("%d of %d cases end above the best lme4 criterion (rel > 1e-10):\n%s",
-                 nrow(bad), nrow(res), diff_summary(bad, "rel")))
+                 nrow(bad), nrow(bounded), diff_summary(bad, "rel")))
+})
+
+test_that("degenerate designs (sigma -> 0, no attained minimum) are fitted and flagged", {
+  # the response is interpolated and the criterion keeps decreasing as theta grows, so the value
+  # where any optimiser stops is arbitrary (seed 109: lmm 27.8, or -35.8 from other starts,
+  # lme4's best 27.57).  lmm must still return a fit and warn that it could not certify it.
+  res <- diff_results()
+  ub <- res[res$unbounded, , drop = FALSE]
+  expect_identical(sort(ub$seed), c(106L, 109L))
+  expect_true(all(is.na(ub$error)))
+  for (seed in ub$seed) {
+    case <- diff_case(seed)
+    warned <- character()
+    withCallingHandlers(lmm(case$formula, data = case$data, REML = case$REML),
+                        warning = function(w) {
+                          warned <<- c(warned, conditionMessage(w))
+                          invokeRestart("muffleWarning")
+                        }, message = function(m) invokeRestart("muffleMessage"))
+    expect_true(any(grepl("lmm optimiser|essentially zero", warned)), label = paste("seed", seed))
+  }
 })
 
 test_that("theta agrees with the best optimum where it is well defined", {
   res <- diff_results()
   res <- res[res$theta_ok, , drop = FALSE]
-  bad <- res[!(res$theta_err <= 1), , drop = FALSE]
+  # theta off the reference passes only when the reference is the less stationary point: lmm's
+  # projected gradient at least 10 times smaller than at the reference's theta, with a criterion
+  # no higher (seed 54: lme4 stopped about 4e-7 short in theta_2; gradient 6.9e-6 there, 1e-8 at lmm's)
+  closer <- res$pg_lmm * 10 <= res$pg_ref & res$rel <= 1e-12
+  bad <- res[!(res$theta_err <= 1 | closer), , drop = FALSE]
   expect(nrow(bad) == 0,
          sprintf(paste("%d of %d well-defined cases have theta off the best by more than 1e-6",
                        "relative / 1e-7 absolute (theta_err in units of that tolerance):\n%s"),
