@@ -184,14 +184,20 @@ lrt_heading <- function(models, data, subset) {
 refit_ml <- function(fit) {
   if (!isTRUE(fit$REML)) return(fit)
   if (!is.null(fit$residual)) return(refit_ml_by_call(fit))
-  ml <- lmm_fit(fit$y, fit$X, fit$reterms, weights = fit$weights, offset = fit$offset,
-                REML = FALSE, control = lmm_control(check.conv.singular = "ignore"),
-                start = unname(fit$theta))
-  carry <- setdiff(names(fit), names(ml))
-  ml[carry] <- fit[carry]
-  ml$call <- fit$call
-  if (!is.null(ml$call)) ml$call$REML <- FALSE
-  ml
+  refit_estimation(fit, REML = FALSE)
+}
+
+# The same model fitted by ML (REML = FALSE) or REML, started from the fit's theta; the fields
+# describing the model (formula, frame, ...) are carried over.
+refit_estimation <- function(fit, REML) {
+  other <- lmm_fit(fit$y, fit$X, fit$reterms, weights = fit$weights, offset = fit$offset,
+                   REML = REML, control = lmm_control(check.conv.singular = "ignore"),
+                   start = unname(fit$theta))
+  carry <- setdiff(names(fit), names(other))
+  other[carry] <- fit[carry]
+  other$call <- fit$call
+  if (!is.null(other$call)) other$call$REML <- REML
+  other
 }
 
 # Fits with a residual structure: evaluate the call again with REML = FALSE, where the formula

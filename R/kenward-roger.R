@@ -70,16 +70,7 @@ kr_setup <- function(object) {
 }
 
 # The same model fitted by REML, from the ML estimate of theta (fields describing the model kept).
-refit_reml <- function(fit) {
-  reml <- lmm_fit(fit$y, fit$X, fit$reterms, weights = fit$weights, offset = fit$offset,
-                  REML = TRUE, control = lmm_control(check.conv.singular = "ignore"),
-                  start = unname(fit$theta))
-  carry <- setdiff(names(fit), names(reml))
-  reml[carry] <- fit[carry]
-  reml$call <- fit$call
-  if (!is.null(reml$call)) reml$call$REML <- TRUE
-  reml
-}
+refit_reml <- function(fit) refit_estimation(fit, REML = TRUE)
 
 check_kr_size <- function(q) {
   limit <- getOption("lmmc.kr_max_q", 5000)

@@ -22,6 +22,7 @@ suppressPackageStartupMessages({
   library(lme4)
   library(lmmc)
 })
+source("tests/testthat/helper-reference.R")     # with_seed()
 source("tests/testthat/helper-differential.R")
 
 tight <- list(

@@ -11,20 +11,9 @@ diff_rng_kind <- c("Mersenne-Twister", "Inversion", "Rejection")
 # The seeds of the recorded reference: 200 cases; every 25th is large (n 1,000 - 5,000).
 diff_seeds <- function() 1:200
 
-# Evaluate 'code' with the seed set under the default generators, restoring the caller's RNG.
-diff_with_seed <- function(seed, code) {
-  old_kind <- RNGkind()
-  had_seed <- exists(".Random.seed", envir = globalenv(), inherits = FALSE)
-  if (had_seed) old_seed <- get(".Random.seed", envir = globalenv())
-  on.exit({
-    do.call(RNGkind, as.list(old_kind))
-    if (had_seed) assign(".Random.seed", old_seed, envir = globalenv())
-    else rm(".Random.seed", envir = globalenv())
-  })
-  do.call(RNGkind, as.list(diff_rng_kind))
-  set.seed(seed)
-  code
-}
+# Evaluate 'code' with the seed set under the default generators, restoring the caller's RNG:
+# with_seed() of helper-reference.R (bench/make-differential-reference.R sources both files).
+diff_with_seed <- function(seed, code) with_seed(seed, code)
 
 diff_case <- function(seed) diff_with_seed(seed, diff_draw(seed))
 
