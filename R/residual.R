@@ -261,8 +261,7 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
   opt <- .Call(C_lmm_optimise_resid, engine, as.double(x0), as.double(lower), as.double(upper),
                as.double(spec$rho), as.logical(free), REML,
                c(optimiser_settings(control, theta0), car1_lag = lag))
-  if (!is.finite(opt$crit))
-    stop("the criterion is not finite at the optimum", call. = FALSE)
+  if (!is.finite(opt$crit)) stop_not_finite(opt, theta0, X, user_start = !is.null(start))
   nt <- length(theta0)
   theta <- pmax(opt$par[seq_len(nt)], lower_theta)
   rho <- spec$rho
@@ -278,7 +277,9 @@ fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, sta
   fit$optinfo <- optimiser_info(opt, control)
   fit$optinfo$nforms <- opt$nforms
   class(fit) <- "lmm"
-  report_singular(fit, control)
+  report_singular(fit, control)                 # the plain path's reports (R/fit.R)
+  if (identical(control$check.rankX, "ignore")) report_collinear(sol, X)
+  report_degenerate(fit)
   fit
 }
 

@@ -372,3 +372,23 @@ test_that("the residual-structure criterion is invariant to shifting y (src/stan
                  .Call(C_lmm_crit_resid, e0$engine, c(0.8, 0.5), c(0.6, log(1.7)), REML),
                  tolerance = 1e-10)
 })
+
+test_that("residual-structure fits get the plain path's messages: rank deficiency, exact fits", {
+  d <- nlme::Orthodont
+  d$age2 <- 2 * d$age
+  # exactly collinear X kept (check.rankX = "ignore"): named, not a generic non-finite message
+  expect_error(suppressWarnings(
+    lmm(distance ~ age + age2 + (1 | Subject), d, control = lmm_control(check.rankX = "ignore"),
+        correlation = nlme::corAR1(form = ~ 1 | Subject))),
+    "rank deficient|linear combination")
+  # a response constant within subjects is fitted exactly: sigma ~ 0 is reported
+  d$distance <- as.numeric(d$Subject)
+  warned <- character()
+  withCallingHandlers(lmm(distance ~ age + (1 | Subject), d,
+                          correlation = nlme::corAR1(form = ~ 1 | Subject)),
+                      warning = function(w) {
+                        warned <<- c(warned, conditionMessage(w))
+                        invokeRestart("muffleWarning")
+                      }, message = function(m) invokeRestart("muffleMessage"))
+  expect_true(any(grepl("essentially zero", warned)))
+})
