@@ -6,13 +6,7 @@
 
 skip_if_not_installed("car")
 
-orthodont <- as.data.frame(nlme::Orthodont)
-orthodont_u <- orthodont[-seq(3, 108, by = 7), ]           # unbalanced: every 7th row removed
-math_achieve <- local({
-  d <- as.data.frame(nlme::MathAchieve)
-  d$Sector <- nlme::MathAchSchool$Sector[match(d$School, nlme::MathAchSchool$School)]
-  d
-})
+# orthodont, orthodont_u, math_achieve: helper-ecosystem-data.R
 
 car_fit <- local({
   cache <- list()

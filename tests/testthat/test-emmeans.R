@@ -8,13 +8,7 @@
 skip_if_not_installed("emmeans")
 suppressPackageStartupMessages(library(emmeans))
 
-orthodont <- as.data.frame(nlme::Orthodont)
-orthodont_u <- orthodont[-seq(3, 108, by = 7), ]           # unbalanced: every 7th row removed
-math_achieve <- local({
-  d <- as.data.frame(nlme::MathAchieve)
-  d$Sector <- nlme::MathAchSchool$Sector[match(d$School, nlme::MathAchSchool$School)]
-  d
-})
+# orthodont, orthodont_u, math_achieve: helper-ecosystem-data.R
 
 em_fit <- local({
   cache <- list()
