@@ -368,18 +368,13 @@ int lmm_criterion_gradient(lmm_model *m, const double *theta, int REML, double *
    (NA when the penalised system is not positive definite at theta). */
 SEXP lmm_gradient(SEXP ptr, SEXP theta, SEXP REML)
 {
-    if (TYPEOF(ptr) != EXTPTRSXP) error(_("not an lmmc engine model"));
-    lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
-    if (!m) error(_("the lmmc engine model is no longer valid (was it saved and reloaded?)"));
-    if (!isReal(theta) || XLENGTH(theta) != m->ntheta)
-        error(_("theta must be a numeric vector of length %d"), m->ntheta);
-    for (int i = 0; i < m->ntheta; i++)
-        if (!R_FINITE(REAL(theta)[i])) error(_("theta[%d] is not finite"), i + 1);
+    lmm_model *m = lmm_get_model(ptr);
+    const double *th = lmm_check_theta(m, theta);
     int reml = asLogical(REML);
     if (reml == NA_LOGICAL) error(_("REML must be TRUE or FALSE"));
     SEXP ans = PROTECT(allocVector(REALSXP, 1));
     SEXP grad = PROTECT(allocVector(REALSXP, m->ntheta));
-    if (lmm_criterion_gradient(m, REAL(theta), reml, REAL(ans), REAL(grad)))
+    if (lmm_criterion_gradient(m, th, reml, REAL(ans), REAL(grad)))
         for (int i = 0; i < m->ntheta; i++) REAL(grad)[i] = NA_REAL;
     setAttrib(ans, install("gradient"), grad);
     UNPROTECT(2); /* ans, grad */

@@ -210,6 +210,8 @@ int lmm_team_threads(int nthreads);                     /* 1 while others hold t
 #include "optimise.h"
 lmm_opt_control lmm_opt_control_from(SEXP control);
 int lmm_check_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);
+lmm_model *lmm_get_model(SEXP ptr);                        /* engine pointer -> model */
+const double *lmm_check_theta(const lmm_model *m, SEXP theta); /* finite, length ntheta */
 void lmm_term_codes(SEXP r, SEXP xt, int nlt, int n, int t, int *r0);
 
 /* model.c: .Call entry points */

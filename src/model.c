@@ -14,7 +14,8 @@ static void model_finalise(SEXP ptr)
     R_ClearExternalPtr(ptr);
 }
 
-static lmm_model *get_model(SEXP ptr)
+/* the model behind a .Call's engine pointer (shared with gradient.c) */
+lmm_model *lmm_get_model(SEXP ptr)
 {
     if (TYPEOF(ptr) != EXTPTRSXP) error(_("not an lmmc engine model"));
     lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
@@ -22,7 +23,8 @@ static lmm_model *get_model(SEXP ptr)
     return m;
 }
 
-static const double *check_theta(const lmm_model *m, SEXP theta)
+/* theta checked against the model: a finite double vector of length ntheta */
+const double *lmm_check_theta(const lmm_model *m, SEXP theta)
 {
     if (!isReal(theta) || XLENGTH(theta) != m->ntheta)
         error(_("theta must be a numeric vector of length %d"), m->ntheta);
@@ -91,8 +93,8 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
 
 SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML)
 {
-    lmm_model *m = get_model(ptr);
-    lmm_crit_parts cp = lmm_criterion(m, check_theta(m, theta), asLogical(REML));
+    lmm_model *m = lmm_get_model(ptr);
+    lmm_crit_parts cp = lmm_criterion(m, lmm_check_theta(m, theta), asLogical(REML));
     return ScalarReal(cp.crit);
 }
 
@@ -137,8 +139,8 @@ static int objective_gradient(const double *theta, double *f, double *g, void *c
    the result also holds the gradient at the optimum and the BFGS Hessian approximation). */
 SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper_, SEXP REML, SEXP control)
 {
-    lmm_model *m = get_model(ptr);
-    const double *th0 = check_theta(m, theta0);
+    lmm_model *m = lmm_get_model(ptr);
+    const double *th0 = lmm_check_theta(m, theta0);
     if (!isReal(lower) || LENGTH(lower) != m->ntheta) error(_("lower must have length %d"), m->ntheta);
     if (!isReal(upper_) || LENGTH(upper_) != m->ntheta) error(_("upper must have length %d"), m->ntheta);
     int nth = m->ntheta, reml = asLogical(REML);
@@ -186,8 +188,8 @@ SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper_, SEXP REML, SEX
    without the conditional variances. */
 SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML)
 {
-    lmm_model *m = get_model(ptr);
-    lmm_crit_parts cp = lmm_criterion(m, check_theta(m, theta), asLogical(REML));
+    lmm_model *m = lmm_get_model(ptr);
+    lmm_crit_parts cp = lmm_criterion(m, lmm_check_theta(m, theta), asLogical(REML));
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     const char *nm[] = {"ldL2", "ldRX2", "pwrss", "crit", "sumlogw", "RXinv2"};
     SEXP ans = PROTECT(allocVector(VECSXP, 6)), names = PROTECT(allocVector(STRSXP, 6));
@@ -205,11 +207,11 @@ SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML)
    a_i M^{-1} a_i' with M = [Lambda'Z'WZ Lambda + I, Lambda'Z'WX; X'WZ Lambda, X'WX] at theta. */
 SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A)
 {
-    lmm_model *m = get_model(ptr);
+    lmm_model *m = lmm_get_model(ptr);
     if (!isInteger(P) || !isReal(A) || !isMatrix(P) || !isMatrix(A) ||
         nrows(P) != nrows(A) || ncols(P) != ncols(A))
         error(_("P and A must be integer and numeric matrices of the same shape"));
-    lmm_criterion(m, check_theta(m, theta), 1);
+    lmm_criterion(m, lmm_check_theta(m, theta), 1);
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     int nr = nrows(P), nc = ncols(P), dim = m->q + m->p;
     SEXP ans = PROTECT(allocVector(REALSXP, nr));
@@ -237,8 +239,8 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A)
    blocks of (L_Z L_Z')^{-1} (node by node) and (R_X'R_X)^{-1}. */
 SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
 {
-    lmm_model *m = get_model(ptr);
-    lmm_crit_parts cp = lmm_criterion(m, check_theta(m, theta), asLogical(REML));
+    lmm_model *m = lmm_get_model(ptr);
+    lmm_crit_parts cp = lmm_criterion(m, lmm_check_theta(m, theta), asLogical(REML));
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     int p = m->p, q = m->q;
     double ncv = 0;
@@ -272,7 +274,7 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
 /* The layout the symbolic analysis chose, for tests and the benchmark. */
 SEXP lmm_layout_info(SEXP ptr)
 {
-    lmm_model *m = get_model(ptr);
+    lmm_model *m = lmm_get_model(ptr);
     const char *nm[] = {"nodes", "sparse_nodes", "dense_order", "sparse_values", "sparse_blocks"};
     SEXP ans = PROTECT(allocVector(REALSXP, 5)), names = PROTECT(allocVector(STRSXP, 5));
     double v[] = {m->N, m->Ns, m->md, (double) m->nLx, m->Lp[m->Ns]};
