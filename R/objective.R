@@ -99,3 +99,49 @@ lmm_objective <- function(x, REML = NULL, gradient = FALSE) {
   }
   list(fn = fn, gr = gr, lower = lower)
 }
+
+# ---- the engine as a function of (theta, rho) ---------------------------------------------------
+# Every method that re-evaluates a fit goes through these: rho is the residual structure's
+# parameter vector on the engine's scale (fit$residual$rho; empty without a structure), so one
+# code path serves fits with and without a residual structure.
+
+# The engine of a fitted model, its residual structure included.
+engine_for <- function(fit, X = fit$X, offset = fit$offset) {
+  engine_setup(fit$y, X, fit$reterms, fit$weights, offset, fit$residual$spec)
+}
+
+# The fit's residual-structure parameters on the engine's scale (numeric(0) without one).
+fit_rho <- function(fit) if (is.null(fit$residual)) numeric() else as.double(fit$residual$rho)
+
+# A formed at rho (a no-op for engines without a residual structure).
+engine_at_rho <- function(engine, theta, REML, rho) {
+  if (length(rho)) .Call(C_lmm_crit_resid, engine, as.double(theta), as.double(rho), REML)
+  invisible(engine)
+}
+
+# The criterion at (theta, rho): -2 log REML likelihood or the deviance; +Inf outside the space.
+engine_crit <- function(engine, theta, REML, rho = numeric()) {
+  if (length(rho)) return(.Call(C_lmm_crit_resid, engine, as.double(theta), as.double(rho), REML))
+  .Call(C_lmm_crit, engine, as.double(theta), REML)
+}
+
+# The criterion's pieces at (theta, rho): ldL2, ldRX2, pwrss, crit, sumlogw (log|V^{-1}|) and
+# RXinv2 = (R_X'R_X)^{-1}.
+engine_parts <- function(engine, theta, REML, rho = numeric()) {
+  engine_at_rho(engine, theta, REML, rho)
+  .Call(C_lmm_parts, engine, as.double(theta), REML)
+}
+
+# Everything the result object needs at (theta, rho) (C's lmm_solution, plus sumlogw).
+engine_solution <- function(engine, theta, REML, rho = numeric()) {
+  if (length(rho))
+    return(.Call(C_lmm_solution_resid, engine, as.double(theta), as.double(rho), REML))
+  .Call(C_lmm_solution, engine, as.double(theta), REML)
+}
+
+# a_i M^{-1} a_i' for sparse rows (P, A) of [Z X] at (theta, rho) (C's lmm_quadform; with a
+# residual structure, [Z X] is the whitened design).
+engine_quadform <- function(engine, theta, P, A, rho = numeric(), REML = TRUE) {
+  engine_at_rho(engine, theta, REML, rho)
+  .Call(C_lmm_quadform, engine, as.double(theta), P, A)
+}

@@ -13,11 +13,6 @@
 
 ## ---- the varpar deviance and Var(beta) as functions of varpar --------------------------------
 
-# The engine's pieces at theta (C: ldL2, ldRX2, pwrss, sumlogw, RXinv2 = (R_X'R_X)^{-1}).
-engine_parts <- function(engine, theta, REML) {
-  .Call(C_lmm_parts, engine, as.double(theta), REML)
-}
-
 # D(varpar) as above; varpar = c(theta, sigma).
 varpar_deviance <- function(varpar, engine, REML, n, p) {
   k <- length(varpar)
