@@ -3,7 +3,7 @@
  */
 #include "lmm.h"
 #include "optimise.h"
-#include "residual.h"
+#include "residual_legacy.h"
 #include <R_ext/Rdynload.h>
 
 /* optimise.c: test entry minimising an R function (tests only) */
@@ -25,6 +25,8 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_optimise_resid", (DL_FUNC) &lmm_optimise_resid, 8},
     {"lmm_solution_resid", (DL_FUNC) &lmm_solution_resid, 4},
     {"lmm_whiten_resid",   (DL_FUNC) &lmm_whiten_resid,   2},
+    {"lmm_cor_matrix",     (DL_FUNC) &lmm_cor_matrix,     4},
+    {"lmm_var_logs",       (DL_FUNC) &lmm_var_logs,       3},
     {"lmm_chol_dense",     (DL_FUNC) &lmm_chol_dense,     1},
     {"lmm_inverse_dense",  (DL_FUNC) &lmm_inverse_dense,  1},
     {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 8},

@@ -8,7 +8,7 @@
  *     c_i = -r_i sqrt(w_prev) / (delta_prev sqrt(1 - r_i^2)).
  * O(n); called once per value of rho.
  */
-#include "residual.h"
+#include "residual_legacy.h"
 #include <math.h>
 
 int lmm_resid_npar(const lmm_resid *r)

@@ -15,7 +15,7 @@
  * When the rows fall into few classes of equal whitening coefficients (equally spaced AR(1),
  * varIdent), A(rho) is combined from per-class cross-products instead (residual_pieces.c).
  */
-#include "residual.h"
+#include "residual_legacy.h"
 #include "optimise.h"
 #include <math.h>
 #include <string.h>

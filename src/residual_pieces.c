@@ -12,7 +12,7 @@
  *     A(rho) = sum_k (alpha^2 - alpha gamma) P1 + (gamma^2 - alpha gamma) P2 + alpha gamma P3.
  * Classes without a predecessor have gamma = 0 and only P1.
  */
-#include "residual.h"
+#include "residual_legacy.h"
 #include <string.h>
 
 static R_xlen_t piece_length(const lmm_model *m)

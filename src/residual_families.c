@@ -1,0 +1,132 @@
+/*
+ * residual_families.c -- the tables of correlation and variance families (residual.h), the
+ * conversion of their R descriptions, and test entries that evaluate a family alone.
+ *
+ * R describes a correlation structure as
+ *     list(code, npar, cov = n x d matrix, iopt = integer options, dopt = double constants)
+ * and a variance component as
+ *     list(code, npar, nstrata, stratum = 0-based integer n-vector or NULL, v = numeric or NULL).
+ */
+#include "residual.h"
+#include <string.h>
+
+lmm_cor_fn lmm_cor_family(int code)
+{
+    switch (code) {
+    case LMM_COR_AR1: return lmm_cor_ar1;
+    case LMM_COR_CAR1: return lmm_cor_car1;
+    default: return NULL;
+    }
+}
+
+lmm_var_fn lmm_var_family(int code)
+{
+    switch (code) {
+    case LMM_VAR_IDENT: return lmm_var_ident;
+    default: return NULL;
+    }
+}
+
+/* list element by name, or R_NilValue */
+static SEXP list_elt(SEXP list, const char *name)
+{
+    SEXP names = getAttrib(list, R_NamesSymbol);
+    for (int i = 0; i < LENGTH(list); i++)
+        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return VECTOR_ELT(list, i);
+    return R_NilValue;
+}
+
+/* The correlation structure R describes (pointers into its vectors); n data rows. */
+lmm_cor lmm_cor_from(SEXP s, int n)
+{
+    if (!isNewList(s) || isNull(getAttrib(s, R_NamesSymbol)))
+        error(_("the correlation structure is malformed"));
+    lmm_cor c;
+    SEXP cov = list_elt(s, "cov"), iopt = list_elt(s, "iopt"), dopt = list_elt(s, "dopt");
+    c.code = asInteger(list_elt(s, "code"));
+    c.npar = asInteger(list_elt(s, "npar"));
+    if (c.code <= LMM_COR_NONE || c.code >= LMM_COR_NFAMILY || c.npar < 0 ||
+        !isReal(cov) || !isMatrix(cov) || nrows(cov) != n || !isInteger(iopt) || !isReal(dopt))
+        error(_("the correlation structure is malformed"));
+    c.n = n;
+    c.d = ncols(cov);
+    c.cov = REAL(cov);
+    c.iopt = INTEGER(iopt);
+    c.niopt = LENGTH(iopt);
+    c.dopt = REAL(dopt);
+    c.ndopt = LENGTH(dopt);
+    for (R_xlen_t i = 0; i < XLENGTH(cov); i++)
+        if (!R_FINITE(c.cov[i])) error(_("the correlation covariate is not finite"));
+    return c;
+}
+
+/* The variance component R describes; n data rows. */
+lmm_var lmm_var_from(SEXP s, int n)
+{
+    if (!isNewList(s) || isNull(getAttrib(s, R_NamesSymbol)))
+        error(_("the variance function is malformed"));
+    lmm_var v;
+    SEXP st = list_elt(s, "stratum"), cv = list_elt(s, "v");
+    v.code = asInteger(list_elt(s, "code"));
+    v.npar = asInteger(list_elt(s, "npar"));
+    v.nstrata = asInteger(list_elt(s, "nstrata"));
+    v.n = n;
+    if (v.code < 1 || v.code >= LMM_VAR_NFAMILY || v.npar < 0 || v.nstrata < 1 ||
+        (!isNull(st) && (!isInteger(st) || LENGTH(st) != n)) ||
+        (!isNull(cv) && (!isReal(cv) || LENGTH(cv) != n)))
+        error(_("the variance function is malformed"));
+    v.stratum = isNull(st) ? NULL : INTEGER(st);
+    v.v = isNull(cv) ? NULL : REAL(cv);
+    if (v.stratum)
+        for (int i = 0; i < n; i++)
+            if (v.stratum[i] == NA_INTEGER || v.stratum[i] < 0 || v.stratum[i] >= v.nstrata)
+                error(_("variance stratum out of range at row %d"), i + 1);
+    if (v.v)
+        for (int i = 0; i < n; i++)
+            if (!R_FINITE(v.v[i])) error(_("the variance covariate is not finite at row %d"), i + 1);
+    return v;
+}
+
+/* Test entry: the correlation matrix of the rows `rows` (1-based, the group's order) at par,
+   or NULL when par is outside the family's space. */
+SEXP lmm_cor_matrix(SEXP cor, SEXP n_, SEXP rows, SEXP par)
+{
+    int n = asInteger(n_);
+    lmm_cor c = lmm_cor_from(cor, n);
+    lmm_cor_fn fn = lmm_cor_family(c.code);
+    if (!fn) error(_("correlation family %d is not available"), c.code);
+    if (!isInteger(rows) || !isReal(par) || LENGTH(par) != c.npar)
+        error(_("rows must be integer and par numeric of length %d"), c.npar);
+    int m = LENGTH(rows);
+    int *r0 = (int *) R_alloc(m > 0 ? m : 1, sizeof(int));
+    for (int a = 0; a < m; a++) {
+        int r = INTEGER(rows)[a];
+        if (r == NA_INTEGER || r < 1 || r > n) error(_("row %d is out of range"), a + 1);
+        r0[a] = r - 1;
+    }
+    SEXP R = PROTECT(allocMatrix(REALSXP, m, m));
+    int bad = fn(&c, m, r0, REAL(par), REAL(R));
+    UNPROTECT(1); /* R */
+    return bad ? R_NilValue : R;
+}
+
+/* Test entry: list(logs, dlogs = n x npar) of a variance component at par, or NULL when par is
+   outside its space. */
+SEXP lmm_var_logs(SEXP var, SEXP n_, SEXP par)
+{
+    int n = asInteger(n_);
+    lmm_var v = lmm_var_from(var, n);
+    lmm_var_fn fn = lmm_var_family(v.code);
+    if (!fn) error(_("variance family %d is not available"), v.code);
+    if (!isReal(par) || LENGTH(par) != v.npar) error(_("par must be numeric of length %d"), v.npar);
+    SEXP ans = PROTECT(allocVector(VECSXP, 2));
+    SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, n));
+    SET_VECTOR_ELT(ans, 1, allocMatrix(REALSXP, n, v.npar));
+    double *logs = REAL(VECTOR_ELT(ans, 0)), *D = REAL(VECTOR_ELT(ans, 1));
+    for (int i = 0; i < n; i++) logs[i] = 0;
+    double **dl = (double **) R_alloc(v.npar + 1, sizeof(double *));
+    for (int k = 0; k < v.npar; k++) dl[k] = D + (size_t) k * n;
+    int bad = fn(&v, REAL(par), logs, dl);
+    UNPROTECT(1); /* ans */
+    return bad ? R_NilValue : ans;
+}
