@@ -19,19 +19,24 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
 }
 
 # lmm_fit() after its input checks (lmm() calls it directly with lmm_pieces()' checked pieces).
+# One path with or without a residual structure (`residual`, R/residual.R): the engine is a
+# function of (theta, rho), rho empty without one.
 fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, residual) {
-  if (!is.null(residual))                   # residual structure (R/residual.R)
-    return(fit_with_residual(y, X, reterms, weights, offset, REML, control, start, residual))
-  engine <- engine_setup(y, X, reterms, weights, offset)
+  spec <- residual
+  engine <- engine_setup(y, X, reterms, weights, offset, spec)
   lower <- theta_lower(reterms)
-  theta0 <- start_theta(start, reterms, lower, engine, REML, control)
+  theta0 <- start_theta(start, reterms, lower, engine, REML, control, rho = spec$rho)
   opt <- optimise_theta(engine, theta0, lower, REML, control,
                         default_start = theta_start(reterms),
-                        in_vector_term = theta_in_vector_term(reterms))
+                        in_vector_term = theta_in_vector_term(reterms), spec = spec)
   theta <- pmax(opt$theta, lower)
   if (!is.finite(opt$crit)) stop_not_finite(opt, theta0, X, user_start = !is.null(start))
-  sol <- .Call(C_lmm_solution, engine, theta, REML)
+  sol <- engine_solution(engine, theta, REML, opt$rho)
   fit <- assemble_fit(sol, theta, lower, y, X, reterms, weights, offset, REML, length(y))
+  if (!is.null(spec)) {
+    fit$devcomp$ldW <- sol$sumlogw
+    fit$residual <- residual_result(spec, opt$rho, engine)
+  }
   fit$optinfo <- optimiser_info(opt, control)
   class(fit) <- "lmm"
   report_singular(fit, control)
@@ -99,7 +104,7 @@ start_theta <- function(start, reterms, lower, engine, REML, control, rho = NULL
   }
   if (identical(control$start_method, "ones")) return(theta_start(reterms))
   theta0 <- tryCatch({
-    if (!is.null(rho)) .Call(C_lmm_crit_resid, engine, theta_start(reterms), as.double(rho), REML)
+    if (length(rho)) engine_crit(engine, theta_start(reterms), REML, rho)   # A at rho
     theta_moments(engine, REML)
   }, error = function(e) NULL)
   if (length(theta0) == length(lower) && all(is.finite(theta0))) {

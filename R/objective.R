@@ -11,10 +11,7 @@ engine_setup <- function(y, X, reterms, weights, offset, spec = NULL) {
   nl <- vapply(reterms, function(term) nlevels(term$group), 1L)
   sqrtw <- if (all_equal_to(weights, 1)) NULL else sqrt(as.double(weights))
   yo <- if (all_equal_to(offset, 0)) as.double(y) else as.double(y - offset)
-  if (is.null(spec)) return(.Call(C_lmm_setup, yo, as_double_matrix(X), refs, Xts, nl, sqrtw))
-  .Call(C_lmm_setup_resid, yo, as_double_matrix(X), refs, Xts, nl, sqrtw,
-        list(as.integer(spec$prev), as.double(spec$lag), as.integer(spec$stratum),
-             as.integer(spec$info), as.integer(spec$cls), spec$ctab))
+  .Call(C_lmm_setup, yo, as_double_matrix(X), refs, Xts, nl, sqrtw, spec$engine)
 }
 
 # all(x == v) without an n-long logical temporary
@@ -84,11 +81,11 @@ lmm_objective <- function(x, REML = NULL, gradient = FALSE) {
       stop(sprintf("theta must have length %d", length(lower)), call. = FALSE)
     as.double(theta)
   }
-  if (!gradient) return(function(theta) .Call(C_lmm_crit, engine, check(theta), REML))
+  if (!gradient) return(function(theta) .Call(C_lmm_crit, engine, check(theta), REML, numeric()))
   last <- NULL
   fn <- function(theta) {
     theta <- check(theta)
-    val <- .Call(C_lmm_gradient, engine, theta, REML)
+    val <- .Call(C_lmm_gradient, engine, theta, REML, numeric())
     last <<- list(theta = theta, val = val)
     val
   }
@@ -113,35 +110,29 @@ engine_for <- function(fit, X = fit$X, offset = fit$offset) {
 # The fit's residual-structure parameters on the engine's scale (numeric(0) without one).
 fit_rho <- function(fit) if (is.null(fit$residual)) numeric() else as.double(fit$residual$rho)
 
-# A formed at rho (a no-op for engines without a residual structure).
-engine_at_rho <- function(engine, theta, REML, rho) {
-  if (length(rho)) .Call(C_lmm_crit_resid, engine, as.double(theta), as.double(rho), REML)
-  invisible(engine)
-}
-
 # The criterion at (theta, rho): -2 log REML likelihood or the deviance; +Inf outside the space.
 engine_crit <- function(engine, theta, REML, rho = numeric()) {
-  if (length(rho)) return(.Call(C_lmm_crit_resid, engine, as.double(theta), as.double(rho), REML))
-  .Call(C_lmm_crit, engine, as.double(theta), REML)
+  .Call(C_lmm_crit, engine, as.double(theta), REML, as.double(rho))
+}
+
+# The criterion with attribute "gradient" (theta, then rho).
+engine_gradient <- function(engine, theta, REML, rho = numeric()) {
+  .Call(C_lmm_gradient, engine, as.double(theta), REML, as.double(rho))
 }
 
 # The criterion's pieces at (theta, rho): ldL2, ldRX2, pwrss, crit, sumlogw (log|V^{-1}|) and
 # RXinv2 = (R_X'R_X)^{-1}.
 engine_parts <- function(engine, theta, REML, rho = numeric()) {
-  engine_at_rho(engine, theta, REML, rho)
-  .Call(C_lmm_parts, engine, as.double(theta), REML)
+  .Call(C_lmm_parts, engine, as.double(theta), REML, as.double(rho))
 }
 
-# Everything the result object needs at (theta, rho) (C's lmm_solution, plus sumlogw).
+# Everything the result object needs at (theta, rho) (src/model.c lmm_solution).
 engine_solution <- function(engine, theta, REML, rho = numeric()) {
-  if (length(rho))
-    return(.Call(C_lmm_solution_resid, engine, as.double(theta), as.double(rho), REML))
-  .Call(C_lmm_solution, engine, as.double(theta), REML)
+  .Call(C_lmm_solution, engine, as.double(theta), REML, as.double(rho))
 }
 
-# a_i M^{-1} a_i' for sparse rows (P, A) of [Z X] at (theta, rho) (C's lmm_quadform; with a
-# residual structure, [Z X] is the whitened design).
+# a_i M^{-1} a_i' for sparse rows (P, A) of [Z X] at (theta, rho) (src/model.c lmm_quadform;
+# with a residual structure, M is the cross-product of the whitened design).
 engine_quadform <- function(engine, theta, P, A, rho = numeric(), REML = TRUE) {
-  engine_at_rho(engine, theta, REML, rho)
-  .Call(C_lmm_quadform, engine, as.double(theta), P, A)
+  .Call(C_lmm_quadform, engine, as.double(theta), P, A, as.double(rho))
 }

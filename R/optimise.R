@@ -1,19 +1,60 @@
-# The optimum in theta for models without a residual structure: the C optimiser chosen by
-# lmm_control(optimizer =) -- "quasi-newton" (projected BFGS with the analytic gradient,
-# src/quasi_newton.c) or "bobyqa" (src/optimise.c) -- then, for quasi-Newton fits ending on the
-# boundary, a restart from the interior, and the first-order certificate of the optimum.
+# The optimum in x = (theta, free rho) -- rho the residual structure's parameters, none for
+# plain models: the C optimiser chosen by lmm_control(optimizer =) -- "quasi-newton" (projected
+# BFGS with the analytic gradient, src/quasi_newton.c) or "bobyqa" (src/optimise.c) -- then, for
+# quasi-Newton fits ending on the boundary, a restart from the interior, and the first-order
+# certificate of the optimum.  The result holds theta and the full rho.
 optimise_theta <- function(engine, theta0, lower, REML, control, default_start,
-                           in_vector_term = rep(TRUE, length(lower))) {
-  upper <- rep(Inf, length(lower))
+                           in_vector_term = rep(TRUE, length(lower)), spec = NULL) {
+  prob <- opt_problem(engine, lower, spec, REML)
   settings <- optimiser_settings(control, theta0, gradient = TRUE)
-  opt <- .Call(C_lmm_optimise, engine, theta0, lower, upper, REML, settings)
+  opt <- prob$run(prob$x(theta0), settings)
   away <- !isTRUE(all.equal(as.double(theta0), default_start))
   if (settings$method == 1 && identical(opt$status, 3L) && away)
-    opt <- restart_from_default(opt, engine, lower, upper, REML, settings, default_start)
+    opt <- restart_from_default(opt, prob, settings, default_start)
   if (settings$method == 1 && opt$status %in% c(0L, 4L) && length(lower) <= max_restart_theta)
-    opt <- restart_from_interior(opt, engine, lower, upper, REML, settings, in_vector_term,
+    opt <- restart_from_interior(opt, prob, settings, in_vector_term,
                                  if (away) default_start)
-  opt$certificate <- certify_optimum(engine, opt, lower, REML, settings, control)
+  opt$certificate <- certify_optimum(prob, opt, settings, control)
+  opt
+}
+
+# The problem in x = (theta, free rho): its bounds, x from theta (and rho), and one run of the C
+# optimiser from x0, returning theta, rho (full) and x.
+opt_problem <- function(engine, lower, spec, REML) {
+  nt <- length(lower)
+  rho0 <- if (is.null(spec)) numeric() else as.double(spec$rho)
+  free <- if (is.null(spec)) logical() else as.logical(spec$free)
+  xl <- c(lower, if (!is.null(spec)) spec$lower[free])
+  xu <- c(rep(Inf, nt), if (!is.null(spec)) spec$upper[free])
+  rho_of <- function(x) { r <- rho0; r[free] <- x[-seq_len(nt)]; r }
+  list(engine = engine, REML = REML, nt = nt, lower = xl, upper = xu, theta_lower = lower,
+       rho_of = rho_of, free = free,
+       x = function(theta, rho = rho0) as.double(c(theta, rho[free])),
+       gradient = function(x) {
+         g <- engine_gradient(engine, x[seq_len(nt)], REML, rho_of(x))
+         structure(as.numeric(g), gradient = attr(g, "gradient")[c(seq_len(nt), nt + which(free))])
+       },
+       run = function(x0, settings) {
+         o <- .Call(C_lmm_optimise, engine, as.double(x0), xl, xu, REML, settings, rho0, free)
+         o$x <- o$theta
+         o$rho <- rho_of(o$x)
+         o$theta <- o$x[seq_len(nt)]
+         o
+       })
+}
+
+# A quasi-Newton run that stopped before the first-order conditions held (status 3: typically
+# a degenerate fit, theta running off toward an asymptote of the criterion as the residual
+# variance goes to 0) ran from the moment start: run again from lme4's default start and keep
+# the lower criterion (the two runs' evaluations are counted).
+restart_from_default <- function(opt, prob, settings, default_start) {
+  settings$rhobeg <- 0.2
+  alt <- prob$run(prob$x(default_start, opt$rho), settings)
+  alt$feval <- opt$feval + alt$feval
+  alt$geval <- opt$geval + alt$geval
+  alt$restarts <- opt$restarts + alt$restarts + 1L
+  if (is.finite(alt$crit) && (!is.finite(opt$crit) || alt$crit < opt$crit)) return(alt)
+  opt[c("feval", "geval", "restarts")] <- alt[c("feval", "geval", "restarts")]
   opt
 }
 
@@ -25,37 +66,23 @@ max_restart_theta <- 30L
 # test-optimise.R needs it; on the 20-theta kb07-shaped model it cost 75 evaluations for nothing)
 max_default_restart_theta <- 10L
 
-# A quasi-Newton run that stopped before the first-order conditions held (status 3: typically
-# a degenerate fit, theta running off toward an asymptote of the criterion as the residual
-# variance goes to 0) ran from the moment start: run again from lme4's default start and keep
-# the lower criterion (the two runs' evaluations are counted).
-restart_from_default <- function(opt, engine, lower, upper, REML, settings, default_start) {
-  settings$rhobeg <- 0.2
-  alt <- .Call(C_lmm_optimise, engine, as.double(default_start), lower, upper, REML, settings)
-  alt$feval <- opt$feval + alt$feval
-  alt$geval <- opt$geval + alt$geval
-  alt$restarts <- opt$restarts + alt$restarts + 1L
-  if (is.finite(alt$crit) && (!is.finite(opt$crit) || alt$crit < opt$crit)) return(alt)
-  opt[c("feval", "geval", "restarts")] <- alt[c("feval", "geval", "restarts")]
-  opt
-}
 
 # A fit with variances on the boundary (theta_i = 0 on a diagonal) may have passed a
 # better optimum inside: start again from the neighbouring interior point -- the optimum
 # with its zero diagonal entries set to `inside` (relative standard deviations) -- and from
 # lme4's default start (`default_start`: 1 on the diagonals, 0 elsewhere; NULL when the fit
 # began there), and keep the best optimum.  Evaluations of all runs are counted.
-restart_from_interior <- function(opt, engine, lower, upper, REML, settings, in_vector_term,
-                                  default_start, inside = 0.5) {
-  at_bound <- lower == 0 & opt$theta <= 0
+restart_from_interior <- function(opt, prob, settings, in_vector_term, default_start,
+                                  inside = 0.5) {
+  at_bound <- prob$theta_lower == 0 & opt$theta <= 0
   if (!any(at_bound & in_vector_term)) return(opt)
   starts <- list(interior_neighbour(opt$theta, at_bound, attr(in_vector_term, "sizes"), inside))
-  if (!is.null(default_start) && length(lower) <= max_default_restart_theta)
+  if (!is.null(default_start) && prob$nt <= max_default_restart_theta)
     starts <- c(starts, list(default_start))
   best <- opt
   for (start in starts) {
     settings$rhobeg <- 0.2 * max(1, abs(start))
-    alt <- .Call(C_lmm_optimise, engine, as.double(start), lower, upper, REML, settings)
+    alt <- prob$run(prob$x(start, opt$rho), settings)
     alt$feval <- best$feval + alt$feval
     alt$geval <- best$geval + alt$geval
     alt$restarts <- best$restarts + alt$restarts + 1L
@@ -101,28 +128,28 @@ interior_neighbour <- function(theta, at_bound, sizes, inside) {
 # Hessian in the free parameters: of the BFGS approximation (free), or with
 # lmm_control(calc.derivs = TRUE) from forward differences of the analytic gradient (step
 # 1e-5 max(1, |theta_i|); one gradient per free parameter).
-certify_optimum <- function(engine, opt, lower, REML, settings, control) {
-  theta <- pmax(opt$theta, lower)
+certify_optimum <- function(prob, opt, settings, control) {
+  x <- pmin(pmax(opt$x, prob$lower), prob$upper)
   f <- opt$crit
   grad <- opt$gradient
   if (!length(grad) || anyNA(grad)) {
-    g0 <- tryCatch(.Call(C_lmm_gradient, engine, theta, REML), error = function(e) NULL)
+    g0 <- tryCatch(prob$gradient(x), error = function(e) NULL)
     if (is.null(g0) || !is.finite(g0)) return(NULL)
     grad <- attr(g0, "gradient")
     f <- as.numeric(g0)
   }
-  on_bound <- theta <= lower & grad >= 0
+  on_bound <- x <= prob$lower & grad >= 0 | x >= prob$upper & grad <= 0
   free <- which(!on_bound)
-  pg <- if (length(free)) max(abs(grad[free]) * pmax(1, abs(theta[free]))) else 0
+  pg <- if (length(free)) max(abs(grad[free]) * pmax(1, abs(x[free]))) else 0
   tol <- settings$gtol * max(1, abs(f))
   H <- NULL
   hessian <- "none"
   if (length(free) && isTRUE(control$calc.derivs)) {
     H <- vapply(free, function(i) {
-      h <- 1e-5 * max(1, abs(theta[i]))
-      th <- theta
-      th[i] <- th[i] + h
-      (attr(.Call(C_lmm_gradient, engine, th, REML), "gradient")[free] - grad[free]) / h
+      h <- 1e-5 * max(1, abs(x[i]))
+      xh <- x
+      xh[i] <- xh[i] + h
+      (attr(prob$gradient(xh), "gradient")[free] - grad[free]) / h
     }, numeric(length(free)))
     H <- (H + t(H)) / 2
     hessian <- "finite differences"
@@ -134,7 +161,8 @@ certify_optimum <- function(engine, opt, lower, REML, settings, control) {
     min(eigen(H, symmetric = TRUE, only.values = TRUE)$values) else NA_real_
   # status 4: no decrease possible at f's rounding level; the gradient's rounding is allowed
   if (identical(opt$status, 4L)) tol <- 1e3 * tol
-  list(gradient = grad, pgrad = pg, gtol = tol, on_bound = which(theta <= lower),
+  list(gradient = grad, pgrad = pg, gtol = tol,
+       on_bound = which(x <= prob$lower | x >= prob$upper),
        min_eigen = min_eigen, hessian = hessian, first_order = pg <= tol)
 }
 

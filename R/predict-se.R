@@ -56,7 +56,7 @@ joint_quad_form <- function(object, A, P) {
     engine <- engine_setup(object$y, object$X, object$reterms, object$weights, object$offset)
     storage.mode(P) <- "integer"
     storage.mode(A) <- "double"
-    return(.Call(C_lmm_quadform, engine, as.double(object$theta), P, A))
+    return(engine_quadform(engine, object$theta, P, A))
   }
   quad_form_rows(A, P, joint_cov_inverse(object))
 }

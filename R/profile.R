@@ -97,7 +97,7 @@ sdcor_deviance <- function(engine, reterms, n) {
     if (!is.finite(sigma) || sigma <= 0) return(Inf)
     theta <- sdcor_to_theta(par[seq_len(k)], reterms, sigma)
     if (anyNA(theta)) return(Inf)
-    pt <- .Call(C_lmm_parts, engine, theta, FALSE)
+    pt <- engine_parts(engine, theta, FALSE)
     pt$ldL2 - pt$sumlogw + pt$pwrss / sigma^2 + n * log(2 * pi * sigma^2)
   }
 }
@@ -187,7 +187,7 @@ varpar_zeta <- function(w, setup) {
 conditional_beta <- function(engine, par, setup) {
   nvp <- setup$nvp
   theta <- sdcor_to_theta(par[-nvp], setup$reterms, par[nvp])
-  .Call(C_lmm_solution, engine, theta, FALSE)$beta
+  engine_solution(engine, theta, FALSE)$beta
 }
 
 ## zeta from the deviance increase; slight decreases (numerical noise) count as 0, larger ones
@@ -213,9 +213,9 @@ fixef_zeta <- function(j, setup) {
                    lower)
     if (anyNA(theta0)) theta0 <- setup$theta
     opt <- .Call(C_lmm_optimise, engine, theta0, lower, rep(Inf, length(lower)), FALSE,
-                 optimiser_settings(lmm_control(), theta0))
+                 optimiser_settings(lmm_control(), theta0), numeric(), logical())
     theta <- pmax(opt$theta, lower)
-    sol <- .Call(C_lmm_solution, engine, theta, FALSE)
+    sol <- engine_solution(engine, theta, FALSE)
     sigma <- sqrt(sol$pwrss / setup$n)
     beta <- numeric(setup$p)
     beta[j] <- x

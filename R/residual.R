@@ -1,14 +1,18 @@
-# Residual structures: nlme's corAR1 / corCAR1 correlation and varIdent variance objects ->
-# the engine's residual specification (predecessor rows, time lags, strata), and the fit.
+# Residual structures: nlme's correlation (corStruct) and variance (varFunc) objects -> the
+# engine's residual specification, and the fit's residual fields.
 #
-# Residual covariance s^2 V, V = S R S: R is AR(1) within the correlation groups,
-# cor(e_i, e_j) = phi^|t_i - t_j|, and S = diag(delta_stratum / sqrt(w)) with delta = 1 for the
-# reference stratum.  The engine pre-whitens the data with the bidiagonal inverse Cholesky factor
-# of V (src/residual.h) and minimises the criterion over (theta, phi, log delta) jointly.
+# Residual covariance s^2 V, V = W^{-1/2} S R S W^{-1/2}: R block diagonal over the correlation
+# groups (R/residual-correlation.R's families; AR(1)-type here), S = diag(s_i) the variance
+# function (R/residual-variance.R; varIdent here), W the prior weights.  The engine whitens the
+# rows group by group (src/residual.h) and minimises the criterion over (theta, rho) jointly, rho
+# the structures' parameters on an unconstrained scale; fixed parameters stay at their values.
 
 # ---- specification ---------------------------------------------------------------------------
 
-# NULL when neither structure is given; else a list for lmm_fit(residual = ).
+# NULL when neither structure is given; else the spec lmm_fit(residual = ) takes:
+#   engine      what C takes (src/model.c resid_from): list(gp, grow, cor, var)
+#   rho, free, lower, upper   the parameters (unconstrained), which are estimated, their bounds
+#   correlation, variance     the structures (type, formula, how to print them)
 residual_spec <- function(correlation, variance, data, pieces) {
   if (is.null(correlation) && is.null(variance)) return(NULL)
   rows <- residual_rows(data, pieces$frame, pieces$formula)
@@ -18,41 +22,17 @@ residual_spec <- function(correlation, variance, data, pieces) {
   var <- if (is.null(variance)) NULL else variance_spec(variance, data, rows)
   if (!is.null(var) && length(var$strata) < 2L) var <- NULL     # one stratum: nothing to fit
   if (is.null(cor) && is.null(var)) return(NULL)
-  nstrata <- if (is.null(var)) 1L else length(var$strata)
-  prev <- if (is.null(cor)) rep(-1L, n) else cor$prev
-  lag <- if (is.null(cor)) rep(0, n) else cor$lag
-  stratum <- if (is.null(var)) integer(n) else var$stratum
-  classes <- residual_classes(prev, lag, stratum, nstrata)
+  groups <- if (is.null(cor)) list(gp = seq.int(0L, n), grow = seq_len(n) - 1L) else cor$groups
+  comps <- if (is.null(var)) list() else list(var$component)
   structure(list(
     correlation = cor, variance = var,
-    prev = prev, lag = lag, stratum = stratum,
-    depth = if (is.null(cor)) integer(n) else cor$depth,
-    cls = classes$cls, ctab = classes$ctab,
-    info = c(if (is.null(cor)) 0L else cor$code, nstrata,
-             getOption("lmmc.residual_pieces", 1L)),     # 0 never, 1 auto, 2 always (tests)
-    rho = c(if (!is.null(cor)) cor$phi, if (!is.null(var)) var$logdelta),
-    free = c(if (!is.null(cor)) !cor$fixed, if (!is.null(var)) !var$fixed),
-    lower = c(if (!is.null(cor)) cor$lower, if (!is.null(var)) rep(-Inf, nstrata - 1L)),
-    upper = c(if (!is.null(cor)) cor$upper, if (!is.null(var)) rep(Inf, nstrata - 1L))),
+    engine = list(gp = as.integer(groups$gp), grow = as.integer(groups$grow),
+                  cor = if (!is.null(cor)) cor$engine, var = lapply(comps, `[[`, "engine")),
+    rho = c(cor$par, unlist(lapply(comps, `[[`, "par"))),
+    free = c(if (!is.null(cor)) !cor$fixed, unlist(lapply(comps, `[[`, "free"))),
+    lower = c(cor$lower, unlist(lapply(comps, `[[`, "lower"))),
+    upper = c(cor$upper, unlist(lapply(comps, `[[`, "upper")))),
     class = "lmm_residual_spec")
-}
-
-# Classes of rows with equal whitening coefficients: equal (has predecessor, lag, stratum,
-# predecessor's stratum).  cls is 0-based; ctab lists each class's values and size.
-residual_classes <- function(prev, lag, stratum, nstrata) {
-  has <- prev >= 0L
-  sj <- integer(length(prev))
-  sj[has] <- stratum[prev[has] + 1L]
-  lag[!has] <- 0
-  lag_code <- match(lag, unique(lag))
-  key <- ((lag_code * nstrata + stratum) * nstrata + sj) * 2 + has
-  ukey <- unique(key)
-  cls <- match(key, ukey)
-  first <- match(ukey, key)
-  list(cls = cls - 1L,
-       ctab = list(has = as.integer(has[first]), lag = as.double(lag[first]),
-                   s = as.integer(stratum[first]), sj = as.integer(sj[first]),
-                   count = tabulate(cls, length(ukey))))
 }
 
 # Rows of `data` that made the model frame (subset and na.action applied), with attribute
@@ -120,25 +100,42 @@ correlation_spec <- function(correlation, data, rows, reterms) {
     form_groups(sides$groups, form, data, rows, "correlation")
   gname <- if (is.null(sides$groups)) default_cor_group_name(reterms) else deparse(sides$groups)
   time <- correlation_times(sides$covariate, form, data, rows, g, type)
-  order_info <- within_group_order(g, time, gname, type)
+  groups <- group_order(g, time, gname, type)
   v <- as.vector(correlation)
   phi <- if (!length(v)) if (type == "corAR1") 0 else 0.2 else
     if (type == "corAR1") tanh(v[1L] / 2) else stats::plogis(v[1L])
+  lag <- if (type == "corCAR1") typical_lag(groups, time) else 1
+  map <- markov_map(type, lag)
   cov_txt <- if (identical(sides$covariate, 1)) "1" else deparse(sides$covariate)
-  list(type = type, code = if (type == "corAR1") 1L else 2L,
+  list(type = type,
        formula = stats::as.formula(paste("~", cov_txt, "|", gname), env = environment(form)),
-       prev = order_info$prev, lag = order_info$lag, depth = order_info$depth, phi = phi,
-       fixed = isTRUE(attr(correlation, "fixed")),
-       lower = if (type == "corAR1") -phi_max else 0, upper = phi_max)
+       groups = groups,
+       engine = list(code = if (type == "corAR1") 1L else 2L, npar = 1L,
+                     cov = matrix(as.double(time)), iopt = integer(), dopt = as.double(lag)),
+       par = map$to(min(max(phi, map$phi_lower), phi_max)), fixed = isTRUE(attr(correlation, "fixed")),
+       lower = map$to(map$phi_lower), upper = map$to(phi_max),
+       natural = function(par) c(Phi = map$from(par)))
 }
 
 # |phi| is kept at most phi_max: the criterion is finite up to there and 1 - phi^2 stays
 # representable (1 - 1e-6 still gives 7 digits of 1 - phi^2).
 phi_max <- 1 - 1e-6
 
+# AR(1)-type phi <-> the engine's parameter z (src/cor_ar1.c): corAR1 phi = tanh(z); corCAR1
+# phi = c^(1/s) with c = plogis(z) the correlation at the typical lag s (phi >= 1e-12^(1/s)).
+markov_map <- function(type, lag) {
+  if (type == "corAR1")
+    return(list(to = atanh, from = tanh, phi_lower = -phi_max))
+  list(to = function(phi) stats::qlogis(phi^lag), from = function(z) stats::plogis(z)^(1 / lag),
+       phi_lower = 1e-12^(1 / lag))
+}
+
 # Without groups in the form, nlme's lme uses the innermost grouping of the random effects; here:
 # the grouping factor with most levels, if every other grouping factor is constant within its levels.
 default_cor_groups <- function(reterms) {
+  if (!length(reterms))
+    stop("without random effects, give the correlation groups in its form, e.g. ",
+         "corAR1(form = ~ time | id)", call. = FALSE)
   flist <- lapply(reterms, `[[`, "group")
   finest <- flist[[which.max(vapply(flist, nlevels, 1L))]]
   nested <- vapply(flist, function(g)
@@ -171,26 +168,29 @@ correlation_times <- function(covariate, form, data, rows, g, type) {
   t
 }
 
-# Predecessor (0-based row, -1 for none) and time lag of every row in its group's time order.
-within_group_order <- function(g, time, gname, type) {
+# The correlation groups for the engine: gp (group g's rows are grow[gp[g] .. gp[g+1]-1]) and
+# grow (0-based rows, each group's in time order); duplicated times within a group are an error.
+group_order <- function(g, time, gname, type) {
   n <- length(g)
   ord <- order(as.integer(g), time)
   gs <- as.integer(g)[ord]
   same <- c(FALSE, gs[-1L] == gs[-n])
-  lag_sorted <- c(0, diff(time[ord]))
-  dup <- same & lag_sorted == 0
+  dup <- same & c(0, diff(time[ord])) == 0
   if (any(dup))
     stop(sprintf(paste("duplicated times within groups of %s (first: %s = %s, time %s):",
                        "%s needs unique times per group"),
                  gname, gname, as.character(g[ord][which(dup)[1L]]),
                  format(time[ord][which(dup)[1L]]), type), call. = FALSE)
-  prev <- rep(-1L, n)
-  lag <- rep(0, n)
-  prev[ord[same]] <- ord[which(same) - 1L] - 1L
-  lag[ord[same]] <- lag_sorted[same]
-  depth <- integer(n)
-  depth[ord] <- stats::ave(seq_len(n), gs, FUN = seq_along) - 1L
-  list(prev = prev, lag = lag, depth = depth)
+  list(gp = c(0L, cumsum(tabulate(gs, nlevels(g))[unique(gs)])), grow = ord - 1L)
+}
+
+# CAR(1)'s typical lag: the median time difference between consecutive observations of a group
+# (1 when no group has two).
+typical_lag <- function(groups, time) {
+  t <- time[groups$grow + 1L]
+  first <- groups$gp[-length(groups$gp)] + 1L
+  lags <- diff(t)[-(first[-1L] - 1L)]
+  if (length(lags)) stats::median(lags) else 1
 }
 
 # ---- variance: varIdent ------------------------------------------------------------------------
@@ -214,10 +214,16 @@ variance_spec <- function(variance, data, rows) {
   }
   fixed <- setNames(names(logdelta) %in% names(fixed_log), names(logdelta))
   logdelta[fixed] <- fixed_log[names(logdelta)[fixed]]
+  stratum <- match(as.character(s), strata) - 1L
+  k <- length(strata) - 1L
   list(type = "varIdent",
        formula = stats::as.formula(paste("~ 1 |", deparse(sides$groups)), env = environment(form)),
-       strata = strata, stratum = match(as.character(s), strata) - 1L,
-       logdelta = unname(logdelta), fixed = unname(fixed))
+       strata = strata, stratum = stratum,
+       component = list(engine = list(code = 1L, npar = k, nstrata = length(strata),
+                                      stratum = as.integer(stratum), v = NULL),
+                        par = unname(logdelta), free = !unname(fixed),
+                        lower = rep(-Inf, k), upper = rep(Inf, k),
+                        natural = function(par) setNames(c(1, exp(par)), strata)))
 }
 
 # Reference stratum first: the one not named by the starting or fixed values, else (as nlme)
@@ -236,94 +242,37 @@ stratum_order <- function(levels, variance) {
   c(ref, setdiff(levels, ref))
 }
 
-# ---- fit ---------------------------------------------------------------------------------------
+# ---- the fit's residual fields -------------------------------------------------------------------
 
-# lmm_fit()'s path with a residual structure: joint minimisation over (theta, free rho).
-fit_with_residual <- function(y, X, reterms, weights, offset, REML, control, start, spec) {
-  n <- length(y)
-  engine <- engine_setup(y, X, reterms, weights, offset, spec)
-  lower_theta <- theta_lower(reterms)
-  theta0 <- start_theta(start, reterms, lower_theta, engine, REML, control,
-                        rho = 0 * spec$rho)   # the start from the unwhitened data
-  free <- spec$free
-  ar1 <- !is.null(spec$correlation) && spec$correlation$type == "corAR1" && free[1L]
-  car1 <- !is.null(spec$correlation) && spec$correlation$type == "corCAR1" && free[1L]
-  lag <- if (car1) typical_lag(spec$correlation) else 1
-  to_par <- function(rho) {                       # the C optimiser's scale (residual_fit.c)
-    if (ar1) rho[1L] <- atanh(rho[1L])
-    if (car1) rho[1L] <- rho[1L]^lag
-    rho
-  }
-  rho0 <- pmin(pmax(spec$rho, spec$lower), spec$upper)
-  x0 <- c(theta0, to_par(rho0)[free])
-  lower <- c(lower_theta, to_par(spec$lower)[free])
-  upper <- c(rep(Inf, length(theta0)), to_par(spec$upper)[free])
-  opt <- .Call(C_lmm_optimise_resid, engine, as.double(x0), as.double(lower), as.double(upper),
-               as.double(spec$rho), as.logical(free), REML,
-               c(optimiser_settings(control, theta0), car1_lag = lag))
-  if (!is.finite(opt$crit)) stop_not_finite(opt, theta0, X, user_start = !is.null(start))
-  nt <- length(theta0)
-  theta <- pmax(opt$par[seq_len(nt)], lower_theta)
-  rho <- spec$rho
-  rho[free] <- opt$par[-seq_len(nt)]
-  if (ar1) rho[1L] <- tanh(rho[1L])
-  if (car1) rho[1L] <- rho[1L]^(1 / lag)
-  sol <- .Call(C_lmm_solution_resid, engine, theta, as.double(rho), REML)
-  fit <- assemble_fit(sol, theta, lower_theta, y, X, reterms, weights, offset, REML, n)
-  fit$devcomp$ldW <- sol$sumlogw
-  fit$residual <- residual_result(spec, rho, .Call(C_lmm_whiten_resid, engine, as.double(rho)),
-                                  weights)
-  fit$residual$spec <- spec
-  fit$optinfo <- optimiser_info(opt, control)
-  fit$optinfo$nforms <- opt$nforms
-  class(fit) <- "lmm"
-  report_singular(fit, control)                 # the plain path's reports (R/fit.R)
-  if (identical(control$check.rankX, "ignore")) report_collinear(sol, X)
-  report_degenerate(fit)
-  fit
-}
-
-# CAR(1)'s typical lag: the median time difference between consecutive observations of a group
-# (1 when no group has two).  The optimiser works with the correlation at this lag, phi^lag.
-typical_lag <- function(cor) {
-  lags <- cor$lag[cor$prev >= 0L]
-  if (length(lags)) stats::median(lags) else 1
-}
-
-# The fit's `residual` field: the structures, their estimates and the whitening at them.
-residual_result <- function(spec, rho, whitening, weights) {
+# The fit's `residual` field: the structures, their estimates, and the whitening K at them (rows
+# of K as C gives them: Kp, Kj 0-based; `order` the rows in group order).
+residual_result <- function(spec, rho, engine) {
   cor <- spec$correlation
   var <- spec$variance
-  phi <- if (is.null(cor)) NULL else c(Phi = rho[1L])
-  delta <- if (is.null(var)) NULL else
-    setNames(c(1, exp(rho[(!is.null(cor)) + seq_along(var$logdelta)])), var$strata)
-  list(correlation = if (is.null(cor)) NULL else cor$type,
-       correlation_formula = if (is.null(cor)) NULL else cor$formula,
-       phi = phi,
-       variance = if (is.null(var)) NULL else var$type,
-       variance_formula = if (is.null(var)) NULL else var$formula,
-       delta = delta,
-       npar = sum(spec$free), rho = rho, free = spec$free,
-       prev = spec$prev, depth = spec$depth, stratum = spec$stratum,
-       sqrtw_a = sqrt(weights) * whitening$a, c = whitening$c)
+  ncor <- length(cor$par)
+  K <- .Call(C_lmm_whitening_at, engine, as.double(rho))
+  list(correlation = cor$type, correlation_formula = cor$formula,
+       phi = if (!is.null(cor)) cor$natural(rho[seq_len(ncor)]),
+       variance = var$type, variance_formula = var$formula,
+       delta = if (!is.null(var)) var$component$natural(rho[ncor + seq_along(var$component$par)]),
+       npar = sum(spec$free), rho = rho, free = spec$free, spec = spec,
+       K = K[c("Kp", "Kj", "Kx")], sd = exp(K$logs), order = spec$engine$grow)
 }
 
-# The criterion of a fit with a residual structure as a function of (theta, rho), rho on its
-# natural scale (phi, log delta of the non-reference strata; fixed entries included): what
-# profiling and derivative-based inference need.  Evaluated in C; +Inf outside the space.
+# The criterion of a fit with a residual structure as a function of (theta, rho), rho on the
+# engine's (unconstrained) scale, fixed entries included: what profiling and derivative-based
+# inference need.  +Inf outside the space.
 residual_objective <- function(object, REML = object$REML) {
   spec <- object$residual$spec
   if (is.null(spec)) stop("the fit has no residual structure", call. = FALSE)
-  engine <- engine_setup(object$y, object$X, object$reterms, object$weights, object$offset,
-                               spec)
+  engine <- engine_for(object)
   nt <- length(object$theta)
   REML <- isTRUE(REML)
   function(par) {
     if (length(par) != nt + length(spec$rho))
       stop(sprintf("the parameter must have length %d (theta, then rho)", nt + length(spec$rho)),
            call. = FALSE)
-    .Call(C_lmm_crit_resid, engine, as.double(par[seq_len(nt)]), as.double(par[-seq_len(nt)]),
-          REML)
+    engine_crit(engine, par[seq_len(nt)], REML, par[-seq_len(nt)])
   }
 }
 
@@ -337,8 +286,8 @@ residual_parameters <- function(object) {
   list(phi = r$phi, delta = r$delta)
 }
 
-# Number of estimated residual-structure parameters (phi, variance ratios; fixed ones excluded):
-# logLik's df is p + length(theta) + 1 + residual_npar(fit).
+# Number of estimated residual-structure parameters (fixed ones excluded): logLik's df is
+# p + length(theta) + 1 + residual_npar(fit).
 residual_npar <- function(object) {
   if (is.null(object$residual)) 0L else as.integer(object$residual$npar)
 }
@@ -349,42 +298,30 @@ residual_logdet <- function(object) {
   if (is.null(object$residual)) sum(log(object$weights)) else object$devcomp$ldW
 }
 
-# The residual SD of each row relative to sigma: delta_stratum / sqrt(w).
+# The residual SD of each row relative to sigma: s_i / sqrt(w_i).
 residual_scale <- function(object) {
-  r <- object$residual
-  d <- if (is.null(r$delta)) 1 else unname(r$delta)[r$stratum + 1L]
-  d / sqrt(object$weights)
+  s <- if (is.null(object$residual)) 1 else object$residual$sd
+  s / sqrt(object$weights)
 }
 
-# B S^{-1} v: v whitened by the fitted residual structure (nlme's "normalized" residuals are
-# residual_whiten(fit, resid) / sigma).
+# K v: v (a vector or an n-row matrix) whitened by the fitted residual structure (nlme's
+# "normalized" residuals are residual_whiten(fit, resid) / sigma).
 residual_whiten <- function(object, v) {
-  r <- object$residual
-  prev <- r$prev + 1L
-  has <- prev > 0L
-  out <- r$sqrtw_a * v
-  out[has] <- out[has] + r$c[has] * v[prev[has]]
-  out
+  K <- object$residual$K
+  rows <- rep.int(seq_along(K$Kp[-1L]), diff(K$Kp))
+  out <- rowsum(K$Kx * as.matrix(v)[K$Kj + 1L, , drop = FALSE], rows, reorder = TRUE)
+  if (is.matrix(v)) unname(out) else as.vector(out)
 }
 
-# nsim draws of the residuals e ~ N(0, sigma^2 V) as an n x nsim matrix: solve B S^{-1} e = sigma z
-# by forward substitution in time order, all groups at once, one position at a time.
+# nsim draws of the residuals e ~ N(0, sigma^2 V) as an n x nsim matrix: K e = sigma z, solved
+# by forward substitution in group order (src/model.c lmm_whiten_solve).
 residual_errors <- function(object, nsim = 1L, sigma = object$sigma) {
+  n <- object$n
+  z <- matrix(stats::rnorm(n * nsim), n, nsim)
   r <- object$residual
   if (is.null(r))                            # independent: e ~ N(0, sigma^2 / w)
-    return(sigma * matrix(stats::rnorm(object$n * nsim), object$n, nsim) / sqrt(object$weights))
-  n <- length(r$prev)
-  z <- matrix(stats::rnorm(n * nsim), n, nsim)
-  prev <- r$prev + 1L
-  depth <- r$depth
-  e <- matrix(0, n, nsim)
-  for (d in sort(unique(depth))) {
-    i <- which(depth == d)
-    rhs <- sigma * z[i, , drop = FALSE]
-    if (d > 0L) rhs <- rhs - r$c[i] * e[prev[i], , drop = FALSE]
-    e[i, ] <- rhs / r$sqrtw_a[i]
-  }
-  e
+    return(sigma * z / sqrt(object$weights))
+  .Call(C_lmm_whiten_solve, r$K, as.integer(r$order), sigma * z)
 }
 
 # ---- printing ----------------------------------------------------------------------------------

@@ -1,34 +1,76 @@
 /*
- * crossprod.c -- A = G' W G, G = [Z X y], accumulated row by row into the node blocks.
+ * crossprod.c -- A = (KG)'(KG), G = [Z X y], accumulated row by row into the node blocks, and
+ * the derivative pass tr(M dA/drho_k) of the gradient.
  *
- * [X y] enter in the internal coordinates [X* y*] of standardise.c.  Row i of G may be pre-whitened: g_i = w_i a_i raw_i + c_i raw_prev(i), w_i = sqrtw[i] (prev(i) = -1:
- * g_i = w_i a_i raw_i), which is how AR(1)-type residual correlation becomes an ordinary weighted
- * problem: with the lower-bidiagonal whitening matrix B (diagonal w_i a_i, c_i below it) the residual
- * covariance is s^2 (B'B)^{-1}, so log|W| = 2 sum log(w_i a_i).  c_i carries all the scaling of the
- * previous row (the caller folds its weight in).  Each row
- * contributes the outer products g_i(I) g_i(J)' to the blocks of the nodes it touches.
- * This is the only pass over the observations; it runs once per model (per residual parameter).
+ * [X y] enter in the internal coordinates [X* y*] of standardise.c.  K is the whitening matrix
+ * by rows (residual.h: whitened row i = sum_e Kx[e] raw_{Kj[e]}); without one, K = I.  The prior
+ * weights are in K (its diagonal sqrt(w_i) for models without a residual structure).  Each
+ * whitened row contributes the outer products g_i(I) g_i(J)' to the blocks of the nodes it
+ * touches; this is the only pass over the observations, once per model (per value of rho).
+ *
+ * The derivative pass: with dA_k = sum_i (g_i dg_ik' + dg_ik g_i'), dg_ik the row whitened by
+ * dK/drho_k, and M symmetric,  tr(M dA_k) = 2 sum_i g_i' M dg_ik  over the blocks M_IJ of the
+ * nodes the row touches (M on L's pattern: the stored blocks I >= J, M_JI = M_IJ').
  */
-#include "lmm.h"
+#include "residual.h"
 #include <string.h>
 
-typedef struct { int node; double *v; } entry;   /* a node touched by the row and its values */
+/* A node touched by the row and its values: nvec vectors of the node's size, at v + c pmax. */
+typedef struct { int node; double *v; } entry;
 
-/* Add scale * (raw row r) to the row's entries, merging entries of the same node. */
-static int add_raw_row(const lmm_model *m, const int *const *refs, const double *const *Xt,
-                       const double *X, const double *y, int r, double scale,
-                       entry *E, int s, double *xy, double *xs)
+typedef struct {
+    lmm_model *m;
+    const int *const *refs;
+    const double *const *Xt;
+    const double *X, *y;
+    int nvec, pmax;
+    entry *E;
+    double *xs;             /* [x* y*] of one raw row */
+} row_builder;
+
+static row_builder builder(lmm_model *m, const int *const *refs, const double *const *Xt,
+                           const double *X, const double *y, int maxlen, int nvec)
 {
-    int n = m->n, p = m->p;
-    for (int t = 0; t < m->k; t++) {
-        int J = m->node0[t] + refs[t][r], pt = m->pt[t], e;
-        for (e = 0; e < s; e++) if (E[e].node == J) break;
-        if (e == s) { E[s].node = J; memset(E[s].v, 0, pt * sizeof(double)); s++; }
-        for (int c = 0; c < pt; c++) E[e].v[c] += scale * Xt[t][r + (size_t) c * n];
+    row_builder b = {m, refs, Xt, X, y, nvec, m->size_max, NULL, NULL};
+    int ne = maxlen * m->k + 1;
+    b.E = (entry *) R_alloc(ne, sizeof(entry));
+    double *v = (double *) R_alloc((size_t) ne * nvec * b.pmax, sizeof(double));
+    for (int e = 0; e < ne; e++) b.E[e].v = v + (size_t) e * nvec * b.pmax;
+    b.xs = (double *) R_alloc(m->p + 1, sizeof(double));
+    return b;
+}
+
+/* The entries of whitened row i: sum over e of coef_c[e] (raw row Kj[e]) for each vector c
+   (coef_c = coef + c stride); node N's entry last.  Returns the number of entries. */
+static int build_row(row_builder *b, const int *Kj, int e0, int e1, const double *coef,
+                     size_t stride)
+{
+    lmm_model *m = b->m;
+    int n = m->n, p = m->p, s = 0, width = b->nvec * b->pmax;
+    for (int e = e0; e < e1; e++) {
+        int r = Kj[e];
+        for (int t = 0; t < m->k; t++) {
+            int J = m->node0[t] + b->refs[t][r], pt = m->pt[t], x;
+            for (x = 0; x < s; x++) if (b->E[x].node == J) break;
+            if (x == s) { b->E[s].node = J; memset(b->E[s].v, 0, width * sizeof(double)); s++; }
+            for (int c = 0; c < b->nvec; c++) {
+                double w = coef[e + c * stride], *v = b->E[x].v + c * b->pmax;
+                if (w == 0) continue;
+                for (int j = 0; j < pt; j++) v[j] += w * b->Xt[t][r + (size_t) j * n];
+            }
+        }
     }
-    lmm_std_row(m, X, y, r, xs);                       /* [x* y*] of row r (standardise.c) */
-    for (int c = 0; c <= p; c++) xy[c] += scale * xs[c];
-    return s;
+    entry *xy = b->E + s;
+    xy->node = m->N;
+    memset(xy->v, 0, width * sizeof(double));
+    for (int e = e0; e < e1; e++) {
+        lmm_std_row(m, b->X, b->y, Kj[e], b->xs);       /* [x* y*] of the raw row (standardise.c) */
+        for (int c = 0; c < b->nvec; c++) {
+            double w = coef[e + c * stride], *v = xy->v + c * b->pmax;
+            for (int j = 0; j <= p; j++) v[j] += w * b->xs[j];
+        }
+    }
+    return s + 1;
 }
 
 /* block(I, J) += u v' for I >= J (node sizes from m) */
@@ -42,33 +84,84 @@ static void add_outer(lmm_model *m, int I, int J, const double *u, const double 
         for (int r = dense_diag ? c : 0; r < pI; r++) B[r + (size_t) c * ld] += u[r] * v[c];
 }
 
-void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt,
-                   const double *X, const double *y, const double *sqrtw,
-                   const int *prev, const double *a, const double *c)
+/* The identity whitening with the prior weights: K = diag(sqrtw) (or I). */
+lmm_whitening lmm_diagonal_whitening(int n, const double *sqrtw)
 {
-    int k = m->k, p = m->p, pmax = m->size_max;
-    entry *E = (entry *) R_alloc(2 * k + 1, sizeof(entry));
-    for (int e = 0; e < 2 * k + 1; e++) E[e].v = (double *) R_alloc(pmax, sizeof(double));
-    double *xy = (double *) R_alloc(2 * (p + 1), sizeof(double)), *xs = xy + p + 1;
+    lmm_whitening K;
+    memset(&K, 0, sizeof K);
+    K.n = n;
+    K.Kp = (int *) R_alloc(n + 1, sizeof(int));
+    K.Kj = (int *) R_alloc(n > 0 ? n : 1, sizeof(int));
+    K.Kx = (double *) R_alloc(n > 0 ? n : 1, sizeof(double));
+    double ld = 0;
+    for (int i = 0; i <= n; i++) K.Kp[i] = i;
+    for (int i = 0; i < n; i++) {
+        K.Kj[i] = i;
+        K.Kx[i] = sqrtw ? sqrtw[i] : 1.0;
+        ld += 2 * log(K.Kx[i]);
+    }
+    K.logdet = ld;
+    return K;
+}
+
+static int max_row_length(const lmm_whitening *K)
+{
+    int most = 1;
+    for (int i = 0; i < K->n; i++) if (K->Kp[i + 1] - K->Kp[i] > most) most = K->Kp[i + 1] - K->Kp[i];
+    return most;
+}
+
+void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt,
+                   const double *X, const double *y, const lmm_whitening *K)
+{
+    row_builder b = builder(m, refs, Xt, X, y, max_row_length(K), 1);
     memset(m->Ax, 0, m->nLx * sizeof(double));
     memset(m->Ad, 0, (size_t) m->md * m->md * sizeof(double));
     for (int i = 0; i < m->n; i++) {
         if (i % 65536 == 0) R_CheckUserInterrupt();
-        double w = sqrtw ? sqrtw[i] : 1.0, ai = a ? a[i] : 1.0;
-        memset(xy, 0, (p + 1) * sizeof(double));
-        int s = add_raw_row(m, refs, Xt, X, y, i, w * ai, E, 0, xy, xs);
-        if (prev && prev[i] >= 0) s = add_raw_row(m, refs, Xt, X, y, prev[i], c[i], E, s, xy, xs);
-        E[s].node = m->N;
-        memcpy(E[s].v, xy, (p + 1) * sizeof(double));
-        s++;
+        int s = build_row(&b, K->Kj, K->Kp[i], K->Kp[i + 1], K->Kx, 0);
         for (int e1 = 0; e1 < s; e1++)                  /* every pair of touched nodes, I >= J */
             for (int e2 = 0; e2 < s; e2++)
-                if (E[e1].node >= E[e2].node) add_outer(m, E[e1].node, E[e2].node, E[e1].v, E[e2].v);
+                if (b.E[e1].node >= b.E[e2].node)
+                    add_outer(m, b.E[e1].node, b.E[e2].node, b.E[e1].v, b.E[e2].v);
     }
-    /* log|W| for the criterion: sum of log prior weights */
-    double slw = 0;
-    if (sqrtw || a)
-        for (int i = 0; i < m->n; i++) slw += 2.0 * log(fabs((sqrtw ? sqrtw[i] : 1.0) * (a ? a[i] : 1.0)));
-    m->sumlogw = slw;
+    m->sumlogw = K->logdet;                             /* log|V^{-1}| (log|W| without rho) */
     m->factored = 0;
+}
+
+/* u' M_IJ v for any two nodes of the pattern (M_IJ = M_JI' when I < J) */
+static double bilinear(const lmm_model *m, double *Mx, double *Md, int I, int J, const double *u,
+                       const double *v)
+{
+    int ld, tr = I < J, pI = m->size[I], pJ = m->size[J];
+    const double *B = tr ? lmm_block_ptr(m, Mx, Md, J, I, &ld) : lmm_block_ptr(m, Mx, Md, I, J, &ld);
+    if (!B) error(_("internal error: block (%d, %d) outside the pattern"), I, J);
+    double s = 0;
+    for (int c = 0; c < pJ; c++)
+        for (int r = 0; r < pI; r++)
+            s += u[r] * v[c] * (tr ? B[c + (size_t) r * ld] : B[r + (size_t) c * ld]);
+    return s;
+}
+
+void lmm_crossprod_contract(lmm_model *m, const int *const *refs, const double *const *Xt,
+                            const double *X, const double *y, const lmm_whitening *K,
+                            double *Mx, double *Md, double *out)
+{
+    int nrho = K->nrho, nnz = K->Kp[K->n];
+    if (nrho < 1) return;
+    /* vector 0: g = K rows; vector 1 + k: dK_k rows.  Coefficients laid out as Kx, dKx. */
+    double *coef = (double *) R_alloc((size_t) nnz * (nrho + 1), sizeof(double));
+    memcpy(coef, K->Kx, nnz * sizeof(double));
+    memcpy(coef + nnz, K->dKx, (size_t) nnz * nrho * sizeof(double));
+    row_builder b = builder(m, refs, Xt, X, y, max_row_length(K), nrho + 1);
+    for (int k = 0; k < nrho; k++) out[k] = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (i % 65536 == 0) R_CheckUserInterrupt();
+        int s = build_row(&b, K->Kj, K->Kp[i], K->Kp[i + 1], coef, nnz);
+        for (int e1 = 0; e1 < s; e1++)
+            for (int e2 = 0; e2 < s; e2++)
+                for (int k = 0; k < nrho; k++)
+                    out[k] += 2 * bilinear(m, Mx, Md, b.E[e1].node, b.E[e2].node, b.E[e1].v,
+                                           b.E[e2].v + (k + 1) * b.pmax);
+    }
 }

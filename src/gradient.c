@@ -20,7 +20,7 @@
  * first p rows included for REML) and the dense block's inverse (dense_inverse.c) -- about the
  * cost of one factorisation more.  Per term, G_t = sum over its nodes of C_JJ.
  */
-#include "lmm.h"
+#include "residual.h"
 #include <string.h>
 
 /* rows of node I taking part in Omega_S: node N contributes its first nl (p or 0) */
@@ -294,8 +294,34 @@ static void dense_sigma(const lmm_model *m, int n, double *Sd)
         for (int r = 0; r < c; r++) Sd[r + (size_t) c * md] = Sd[c + (size_t) r * md];
 }
 
-/* The gradient at the current factor (m->factored): grad[ntheta].  One workspace, carved. */
-static void gradient_at_factor(const lmm_model *m, const double *theta, int REML, double *grad)
+/* M = T B T' on L's pattern, in place (the sparse blocks Mx, the full dense block Md): block
+   (I, J) becomes T_I B_IJ T_J' (node N's template is the identity). */
+static void form_M(const lmm_model *m, const double *const *T, double *Mx, double *Md)
+{
+    for (int J = 0; J < m->Ns; J++) {
+        int pJ = m->size[J];
+        const double *TJ = T[m->term[J]];
+        for (int e = m->Lp[J] - 1; e < m->Lp[J + 1]; e++) {           /* e = Lp[J] - 1: diagonal */
+            int I = e < m->Lp[J] ? J : m->Li[e], pI = m->size[I];
+            double *B = Mx + (e < m->Lp[J] ? m->Ldiag[J] : m->Loff[e]);
+            const double *TI = T[m->term[I]];
+            for (int b = 0; b < pJ; b++) template_times(pI, TI, B + (size_t) b * pI, 1);
+            for (int a = 0; a < pI; a++) template_times(pJ, TJ, B + a, pI);
+        }
+    }
+    int md = m->md;
+    for (int I = m->Ns; I < m->N; I++) {
+        int dI = m->doff[I - m->Ns], pI = m->size[I];
+        const double *TI = T[m->term[I]];
+        for (int c = 0; c < md; c++) template_times(pI, TI, Md + dI + (size_t) c * md, 1);
+        for (int r = 0; r < md; r++) template_times(pI, TI, Md + r + (size_t) dI * md, md);
+    }
+}
+
+/* The gradient at the current factor (m->factored): grad[ntheta]; with Mx (nLx) and Md
+   (md x md), also M = dcrit/dA = T B T' on L's pattern.  One workspace, carved. */
+static void gradient_at_factor(const lmm_model *m, const double *theta, int REML, double *grad,
+                               double *Mx, double *Md)
 {
     int N = m->N, Ns = m->Ns, md = m->md, p = m->p, k = m->k, nl = REML ? p : 0;
     int dX = m->doff[N - Ns], pmax = m->size_max;
@@ -334,6 +360,11 @@ static void gradient_at_factor(const lmm_model *m, const double *theta, int REML
     }
     T[k] = NULL;
     G[k] = NULL;
+    if (Mx) {                                                       /* M = T B T' */
+        memcpy(Mx, Sx, m->nLx * sizeof(double));
+        memcpy(Md, Sd, nd * sizeof(double));
+        form_M(m, T, Mx, Md);
+    }
     for (int J = 0; J < Ns; J++) {                                  /* the sparse columns */
         lmm_work(lmm_column_work(m, J));
         block_contract(m, J, J, Sx + m->Ldiag[J], m->Ax + m->Ldiag[J], m->size[J], T, G, V);
@@ -355,28 +386,18 @@ static void gradient_at_factor(const lmm_model *m, const double *theta, int REML
 int lmm_criterion_gradient(lmm_model *m, const double *theta, int REML, double *crit,
                            double *grad)
 {
+    return lmm_criterion_gradient_M(m, theta, REML, crit, grad, NULL, NULL);
+}
+
+/* The same, and M = dcrit/dA on L's pattern when Mx is not NULL (residual.h). */
+int lmm_criterion_gradient_M(lmm_model *m, const double *theta, int REML, double *crit,
+                             double *grad, double *Mx, double *Md)
+{
     lmm_crit_parts cp = lmm_criterion(m, theta, REML);
     *crit = cp.crit;
     if (!m->factored) return 1;
     const void *vmax = vmaxget();
-    gradient_at_factor(m, theta, REML, grad);
+    gradient_at_factor(m, theta, REML, grad, Mx, Md);
     vmaxset(vmax);
     return 0;
-}
-
-/* .Call entry: lmm_gradient(ptr, theta, REML) -> the criterion with attribute "gradient"
-   (NA when the penalised system is not positive definite at theta). */
-SEXP lmm_gradient(SEXP ptr, SEXP theta, SEXP REML)
-{
-    lmm_model *m = lmm_get_model(ptr);
-    const double *th = lmm_check_theta(m, theta);
-    int reml = asLogical(REML);
-    if (reml == NA_LOGICAL) error(_("REML must be TRUE or FALSE"));
-    SEXP ans = PROTECT(allocVector(REALSXP, 1));
-    SEXP grad = PROTECT(allocVector(REALSXP, m->ntheta));
-    if (lmm_criterion_gradient(m, th, reml, REAL(ans), REAL(grad)))
-        for (int i = 0; i < m->ntheta; i++) REAL(grad)[i] = NA_REAL;
-    setAttrib(ans, install("gradient"), grad);
-    UNPROTECT(2); /* ans, grad */
-    return ans;
 }

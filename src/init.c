@@ -3,7 +3,7 @@
  */
 #include "lmm.h"
 #include "optimise.h"
-#include "residual_legacy.h"
+#include "residual.h"
 #include <R_ext/Rdynload.h>
 
 /* optimise.c: test entry minimising an R function (tests only) */
@@ -11,22 +11,19 @@ SEXP lmm_test_optimiser(SEXP fn, SEXP x0, SEXP lower, SEXP upper, SEXP rhobeg, S
                         SEXP maxeval, SEXP ftol_abs);
 
 static const R_CallMethodDef call_methods[] = {
-    {"lmm_setup",          (DL_FUNC) &lmm_setup,          6},
-    {"lmm_crit",           (DL_FUNC) &lmm_crit,           3},
-    {"lmm_optimise",       (DL_FUNC) &lmm_optimise,       6},
-    {"lmm_parts",          (DL_FUNC) &lmm_parts,          3},
-    {"lmm_quadform",       (DL_FUNC) &lmm_quadform,       4},
-    {"lmm_solution",       (DL_FUNC) &lmm_solution,       3},
+    {"lmm_setup",          (DL_FUNC) &lmm_setup,          7},
+    {"lmm_crit",           (DL_FUNC) &lmm_crit,           4},
+    {"lmm_optimise",       (DL_FUNC) &lmm_optimise,       8},
+    {"lmm_parts",          (DL_FUNC) &lmm_parts,          4},
+    {"lmm_quadform",       (DL_FUNC) &lmm_quadform,       5},
+    {"lmm_solution",       (DL_FUNC) &lmm_solution,       4},
     {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
-    {"lmm_gradient",       (DL_FUNC) &lmm_gradient,       3},
+    {"lmm_gradient",       (DL_FUNC) &lmm_gradient,       4},
     {"lmm_moments",        (DL_FUNC) &lmm_moments,        3},
-    {"lmm_setup_resid",    (DL_FUNC) &lmm_setup_resid,    7},
-    {"lmm_crit_resid",     (DL_FUNC) &lmm_crit_resid,     4},
-    {"lmm_optimise_resid", (DL_FUNC) &lmm_optimise_resid, 8},
-    {"lmm_solution_resid", (DL_FUNC) &lmm_solution_resid, 4},
-    {"lmm_whiten_resid",   (DL_FUNC) &lmm_whiten_resid,   2},
     {"lmm_cor_matrix",     (DL_FUNC) &lmm_cor_matrix,     4},
     {"lmm_var_logs",       (DL_FUNC) &lmm_var_logs,       3},
+    {"lmm_whitening_at",   (DL_FUNC) &lmm_whitening_at,   2},
+    {"lmm_whiten_solve",   (DL_FUNC) &lmm_whiten_solve,   3},
     {"lmm_chol_dense",     (DL_FUNC) &lmm_chol_dense,     1},
     {"lmm_inverse_dense",  (DL_FUNC) &lmm_inverse_dense,  1},
     {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 8},

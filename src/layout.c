@@ -2,9 +2,9 @@
  * layout.c -- symbolic analysis: node numbering, the pattern of A = G'WG, the fill of its
  * Cholesky factor, and the split into sparse node columns and one dense trailing block.
  *
- * Node J of term t, level l: J = node0[t] + l.  A row of G touches one node per term (two when
- * the row is pre-whitened against its predecessor), so A has a block (I, J) exactly when some
- * row touches both.  The factor's pattern follows from the elimination tree: column J of L holds
+ * Node J of term t, level l: J = node0[t] + l.  A row of G touches one node per term (and, when
+ * the rows are whitened, those of the raw rows its whitened row combines: residual.h), so A has
+ * a block (I, J) exactly when some whitened row touches both.  The factor's pattern follows from the elimination tree: column J of L holds
  * A's column J below the diagonal and the columns of its children, less J itself.
  */
 #include "lmm.h"
@@ -17,16 +17,17 @@ static int cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Nodes touched by whitened row i: those of raw row i and, when prev[i] >= 0, of raw row prev[i].
-   Returns how many distinct nodes were written to S (at most 2k). */
-static int row_nodes(const lmm_model *m, const int *const *refs, const int *prev, int i, int *S)
+/* Nodes touched by whitened row i: those of the raw rows Kj[Kp[i] .. Kp[i+1]-1] (row i alone
+   without a whitening pattern).  Returns how many distinct nodes were written to S. */
+static int row_nodes(const lmm_model *m, const int *const *refs, const int *Kp, const int *Kj,
+                     int i, int *S)
 {
-    int s = 0;
-    for (int t = 0; t < m->k; t++) S[s++] = m->node0[t] + refs[t][i];
-    if (prev && prev[i] >= 0) {
+    int s = 0, e0 = Kp ? Kp[i] : i, e1 = Kp ? Kp[i + 1] : i + 1;
+    for (int e = e0; e < e1; e++) {
+        int r = Kp ? Kj[e] : i;
         for (int t = 0; t < m->k; t++) {
-            int J = m->node0[t] + refs[t][prev[i]], dup = 0;
-            for (int r = 0; r < s; r++) if (S[r] == J) { dup = 1; break; }
+            int J = m->node0[t] + refs[t][r], dup = 0;
+            for (int x = 0; x < s; x++) if (S[x] == J) { dup = 1; break; }
             if (!dup) S[s++] = J;
         }
     }
@@ -35,14 +36,16 @@ static int row_nodes(const lmm_model *m, const int *const *refs, const int *prev
 
 /* The pattern of A below the diagonal, by column: rows Ap[J] .. Ap[J+1]-1 of Ai, distinct, > J.
    (Node N, the [X y] node, is in every column and is not listed.) */
-static void pattern_A(const lmm_model *m, const int *const *refs, const int *prev,
+static void pattern_A(const lmm_model *m, const int *const *refs, const int *Kp, const int *Kj,
                       int **Ap_out, int **Ai_out)
 {
-    int N = m->N, n = m->n, *S = (int *) R_alloc(2 * m->k, sizeof(int));
+    int N = m->N, n = m->n, len = 1;
+    if (Kp) for (int i = 0; i < n; i++) if (Kp[i + 1] - Kp[i] > len) len = Kp[i + 1] - Kp[i];
+    int *S = (int *) R_alloc((size_t) len * m->k + 1, sizeof(int));
     int *cnt = (int *) R_alloc(N + 1, sizeof(int));
     memset(cnt, 0, (N + 1) * sizeof(int));
     for (int i = 0; i < n; i++) {                       /* count pairs I > J per column J */
-        int s = row_nodes(m, refs, prev, i, S);
+        int s = row_nodes(m, refs, Kp, Kj, i, S);
         for (int a = 0; a < s; a++)
             for (int b = 0; b < s; b++)
                 if (S[a] > S[b]) cnt[S[b]]++;
@@ -57,7 +60,7 @@ static void pattern_A(const lmm_model *m, const int *const *refs, const int *pre
     int *fill = (int *) R_alloc(N + 1, sizeof(int));
     memcpy(fill, Ap, (N + 1) * sizeof(int));
     for (int i = 0; i < n; i++) {
-        int s = row_nodes(m, refs, prev, i, S);
+        int s = row_nodes(m, refs, Kp, Kj, i, S);
         for (int a = 0; a < s; a++)
             for (int b = 0; b < s; b++)
                 if (S[a] > S[b]) Ai[fill[S[b]]++] = S[a];
@@ -224,7 +227,7 @@ int lmm_theta_length(int k, const int *pt)
 
 /* Fill m (zeroed, owned by the caller's external pointer) with the layout of the model. */
 void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
-                     const int *const *refs, const int *prev)
+                     const int *const *refs, const int *Kp, const int *Kj)
 {
     m->n = n; m->p = p; m->k = k;
     m->pt = R_Calloc(k + 1, int);
@@ -257,7 +260,7 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
         for (int i = 0; i < n; i++) m->nrows[m->node0[t] + refs[t][i]]++;
 
     int *Ap, *Ai;
-    pattern_A(m, refs, prev, &Ap, &Ai);
+    pattern_A(m, refs, Kp, Kj, &Ap, &Ai);
     symbolic_factor(m, Ap, Ai);
     m->Ns = choose_split(m);
     assign_storage(m);

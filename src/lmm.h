@@ -83,21 +83,19 @@ typedef struct lmm_model {
     double *std_mu, *std_d, *std_g, std_s;
     double std_ldM;     /* 2 sum log d_j = log|R_X|^2 - log|R*|^2 */
 
-    double sumlogw; /* sum of log prior weights: log|W| */
+    double sumlogw; /* log|V^{-1}|: the sum of log prior weights without a residual structure */
+    struct lmm_resid *resid;   /* the residual structure (residual.h), or NULL */
     int factored;   /* Lx/Ld hold the factor at theta_cur */
     double *theta_cur;
 } lmm_model;
 
 /* layout.c: symbolic analysis */
 void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
-                     const int *const *refs, const int *prev);
+                     const int *const *refs, const int *Kp, const int *Kj);
 void lmm_free(lmm_model *m);
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);
 
-/* crossprod.c: A = G' W G from the (pre-whitened) data */
-void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt,
-                   const double *X, const double *y, const double *sqrtw,
-                   const int *prev, const double *a, const double *c);
+/* crossprod.c: A = (KG)'(KG) from the (whitened) data -- residual.h */
 
 /* standardise.c: the internal coordinates of [X y] and the way back */
 void lmm_standardise(lmm_model *m, const double *X, const double *y);
@@ -134,7 +132,7 @@ void lmm_condvar(const lmm_model *m, double *out);
 /* gradient.c: the criterion and its gradient with respect to theta (status 0, or the factor's) */
 int lmm_criterion_gradient(lmm_model *m, const double *theta, int REML, double *crit,
                            double *grad);
-SEXP lmm_gradient(SEXP ptr, SEXP theta, SEXP REML);
+SEXP lmm_gradient(SEXP ptr, SEXP theta, SEXP REML, SEXP rho);
 
 /* moments.c: moment estimates of theta from A (the optimiser's start) */
 SEXP lmm_moments(SEXP ptr, SEXP REML, SEXP floor);
@@ -215,12 +213,15 @@ const double *lmm_check_theta(const lmm_model *m, SEXP theta); /* finite, length
 void lmm_term_codes(SEXP r, SEXP xt, int nlt, int n, int t, int *r0);
 
 /* model.c: .Call entry points */
-SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw);
-SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML);
-SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper, SEXP REML, SEXP control);
-SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML);
-SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A);
-SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML);
+SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP resid);
+SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML, SEXP rho);
+SEXP lmm_optimise(SEXP ptr, SEXP x0, SEXP lower, SEXP upper, SEXP REML, SEXP control, SEXP rho,
+                  SEXP free);
+SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML, SEXP rho);
+SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A, SEXP rho);
+SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho);
+SEXP lmm_whitening_at(SEXP ptr, SEXP rho);
+SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z);
 SEXP lmm_layout_info(SEXP ptr);
 SEXP lmm_chol_dense(SEXP A);
 SEXP lmm_inverse_dense(SEXP L);                        /* dense_inverse.c: test entry */

@@ -2,7 +2,7 @@
  * model.c -- the .Call interface: an engine model lives in an external pointer whose finaliser
  * frees it, so nothing leaks when R signals an error or the user interrupts.
  */
-#include "lmm.h"
+#include "residual.h"
 #include "optimise.h"
 #include "quasi_newton.h"
 #include <string.h>
@@ -10,6 +10,7 @@
 static void model_finalise(SEXP ptr)
 {
     lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
+    if (m) lmm_resid_free(m->resid);
     lmm_free(m);
     R_ClearExternalPtr(ptr);
 }
@@ -41,7 +42,7 @@ int lmm_check_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
     if (!isReal(y) || !isReal(X) || !isMatrix(X) || nrows(X) != n)
         error(_("y must be numeric and X a numeric matrix with one row per observation"));
     if (!isNewList(refs) || !isNewList(Xts) || !isInteger(nl) ||
-        LENGTH(refs) != LENGTH(Xts) || LENGTH(nl) != LENGTH(refs) || LENGTH(refs) < 1)
+        LENGTH(refs) != LENGTH(Xts) || LENGTH(nl) != LENGTH(refs))
         error(_("the random-effects terms are malformed"));
     if (!isNull(sqrtw) && (!isReal(sqrtw) || LENGTH(sqrtw) != n))
         error(_("weights must be numeric with one value per observation"));
@@ -64,55 +65,301 @@ void lmm_term_codes(SEXP r, SEXP xt, int nlt, int n, int t, int *r0)
     }
 }
 
-/* lmm_setup(y, X, refs, Xts, nl, sqrtw): y (n), X (n x p), refs: list of k integer vectors of
-   1-based level codes, Xts: list of k n x p_t matrices, nl: levels per term, sqrtw: NULL or n. */
-SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw)
+/* ---- setup ------------------------------------------------------------------------------- */
+
+/* list element by name, or R_NilValue */
+static SEXP named(SEXP list, const char *name)
+{
+    SEXP names = getAttrib(list, R_NamesSymbol);
+    if (isNull(names)) return R_NilValue;
+    for (int i = 0; i < LENGTH(list); i++)
+        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return VECTOR_ELT(list, i);
+    return R_NilValue;
+}
+
+/* The residual structure R describes -- list(gp, grow, cor, var): group g's rows
+   grow[gp[g] .. gp[g+1]-1] (0-based, in the group's order), cor a correlation structure or
+   NULL, var a list of variance components (residual_families.c) -- checked and copied. */
+static lmm_resid *resid_from(SEXP s, int n, const double *sqrtw)
+{
+    if (!isNewList(s)) error(_("the residual structure is malformed"));
+    SEXP gp = named(s, "gp"), grow = named(s, "grow"), cor = named(s, "cor"), var = named(s, "var");
+    if (!isInteger(gp) || LENGTH(gp) < 1 || !isInteger(grow) || LENGTH(grow) != n ||
+        (!isNull(var) && !isNewList(var)))
+        error(_("the residual structure is malformed"));
+    int G = LENGTH(gp) - 1;
+    if (INTEGER(gp)[0] != 0 || INTEGER(gp)[G] != n) error(_("the residual groups are malformed"));
+    for (int g = 0; g < G; g++)
+        if (INTEGER(gp)[g + 1] <= INTEGER(gp)[g]) error(_("the residual groups are malformed"));
+    int *seen = (int *) R_alloc(n > 0 ? n : 1, sizeof(int));
+    memset(seen, 0, n * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        int r = INTEGER(grow)[i];
+        if (r == NA_INTEGER || r < 0 || r >= n || seen[r]++)
+            error(_("the residual groups must list every row once (row %d)"), i + 1);
+    }
+    lmm_cor c;
+    memset(&c, 0, sizeof c);
+    if (!isNull(cor)) {
+        c = lmm_cor_from(cor, n);
+        if (!lmm_cor_family(c.code)) error(_("correlation family %d is not available"), c.code);
+    }
+    int nvar = isNull(var) ? 0 : LENGTH(var);
+    lmm_var *vv = (lmm_var *) R_alloc(nvar + 1, sizeof(lmm_var));
+    for (int v = 0; v < nvar; v++) {
+        vv[v] = lmm_var_from(VECTOR_ELT(var, v), n);
+        if (!lmm_var_family(vv[v].code)) error(_("variance family %d is not available"), vv[v].code);
+    }
+    lmm_resid *rs = R_Calloc(1, lmm_resid);       /* from here on, freed by the finaliser */
+    rs->n = n;
+    rs->G = G;
+    rs->gp = R_Calloc(G + 1, int);
+    rs->grow = R_Calloc(n > 0 ? n : 1, int);
+    memcpy(rs->gp, INTEGER(gp), (G + 1) * sizeof(int));
+    memcpy(rs->grow, INTEGER(grow), n * sizeof(int));
+    rs->cor = c;
+    rs->cor_code = c.code;
+    rs->banded = c.code == LMM_COR_AR1 || c.code == LMM_COR_CAR1;
+    rs->ncor = c.npar;
+    rs->nvar = nvar;
+    rs->var = R_Calloc(nvar + 1, lmm_var);
+    rs->var_off = R_Calloc(nvar + 1, int);
+    rs->nrho = rs->ncor;
+    for (int v = 0; v < nvar; v++) {
+        rs->var[v] = vv[v];
+        rs->var_off[v] = rs->nrho;
+        rs->nrho += vv[v].npar;
+    }
+    rs->nvarpar = rs->nrho - rs->ncor;
+    rs->sqrtw = sqrtw;
+    rs->rho_cur = R_Calloc(rs->nrho + 1, double);
+    return rs;
+}
+
+/* Markov families need strictly increasing times within groups */
+static void check_markov_times(const lmm_resid *rs)
+{
+    for (int g = 0; g < rs->G; g++)
+        for (int a = rs->gp[g] + 1; a < rs->gp[g + 1]; a++)
+            if (!(rs->cor.cov[rs->grow[a]] > rs->cor.cov[rs->grow[a - 1]]))
+                error(_("times must increase strictly within each correlation group (row %d)"),
+                      rs->grow[a] + 1);
+}
+
+/* lmm_setup(y, X, refs, Xts, nl, sqrtw, resid): y (n), X (n x p), refs: list of k integer
+   vectors of 1-based level codes, Xts: list of k n x p_t matrices, nl: levels per term, sqrtw:
+   NULL or n, resid: NULL or a residual structure (resid_from).  Without a residual structure A
+   is formed here, once; with one, the raw data are kept (the pointer's protected value) and A
+   is formed for each new rho. */
+SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP resid)
 {
     int n = lmm_check_setup(y, X, refs, Xts, nl, sqrtw);
     int k = LENGTH(refs), p = ncols(X);
-    int *pt = (int *) R_alloc(k, sizeof(int));
-    const int **ref0 = (const int **) R_alloc(k, sizeof(int *));
-    const double **Xt = (const double **) R_alloc(k, sizeof(double *));
+    int *pt = (int *) R_alloc(k + 1, sizeof(int));
+    SEXP prot = PROTECT(allocVector(VECSXP, 6));
+    SEXP refs0 = allocVector(VECSXP, k);
+    SET_VECTOR_ELT(prot, 2, refs0);
+    const int **ref0 = (const int **) R_alloc(k + 1, sizeof(int *));
+    const double **Xt = (const double **) R_alloc(k + 1, sizeof(double *));
     for (int t = 0; t < k; t++) {
         SEXP xt = VECTOR_ELT(Xts, t);
-        int *r0 = (int *) R_alloc(n, sizeof(int));
+        SET_VECTOR_ELT(refs0, t, allocVector(INTSXP, n));
+        int *r0 = INTEGER(VECTOR_ELT(refs0, t));
         lmm_term_codes(VECTOR_ELT(refs, t), xt, INTEGER(nl)[t], n, t, r0);
         ref0[t] = r0;
         Xt[t] = REAL(xt);
         pt[t] = ncols(xt);
     }
+    const double *sw = isNull(sqrtw) ? NULL : REAL(sqrtw);
     lmm_model *m = R_Calloc(1, lmm_model);
-    SEXP ptr = PROTECT(R_MakeExternalPtr(m, R_NilValue, R_NilValue));
+    SEXP ptr = PROTECT(R_MakeExternalPtr(m, R_NilValue, isNull(resid) ? R_NilValue : prot));
     R_RegisterCFinalizerEx(ptr, model_finalise, TRUE);
-    lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, NULL);
+    if (isNull(resid)) {
+        lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, NULL, NULL);
+        lmm_standardise(m, REAL(X), REAL(y));
+        lmm_whitening K = lmm_diagonal_whitening(n, sw);
+        lmm_crossprod(m, ref0, Xt, REAL(X), REAL(y), &K);
+        UNPROTECT(2); /* prot, ptr */
+        return ptr;
+    }
+    SEXP keep[] = {y, X, Xts, sqrtw, resid};
+    int slot[] = {0, 1, 3, 4, 5};
+    for (int i = 0; i < 5; i++) { MARK_NOT_MUTABLE(keep[i]); SET_VECTOR_ELT(prot, slot[i], keep[i]); }
+    lmm_resid *rs = resid_from(resid, n, sw);
+    m->resid = rs;
+    if (rs->banded) check_markov_times(rs);
+    lmm_resid_pattern(rs);
+    rs->refs = ref0;                       /* R_alloc'd: re-pointed at every .Call (get_model) */
+    lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, rs->K.Kp, rs->K.Kj);
     lmm_standardise(m, REAL(X), REAL(y));
-    lmm_crossprod(m, ref0, Xt, REAL(X), REAL(y), isNull(sqrtw) ? NULL : REAL(sqrtw), NULL, NULL, NULL);
-    UNPROTECT(1); /* ptr */
+    rs->refs = NULL;
+    UNPROTECT(2); /* prot, ptr */
     return ptr;
 }
 
-SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML)
+/* ---- rho ------------------------------------------------------------------------------------ */
+
+/* The raw data of a residual-structure engine, re-pointed from its protected value (the
+   pointer arrays are R_alloc'd: valid during this .Call). */
+static void point_data(SEXP ptr, lmm_model *m)
 {
-    lmm_model *m = lmm_get_model(ptr);
-    lmm_crit_parts cp = lmm_criterion(m, lmm_check_theta(m, theta), asLogical(REML));
-    return ScalarReal(cp.crit);
+    lmm_resid *rs = m->resid;
+    if (!rs) return;
+    SEXP prot = R_ExternalPtrProtected(ptr);
+    SEXP refs0 = VECTOR_ELT(prot, 2), Xts = VECTOR_ELT(prot, 3);
+    const int **refs = (const int **) R_alloc(m->k + 1, sizeof(int *));
+    const double **Xt = (const double **) R_alloc(m->k + 1, sizeof(double *));
+    for (int t = 0; t < m->k; t++) {
+        refs[t] = INTEGER(VECTOR_ELT(refs0, t));
+        Xt[t] = REAL(VECTOR_ELT(Xts, t));
+    }
+    rs->refs = refs;
+    rs->Xt = Xt;
+    rs->y = REAL(VECTOR_ELT(prot, 0));
+    rs->X = REAL(VECTOR_ELT(prot, 1));
 }
 
-typedef struct { lmm_model *m; int REML; } crit_ctx;
+static int nrho_of(const lmm_model *m)
+{
+    return m->resid ? m->resid->nrho : 0;
+}
 
-static double objective(const double *theta, void *ctx)
+/* rho checked against the model: finite, of the structure's length (0 without one) */
+static const double *check_rho(const lmm_model *m, SEXP rho)
+{
+    int nr = nrho_of(m);
+    if (!isReal(rho) || XLENGTH(rho) != nr)
+        error(_("rho must be a numeric vector of length %d"), nr);
+    for (int i = 0; i < nr; i++)
+        if (!R_FINITE(REAL(rho)[i])) error(_("rho[%d] is not finite"), i + 1);
+    return REAL(rho);
+}
+
+/* Make A (and K, and with deriv dK) those of rho.  The state is marked invalid before anything
+   is rebuilt, so an interrupt or error inside leaves no stale A named current.  Returns 1 when
+   rho is outside the parameter space. */
+static int set_rho(lmm_model *m, const double *rho, int deriv)
+{
+    lmm_resid *rs = m->resid;
+    if (!rs) return 0;
+    int same = rs->valid;
+    for (int i = 0; i < rs->nrho && same; i++) if (!(rho[i] == rs->rho_cur[i])) same = 0;
+    if (same && (!deriv || rs->have_dK)) return 0;
+    if (same) {                                        /* A is current: dK only */
+        rs->have_dK = 0;
+        if (lmm_resid_whiten(rs, rho, 1)) return 1;
+        rs->have_dK = 1;
+        return 0;
+    }
+    rs->valid = 0;
+    rs->have_dK = 0;
+    m->factored = 0;
+    if (lmm_resid_whiten(rs, rho, deriv)) return 1;
+    lmm_crossprod(m, rs->refs, rs->Xt, rs->X, rs->y, &rs->K);
+    memcpy(rs->rho_cur, rho, rs->nrho * sizeof(double));
+    rs->valid = 1;
+    rs->have_dK = deriv;
+    return 0;
+}
+
+/* The engine at (theta, rho) for a .Call: the model with A at rho; stops when rho is outside
+   the space unless `soft` (then *bad = 1). */
+static lmm_model *engine_at(SEXP ptr, SEXP theta, SEXP rho, int soft, int *bad)
+{
+    lmm_model *m = lmm_get_model(ptr);
+    lmm_check_theta(m, theta);
+    const double *r = check_rho(m, rho);
+    point_data(ptr, m);
+    *bad = set_rho(m, r, 0);
+    if (*bad && !soft) error(_("the residual parameters rho are outside their range"));
+    return m;
+}
+
+/* The criterion and its gradient in (theta, rho): grad[ntheta + nrho].  Nonzero when the
+   criterion is not finite (gradient unset). */
+static int criterion_gradient(lmm_model *m, const double *theta, const double *rho, int REML,
+                              double *f, double *grad)
+{
+    int nt = m->ntheta, nr = nrho_of(m);
+    if (set_rho(m, rho, 1)) { *f = R_PosInf; return 1; }
+    if (!nr) return lmm_criterion_gradient(m, theta, REML, f, grad);
+    const void *vmax = vmaxget();
+    double *Mx = (double *) R_alloc(m->nLx + 1, sizeof(double));
+    double *Md = (double *) R_alloc((size_t) m->md * m->md + 1, sizeof(double));
+    int status = lmm_criterion_gradient_M(m, theta, REML, f, grad, Mx, Md);
+    if (!status) {
+        lmm_resid *rs = m->resid;
+        lmm_crossprod_contract(m, rs->refs, rs->Xt, rs->X, rs->y, &rs->K, Mx, Md, grad + nt);
+        for (int k = 0; k < nr; k++) grad[nt + k] -= rs->K.dlogdet[k];   /* crit has -log|V^-1| */
+    }
+    vmaxset(vmax);
+    return status;
+}
+
+/* ---- .Call entries ---------------------------------------------------------------------------- */
+
+SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
+{
+    int bad;
+    lmm_model *m = engine_at(ptr, theta, rho, 1, &bad);
+    if (bad) return ScalarReal(R_PosInf);
+    return ScalarReal(lmm_criterion(m, REAL(theta), asLogical(REML)).crit);
+}
+
+/* lmm_gradient(ptr, theta, REML, rho) -> the criterion with attribute "gradient" (theta, then
+   rho; NA when the criterion is not finite there). */
+SEXP lmm_gradient(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
+{
+    lmm_model *m = lmm_get_model(ptr);
+    const double *th = lmm_check_theta(m, theta), *r = check_rho(m, rho);
+    int reml = asLogical(REML), np = m->ntheta + nrho_of(m);
+    if (reml == NA_LOGICAL) error(_("REML must be TRUE or FALSE"));
+    point_data(ptr, m);
+    SEXP ans = PROTECT(allocVector(REALSXP, 1));
+    SEXP grad = PROTECT(allocVector(REALSXP, np));
+    if (criterion_gradient(m, th, r, reml, REAL(ans), REAL(grad)))
+        for (int i = 0; i < np; i++) REAL(grad)[i] = NA_REAL;
+    setAttrib(ans, install("gradient"), grad);
+    UNPROTECT(2); /* ans, grad */
+    return ans;
+}
+
+/* The optimiser's view: x = (theta, the free entries of rho); rho holds the fixed ones. */
+typedef struct {
+    lmm_model *m;
+    int REML, nt, nr;
+    const int *free;
+    double *rho, *gfull;
+} crit_ctx;
+
+static void unpack_rho(crit_ctx *c, const double *x)
+{
+    for (int i = 0, f = 0; i < c->nr; i++) if (c->free[i]) c->rho[i] = x[c->nt + f++];
+}
+
+static double objective(const double *x, void *ctx)
 {
     crit_ctx *c = (crit_ctx *) ctx;
-    return lmm_criterion(c->m, theta, c->REML).crit;
+    unpack_rho(c, x);
+    if (set_rho(c->m, c->rho, 0)) return R_PosInf;
+    return lmm_criterion(c->m, x, c->REML).crit;
+}
+
+static int objective_gradient(const double *x, double *f, double *g, void *ctx)
+{
+    crit_ctx *c = (crit_ctx *) ctx;
+    unpack_rho(c, x);
+    int status = criterion_gradient(c->m, x, c->rho, c->REML, f, c->gfull);
+    if (status) return status;
+    memcpy(g, c->gfull, c->nt * sizeof(double));
+    for (int i = 0, f2 = 0; i < c->nr; i++) if (c->free[i]) g[c->nt + f2++] = c->gfull[c->nt + i];
+    return 0;
 }
 
 static double list_num(SEXP list, const char *name, double dflt)
 {
-    SEXP names = getAttrib(list, R_NamesSymbol);
-    if (isNull(names)) return dflt;
-    for (int i = 0; i < LENGTH(list); i++)
-        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return asReal(VECTOR_ELT(list, i));
-    return dflt;
+    SEXP v = named(list, name);
+    return isNull(v) ? dflt : asReal(v);
 }
 
 /* The optimiser's settings from R's list(rhobeg, rhoend, ftol_abs, maxeval, verbose). */
@@ -123,47 +370,55 @@ lmm_opt_control lmm_opt_control_from(SEXP control)
     ctrl.rhobeg = list_num(control, "rhobeg", 0.2);
     ctrl.rhoend = list_num(control, "rhoend", 2e-7);
     ctrl.ftol_abs = list_num(control, "ftol_abs", 1e-8);
-    ctrl.maxeval = (int) list_num(control, "maxeval", 10000);
+    double maxeval = list_num(control, "maxeval", 10000);
+    if (!(maxeval >= 1) || maxeval > INT_MAX) error(_("maxeval must be a positive integer"));
+    ctrl.maxeval = (int) maxeval;
     ctrl.verbose = (int) list_num(control, "verbose", 0);
     return ctrl;
 }
 
-static int objective_gradient(const double *theta, double *f, double *g, void *ctx)
-{
-    crit_ctx *c = (crit_ctx *) ctx;
-    return lmm_criterion_gradient(c->m, theta, c->REML, f, g);
-}
-
-/* Minimise the criterion over theta >= lower, starting at theta0; all in C.  control$method:
-   0 = BOBYQA (derivative-free), 1 = projected quasi-Newton with the analytic gradient (then
-   the result also holds the gradient at the optimum and the BFGS Hessian approximation). */
-SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper_, SEXP REML, SEXP control)
+/* Minimise the criterion over x = (theta, free rho) in the box [lower, upper], from x0; rho
+   holds the fixed entries of rho (and the start of the free ones, which x0 repeats).
+   control$method: 0 = BOBYQA (derivative-free), 1 = projected quasi-Newton with the analytic
+   gradient (then the result also holds the gradient at the optimum and the BFGS Hessian
+   approximation).  The result's "theta" is the whole x. */
+SEXP lmm_optimise(SEXP ptr, SEXP x0, SEXP lower, SEXP upper_, SEXP REML, SEXP control, SEXP rho,
+                  SEXP free)
 {
     lmm_model *m = lmm_get_model(ptr);
-    const double *th0 = lmm_check_theta(m, theta0);
-    if (!isReal(lower) || LENGTH(lower) != m->ntheta) error(_("lower must have length %d"), m->ntheta);
-    if (!isReal(upper_) || LENGTH(upper_) != m->ntheta) error(_("upper must have length %d"), m->ntheta);
-    int nth = m->ntheta, reml = asLogical(REML);
+    const double *r0 = check_rho(m, rho);
+    int nt = m->ntheta, nr = nrho_of(m), reml = asLogical(REML);
     if (reml == NA_LOGICAL) error(_("REML must be TRUE or FALSE"));
-    SEXP theta = PROTECT(allocVector(REALSXP, nth));
-    double *x = REAL(theta), *upper = (double *) R_alloc(nth, sizeof(double));
-    for (int i = 0; i < nth; i++) { x[i] = th0[i]; upper[i] = REAL(upper_)[i]; }
+    if (!isLogical(free) || LENGTH(free) != nr) error(_("free must be logical of length %d"), nr);
+    int *fr = (int *) R_alloc(nr + 1, sizeof(int)), nfree = 0;
+    for (int i = 0; i < nr; i++) nfree += fr[i] = LOGICAL(free)[i] == TRUE;
+    int np = nt + nfree;
+    if (!isReal(x0) || LENGTH(x0) != np) error(_("x0 must be numeric of length %d"), np);
+    for (int i = 0; i < np; i++) if (!R_FINITE(REAL(x0)[i])) error(_("x0[%d] is not finite"), i + 1);
+    if (!isReal(lower) || LENGTH(lower) != np) error(_("lower must have length %d"), np);
+    if (!isReal(upper_) || LENGTH(upper_) != np) error(_("upper must have length %d"), np);
+    point_data(ptr, m);
+    SEXP theta = PROTECT(allocVector(REALSXP, np));
+    double *x = REAL(theta);
+    memcpy(x, REAL(x0), np * sizeof(double));
+    crit_ctx ctx = {m, reml, nt, nr, fr, (double *) R_alloc(nr + 1, sizeof(double)),
+                    (double *) R_alloc(nt + nr + 1, sizeof(double))};
+    memcpy(ctx.rho, r0, nr * sizeof(double));
     lmm_opt_control ctrl = lmm_opt_control_from(control);
-    crit_ctx ctx = {m, reml};
     double crit, pgmax = NA_REAL;
     int feval, geval = 0, status, restarts = 0, qn = (int) list_num(control, "method", 0) == 1;
-    SEXP grad = PROTECT(allocVector(REALSXP, qn ? nth : 0));
-    SEXP hess = PROTECT(qn ? allocMatrix(REALSXP, nth, nth) : allocVector(REALSXP, 0));
+    SEXP grad = PROTECT(allocVector(REALSXP, qn ? np : 0));
+    SEXP hess = PROTECT(qn ? allocMatrix(REALSXP, np, np) : allocVector(REALSXP, 0));
     if (qn) {
         lmm_qn_control qc = {list_num(control, "gtol", 1e-9), ctrl.rhobeg,
                              list_num(control, "probe", 1e-4), ctrl.maxeval, ctrl.verbose};
-        lmm_qn_result r = lmm_qn_minimise(objective_gradient, &ctx, nth, x, REAL(lower), upper, &qc,
-                                          REAL(grad), REAL(hess));
-        crit = r.fmin; feval = r.feval; geval = r.geval; status = r.status;
-        pgmax = r.pgmax; restarts = r.restarts;
+        lmm_qn_result res = lmm_qn_minimise(objective_gradient, &ctx, np, x, REAL(lower),
+                                            REAL(upper_), &qc, REAL(grad), REAL(hess));
+        crit = res.fmin; feval = res.feval; geval = res.geval; status = res.status;
+        pgmax = res.pgmax; restarts = res.restarts;
     } else {
-        lmm_opt_result r = lmm_minimise(objective, &ctx, nth, x, REAL(lower), upper, &ctrl);
-        crit = r.fmin; feval = r.feval; status = r.status;
+        lmm_opt_result res = lmm_minimise(objective, &ctx, np, x, REAL(lower), REAL(upper_), &ctrl);
+        crit = res.fmin; feval = res.feval; status = res.status;
     }
     const char *nm[] = {"theta", "crit", "feval", "status", "geval", "pgmax", "restarts",
                         "gradient", "hessian"};
@@ -184,12 +439,13 @@ SEXP lmm_optimise(SEXP ptr, SEXP theta0, SEXP lower, SEXP upper_, SEXP REML, SEX
     return ans;
 }
 
-/* The criterion's parts at theta and (R_X'R_X)^{-1}: what derivative-based inference needs,
-   without the conditional variances. */
-SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML)
+/* The criterion's parts at (theta, rho) and (R_X'R_X)^{-1}: what derivative-based inference
+   needs, without the conditional variances. */
+SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
 {
-    lmm_model *m = lmm_get_model(ptr);
-    lmm_crit_parts cp = lmm_criterion(m, lmm_check_theta(m, theta), asLogical(REML));
+    int bad;
+    lmm_model *m = engine_at(ptr, theta, rho, 0, &bad);
+    lmm_crit_parts cp = lmm_criterion(m, REAL(theta), asLogical(REML));
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     const char *nm[] = {"ldL2", "ldRX2", "pwrss", "crit", "sumlogw", "RXinv2"};
     SEXP ans = PROTECT(allocVector(VECSXP, 6)), names = PROTECT(allocVector(STRSXP, 6));
@@ -204,14 +460,16 @@ SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML)
 }
 
 /* For each row i of the sparse rows a_i = (P[i, ], A[i, ]) (1-based columns of [Z X], NA = none):
-   a_i M^{-1} a_i' with M = [Lambda'Z'WZ Lambda + I, Lambda'Z'WX; X'WZ Lambda, X'WX] at theta. */
-SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A)
+   a_i M^{-1} a_i' with M = [Lambda'Z'V^-1 Z Lambda + I, Lambda'Z'V^-1 X; X'V^-1 Z Lambda,
+   X'V^-1 X] at (theta, rho). */
+SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A, SEXP rho)
 {
-    lmm_model *m = lmm_get_model(ptr);
+    int bad;
+    lmm_model *m = engine_at(ptr, theta, rho, 0, &bad);
     if (!isInteger(P) || !isReal(A) || !isMatrix(P) || !isMatrix(A) ||
         nrows(P) != nrows(A) || ncols(P) != ncols(A))
         error(_("P and A must be integer and numeric matrices of the same shape"));
-    lmm_criterion(m, lmm_check_theta(m, theta), 1);
+    lmm_criterion(m, REAL(theta), 1);
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     int nr = nrows(P), nc = ncols(P), dim = m->q + m->p;
     SEXP ans = PROTECT(allocVector(REALSXP, nr));
@@ -235,19 +493,20 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A)
     return ans;
 }
 
-/* Everything the result object needs at theta: beta, u, the criterion's parts, the diagonal
-   blocks of (L_Z L_Z')^{-1} (node by node) and (R_X'R_X)^{-1}. */
-SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
+/* Everything the result object needs at (theta, rho): beta, u, the criterion's parts, the
+   diagonal blocks of (L_Z L_Z')^{-1} (node by node), (R_X'R_X)^{-1} and log|V^{-1}|. */
+SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
 {
-    lmm_model *m = lmm_get_model(ptr);
-    lmm_crit_parts cp = lmm_criterion(m, lmm_check_theta(m, theta), asLogical(REML));
+    int bad;
+    lmm_model *m = engine_at(ptr, theta, rho, 0, &bad);
+    lmm_crit_parts cp = lmm_criterion(m, REAL(theta), asLogical(REML));
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     int p = m->p, q = m->q;
     double ncv = 0;
     for (int t = 0; t < m->k; t++) ncv += (double) m->nlt[t] * m->pt[t] * m->pt[t];
     const char *nm[] = {"beta", "u", "ldL2", "ldRX2", "pwrss", "crit", "condvar", "RXinv2",
-                        "rx_pivot"};
-    int nout = 9;
+                        "rx_pivot", "sumlogw"};
+    int nout = 10;
     SEXP ans = PROTECT(allocVector(VECSXP, nout));
     SEXP names = PROTECT(allocVector(STRSXP, nout));
     SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, p));
@@ -265,10 +524,75 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML)
     lmm_vcov_unscaled(m, REAL(VECTOR_ELT(ans, 7)));
     SET_VECTOR_ELT(ans, 8, allocVector(REALSXP, p));
     lmm_rx_pivots(m, REAL(VECTOR_ELT(ans, 8)));
+    SET_VECTOR_ELT(ans, 9, ScalarReal(m->sumlogw));
     for (int i = 0; i < nout; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */
     return ans;
+}
+
+/* The whitening at rho: list(Kp, Kj, Kx, logs = log s_i, logdet = log|V^{-1}|) (0-based). */
+SEXP lmm_whitening_at(SEXP ptr, SEXP rho)
+{
+    lmm_model *m = lmm_get_model(ptr);
+    lmm_resid *rs = m->resid;
+    if (!rs) error(_("the engine has no residual structure"));
+    const double *r = check_rho(m, rho);
+    point_data(ptr, m);
+    if (set_rho(m, r, 0)) error(_("the residual parameters rho are outside their range"));
+    int n = rs->n, nnz = rs->nnz;
+    const char *nm[] = {"Kp", "Kj", "Kx", "logs", "logdet"};
+    SEXP ans = PROTECT(allocVector(VECSXP, 5)), names = PROTECT(allocVector(STRSXP, 5));
+    SET_VECTOR_ELT(ans, 0, allocVector(INTSXP, n + 1));
+    SET_VECTOR_ELT(ans, 1, allocVector(INTSXP, nnz));
+    SET_VECTOR_ELT(ans, 2, allocVector(REALSXP, nnz));
+    SET_VECTOR_ELT(ans, 3, allocVector(REALSXP, n));
+    memcpy(INTEGER(VECTOR_ELT(ans, 0)), rs->K.Kp, (n + 1) * sizeof(int));
+    memcpy(INTEGER(VECTOR_ELT(ans, 1)), rs->K.Kj, nnz * sizeof(int));
+    memcpy(REAL(VECTOR_ELT(ans, 2)), rs->K.Kx, nnz * sizeof(double));
+    memcpy(REAL(VECTOR_ELT(ans, 3)), rs->logs, n * sizeof(double));
+    SET_VECTOR_ELT(ans, 4, ScalarReal(rs->K.logdet));
+    for (int i = 0; i < 5; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(2); /* ans, names */
+    return ans;
+}
+
+/* Solve K E = Z (Z n x nsim) for E, K = list(Kp, Kj, Kx) lower triangular in the row order
+   `order` (0-based; a row's other entries come before it in that order). */
+SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z)
+{
+    if (!isNewList(K) || LENGTH(K) < 3) error(_("K must be a whitening list"));
+    SEXP Kp = VECTOR_ELT(K, 0), Kj = VECTOR_ELT(K, 1), Kx = VECTOR_ELT(K, 2);
+    int n = LENGTH(order);
+    if (!isInteger(Kp) || LENGTH(Kp) != n + 1 || !isInteger(Kj) || !isReal(Kx) ||
+        LENGTH(Kj) != LENGTH(Kx) || INTEGER(Kp)[n] != LENGTH(Kj) || !isInteger(order) ||
+        !isReal(Z) || !isMatrix(Z) || nrows(Z) != n)
+        error(_("the whitening and Z do not conform"));
+    int ns = ncols(Z);
+    const int *p = INTEGER(Kp), *j = INTEGER(Kj), *o = INTEGER(order);
+    const double *x = REAL(Kx);
+    int *done = (int *) R_alloc(n > 0 ? n : 1, sizeof(int));
+    memset(done, 0, n * sizeof(int));
+    SEXP E = PROTECT(allocMatrix(REALSXP, n, ns));
+    double *e = REAL(E);
+    const double *z = REAL(Z);
+    for (int a = 0; a < n; a++) {
+        int i = o[a];
+        if (i < 0 || i >= n || p[i + 1] <= p[i]) error(_("the whitening order is malformed"));
+        int d = p[i + 1] - 1;
+        if (j[d] != i || x[d] == 0) error(_("the whitening has no diagonal at row %d"), i + 1);
+        for (int q = p[i]; q < d; q++)
+            if (j[q] < 0 || j[q] >= n || !done[j[q]]) error(_("the whitening order is malformed"));
+        for (int s = 0; s < ns; s++) {
+            double v = z[i + (size_t) s * n];
+            for (int q = p[i]; q < d; q++) v -= x[q] * e[j[q] + (size_t) s * n];
+            e[i + (size_t) s * n] = v / x[d];
+        }
+        done[i] = 1;
+    }
+    UNPROTECT(1); /* E */
+    return E;
 }
 
 /* The layout the symbolic analysis chose, for tests and the benchmark. */

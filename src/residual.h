@@ -103,4 +103,44 @@ typedef struct {
     double *dlogdet;       /* [nrho] */
 } lmm_whitening;
 
+/* A model's residual structure: groups, families, the whitening at the current rho, and the raw
+   data it re-reads for every new rho (pointers into R vectors the engine's pointer protects). */
+typedef struct lmm_resid {
+    int n;
+    int G, *gp, *grow;     /* group g's rows grow[gp[g] .. gp[g+1]-1], 0-based, in its order */
+    int cor_code;          /* LMM_COR_NONE: every row is its own group */
+    lmm_cor cor;
+    int banded;            /* Markov family: bidiagonal B_g */
+    int ncor;              /* correlation parameters: rho[0 .. ncor-1] */
+    int nvar, *var_off;    /* variance components; component c's parameters from rho[var_off[c]] */
+    lmm_var *var;
+    int nvarpar, nrho;
+    const double *sqrtw;   /* [n] or NULL */
+    lmm_whitening K;       /* pattern fixed; values at rho_cur */
+    int nnz;
+    double *logs, *dlogs;  /* [n] log s_i; [nvarpar x n] their derivatives */
+    double *rho_cur;       /* the rho of K and A; valid only when `valid` */
+    int valid, have_dK;    /* A and K are those of rho_cur; dK too */
+    const int *const *refs;            /* the raw data */
+    const double *const *Xt;
+    const double *X, *y;
+} lmm_resid;
+
+/* residual.c */
+void lmm_resid_pattern(lmm_resid *rs);
+void lmm_resid_free(lmm_resid *rs);
+int lmm_resid_whiten(lmm_resid *rs, const double *rho, int deriv);
+
+/* crossprod.c: A = (KG)'(KG) and the derivative pass out[k] = tr(M dA/drho_k) */
+lmm_whitening lmm_diagonal_whitening(int n, const double *sqrtw);
+void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt,
+                   const double *X, const double *y, const lmm_whitening *K);
+void lmm_crossprod_contract(lmm_model *m, const int *const *refs, const double *const *Xt,
+                            const double *X, const double *y, const lmm_whitening *K,
+                            double *Mx, double *Md, double *out);
+
+/* gradient.c: the criterion's gradient in theta and, with Mx/Md, M = dcrit/dA on L's pattern */
+int lmm_criterion_gradient_M(lmm_model *m, const double *theta, int REML, double *crit,
+                             double *grad, double *Mx, double *Md);
+
 #endif

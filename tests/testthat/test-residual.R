@@ -61,19 +61,40 @@ engine_of <- function(formula, data, correlation = NULL, variance = NULL, weight
 
 test_that("the criterion with AR(1) x varIdent x weights, crossed effects, equals the dense one", {
   d <- small_data()
-  for (mode in 0:2) {                   # pass over the rows / automatic / per-class pieces
-    old <- options(lmmc.residual_pieces = mode)
-    e <- engine_of(y ~ x + (1 | id) + (1 | site), d, nlme::corAR1(form = ~ t | id),
-                   nlme::varIdent(form = ~ 1 | s), weights = d$w)
-    options(old)
-    p <- e$pieces
-    Z <- dense_Z(p$reterms)
+  e <- engine_of(y ~ x + (1 | id) + (1 | site), d, nlme::corAR1(form = ~ t | id),
+                 nlme::varIdent(form = ~ 1 | s), weights = d$w)
+  p <- e$pieces
+  Z <- dense_Z(p$reterms)
+  for (REML in c(TRUE, FALSE)) {
+    theta <- c(0.8, 0.5); phi <- 0.6; delta_B <- 1.7
+    got <- engine_crit(e$engine, theta, REML, c(atanh(phi), log(delta_B)))
+    Vr <- resid_dense_V(d$id, d$t, phi, c(A = 1, B = delta_B)[as.character(d$s)], d$w)
+    want <- resid_dense_crit(p$y, p$X, Z, dense_Lambda(theta, p$reterms), Vr, REML)
+    expect_equal(got, want, tolerance = 1e-10)
+  }
+})
+
+test_that("the gradient in (theta, rho) equals central differences of the criterion", {
+  d <- small_data()
+  d$tt <- d$t + (as.integer(d$id) %% 3) * 0.37 + d$t^2 / 10
+  cases <- list(
+    list(y ~ x + (1 | id) + (1 | site), nlme::corAR1(form = ~ t | id), nlme::varIdent(form = ~ 1 | s),
+         c(0.8, 0.5), c(atanh(0.6), log(1.7))),
+    list(y ~ x + (x | id), nlme::corCAR1(form = ~ tt | id), NULL, c(0.9, 0.2, 0.4), -0.3),
+    list(y ~ x + (1 | site), nlme::corAR1(form = ~ t | id), NULL, 0.7, atanh(-0.45)))
+  for (cs in cases) {
+    e <- engine_of(cs[[1]], d, cs[[2]], cs[[3]], weights = d$w)
+    x <- c(cs[[4]], cs[[5]])
+    nt <- length(cs[[4]])
     for (REML in c(TRUE, FALSE)) {
-      theta <- c(0.8, 0.5); phi <- 0.6; delta_B <- 1.7
-      got <- .Call(C_lmm_crit_resid, e$engine, theta, c(phi, log(delta_B)), REML)
-      Vr <- resid_dense_V(d$id, d$t, phi, c(A = 1, B = delta_B)[as.character(d$s)], d$w)
-      want <- resid_dense_crit(p$y, p$X, Z, dense_Lambda(theta, p$reterms), Vr, REML)
-      expect_equal(got, want, tolerance = 1e-10)
+      f <- function(x) engine_crit(e$engine, x[seq_len(nt)], REML, x[-seq_len(nt)])
+      g <- attr(engine_gradient(e$engine, x[seq_len(nt)], REML, x[-seq_len(nt)]), "gradient")
+      num <- vapply(seq_along(x), function(i) {
+        h <- 1e-4; xp <- x; xm <- x; xp[i] <- xp[i] + h; xm[i] <- xm[i] - h
+        xp2 <- x; xm2 <- x; xp2[i] <- xp2[i] + 2 * h; xm2[i] <- xm2[i] - 2 * h
+        (8 * (f(xp) - f(xm)) - (f(xp2) - f(xm2))) / (12 * h)
+      }, 0)
+      expect_equal(g, num, tolerance = 1e-7)
     }
   }
 })
@@ -82,11 +103,11 @@ test_that("AR(1) groups crossing the random-effects factor and negative phi are 
   d <- small_data()
   e <- engine_of(y ~ x + (1 | site), d, nlme::corAR1(form = ~ t | id))
   p <- e$pieces
-  got <- .Call(C_lmm_crit_resid, e$engine, 0.7, -0.45, TRUE)
+  got <- engine_crit(e$engine, 0.7, TRUE, atanh(-0.45))
   Vr <- resid_dense_V(d$id, d$t, -0.45, 1, rep(1, nrow(d)))
   expect_equal(got, resid_dense_crit(p$y, p$X, dense_Z(p$reterms),
                                      dense_Lambda(0.7, p$reterms), Vr, TRUE), tolerance = 1e-10)
-  expect_equal(.Call(C_lmm_crit_resid, e$engine, 0.7, 1, TRUE), Inf)   # outside the space
+  expect_equal(engine_crit(e$engine, 0.7, TRUE, 40), Inf)   # tanh(40) = 1: outside the space
 })
 
 test_that("corCAR1 uses real time differences", {
@@ -95,7 +116,8 @@ test_that("corCAR1 uses real time differences", {
   e <- engine_of(y ~ x + (1 | id), d, nlme::corCAR1(form = ~ tt | id))
   p <- e$pieces
   Vr <- resid_dense_V(d$id, d$tt, 0.55, 1, rep(1, nrow(d)))
-  expect_equal(.Call(C_lmm_crit_resid, e$engine, 0.9, 0.55, FALSE),
+  lag <- e$spec$correlation$engine$dopt                 # the typical lag (R/residual.R)
+  expect_equal(engine_crit(e$engine, 0.9, FALSE, qlogis(0.55^lag)),
                resid_dense_crit(p$y, p$X, dense_Z(p$reterms), dense_Lambda(0.9, p$reterms),
                                 Vr, FALSE), tolerance = 1e-10)
 })
@@ -368,8 +390,8 @@ test_that("the residual-structure criterion is invariant to shifting y (src/stan
   e1 <- engine_of(y ~ x + (1 | id) + (1 | site), d, nlme::corAR1(form = ~ t | id),
                   nlme::varIdent(form = ~ 1 | s), weights = d$w)
   for (REML in c(TRUE, FALSE))
-    expect_equal(.Call(C_lmm_crit_resid, e1$engine, c(0.8, 0.5), c(0.6, log(1.7)), REML),
-                 .Call(C_lmm_crit_resid, e0$engine, c(0.8, 0.5), c(0.6, log(1.7)), REML),
+    expect_equal(engine_crit(e1$engine, c(0.8, 0.5), REML, c(atanh(0.6), log(1.7))),
+                 engine_crit(e0$engine, c(0.8, 0.5), REML, c(atanh(0.6), log(1.7))),
                  tolerance = 1e-10)
 })
 
