@@ -82,19 +82,28 @@ joint_cov_inverse <- function(object) {
   chol2inv(chol(M))
 }
 
-## Rows of B A in the sparse (P, A) form, its Z Lambda part (Pz, Az) apart from the dense B X:
-## row i of B combines rows i and prev(i) of A (B is bidiagonal in time order; positions may
-## repeat, which the quadratic forms and crossprod_sparse_rows() allow).
+## Rows of K A in the sparse (P, A) form, its Z Lambda part (Pz, Az) apart from the dense K X:
+## whitened row i combines the rows Kj[Kp[i] ..] of A with weights Kx (R/residual.R; positions
+## may repeat, which the quadratic forms and crossprod_sparse_rows() allow).  Row i's s-th entry
+## fills the s-th block of columns; rows with fewer entries get zeros there.
 whitened_design <- function(object, design) {
-  r <- object$residual
-  prev <- r$prev + 1L
-  j <- ifelse(prev > 0L, prev, seq_along(prev))
-  cprev <- ifelse(prev > 0L, r$c, 0)
-  whiten <- function(M) r$sqrtw_a * M + cprev * M[j, , drop = FALSE]
+  K <- object$residual$K
+  len <- diff(K$Kp)
   z <- seq_len(ncol(design$A) - object$p)
-  Az <- cbind(r$sqrtw_a * design$A[, z, drop = FALSE], cprev * design$A[j, z, drop = FALSE])
-  Pz <- cbind(design$P[, z, drop = FALSE], design$P[j, z, drop = FALSE])
-  BX <- whiten(object$X)
+  n <- length(len)
+  Pz <- Az <- NULL
+  for (s in seq_len(max(len))) {
+    has <- len >= s
+    e <- K$Kp[-length(K$Kp)][has] + s                 # 1-based entry of row i's s-th raw row
+    raw <- K$Kj[e] + 1L
+    P <- matrix(1L, n, length(z))                    # value 0: no contribution
+    A <- matrix(0, n, length(z))
+    P[has, ] <- design$P[raw, z, drop = FALSE]
+    A[has, ] <- K$Kx[e] * design$A[raw, z, drop = FALSE]
+    Pz <- cbind(Pz, P)
+    Az <- cbind(Az, A)
+  }
+  BX <- residual_whiten(object, object$X)
   list(Az = Az, Pz = Pz, BX = BX, A = cbind(Az, BX),
        P = cbind(Pz, design$P[, -z, drop = FALSE]))
 }

@@ -69,7 +69,7 @@ influence_fit <- function(name) {
 # The fit re-solved at a given theta (beta, sigma, u and the fitted values follow from theta).
 fit_at_theta <- function(fit, theta) {
   engine <- lmmc:::engine_setup(fit$y, fit$X, fit$reterms, fit$weights, fit$offset)
-  sol <- .Call(lmmc:::C_lmm_solution, engine, as.double(theta), fit$REML)
+  sol <- lmmc:::engine_solution(engine, theta, fit$REML)
   new <- lmmc:::assemble_fit(sol, theta, fit$lower, fit$y, fit$X, fit$reterms, fit$weights,
                              fit$offset, fit$REML, fit$n)
   fit[names(new)] <- new
@@ -135,7 +135,8 @@ test_that("with a residual structure the hat matrix is whitened: B A M^-1 A' B'"
              variance = nlme::varIdent(form = ~ 1 | Sex))
   n <- fit$n
   rp <- residual_parameters(fit)
-  d <- unname(rp$delta)[fit$residual$stratum + 1L]
+  d <- fit$residual$sd                                # s_i: the stratum's delta
+  expect_equal(d, unname(rp$delta[as.character(od$Sex)]))
   same <- outer(od$Subject, od$Subject, `==`)
   V <- outer(d, d) * ifelse(same, rp$phi^abs(outer(od$age, od$age, `-`)), 0)
   Vi <- solve(V)
