@@ -414,3 +414,42 @@ test_that("residual-structure fits get the plain path's messages: rank deficienc
                       }, message = function(m) invokeRestart("muffleMessage"))
   expect_true(any(grepl("essentially zero", warned)))
 })
+
+test_that("an interrupt while A is re-formed at a new rho leaves no stale state behind", {
+  # src/model.c set_rho(): the state is marked invalid before K and A are rebuilt, so an
+  # interrupt (here: an elapsed-time limit) inside the O(n) pass cannot leave a half-built A
+  # that a later evaluation takes for the current one.
+  d <- sim_growth(n_id = 30000, n_t = 8, seed = 7)  # 240,000 rows: a pass takes some 20 ms
+  e <- engine_of(y ~ time + (time | id), d, nlme::corAR1(form = ~ time | id))
+  fresh <- function(theta, rho) {
+    engine_crit(engine_of(y ~ time + (time | id), d, nlme::corAR1(form = ~ time | id))$engine,
+                theta, TRUE, rho)
+  }
+  theta <- c(2, 0.1, 0.3)
+  f1 <- engine_crit(e$engine, theta, TRUE, atanh(0.3))
+  f2 <- fresh(theta, atanh(0.6))
+  interrupted <- 0
+  for (limit in seq(5e-4, 2e-2, length.out = 8)) {
+    expect_equal(engine_crit(e$engine, theta, TRUE, atanh(0.3)), f1, tolerance = 1e-12)
+    setTimeLimit(elapsed = limit, transient = TRUE)  # fires inside the pass for rho = 0.6
+    res <- try(engine_crit(e$engine, theta, TRUE, atanh(0.6)), silent = TRUE)
+    setTimeLimit()
+    interrupted <- interrupted + inherits(res, "try-error")
+    # the engine last completed rho = 0.3: it must not take the broken A for that one
+    expect_equal(engine_crit(e$engine, theta, TRUE, atanh(0.3)), f1, tolerance = 1e-12)
+    expect_equal(engine_crit(e$engine, theta, TRUE, atanh(0.6)), f2, tolerance = 1e-12)
+  }
+  expect_gt(interrupted, 0)
+  # a fit interrupted by the limit, then a complete fit on the same engine object
+  prob <- opt_problem(e$engine, theta_lower(e$pieces$reterms), e$spec, TRUE)
+  settings <- optimiser_settings(lmm_control(), theta, gradient = TRUE)
+  setTimeLimit(elapsed = 0.05, transient = TRUE)
+  res <- try(prob$run(prob$x(theta), settings), silent = TRUE)
+  setTimeLimit()
+  expect_s3_class(res, "try-error")
+  again <- prob$run(prob$x(theta), settings)
+  new <- opt_problem(engine_of(y ~ time + (time | id), d, nlme::corAR1(form = ~ time | id))$engine,
+                     theta_lower(e$pieces$reterms), e$spec, TRUE)$run(prob$x(theta), settings)
+  expect_equal(again$crit, new$crit, tolerance = 1e-12)
+  expect_equal(again$x, new$x, tolerance = 1e-10)
+})
