@@ -82,7 +82,7 @@ report_collinear <- function(sol, X) {
 # very large eigenvalue" (and often "Model failed to converge") in these cases.
 report_degenerate <- function(fit) {
   spread <- stats::sd(fit$y)
-  big <- max(abs(fit$theta))
+  big <- max(abs(fit$theta), 0)
   if (!(spread > 0) || fit$sigma >= 1e-6 * spread && !(big > 1e5)) return(invisible())
   warning(sprintf(paste("the residual standard deviation is essentially zero (sigma = %.3g,",
                         "sd of the response %.3g, largest theta %.3g): the response is fitted",
@@ -102,6 +102,7 @@ start_theta <- function(start, reterms, lower, engine, REML, control, rho = NULL
       stop(sprintf("'start' must be a numeric theta of length %d", length(lower)), call. = FALSE)
     return(pmax(as.double(start), lower))
   }
+  if (!length(lower)) return(numeric())             # no random effects (gls)
   if (identical(control$start_method, "ones")) return(theta_start(reterms))
   theta0 <- tryCatch({
     if (length(rho)) engine_crit(engine, theta_start(reterms), REML, rho)   # A at rho

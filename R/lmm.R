@@ -7,6 +7,8 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset = NULL
   pc <- mc
   pc[[1L]] <- lmm_pieces                 # weights/offset/subset are evaluated in `data` there
   pc$start <- pc$correlation <- pc$variance <- pc$verbose <- NULL
+  # with a residual structure and no random term: nlme::gls's model
+  pc$random <- is.null(correlation) && is.null(variance)
   pieces <- eval(pc, parent.frame())
   residual <- residual_spec(correlation, variance, data, pieces)
   control <- with_verbose(as_lmm_control(control), verbose)

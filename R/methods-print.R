@@ -42,6 +42,7 @@ print_aic_table <- function(tab, digits = 1) {
 }
 
 print_groups <- function(ng, n) {
+  if (!length(ng)) return(cat(sprintf("Number of obs: %d\n", n)))    # a gls fit
   cat(sprintf("Number of obs: %d, groups: ", n),
       paste(paste(names(ng), ng, sep = ", "), collapse = "; "), fill = TRUE)
 }

@@ -27,6 +27,7 @@ re_flist <- function(reterms) {
 term_b_matrix <- function(b, reterms) {
   p <- vapply(reterms, function(tm) length(tm$cnms), 1L)
   nl <- vapply(reterms, function(tm) nlevels(tm$group), 1L)
+  if (!length(p)) return(list())                    # no random effects (a gls fit)
   pieces <- split(b, rep.int(seq_along(p), p * nl))
   lapply(seq_along(p), function(i)
     matrix(pieces[[i]], ncol = p[i], byrow = TRUE,
@@ -121,6 +122,7 @@ condsd_of_array <- function(a) {
 coef.lmm <- function(object, ...) {
   if (...length() > 0L) warning("arguments named ", paste(sQuote(...names()), collapse = ", "),
                                 " ignored", call. = FALSE)
+  if (!length(object$reterms)) return(fixef(object))   # a gls fit: nlme's coef(gls)
   fe <- data.frame(rbind(fixef(object)), check.names = FALSE)
   re <- ranef(object, condVar = FALSE)
   missing_cols <- setdiff(unlist(lapply(re, colnames)), names(fe))

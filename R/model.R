@@ -2,7 +2,8 @@
 # prior weights, offset and the random-effects terms), as lme4's lFormula().
 
 lmm_pieces <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset = NULL,
-                       subset, na.action, contrasts = NULL, control = lmm_control()) {
+                       subset, na.action, contrasts = NULL, control = lmm_control(),
+                       random = TRUE) {
   env <- parent.frame()
   # weights, offset and subset are evaluated in `data` first (as lm and lmer do)
   weights <- eval_in_data(substitute(weights), data, env, "weights")
@@ -11,21 +12,21 @@ lmm_pieces <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset
   if (missing(na.action)) na.action <- NULL
   make_pieces(formula, data, REML = REML, weights = weights, offset = offset,
               subset = subset, na.action = na.action, contrasts = contrasts,
-              control = control, env = env)
+              control = control, env = env, random = random)
 }
 
 # Standard-evaluation worker of lmm_pieces(): weights, offset and subset are
 # values (or NULL). `env` is used when `formula` is a character string.
 make_pieces <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset = NULL,
                         subset = NULL, na.action = NULL, contrasts = NULL,
-                        control = lmm_control(), env = parent.frame()) {
+                        control = lmm_control(), env = parent.frame(), random = TRUE) {
   formula <- check_formula(formula, env)
   control <- as_lmm_control(control)
   REML <- single_flag(REML, "REML")
   data <- check_data(data)
   formula <- expand_formula(formula, data)      # `||` and `.` (R/formula.R)
   bars <- find_bars(formula)
-  if (!length(bars))
+  if (!length(bars) && !isFALSE(random))
     stop("no random effects terms specified in formula", call. = FALSE)
   check_variables(formula, data)
 
@@ -379,8 +380,8 @@ lhs_matrix <- function(tt, frame, bar, vars) {
 check_reterms <- function(reterms, n, control = NULL) {
   if (isTRUE(attr(reterms, "checked")) && length(reterms[[1L]]$group) == n)
     return(reterms)                        # checked and completed already (lmm_pieces)
-  if (!is.list(reterms) || !length(reterms))
-    stop("'reterms' must be a non-empty list of random-effects terms", call. = FALSE)
+  if (!is.list(reterms))
+    stop("'reterms' must be a list of random-effects terms", call. = FALSE)
   labels <- names(reterms)
   out <- lapply(seq_along(reterms), function(i) complete_reterm(reterms[[i]], i, labels[i], n))
   names(out) <- labels

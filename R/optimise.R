@@ -26,7 +26,7 @@ opt_problem <- function(engine, lower, spec, REML) {
   free <- if (is.null(spec)) logical() else as.logical(spec$free)
   xl <- c(lower, if (!is.null(spec)) spec$lower[free])
   xu <- c(rep(Inf, nt), if (!is.null(spec)) spec$upper[free])
-  rho_of <- function(x) { r <- rho0; r[free] <- x[-seq_len(nt)]; r }
+  rho_of <- function(x) { r <- rho0; r[free] <- x[nt + seq_len(length(x) - nt)]; r }
   list(engine = engine, REML = REML, nt = nt, lower = xl, upper = xu, theta_lower = lower,
        rho_of = rho_of, free = free,
        x = function(theta, rho = rho0) as.double(c(theta, rho[free])),

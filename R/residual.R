@@ -272,7 +272,7 @@ residual_objective <- function(object, REML = object$REML) {
     if (length(par) != nt + length(spec$rho))
       stop(sprintf("the parameter must have length %d (theta, then rho)", nt + length(spec$rho)),
            call. = FALSE)
-    engine_crit(engine, par[seq_len(nt)], REML, par[-seq_len(nt)])
+    engine_crit(engine, par[seq_len(nt)], REML, par[nt + seq_len(length(par) - nt)])
   }
 }
 

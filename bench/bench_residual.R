@@ -1,7 +1,11 @@
 ## Speed benchmark: lmmc::lmm() with an AR(1) residual structure against nlme::lme().
 ##
-## Usage:  Rscript bench/bench_residual.R [--reps=5]
+## Usage:  Rscript bench/bench_residual.R [--reps=5] [--only=growth|long]
 ## (run in the source tree, lmmc is loaded from it with pkgload::load_all()).
+##
+## long: 160 ids x 12,000 time points (1.92 million rows), y ~ time + (1 + time | id), corAR1
+## (glmmTMB's ar1() asks for 42.6 GB there, glmmTMB issue 995): one lmm fit, its time,
+## evaluations and the process's peak resident memory (VmHWM); nlme is not run (hours).
 ##
 ## Data: the simulated growth curve of tests/testthat/test-residual.R: 2,500 subjects x 4 times,
 ## random intercept and slope, AR(1) errors with phi = 0.7 (seed 4), 10,000 rows.  Model:
@@ -16,6 +20,7 @@
 options(width = 200)
 args <- commandArgs(trailingOnly = TRUE)
 reps <- as.integer(sub("^--reps=", "", c(grep("^--reps=", args, value = TRUE), "--reps=5")[1L]))
+only <- sub("^--only=", "", c(grep("^--only=", args, value = TRUE), "--only=all")[1L])
 
 load_lmmc <- function() {                 # the source tree first, else the installed package
   if (file.exists("DESCRIPTION") && requireNamespace("pkgload", quietly = TRUE))
@@ -36,6 +41,38 @@ sim_growth <- function(n_id = 2500, n_t = 4, phi = 0.7, seed = 4) {
   y <- 10 + 1.5 * time + 0.5 * arm + 0.3 * time * arm + b0[id] + b1[id] * time + e
   data.frame(y, time, arm, id = factor(id))
 }
+
+# peak and current resident memory of this process, MB (Linux)
+proc_mb <- function(field) {
+  s <- readLines("/proc/self/status")
+  as.numeric(sub("\\D*(\\d+).*", "\\1", grep(paste0("^", field, ":"), s, value = TRUE))) / 1024
+}
+
+# AR(1) series of n_t points for each of n_id ids (phi 0.8), random intercept and slope.
+sim_long <- function(n_id = 160, n_t = 12000, phi = 0.8, seed = 995) {
+  set.seed(seed)
+  id <- rep(seq_len(n_id), each = n_t)
+  time <- rep(seq_len(n_t) - 1, n_id) / n_t
+  b0 <- rnorm(n_id, 0, 1); b1 <- rnorm(n_id, 0, 0.5)
+  z <- matrix(rnorm(n_id * n_t), n_t) * sqrt(1 - phi^2)
+  e <- as.vector(stats::filter(z, phi, method = "recursive"))
+  data.frame(y = 1 + 2 * time + b0[id] + b1[id] * time + e, time,
+             tt = rep(seq_len(n_t), n_id), id = factor(id))
+}
+
+if (only %in% c("all", "long")) {
+  dl <- sim_long()
+  before <- proc_mb("VmRSS")
+  t <- system.time(fit <- lmm(y ~ time + (1 + time | id), dl,
+                              correlation = nlme::corAR1(form = ~ tt | id)))
+  print(data.frame(model = "long 160x12000 (1+time|id) + corAR1", rows = nrow(dl),
+                   lmm_s = t[["elapsed"]], feval = fit$optinfo$feval,
+                   converged = fit$optinfo$converged, phi = unname(fit$residual$phi),
+                   rss_before_mb = round(before), peak_rss_mb = round(proc_mb("VmHWM"))),
+        row.names = FALSE)
+  rm(dl, fit); invisible(gc())
+}
+if (!only %in% c("all", "growth")) quit(save = "no")
 
 d <- sim_growth()
 fit_lmm <- function() lmm(y ~ time * arm + (time | id), d,

@@ -453,3 +453,36 @@ test_that("an interrupt while A is re-formed at a new rho leaves no stale state 
   expect_equal(again$crit, new$crit, tolerance = 1e-12)
   expect_equal(again$x, new$x, tolerance = 1e-10)
 })
+
+test_that("without random effects lmm() fits nlme::gls's model (REML and ML)", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  # recorded from nlme 3.1-160: gls(distance ~ age + Sex, Orthodont, corAR1(form = ~ 1 | Subject))
+  ref <- list(REML = list(logLik = -222.7241475, beta = c(17.8787091, 0.6529597, -2.4187144),
+                          sigma = 2.3014954, phi = 0.62586714),
+              ML = list(logLik = -221.590437))
+  f <- lmm(distance ~ age + Sex, od, correlation = nlme::corAR1(form = ~ 1 | Subject))
+  expect_equal(c(logLik(f)), ref$REML$logLik, tolerance = 1e-7)
+  expect_equal(unname(fixef(f)), ref$REML$beta, tolerance = 1e-6)
+  expect_equal(f$sigma, ref$REML$sigma, tolerance = 1e-6)
+  expect_equal(unname(f$residual$phi), ref$REML$phi, tolerance = 1e-4)
+  expect_true(f$optinfo$converged)
+  expect_length(ranef(f), 0L)
+  expect_identical(coef(f), fixef(f))
+  expect_equal(unname(predict(f, newdata = od[1:3, ])), unname(fitted(f)[1:3]))
+  expect_output(print(f), "Number of obs: 108\n")
+  fm <- lmm(distance ~ age + Sex, od, REML = FALSE,
+            correlation = nlme::corAR1(form = ~ 1 | Subject))
+  expect_equal(c(logLik(fm)), ref$ML$logLik, tolerance = 1e-7)
+  expect_error(lmm(distance ~ age, od), "no random effects terms")
+  expect_error(lmm(distance ~ age, od, correlation = nlme::corAR1()), "correlation groups")
+  skip_if_not_installed("nlme")
+  for (REML in c(TRUE, FALSE)) {
+    g <- nlme::gls(distance ~ age + Sex, od, correlation = nlme::corAR1(form = ~ 1 | Subject),
+                   method = if (REML) "REML" else "ML")
+    f <- lmm(distance ~ age + Sex, od, REML = REML,
+             correlation = nlme::corAR1(form = ~ 1 | Subject))
+    expect_gte(c(logLik(f)) - c(logLik(g)), -1e-7)
+    expect_equal(c(logLik(f)), c(logLik(g)), tolerance = 1e-6)
+    expect_equal(unname(fixef(f)), unname(coef(g)), tolerance = 1e-5)
+  }
+})
