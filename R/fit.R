@@ -76,14 +76,14 @@ report_collinear <- function(sol, X) {
                   colnames(X)[j], piv[j]), call. = FALSE)
 }
 
-# sigma essentially zero beside the response's spread, or random-effects standard deviations
-# of more than 1e5 sigma (theta): the data are fitted exactly (y constant within groups, or an
+# sigma essentially zero beside the response's spread (below 1e-5 of its SD), or random-effects
+# standard deviations of more than 1e5 sigma (theta): the data are fitted exactly (y constant within groups, or an
 # ML fit whose random effects absorb everything).  lme4 warns "Model is nearly unidentifiable:
 # very large eigenvalue" (and often "Model failed to converge") in these cases.
 report_degenerate <- function(fit) {
   spread <- stats::sd(fit$y)
   big <- max(abs(fit$theta), 0)
-  if (!(spread > 0) || fit$sigma >= 1e-6 * spread && !(big > 1e5)) return(invisible())
+  if (!(spread > 0) || fit$sigma >= 1e-5 * spread && !(big > 1e5)) return(invisible())
   warning(sprintf(paste("the residual standard deviation is essentially zero (sigma = %.3g,",
                         "sd of the response %.3g, largest theta %.3g): the response is fitted",
                         "exactly (constant within groups?), so the estimates are unreliable"),

@@ -24,15 +24,48 @@ residual_spec <- function(correlation, variance, data, pieces) {
   if (is.null(cor) && is.null(var)) return(NULL)
   groups <- if (is.null(cor)) list(gp = seq.int(0L, n), grow = seq_len(n) - 1L) else cor$groups
   comps <- if (is.null(var)) list() else list(var$component)
+  markov <- is.null(cor) || cor$engine$code %in% 1:2
+  ident <- is.null(var) || identical(var$type, "varIdent")
   structure(list(
     correlation = cor, variance = var,
     engine = list(gp = as.integer(groups$gp), grow = as.integer(groups$grow),
-                  cor = if (!is.null(cor)) cor$engine, var = lapply(comps, `[[`, "engine")),
+                  cor = if (!is.null(cor)) cor$engine, var = lapply(comps, `[[`, "engine"),
+                  pieces = if (markov && ident)
+                    residual_classes(groups, if (!is.null(cor)) cor$engine$cov[, 1L],
+                                     if (is.null(var)) integer(n) else var$stratum,
+                                     if (is.null(var)) 1L else length(var$strata))),
     rho = c(cor$par, unlist(lapply(comps, `[[`, "par"))),
     free = c(if (!is.null(cor)) !cor$fixed, unlist(lapply(comps, `[[`, "free"))),
     lower = c(cor$lower, unlist(lapply(comps, `[[`, "lower"))),
     upper = c(cor$upper, unlist(lapply(comps, `[[`, "upper")))),
     class = "lmm_residual_spec")
+}
+
+# Classes of rows with equal whitening coefficients for Markov x varIdent structures (src/
+# residual_pieces.c): equal (has a predecessor, lag, stratum, predecessor's stratum).  cls is
+# 0-based; mode: options(lmmc.residual_pieces) -- 0 never use them, 1 when cheaper (default),
+# 2 always (tests).
+residual_classes <- function(groups, time, stratum, nstrata) {
+  n <- length(groups$grow)
+  prev <- rep(-1L, n)
+  lag <- rep(0, n)
+  if (!is.null(time)) {
+    r <- groups$grow + 1L
+    a <- setdiff(seq_len(n), groups$gp[-length(groups$gp)] + 1L)     # not first in its group
+    prev[r[a]] <- r[a - 1L] - 1L
+    lag[r[a]] <- time[r[a]] - time[r[a - 1L]]
+  }
+  has <- prev >= 0L
+  sj <- integer(n)
+  sj[has] <- stratum[prev[has] + 1L]
+  key <- ((match(lag, unique(lag)) * nstrata + stratum) * nstrata + sj) * 2 + has
+  ukey <- unique(key)
+  cls <- match(key, ukey)
+  first <- match(ukey, key)
+  list(cls = cls - 1L, has = as.integer(has[first]), lag = as.double(lag[first]),
+       s = as.integer(stratum[first]), sj = as.integer(sj[first]),
+       count = tabulate(cls, length(ukey)),
+       mode = as.integer(getOption("lmmc.residual_pieces", 1L)))
 }
 
 # Rows of `data` that made the model frame (subset and na.action applied), with attribute

@@ -136,6 +136,58 @@ static lmm_resid *resid_from(SEXP s, int n, const double *sqrtw)
     return rs;
 }
 
+/* The classes of equal whitening coefficients R gives for Markov x varIdent structures --
+   list(cls, has, lag, s, sj, count, mode) (residual_pieces.c) -- or NULL. */
+static lmm_pieces *pieces_from(SEXP p, const lmm_resid *rs)
+{
+    if (isNull(p)) return NULL;
+    SEXP cls = named(p, "cls"), has = named(p, "has"), lag = named(p, "lag"), st = named(p, "s"),
+         sj = named(p, "sj"), cnt = named(p, "count");
+    int K = LENGTH(has), n = rs->n;
+    if (!isInteger(cls) || LENGTH(cls) != n || !isInteger(has) || !isReal(lag) ||
+        LENGTH(lag) != K || !isInteger(st) || LENGTH(st) != K || !isInteger(sj) ||
+        LENGTH(sj) != K || !isInteger(cnt) || LENGTH(cnt) != K)
+        error(_("the residual classes are malformed"));
+    if (!(rs->cor_code == LMM_COR_NONE || rs->banded) || rs->nvar > 1 ||
+        (rs->nvar == 1 && rs->var[0].code != LMM_VAR_IDENT))
+        error(_("residual classes need a Markov correlation and at most one varIdent"));
+    int nstrata = rs->nvar ? rs->var[0].nstrata : 1;
+    for (int k = 0; k < K; k++)
+        if (INTEGER(st)[k] < 0 || INTEGER(st)[k] >= nstrata || INTEGER(sj)[k] < 0 ||
+            INTEGER(sj)[k] >= nstrata)
+            error(_("the residual classes are malformed"));
+    for (int i = 0; i < n; i++) {                    /* each row agrees with its class */
+        int k = INTEGER(cls)[i];
+        if (k == NA_INTEGER || k < 0 || k >= K) error(_("residual class out of range at row %d"), i + 1);
+        int first = rs->K.Kp[i + 1] - rs->K.Kp[i] == 1, s_i = rs->nvar && rs->var[0].stratum ?
+            rs->var[0].stratum[i] : 0;
+        if (INTEGER(has)[k] == first || INTEGER(st)[k] != s_i)
+            error(_("the residual classes disagree with the data at row %d"), i + 1);
+    }
+    lmm_pieces *pc = R_Calloc(1, lmm_pieces);
+    pc->K = K;
+    pc->cls = INTEGER(cls);
+    pc->has = INTEGER(has);
+    pc->lag = REAL(lag);
+    pc->s = INTEGER(st);
+    pc->sj = INTEGER(sj);
+    pc->cnt = INTEGER(cnt);
+    return pc;
+}
+
+/* Per-class pieces when they are cheaper than a pass over the rows: mode 0 never, 2 always
+   (tests), 1 when their size is below the work of one pass (about n (width of a whitened
+   row)^2) and below 1e7 doubles. */
+static int use_pieces(const lmm_model *m, int mode, const lmm_pieces *pc)
+{
+    if (!pc || mode == 0) return 0;
+    if (mode == 2) return 1;
+    double width = m->p + 1;
+    for (int t = 0; t < m->k; t++) width += 2.0 * m->pt[t];
+    double size = lmm_pieces_size(m, pc->K, pc->has);
+    return size <= 1e7 && size <= (double) m->n * width * width;
+}
+
 /* Markov families need strictly increasing times within groups */
 static void check_markov_times(const lmm_resid *rs)
 {
@@ -192,7 +244,19 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP re
     rs->refs = ref0;                       /* R_alloc'd: re-pointed at every .Call (get_model) */
     lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, rs->K.Kp, rs->K.Kj);
     lmm_standardise(m, REAL(X), REAL(y));
+    SEXP pcs = named(resid, "pieces");
+    rs->pieces = pieces_from(pcs, rs);
+    if (rs->pieces && use_pieces(m, isNull(pcs) ? 0 : asInteger(named(pcs, "mode")), rs->pieces)) {
+        rs->Xt = Xt;
+        rs->X = REAL(X);
+        rs->y = REAL(y);
+        lmm_pieces_build(m, rs);
+    } else {
+        lmm_pieces_free(rs->pieces);
+        rs->pieces = NULL;
+    }
     rs->refs = NULL;
+    rs->Xt = NULL;
     UNPROTECT(2); /* prot, ptr */
     return ptr;
 }
@@ -247,15 +311,20 @@ static int set_rho(lmm_model *m, const double *rho, int deriv)
     if (same && (!deriv || rs->have_dK)) return 0;
     if (same) {                                        /* A is current: dK only */
         rs->have_dK = 0;
-        if (lmm_resid_whiten(rs, rho, 1)) return 1;
+        if (rs->pieces ? lmm_pieces_combine(m, rs, rho, 1) : lmm_resid_whiten(rs, rho, 1))
+            return 1;
         rs->have_dK = 1;
         return 0;
     }
     rs->valid = 0;
     rs->have_dK = 0;
     m->factored = 0;
-    if (lmm_resid_whiten(rs, rho, deriv)) return 1;
-    lmm_crossprod(m, rs->refs, rs->Xt, rs->X, rs->y, &rs->K);
+    if (rs->pieces) {                                 /* A from the per-class pieces */
+        if (lmm_pieces_combine(m, rs, rho, deriv)) return 1;
+    } else {
+        if (lmm_resid_whiten(rs, rho, deriv)) return 1;
+        lmm_crossprod(m, rs->refs, rs->Xt, rs->X, rs->y, &rs->K);
+    }
     memcpy(rs->rho_cur, rho, rs->nrho * sizeof(double));
     rs->valid = 1;
     rs->have_dK = deriv;
@@ -289,7 +358,8 @@ static int criterion_gradient(lmm_model *m, const double *theta, const double *r
     int status = lmm_criterion_gradient_M(m, theta, REML, f, grad, Mx, Md);
     if (!status) {
         lmm_resid *rs = m->resid;
-        lmm_crossprod_contract(m, rs->refs, rs->Xt, rs->X, rs->y, &rs->K, Mx, Md, grad + nt);
+        if (rs->pieces) lmm_pieces_contract(m, rs, Mx, Md, grad + nt);
+        else lmm_crossprod_contract(m, rs->refs, rs->Xt, rs->X, rs->y, &rs->K, Mx, Md, grad + nt);
         for (int k = 0; k < nr; k++) grad[nt + k] -= rs->K.dlogdet[k];   /* crit has -log|V^-1| */
     }
     vmaxset(vmax);
@@ -539,7 +609,8 @@ SEXP lmm_whitening_at(SEXP ptr, SEXP rho)
     if (!rs) error(_("the engine has no residual structure"));
     const double *r = check_rho(m, rho);
     point_data(ptr, m);
-    if (set_rho(m, r, 0)) error(_("the residual parameters rho are outside their range"));
+    if (set_rho(m, r, 0) || lmm_resid_whiten(rs, r, 0))     /* K itself (pieces skip it) */
+        error(_("the residual parameters rho are outside their range"));
     int n = rs->n, nnz = rs->nnz;
     const char *nm[] = {"Kp", "Kj", "Kx", "logs", "logdet"};
     SEXP ans = PROTECT(allocVector(VECSXP, 5)), names = PROTECT(allocVector(STRSXP, 5));

@@ -65,6 +65,7 @@ void lmm_resid_free(lmm_resid *rs)
     double **dp[] = {&rs->K.Kx, &rs->K.dKx, &rs->K.dlogdet, &rs->logs, &rs->dlogs, &rs->rho_cur};
     for (size_t i = 0; i < sizeof(dp) / sizeof(dp[0]); i++) if (*dp[i]) { R_Free(*dp[i]); *dp[i] = NULL; }
     if (rs->var) R_Free(rs->var);
+    lmm_pieces_free(rs->pieces);
     R_Free(rs);
 }
 
@@ -92,16 +93,15 @@ static double inv_sd(const lmm_resid *rs, int i)
 
 /* Markov rows: r = phi^lag and dr / dz for the unconstrained parameter z (cor_ar1.c's maps:
    AR(1) phi = tanh z; CAR(1) phi = c^(1/s), c = 1 / (1 + e^-z), r = c^(lag/s)). */
-static void markov_r(const lmm_resid *rs, double phi, double z, double lag, double *r,
-                     double *dr)
+void lmm_markov_r(const lmm_cor *c, double phi, double z, double lag, double *r, double *dr)
 {
-    if (rs->cor.code == LMM_COR_AR1) {
+    if (c->code == LMM_COR_AR1) {
         *r = pow(phi, lag);
         *dr = lag * (lag == 1 ? 1.0 : pow(phi, lag - 1)) * (1 - phi * phi);
     } else {
-        double s = rs->cor.ndopt > 0 ? rs->cor.dopt[0] : 1.0, c = 1 / (1 + exp(-z));
-        *r = pow(c, lag / s);
-        *dr = (lag / s) * (*r) * (1 - c);
+        double s = c->ndopt > 0 ? c->dopt[0] : 1.0, cs = 1 / (1 + exp(-z));
+        *r = pow(cs, lag / s);
+        *dr = (lag / s) * (*r) * (1 - cs);
     }
 }
 
@@ -124,7 +124,7 @@ static int whiten_markov(lmm_resid *rs, const double *rho, int deriv)
             }
             int j = r[a - 1];
             double lag = rs->cor.cov[i] - rs->cor.cov[j], rr, dr;
-            markov_r(rs, phi, rho[0], lag, &rr, &dr);
+            lmm_markov_r(&rs->cor, phi, rho[0], lag, &rr, &dr);
             double one_m = 1 - rr * rr;
             if (!(one_m > 0)) return 1;
             double bii = 1 / sqrt(one_m), sj = inv_sd(rs, j);

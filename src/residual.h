@@ -103,6 +103,19 @@ typedef struct {
     double *dlogdet;       /* [nrho] */
 } lmm_whitening;
 
+/* Per-class cross-products for Markov x varIdent structures (residual_pieces.c). */
+typedef struct {
+    int K;                 /* classes */
+    const int *cls;        /* [n] 0-based class of each row */
+    const int *has, *s, *sj, *cnt;   /* [K] has a predecessor, stratum, predecessor's, rows */
+    const double *lag;     /* [K] time lag to the predecessor */
+    double *P;             /* the pieces, class by class, pass by pass */
+    R_xlen_t len;          /* doubles per piece (A's size) */
+    double logw0;          /* sum log w_i */
+    double *alpha_gamma;   /* [2K] the coefficients at rho_cur */
+    double *dcoef;         /* [K x nrho x 2] their derivatives, or NULL */
+} lmm_pieces;
+
 /* A model's residual structure: groups, families, the whitening at the current rho, and the raw
    data it re-reads for every new rho (pointers into R vectors the engine's pointer protects). */
 typedef struct lmm_resid {
@@ -121,15 +134,25 @@ typedef struct lmm_resid {
     double *logs, *dlogs;  /* [n] log s_i; [nvarpar x n] their derivatives */
     double *rho_cur;       /* the rho of K and A; valid only when `valid` */
     int valid, have_dK;    /* A and K are those of rho_cur; dK too */
+    lmm_pieces *pieces;    /* or NULL: A from a pass over the rows */
     const int *const *refs;            /* the raw data */
     const double *const *Xt;
     const double *X, *y;
 } lmm_resid;
 
 /* residual.c */
+void lmm_markov_r(const lmm_cor *c, double phi, double z, double lag, double *r, double *dr);
 void lmm_resid_pattern(lmm_resid *rs);
 void lmm_resid_free(lmm_resid *rs);
 int lmm_resid_whiten(lmm_resid *rs, const double *rho, int deriv);
+
+/* residual_pieces.c */
+double lmm_pieces_size(const lmm_model *m, int K, const int *has);
+void lmm_pieces_build(lmm_model *m, lmm_resid *rs);
+void lmm_pieces_free(lmm_pieces *pc);
+int lmm_pieces_combine(lmm_model *m, lmm_resid *rs, const double *rho, int deriv);
+void lmm_pieces_contract(const lmm_model *m, const lmm_resid *rs, const double *Mx,
+                         const double *Md, double *out);
 
 /* crossprod.c: A = (KG)'(KG) and the derivative pass out[k] = tr(M dA/drho_k) */
 lmm_whitening lmm_diagonal_whitening(int n, const double *sqrtw);

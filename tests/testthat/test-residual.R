@@ -61,8 +61,11 @@ engine_of <- function(formula, data, correlation = NULL, variance = NULL, weight
 
 test_that("the criterion with AR(1) x varIdent x weights, crossed effects, equals the dense one", {
   d <- small_data()
+  for (mode in 0:2) {                   # a pass over the rows / automatic / per-class pieces
+  old <- options(lmmc.residual_pieces = mode)
   e <- engine_of(y ~ x + (1 | id) + (1 | site), d, nlme::corAR1(form = ~ t | id),
                  nlme::varIdent(form = ~ 1 | s), weights = d$w)
+  options(old)
   p <- e$pieces
   Z <- dense_Z(p$reterms)
   for (REML in c(TRUE, FALSE)) {
@@ -71,6 +74,7 @@ test_that("the criterion with AR(1) x varIdent x weights, crossed effects, equal
     Vr <- resid_dense_V(d$id, d$t, phi, c(A = 1, B = delta_B)[as.character(d$s)], d$w)
     want <- resid_dense_crit(p$y, p$X, Z, dense_Lambda(theta, p$reterms), Vr, REML)
     expect_equal(got, want, tolerance = 1e-10)
+  }
   }
 })
 
@@ -82,8 +86,10 @@ test_that("the gradient in (theta, rho) equals central differences of the criter
          c(0.8, 0.5), c(atanh(0.6), log(1.7))),
     list(y ~ x + (x | id), nlme::corCAR1(form = ~ tt | id), NULL, c(0.9, 0.2, 0.4), -0.3),
     list(y ~ x + (1 | site), nlme::corAR1(form = ~ t | id), NULL, 0.7, atanh(-0.45)))
-  for (cs in cases) {
+  for (cs in cases) for (mode in c(0L, 2L)) {       # a pass over the rows / per-class pieces
+    old <- options(lmmc.residual_pieces = mode)
     e <- engine_of(cs[[1]], d, cs[[2]], cs[[3]], weights = d$w)
+    options(old)
     x <- c(cs[[4]], cs[[5]])
     nt <- length(cs[[4]])
     for (REML in c(TRUE, FALSE)) {
@@ -420,6 +426,8 @@ test_that("an interrupt while A is re-formed at a new rho leaves no stale state 
   # interrupt (here: an elapsed-time limit) inside the O(n) pass cannot leave a half-built A
   # that a later evaluation takes for the current one.
   d <- sim_growth(n_id = 30000, n_t = 8, seed = 7)  # 240,000 rows: a pass takes some 20 ms
+  old <- options(lmmc.residual_pieces = 0L)        # A by a pass over the rows, not from pieces
+  on.exit(options(old))
   e <- engine_of(y ~ time + (time | id), d, nlme::corAR1(form = ~ time | id))
   fresh <- function(theta, rho) {
     engine_crit(engine_of(y ~ time + (time | id), d, nlme::corAR1(form = ~ time | id))$engine,
