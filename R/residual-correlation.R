@@ -44,6 +44,7 @@ cor_family_spec <- function(correlation, covariates = NULL, groups = NULL,
     stop("the correlation structure needs 'covariates' or 'groups' to know the rows", call. = FALSE)
   g <- if (is.null(groups)) factor(rep(1L, n)) else factor(groups, levels = unique(groups))
   if (length(g) != n) stop("'groups' must have one value per row", call. = FALSE)
+  if (anyNA(g)) stop("'groups' has missing values", call. = FALSE)
   if (!is.null(covariates) && NROW(covariates) != n)
     stop("'covariates' must have one value (row) per data row", call. = FALSE)
   what <- cor_covariate_name(formula)
@@ -104,6 +105,9 @@ cor_spec_arma <- function(correlation, x, g, what) {
   q <- as.integer(q)
   t <- cor_integer_covariate(x, g, what, "corARMA")
   maxlag <- max(vapply(split(t, g), function(tg) diff(range(tg)), 0))
+  if (maxlag > 1e7)
+    stop("the times '", what, "' of corARMA span more than 1e7 within a group: rescale them",
+         call. = FALSE)
   if (max(p, q) > maxlag)
     stop(sprintf("corARMA's order (p = %d, q = %d) exceeds the largest lag in the data (%g)",
                  p, q, maxlag), call. = FALSE)

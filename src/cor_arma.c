@@ -18,7 +18,6 @@
  */
 #include "residual.h"
 #include <math.h>
-#include <limits.h>
 #include <stdlib.h>
 
 /* Durbin-Levinson: coefficients a[0 .. N-1] from the unconstrained u (sign -1: AR, +1: MA) */
@@ -78,7 +77,7 @@ int lmm_cor_arma(const lmm_cor *c, int m, const int *rows, const double *par, do
         if (a == 0 || ta > tmax) tmax = ta;
     }
     double Ld = tmax - tmin;                         /* the largest lag */
-    if (!(Ld < INT_MAX / 4)) return 1;
+    if (!(Ld <= 1e7)) return 1;                     /* R/residual-correlation.R: at most 1e7 */
     int L = (int) Ld, K = L > p ? L : p, P = p + 1, r = p > q ? p : q;
     size_t nw = (size_t) (K + 1) + (size_t) (p + q + r) + (size_t) P * P + (size_t) (q + 1);
     double *w = malloc(nw * sizeof(double));        /* malloc: families may run on threads */
