@@ -61,6 +61,36 @@ cor_family_spec <- function(correlation, covariates = NULL, groups = NULL,
     list(formula = formula))
 }
 
+# The form's covariates and groups evaluated on the model's rows (R/residual.R's helpers):
+# list(covariates = NULL (form ~ 1), a numeric vector, or for the spatial families a matrix with
+# a column per term of x + y + ...; groups = factor, or NULL when the form has none).
+cor_family_covariates <- function(correlation, data, rows) {
+  form <- attr(correlation, "formula")
+  sides <- split_form(form, "correlation")
+  groups <- if (is.null(sides$groups)) NULL else
+    form_groups(sides$groups, form, data, rows, "correlation")
+  terms <- if (identical(sides$covariate, 1)) list() else
+    if (inherits(correlation, "corSpatial")) plus_terms(sides$covariate) else
+      list(sides$covariate)
+  values <- lapply(terms, function(e) {
+    v <- form_variable(e, form, data, rows, "correlation")
+    if (!is.numeric(v))
+      stop("the correlation covariate '", deparse(e), "' must be numeric (got ", class(v)[1L],
+           ")", call. = FALSE)
+    as.double(v)
+  })
+  covariates <- if (!length(values)) NULL else if (length(values) == 1L) values[[1L]] else
+    do.call(cbind, values)
+  list(covariates = covariates, groups = groups)
+}
+
+# The terms of x + y + z
+plus_terms <- function(e) {
+  if (is.call(e) && identical(e[[1L]], as.name("+")) && length(e) == 3L)
+    c(plus_terms(e[[2L]]), plus_terms(e[[3L]]))
+  else list(e)
+}
+
 # The covariate's text for messages ("the covariate 'time' of corARMA ...")
 cor_covariate_name <- function(formula) {
   if (!inherits(formula, "formula")) return("covariate")

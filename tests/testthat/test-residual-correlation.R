@@ -51,6 +51,25 @@ test_that("a family's spec is the list the engine reads", {
   expect_identical(spec_of(nlme::corSpher(12), seq_len(nrow(d)), NULL)$code, 10L)
 })
 
+test_that("the forms' covariates and groups are evaluated on the model's rows", {
+  w <- as.data.frame(nlme::Wheat2)
+  rows <- structure(c(3L, 1L, 60L, 100L), nrow = nrow(w))
+  ev <- lmmc:::cor_family_covariates(
+    nlme::corExp(form = ~ latitude + longitude | Block), w, rows)
+  expect_equal(ev$covariates, cbind(w$latitude, w$longitude)[rows, ])
+  expect_equal(as.character(ev$groups), as.character(w$Block[rows]))
+  d <- orthodont()
+  rows <- structure(seq_len(nrow(d)), nrow = nrow(d))
+  ev <- lmmc:::cor_family_covariates(nlme::corARMA(form = ~ age | Subject, p = 1), d, rows)
+  expect_equal(ev$covariates, d$age)
+  ev <- lmmc:::cor_family_covariates(nlme::corCompSymm(form = ~ 1 | Subject), d, rows)
+  expect_null(ev$covariates)
+  expect_equal(nlevels(ev$groups), 27L)
+  expect_null(lmmc:::cor_family_covariates(nlme::corSymm(), d, rows)$groups)
+  expect_error(lmmc:::cor_family_covariates(nlme::corARMA(form = ~ Sex | Subject, p = 1), d, rows),
+               "covariate 'Sex' must be numeric")
+})
+
 # ---- corARMA -----------------------------------------------------------------------------------
 
 test_that("corARMA's matrices match nlme (recorded)", {
