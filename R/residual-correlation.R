@@ -196,7 +196,7 @@ cor_spec_compsymm <- function(correlation, g) {
   a <- if (M > 1L) 1 / (M - 1) else 1
   r <- cor_natural_value(correlation, !is.null(attr(correlation, "inf")))
   if (!length(r)) r <- 0
-  natural <- function(par) c(Rho = (1 + a) * stats::plogis(par) - a)
+  natural <- function(par) c(Rho = (1 + a) * stats::plogis(par[[1L]]) - a)
   unconstrained <- function(value) {
     if (length(value) != 1L || !is.finite(value) || !(value > -a && value < 1))
       stop(sprintf(paste("the 'value' of corCompSymm must lie in (-1/(M - 1), 1) = (%s, 1)",
@@ -293,7 +293,7 @@ cor_spec_spatial <- function(correlation, type, x, g, what) {
   d0 <- if (type %in% c("corLin", "corSpher")) minD else 0
   value <- cor_natural_value(correlation, !is.null(attr(correlation, "minD")))
   natural <- function(par)
-    c(range = d0 + exp(par[1L]), if (nugget) c(nugget = stats::plogis(par[2L])))
+    c(range = d0 + exp(par[[1L]]), if (nugget) c(nugget = stats::plogis(par[[2L]])))
   unconstrained <- function(value) spatial_unconstrained(value, nugget, d0, type)
   list(cov = xy, iopt = c(as.integer(nugget), metric_code), dopt = d0,
        order = seq_along(g),

@@ -377,3 +377,40 @@ test_that("print lines follow nlme's summary", {
     expect_equal(trimws(ours, "right"), trimws(theirs, "right"))   # nlme: " Formula: ~1 | g "
   }
 })
+
+# ---- the structures inside nlme's fits ---------------------------------------------------------
+
+test_that("at gls's estimates the C matrices reproduce gls's log-likelihood", {
+  skip_if_not_installed("nlme")
+  d <- orthodont()
+  ml_loglik <- function(spec, par, y, X) {            # profiled ML log-likelihood by dense GLS
+    R <- matrix(0, length(y), length(y))
+    for (lev in levels(spec$groups)) {
+      i <- which(spec$groups == lev)
+      R[i, i] <- c_matrix(spec, i, par)
+    }
+    L <- t(chol(R))
+    Xw <- forwardsolve(L, X)
+    yw <- forwardsolve(L, y)
+    r <- yw - Xw %*% qr.coef(qr(Xw), yw)
+    n <- length(y)
+    -n / 2 * (log(2 * pi * sum(r^2) / n) + 1) - sum(log(diag(L)))
+  }
+  d$occ <- (d$age - 8) / 2 + 1
+  cases <- list(
+    list(nlme::corARMA(form = ~ 1 | Subject, p = 1, q = 1), NULL),
+    list(nlme::corCompSymm(form = ~ 1 | Subject), NULL),
+    list(nlme::corSymm(form = ~ occ | Subject), d$occ),
+    list(nlme::corExp(form = ~ age | Subject, nugget = TRUE), d$age),
+    list(nlme::corSpher(form = ~ age | Subject), d$age))
+  for (case in cases) {
+    fit <- nlme::gls(distance ~ age * Sex, d, correlation = case[[1]], method = "ML")
+    spec <- spec_of(case[[1]], case[[2]], d$Subject)
+    par <- stats::coef(fit$modelStruct$corStruct)
+    expect_equal(ml_loglik(spec, par, d$distance, model.matrix(~ age * Sex, d)),
+                 as.numeric(logLik(fit)), tolerance = 1e-8)
+    expect_equal(spec$natural(par),
+                 stats::coef(fit$modelStruct$corStruct, unconstrained = FALSE),
+                 tolerance = 1e-10, ignore_attr = spec$type == "corSymm")
+  }
+})
