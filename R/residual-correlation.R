@@ -19,6 +19,8 @@
 #        unconstrained  function(value) -> par (inverse of natural)
 #        label     nlme's structure name ("ARMA(1,1)", "Compound symmetry", ...)
 #        formula)
+# cor_family_covariates() evaluates a form's covariates and groups in the data (for
+# cor_family_spec), cor_family_lines() prints the structure as nlme's summary does.
 # The C families (src/cor_arma.c, cor_compsymm.c, cor_symm.c, cor_spatial.c) state the maths.
 
 cor_family_codes <- c(corARMA = 3L, corCompSymm = 4L, corSymm = 5L, corExp = 6L, corGaus = 7L,
