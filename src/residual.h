@@ -90,6 +90,14 @@ SEXP lmm_var_logs(SEXP var, SEXP n, SEXP par);
 int lmm_ar1_phi(const lmm_cor *c, const double *par, double *phi);
 int lmm_cor_ar1(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
 int lmm_cor_car1(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
+int lmm_cor_arma(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
+int lmm_cor_compsymm(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
+int lmm_cor_symm(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
+int lmm_cor_exp(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
+int lmm_cor_gaus(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
+int lmm_cor_lin(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
+int lmm_cor_ratio(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
+int lmm_cor_spher(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
 int lmm_var_ident(const lmm_var *v, const double *par, double *logs, double *const *dlogs);
 
 /* The whitening K by rows, and its derivatives with respect to rho on the same pattern. */

@@ -8,6 +8,7 @@
  *     list(code, npar, nstrata, stratum = 0-based integer n-vector or NULL, v = numeric or NULL).
  */
 #include "residual.h"
+#include <math.h>
 #include <string.h>
 
 lmm_cor_fn lmm_cor_family(int code)
@@ -15,6 +16,14 @@ lmm_cor_fn lmm_cor_family(int code)
     switch (code) {
     case LMM_COR_AR1: return lmm_cor_ar1;
     case LMM_COR_CAR1: return lmm_cor_car1;
+    case LMM_COR_ARMA: return lmm_cor_arma;
+    case LMM_COR_COMPSYMM: return lmm_cor_compsymm;
+    case LMM_COR_SYMM: return lmm_cor_symm;
+    case LMM_COR_EXP: return lmm_cor_exp;
+    case LMM_COR_GAUS: return lmm_cor_gaus;
+    case LMM_COR_LIN: return lmm_cor_lin;
+    case LMM_COR_RATIO: return lmm_cor_ratio;
+    case LMM_COR_SPHER: return lmm_cor_spher;
     default: return NULL;
     }
 }
@@ -34,6 +43,39 @@ static SEXP list_elt(SEXP list, const char *name)
     for (int i = 0; i < LENGTH(list); i++)
         if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return VECTOR_ELT(list, i);
     return R_NilValue;
+}
+
+/* Whether the covariate column k is integer-valued in [lo, hi] on all n rows */
+static int cov_integer(const lmm_cor *c, int k, double lo, double hi)
+{
+    for (int i = 0; i < c->n; i++) {
+        double t = c->cov[i + (size_t) k * c->n];
+        if (t != floor(t) || t < lo || t > hi) return 0;
+    }
+    return 1;
+}
+
+/* Whether the family's options, parameter count and covariates agree (R/residual-correlation.R) */
+static int cor_options_ok(const lmm_cor *c)
+{
+    const int *o = c->iopt;
+    switch (c->code) {
+    case LMM_COR_ARMA:                                   /* iopt = (p, q), integer times */
+        return c->niopt >= 2 && o[0] >= 0 && o[1] >= 0 && o[0] + o[1] > 0 &&
+            c->npar == o[0] + o[1] && c->d >= 1 && cov_integer(c, 0, -1e9, 1e9);
+    case LMM_COR_COMPSYMM:                               /* iopt = M, the largest group */
+        return c->niopt >= 1 && o[0] >= 1 && c->npar == 1;
+    case LMM_COR_SYMM:                                   /* iopt = M, positions 0 .. M-1 */
+        return c->niopt >= 1 && o[0] >= 1 && o[0] <= 10000 &&
+            c->npar == o[0] * (o[0] - 1) / 2 && c->d >= 1 && cov_integer(c, 0, 0, o[0] - 1);
+    case LMM_COR_EXP: case LMM_COR_GAUS: case LMM_COR_LIN: case LMM_COR_RATIO:
+    case LMM_COR_SPHER:                                  /* iopt = (nugget, metric) */
+        return c->niopt >= 2 && (o[0] == 0 || o[0] == 1) && o[1] >= 0 && o[1] <= 2 &&
+            c->npar == 1 + o[0] && c->d >= 1 &&
+            (c->ndopt == 0 || (R_FINITE(c->dopt[0]) && c->dopt[0] >= 0));
+    default:
+        return 1;
+    }
 }
 
 /* The correlation structure R describes (pointers into its vectors); n data rows. */
@@ -57,6 +99,8 @@ lmm_cor lmm_cor_from(SEXP s, int n)
     c.ndopt = LENGTH(dopt);
     for (R_xlen_t i = 0; i < XLENGTH(cov); i++)
         if (!R_FINITE(c.cov[i])) error(_("the correlation covariate is not finite"));
+    if (!cor_options_ok(&c))
+        error(_("the options or covariates of correlation family %d are malformed"), c.code);
     return c;
 }
 
