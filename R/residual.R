@@ -121,12 +121,49 @@ split_form <- function(form, what) {
 
 # ---- correlation: corAR1, corCAR1 ---------------------------------------------------------------
 
+# The correlation structure: nlme's Markov ones (corAR1, corCAR1, and corARMA(p = 1, q = 0),
+# which nlme too treats as corAR1) here, whitened with bidiagonal factors; the others through
+# R/residual-correlation.R's families, whitened group by group.
 correlation_spec <- function(correlation, data, rows, reterms) {
+  if (!inherits(correlation, "corStruct"))
+    stop("'correlation' must be an nlme correlation structure such as corAR1(), corARMA(), ",
+         "corCompSymm(), corSymm() or corExp() (got ", class(correlation)[1L], ")", call. = FALSE)
+  if (inherits(correlation, "corARMA") && identical(as.integer(attr(correlation, "p")), 1L) &&
+      identical(as.integer(attr(correlation, "q")), 0L))
+    return(markov_spec(correlation, "corAR1", data, rows, reterms, arma = TRUE))
   type <- intersect(class(correlation), c("corAR1", "corCAR1"))
-  if (!length(type))
-    stop("'correlation' must be nlme::corAR1() or nlme::corCAR1() (got ",
-         class(correlation)[1L], ")", call. = FALSE)
-  type <- type[1L]
+  if (length(type)) return(markov_spec(correlation, type[1L], data, rows, reterms))
+  family_spec(correlation, data, rows, reterms)
+}
+
+# corARMA, corCompSymm, corSymm and the spatial families (R/residual-correlation.R).
+family_spec <- function(correlation, data, rows, reterms) {
+  if (!length(intersect(class(correlation), names(cor_family_codes))))
+    stop("the correlation structure ", class(correlation)[1L], " is not supported; use one of ",
+         "corAR1, corCAR1, ", paste(names(cor_family_codes), collapse = ", "), call. = FALSE)
+  cv <- cor_family_covariates(correlation, data, rows)
+  form <- attr(correlation, "formula")
+  sides <- split_form(form, "correlation")
+  g <- cv$groups
+  gname <- if (is.null(sides$groups)) NULL else deparse(sides$groups)
+  if (is.null(g) && length(reterms)) {                   # lme: the innermost grouping
+    g <- default_cor_groups(reterms)
+    gname <- default_cor_group_name(reterms)
+  }
+  cov_txt <- paste(deparse(sides$covariate), collapse = " ")
+  formula <- stats::as.formula(paste("~", cov_txt, if (!is.null(gname)) paste("|", gname)),
+                               env = environment(form))
+  fs <- cor_family_spec(correlation, cv$covariates, g, n = length(rows), formula = formula)
+  groups <- group_order(fs$groups, fs$order, if (is.null(gname)) "the data" else gname,
+                        fs$type, unique_times = fs$type %in% c("corARMA", "corSymm"))
+  list(type = fs$type, formula = formula, groups = groups,
+       engine = fs[c("code", "npar", "cov", "iopt", "dopt")],
+       par = fs$par, fixed = fs$fixed, lower = fs$lower, upper = fs$upper,
+       natural = fs$natural, lines = function(par) cor_family_lines(fs, par))
+}
+
+# corAR1, corCAR1 (and corARMA(p = 1, q = 0) as corAR1, named as nlme's ARMA).
+markov_spec <- function(correlation, type, data, rows, reterms, arma = FALSE) {
   form <- attr(correlation, "formula")
   sides <- split_form(form, "correlation")
   g <- if (is.null(sides$groups)) default_cor_groups(reterms) else
@@ -137,17 +174,28 @@ correlation_spec <- function(correlation, data, rows, reterms) {
   v <- as.vector(correlation)
   phi <- if (!length(v)) if (type == "corAR1") 0 else 0.2 else
     if (type == "corAR1") tanh(v[1L] / 2) else stats::plogis(v[1L])
+  if (arma) phi <- if (length(v)) tanh(v[1L] / 2) else 0     # nlme: the PACF's tanh(v / 2)
   lag <- if (type == "corCAR1") typical_lag(groups, time) else 1
   map <- markov_map(type, lag)
   cov_txt <- if (identical(sides$covariate, 1)) "1" else deparse(sides$covariate)
-  list(type = type,
-       formula = stats::as.formula(paste("~", cov_txt, "|", gname), env = environment(form)),
+  formula <- stats::as.formula(paste("~", cov_txt, "|", gname), env = environment(form))
+  list(type = if (arma) "corARMA" else type, formula = formula,
        groups = groups,
        engine = list(code = if (type == "corAR1") 1L else 2L, npar = 1L,
                      cov = matrix(as.double(time)), iopt = integer(), dopt = as.double(lag)),
        par = map$to(min(max(phi, map$phi_lower), phi_max)), fixed = isTRUE(attr(correlation, "fixed")),
        lower = map$to(map$phi_lower), upper = map$to(phi_max),
-       natural = function(par) c(Phi = map$from(par)))
+       natural = function(par) setNames(map$from(par), if (arma) "Phi1" else "Phi"),
+       lines = function(par) markov_lines(type, arma, formula, map$from(par)))
+}
+
+# nlme's summary lines of a Markov structure.
+markov_lines <- function(type, arma, formula, phi, digits = max(3L, getOption("digits") - 3L)) {
+  est <- setNames(phi, if (arma) "Phi1" else "Phi")
+  c(paste("Correlation Structure:",
+          if (arma) "ARMA(1,0)" else if (type == "corAR1") "AR(1)" else "Continuous AR(1)"),
+    paste(" Formula:", deparse(formula)),
+    " Parameter estimate(s):", utils::capture.output(print(est, digits = digits)))
 }
 
 # |phi| is kept at most phi_max: the criterion is finite up to there and 1 - phi^2 stays
@@ -203,13 +251,13 @@ correlation_times <- function(covariate, form, data, rows, g, type) {
 
 # The correlation groups for the engine: gp (group g's rows are grow[gp[g] .. gp[g+1]-1]) and
 # grow (0-based rows, each group's in time order); duplicated times within a group are an error.
-group_order <- function(g, time, gname, type) {
+group_order <- function(g, time, gname, type, unique_times = TRUE) {
   n <- length(g)
   ord <- order(as.integer(g), time)
   gs <- as.integer(g)[ord]
   same <- c(FALSE, gs[-1L] == gs[-n])
   dup <- same & c(0, diff(time[ord])) == 0
-  if (any(dup))
+  if (unique_times && any(dup))
     stop(sprintf(paste("duplicated times within groups of %s (first: %s = %s, time %s):",
                        "%s needs unique times per group"),
                  gname, gname, as.character(g[ord][which(dup)[1L]]),
@@ -288,6 +336,7 @@ residual_result <- function(spec, rho, engine) {
        phi = if (!is.null(cor)) cor$natural(rho[seq_len(ncor)]),
        variance = var$type, variance_formula = var$formula,
        delta = if (!is.null(var)) var$component$natural(rho[ncor + seq_along(var$component$par)]),
+       correlation_lines = if (!is.null(cor)) cor$lines(rho[seq_len(ncor)]),
        npar = sum(spec$free), rho = rho, free = spec$free, spec = spec,
        K = K[c("Kp", "Kj", "Kx")], sd = exp(K$logs), order = spec$engine$grow)
 }
@@ -367,11 +416,7 @@ format_residual_structure <- function(object, digits = max(3L, getOption("digits
   show <- function(v) utils::capture.output(print(v, digits = digits))
   lines <- character()
   if (!is.null(r$correlation))
-    lines <- c(lines,
-               paste("Correlation Structure:",
-                     if (r$correlation == "corAR1") "AR(1)" else "Continuous AR(1)"),
-               paste(" Formula:", deparse(r$correlation_formula)),
-               " Parameter estimate(s):", show(r$phi))
+    lines <- c(lines, r$spec$correlation$lines(r$rho[seq_along(r$spec$correlation$par)]))
   if (!is.null(r$variance))
     lines <- c(lines, "Variance function:",
                " Structure: Different standard deviations per stratum",

@@ -1,0 +1,85 @@
+# Fits with nlme's correlation families (R/residual-correlation.R, src/cor_*.c) against nlme::lme
+# and nlme::gls on nlme's data: logLik (1e-6 relative, never below nlme's), the structure's
+# parameters (1e-4).  Reference values recorded from nlme 3.1-160 (R 4.2.2); live comparisons
+# run the same fits in nlme.
+
+ovary_fit <- function(cor, fun = lmm) {
+  if (identical(fun, lmm))
+    lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare), nlme::Ovary,
+        correlation = cor)
+  else nlme::lme(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), nlme::Ovary,
+                 random = ~ 1 | Mare, correlation = cor)
+}
+bw_fit <- function(cor, fun = lmm) {
+  if (identical(fun, lmm))
+    lmm(weight ~ Time * Diet + (Time | Rat), nlme::BodyWeight, correlation = cor)
+  else nlme::lme(weight ~ Time * Diet, nlme::BodyWeight, random = ~ Time | Rat,
+                 correlation = cor)
+}
+
+family_cases <- list(
+  arma11 = list(fit = function(f) ovary_fit(nlme::corARMA(p = 1, q = 1), f),
+                logLik = -772.175022, par = c(Phi1 = 0.7962951, Theta1 = -0.2703217)),
+  arma20 = list(fit = function(f) ovary_fit(nlme::corARMA(p = 2, q = 0), f),
+                logLik = -772.598554, par = c(Phi1 = 0.5386105, Phi2 = 0.1446712)),
+  arma10 = list(fit = function(f) ovary_fit(nlme::corARMA(p = 1, q = 0), f),
+                logLik = -775.223349, par = c(Phi1 = 0.6074423)),
+  exp = list(fit = function(f) bw_fit(nlme::corExp(form = ~ Time), f),
+             logLik = -566.029590, par = c(range = 3.650438)),
+  exp_nugget = list(fit = function(f) bw_fit(nlme::corExp(form = ~ Time, nugget = TRUE), f),
+                    logLik = -563.884139, par = c(range = 17.15021, nugget = 0.1756130)),
+  gaus = list(fit = function(f) bw_fit(nlme::corGaus(form = ~ Time), f),
+              logLik = -567.616678, par = c(range = 1.537351)),
+  ratio = list(fit = function(f) bw_fit(nlme::corRatio(form = ~ Time), f),
+               logLik = -566.874720, par = c(range = 1.479409)),
+  spher = list(fit = function(f) bw_fit(nlme::corSpher(form = ~ Time), f),
+               logLik = -567.616678, par = c(range = 4.268360)),
+  lin = list(fit = function(f) bw_fit(nlme::corLin(form = ~ Time), f),
+             logLik = -567.616678, par = c(range = 2.898597)))
+
+expect_family_fit <- function(f, logLik, par, what) {
+  expect_true(f$optinfo$converged, label = what)
+  expect_gte(c(stats::logLik(f)) - logLik, -1e-6 * abs(logLik))
+  expect_equal(c(stats::logLik(f)), logLik, tolerance = 1e-6, label = what)
+  expect_equal(f$residual$phi[names(par)], par, tolerance = 1e-4, label = what)
+}
+
+test_that("ARMA and spatial correlation fits match nlme::lme (recorded)", {
+  for (name in names(family_cases)) {
+    cs <- family_cases[[name]]
+    expect_family_fit(cs$fit(lmm), cs$logLik, cs$par, name)
+  }
+})
+
+test_that("corSymm and corCompSymm fits match nlme::gls / nlme::lme (recorded)", {
+  od <- nlme::Orthodont
+  f <- lmm(distance ~ age + Sex, od, correlation = nlme::corSymm(form = ~ 1 | Subject))
+  expect_family_fit(f, -215.098402,
+                    c(`cor(1,2)` = 0.6018625, `cor(1,3)` = 0.6324552, `cor(1,4)` = 0.4788260,
+                      `cor(2,3)` = 0.5552043, `cor(2,4)` = 0.6807841, `cor(3,4)` = 0.7144456),
+                    "Orthodont gls corSymm")
+  expect_output(print(f), "Correlation Structure: General")
+  f <- lmm(distance ~ age + Sex + (1 | Subject), od, correlation = nlme::corCompSymm())
+  expect_equal(c(logLik(f)), -218.756254, tolerance = 1e-8)   # rho and the intercept's variance
+  expect_output(print(f), "Compound symmetry")                 # are confounded: logLik only
+})
+
+test_that("print shows nlme's structure lines", {
+  f <- family_cases$arma11$fit(lmm)
+  expect_output(print(f), "Correlation Structure: ARMA\\(1,1\\)")
+  expect_output(print(f), "Formula: ~1 \\| Mare")
+  f <- family_cases$arma10$fit(lmm)                 # nlme treats ARMA(1, 0) as AR(1)
+  expect_output(print(f), "Phi1")
+})
+
+test_that("live: the families match nlme", {
+  skip_if_not_installed("nlme")
+  for (name in c("arma11", "exp_nugget", "spher")) {
+    cs <- family_cases[[name]]
+    g <- cs$fit(nlme::lme)
+    f <- cs$fit(lmm)
+    est <- coef(g$modelStruct$corStruct, unconstrained = FALSE)
+    expect_family_fit(f, c(logLik(g)), est[names(cs$par)], name)
+    expect_equal(unname(fixef(f)), unname(nlme::fixef(g)), tolerance = 1e-4)
+  }
+})
