@@ -83,3 +83,39 @@ test_that("live: the families match nlme", {
     expect_equal(unname(fixef(f)), unname(nlme::fixef(g)), tolerance = 1e-4)
   }
 })
+
+test_that("nlme's book examples: Orthodont corSymm x varIdent, Wheat2 spatial, Spruce corAR1", {
+  # Pinheiro & Bates (2000), ch. 5 scripts (nlme/inst/scripts/ch05.R), recorded from nlme.
+  f <- lmm(distance ~ Sex * I(age - 11), nlme::Orthodont,
+           correlation = nlme::corSymm(form = ~ 1 | Subject),
+           variance = nlme::varIdent(form = ~ 1 | age))
+  expect_family_fit(f, -212.2734001, c(`cor(1,2)` = 0.5681970, `cor(3,4)` = 0.7396207),
+                    "Orthodont corSymm + varIdent")
+  expect_equal(f$residual$delta[c("10", "12", "14")],
+               c(`10` = 0.8788792847, `12` = 1.0744596405, `14` = 0.9586878413), tolerance = 1e-4)
+  wheat <- list(
+    spher = list(nlme::corSpher(c(28, 0.2), form = ~ latitude + longitude, nugget = TRUE),
+                 -533.9315427, c(range = 27.457477674, nugget = 0.209314353)),
+    ratio = list(nlme::corRatio(c(12.5, 0.2), form = ~ latitude + longitude, nugget = TRUE),
+                 -532.6388882, c(range = 13.4613359226, nugget = 0.1935803036)),
+    gaus = list(nlme::corGaus(form = ~ latitude + longitude, nugget = TRUE),
+                -533.5508569, c(range = 10.7006062556, nugget = 0.2614214541)))
+  for (name in names(wheat)) {
+    w <- wheat[[name]]
+    f <- lmm(yield ~ variety - 1, nlme::Wheat2, correlation = w[[1]])   # one group of 224 rows
+    expect_family_fit(f, w[[2]], w[[3]], paste("Wheat2", name))
+  }
+  f <- suppressMessages(lmm(logSize ~ days + (1 | Tree), nlme::Spruce,
+                            correlation = nlme::corAR1()))
+  expect_family_fit(f, -55.79111103, c(Phi = 0.9623095469), "Spruce corAR1")
+})
+
+test_that("a spatial model whose range runs off to infinity says it has no optimum", {
+  # Wheat2 with corExp and a nugget from nlme's default start: the likelihood increases toward
+  # range -> Inf, nugget -> 0 (nlme's gls stops with "false convergence (8)")
+  expect_warning(f <- lmm(yield ~ variety - 1, nlme::Wheat2,
+                          correlation = nlme::corExp(form = ~ latitude + longitude, nugget = TRUE)),
+                 "first-order conditions")
+  expect_false(f$optinfo$converged)
+  expect_gt(f$residual$phi[["range"]], 1e4)
+})
