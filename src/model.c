@@ -240,6 +240,11 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP re
     lmm_resid *rs = resid_from(resid, n, sw);
     m->resid = rs;
     if (rs->banded) check_markov_times(rs);
+    if (rs->cor_code == LMM_COR_ARMA && rs->cor.niopt >= 2 && rs->cor.iopt[1] == 0 &&
+        rs->cor.iopt[0] >= 1 && rs->cor.iopt[0] <= 64) {
+        rs->band_p = rs->cor.iopt[0];                 /* AR(p): banded where times allow */
+        lmm_band_groups(rs);
+    }
     lmm_resid_pattern(rs);
     rs->refs = ref0;                       /* R_alloc'd: re-pointed at every .Call (get_model) */
     lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, rs->K.Kp, rs->K.Kj);

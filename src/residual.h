@@ -132,6 +132,7 @@ typedef struct lmm_resid {
     int cor_code;          /* LMM_COR_NONE: every row is its own group */
     lmm_cor cor;
     int banded;            /* Markov family: bidiagonal B_g */
+    int band_p, *gband;    /* AR(p): groups at consecutive times whitened by the band (or 0) */
     int ncor;              /* correlation parameters: rho[0 .. ncor-1] */
     int nvar, *var_off;    /* variance components; component c's parameters from rho[var_off[c]] */
     lmm_var *var;
@@ -153,6 +154,13 @@ void lmm_markov_r(const lmm_cor *c, double phi, double z, double lag, double *r,
 void lmm_resid_pattern(lmm_resid *rs);
 void lmm_resid_free(lmm_resid *rs);
 int lmm_resid_whiten(lmm_resid *rs, const double *rho, int deriv);
+
+/* residual_band.c: AR(p) by Durbin-Levinson */
+int lmm_band_table(int p, const double *par, double *T);
+int lmm_band_dtable(int p, const double *par, double *dT);
+void lmm_band_groups(lmm_resid *rs);
+void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT,
+                    double (*inv_sd)(const lmm_resid *, int));
 
 /* residual_pieces.c */
 double lmm_pieces_size(const lmm_model *m, int K, const int *has);

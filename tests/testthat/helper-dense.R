@@ -45,3 +45,16 @@ dense_pls <- function(theta, y, X, reterms, w = rep(1, length(y)), REML = TRUE) 
   list(crit = crit, beta = drop(beta), u = drop(u), b = drop(Lambda %*% u), sigma = sqrt(sigma2),
        condvar = sigma2 * Lambda %*% Minv %*% t(Lambda), vcov = sigma2 * chol2inv(RX))
 }
+
+# Profiled criterion of y = X beta + Z b + e, Var = s^2 (Z Lambda Lambda' Z' + Vr), by dense algebra.
+resid_dense_crit <- function(y, X, Z, Lambda, Vr, REML) {
+  V <- Z %*% Lambda %*% t(Lambda) %*% t(Z) + Vr
+  Vi <- solve(V)
+  XVX <- t(X) %*% Vi %*% X
+  beta <- solve(XVX, t(X) %*% Vi %*% y)
+  r <- y - X %*% beta
+  nmp <- length(y) - if (REML) ncol(X) else 0
+  r2 <- drop(t(r) %*% Vi %*% r)
+  as.numeric(determinant(V)$modulus + nmp * (1 + log(2 * pi * r2 / nmp)) +
+         if (REML) determinant(XVX)$modulus else 0)
+}

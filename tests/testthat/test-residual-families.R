@@ -119,3 +119,33 @@ test_that("a spatial model whose range runs off to infinity says it has no optim
   expect_false(f$optinfo$converged)
   expect_gt(f$residual$phi[["range"]], 1e4)
 })
+
+test_that("AR(p) groups at consecutive times are whitened by the band, the others densely", {
+  # src/residual_band.c: Durbin-Levinson rows (p + 1 entries) where times are consecutive,
+  # dense rows where a group has gaps; the criterion and its gradient against dense algebra.
+  set.seed(3)
+  d <- do.call(rbind, lapply(1:30, function(i) {
+    t <- if (i %% 3 == 0) c(1:5, 8:12) else 1:10
+    data.frame(id = i, t = t, x = rnorm(length(t)))
+  }))
+  d$y <- 1 + d$x + rnorm(30)[d$id] + rnorm(nrow(d))
+  d$id <- factor(d$id)
+  pieces <- lmm_pieces(y ~ x + (1 | id), d)
+  spec <- residual_spec(nlme::corARMA(form = ~ t | id, p = 2), NULL, d, pieces)
+  e <- engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset, spec)
+  par <- c(0.8, 0.3)
+  theta <- 0.7
+  kappa <- tanh(par / 2)                                # nlme's map: partial autocorrelations
+  acf <- stats::ARMAacf(ar = c(kappa[1] * (1 - kappa[2]), kappa[2]), lag.max = 20)
+  same <- outer(d$id, d$id, `==`)
+  Vr <- ifelse(same, acf[abs(outer(d$t, d$t, `-`)) + 1], 0)
+  want <- resid_dense_crit(d$y, pieces$X, dense_Z(pieces$reterms),
+                           dense_Lambda(theta, pieces$reterms), Vr, TRUE)
+  expect_equal(engine_crit(e, theta, TRUE, par), want, tolerance = 1e-10)
+  f <- function(x) engine_crit(e, x[1], TRUE, x[2:3])
+  num <- vapply(1:3, function(i) {
+    h <- 1e-5; xp <- xm <- c(theta, par); xp[i] <- xp[i] + h; xm[i] <- xm[i] - h
+    (f(xp) - f(xm)) / (2 * h)
+  }, 0)
+  expect_equal(attr(engine_gradient(e, theta, TRUE, par), "gradient"), num, tolerance = 1e-6)
+})

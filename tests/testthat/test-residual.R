@@ -16,19 +16,6 @@ sim_growth <- function(n_id = 2500, n_t = 4, phi = 0.7, seed = 4) {
   data.frame(y, time, arm, id = factor(id))
 }
 
-# Profiled criterion of y = X beta + Z b + e, Var = s^2 (Z Lambda Lambda' Z' + Vr), by dense algebra.
-resid_dense_crit <- function(y, X, Z, Lambda, Vr, REML) {
-  V <- Z %*% Lambda %*% t(Lambda) %*% t(Z) + Vr
-  Vi <- solve(V)
-  XVX <- t(X) %*% Vi %*% X
-  beta <- solve(XVX, t(X) %*% Vi %*% y)
-  r <- y - X %*% beta
-  nmp <- length(y) - if (REML) ncol(X) else 0
-  r2 <- drop(t(r) %*% Vi %*% r)
-  as.numeric(determinant(V)$modulus + nmp * (1 + log(2 * pi * r2 / nmp)) +
-         if (REML) determinant(XVX)$modulus else 0)
-}
-
 # Vr = S R S: AR(1) phi^|t_i - t_j| within groups g, S = diag(delta[stratum] / sqrt(w)).
 resid_dense_V <- function(g, t, phi, delta_row, w) {
   R <- outer(seq_along(g), seq_along(g), function(i, j) ifelse(g[i] == g[j], phi^abs(t[i] - t[j]), 0))
@@ -348,7 +335,9 @@ test_that("bad residual structures give clear errors", {
                "time covariate 'when' of corCAR1 must be numeric \\(got character\\)")
   expect_error(lmm(f, d, correlation = nlme::corAR1(form = ~ I(Time / 7) | Rat)),
                "corAR1 needs integer times")
-  expect_error(lmm(f, d, correlation = nlme::corSymm()), "must be nlme::corAR1\\(\\) or")
+  expect_error(lmm(f, d, correlation = "AR1"), "must be an nlme correlation structure")
+  expect_error(lmm(f, d, correlation = structure(numeric(), class = c("corFoo", "corStruct"))),
+               "corFoo is not supported")
   expect_error(lmm(f, d, variance = nlme::varPower()), "must be nlme::varIdent\\(\\)")
   expect_error(lmm(f, d, variance = nlme::varIdent(c(Nope = 2), form = ~ 1 | Diet)),
                "varIdent names strata not in the data: Nope")

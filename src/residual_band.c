@@ -1,0 +1,95 @@
+/*
+ * residual_band.c -- banded whitening of AR(p) residuals (corARMA(p, 0)) in groups observed at
+ * consecutive integer times: O(n p) per new rho instead of the dense O(m^3) per group.
+ *
+ * With the partial autocorrelations kappa_k = tanh(par_k / 2) (cor_arma.c's map), the
+ * Durbin-Levinson recursion
+ *     phi^(o)_o = kappa_o,   phi^(o)_j = phi^(o-1)_j - kappa_o phi^(o-1)_{o-j},
+ *     v_o = v_{o-1} (1 - kappa_o^2),  v_0 = 1,
+ * gives the best linear predictor of e_a from its o = min(a, p) predecessors and its error
+ * variance; the prediction errors (e_a - sum_j phi^(o)_j e_{a-j}) / sqrt(v_o) are independent
+ * with unit variance, so they are the rows of B_g = L_g^{-1} (R_g = L_g L_g'), with at most
+ * p + 1 entries each.  The table holds, for o = 0..p, the diagonal 1 / sqrt(v_o) at
+ * T[o (p+1)] and the lag-j coefficient -phi^(o)_j / sqrt(v_o) at T[o (p+1) + j].
+ * Derivatives in par: Richardson-extrapolated central differences of the table (O(h^4)).
+ */
+#include "residual.h"
+#include <math.h>
+#include <string.h>
+
+#define BAND_MAX 64
+
+/* The table at par (p parameters); 1 if some |kappa| >= 1 numerically. */
+int lmm_band_table(int p, const double *par, double *T)
+{
+    double phi[BAND_MAX + 1], prev[BAND_MAX + 1], v = 1;
+    if (p < 1 || p > BAND_MAX) return 1;
+    int w = p + 1;
+    memset(T, 0, (size_t) w * w * sizeof(double));
+    T[0] = 1;
+    for (int o = 1; o <= p; o++) {
+        double kappa = tanh(par[o - 1] / 2);
+        if (!(fabs(kappa) < 1)) return 1;
+        for (int j = 1; j < o; j++) prev[j] = phi[j];
+        for (int j = 1; j < o; j++) phi[j] = prev[j] - kappa * prev[o - j];
+        phi[o] = kappa;
+        v *= 1 - kappa * kappa;
+        if (!(v > 0)) return 1;
+        double s = 1 / sqrt(v);
+        T[o * w] = s;
+        for (int j = 1; j <= o; j++) T[o * w + j] = -phi[j] * s;
+    }
+    return 0;
+}
+
+/* dT[k (p+1)^2 ..] = d table / d par_k; 1 if a shifted point is infeasible. */
+int lmm_band_dtable(int p, const double *par, double *dT)
+{
+    int w = p + 1, sz = w * w;
+    double q[BAND_MAX], T[(BAND_MAX + 1) * (BAND_MAX + 1)];
+    const double wt[] = {8, -8, -1, 1};
+    for (int k = 0; k < p; k++) {
+        double h = 1e-3 * fmax(1.0, fabs(par[k])), step[] = {h, -h, 2 * h, -2 * h};
+        double *D = dT + (size_t) k * sz;
+        memset(D, 0, sz * sizeof(double));
+        for (int s = 0; s < 4; s++) {
+            memcpy(q, par, p * sizeof(double));
+            q[k] += step[s];
+            if (lmm_band_table(p, q, T)) return 1;
+            for (int e = 0; e < sz; e++) D[e] += wt[s] * T[e];
+        }
+        for (int e = 0; e < sz; e++) D[e] /= 12 * h;
+    }
+    return 0;
+}
+
+/* Groups whitened by the band: consecutive integer times (t_a - t_{a-1} = 1). */
+void lmm_band_groups(lmm_resid *rs)
+{
+    rs->gband = R_Calloc(rs->G + 1, int);
+    for (int g = 0; g < rs->G; g++) {
+        int ok = 1;
+        for (int a = rs->gp[g] + 1; a < rs->gp[g + 1] && ok; a++)
+            ok = rs->cor.cov[rs->grow[a]] - rs->cor.cov[rs->grow[a - 1]] == 1.0;
+        rs->gband[g] = ok;
+    }
+}
+
+/* One band group's rows of K (and dK for the correlation parameters) from the tables. */
+void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT, double (*inv_sd)(const lmm_resid *, int))
+{
+    int p = rs->band_p, w = p + 1, sz = w * w, nnz = rs->nnz;
+    const int *r = rs->grow + rs->gp[g];
+    int m = rs->gp[g + 1] - rs->gp[g];
+    for (int a = 0; a < m; a++) {
+        int o = a < p ? a : p, e1 = rs->K.Kp[r[a] + 1] - 1;    /* entries r_{a-o} .. r_a */
+        for (int j = 0; j <= o; j++) {
+            int e = e1 - j;
+            double s = inv_sd(rs, r[a - j]);
+            rs->K.Kx[e] = T[o * w + j] * s;
+            if (dT)
+                for (int k = 0; k < rs->ncor; k++)
+                    rs->K.dKx[(size_t) k * nnz + e] = dT[(size_t) k * sz + o * w + j] * s;
+        }
+    }
+}
