@@ -1,11 +1,15 @@
 ## Speed benchmark: lmmc::lmm() with an AR(1) residual structure against nlme::lme().
 ##
-## Usage:  Rscript bench/bench_residual.R [--reps=5] [--only=growth|long]
+## Usage:  Rscript bench/bench_residual.R [--reps=5] [--only=growth|long|ar2|dense]
 ## (run in the source tree, lmmc is loaded from it with pkgload::load_all()).
 ##
 ## long: 160 ids x 12,000 time points (1.92 million rows), y ~ time + (1 + time | id), corAR1
 ## (glmmTMB's ar1() asks for 42.6 GB there, glmmTMB issue 995): one lmm fit, its time,
 ## evaluations and the process's peak resident memory (VmHWM); nlme is not run (hours).
+## ar2: the same data with corARMA(p = 2) (AR(2), whitened by Durbin-Levinson bands).
+## dense: the cost of one evaluation (criterion and gradient at a new rho) with structures whitened
+## group by group (corCompSymm, corExp), n = 24,000 rows in groups of m = 8 .. 240: it grows as
+## sum m_g^3 = n m^2 (reported: microseconds per evaluation / (n m^2)).
 ##
 ## Data: the simulated growth curve of tests/testthat/test-residual.R: 2,500 subjects x 4 times,
 ## random intercept and slope, AR(1) errors with phi = 0.7 (seed 4), 10,000 rows.  Model:
@@ -71,6 +75,39 @@ if (only %in% c("all", "long")) {
                    rss_before_mb = round(before), peak_rss_mb = round(proc_mb("VmHWM"))),
         row.names = FALSE)
   rm(dl, fit); invisible(gc())
+}
+if (only %in% c("all", "ar2")) {
+  dl <- sim_long()
+  t <- system.time(fit <- lmm(y ~ time + (1 + time | id), dl,
+                              correlation = nlme::corARMA(form = ~ tt | id, p = 2)))
+  print(data.frame(model = "long 160x12000 (1+time|id) + corARMA(2, 0)", lmm_s = t[["elapsed"]],
+                   feval = fit$optinfo$feval, converged = fit$optinfo$converged,
+                   t(fit$residual$phi), peak_rss_mb = round(proc_mb("VmHWM"))), row.names = FALSE)
+  rm(dl, fit); invisible(gc())
+}
+
+if (only %in% c("all", "dense")) {
+  rows <- list()
+  for (m in c(8L, 24L, 80L, 240L)) {
+    n <- 24000L
+    set.seed(1)
+    dd <- data.frame(g = factor(rep(seq_len(n / m), each = m)), t = rep(seq_len(m), n / m),
+                     x = rnorm(n))
+    dd$y <- dd$x + rnorm(n / m)[dd$g] + rnorm(n)
+    for (cs in list(nlme::corCompSymm(form = ~ 1 | g), nlme::corExp(form = ~ t | g))) {
+      pieces <- lmm_pieces(y ~ x, dd, random = FALSE)
+      spec <- lmmc:::residual_spec(cs, NULL, dd, pieces)
+      e <- lmmc:::engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights,
+                               pieces$offset, spec)
+      reps <- max(2L, as.integer(200 / m))
+      t <- system.time(for (r in seq_len(reps))
+        lmmc:::engine_gradient(e, numeric(), TRUE, spec$rho + r * 1e-3))[["elapsed"]] / reps
+      rows[[length(rows) + 1L]] <- data.frame(structure = class(cs)[1L], m = m, n = n,
+                                              ms_per_eval = 1e3 * t,
+                                              us_per_n_m2 = 1e6 * t / (n * m^2))
+    }
+  }
+  print(do.call(rbind, rows), digits = 3, row.names = FALSE)
 }
 if (!only %in% c("all", "growth")) quit(save = "no")
 

@@ -318,6 +318,34 @@ static void form_M(const lmm_model *m, const double *const *T, double *Mx, doubl
     }
 }
 
+/* Sigma = Omega_S^{-1} on L's pattern (S: the Z nodes and node N's first nl rows): the dense
+   block's inverse, then the sparse columns right to left.  Sx, Sd, P zeroed by the caller; W
+   and V scratch of max_column_rows x size_max and size_max^2. */
+static void selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd, double *P,
+                             double *W, double *V)
+{
+    dense_sigma(m, m->doff[m->N - m->Ns] + nl, Sd);
+    dense_products(m, nl, Sd, P);
+    for (int J = m->Ns - 1; J >= 0; J--) {
+        selinv_column(m, J, nl, Sx, Sd, P, W, V);
+        lmm_work(lmm_column_work(m, J));             /* interrupt.c */
+    }
+}
+
+/* The selected inverse of Omega_S at the current factor, with its own scratch (condvar.c):
+   Sx (nLx) and Sd (md x md) are overwritten. */
+void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd)
+{
+    size_t nx = m->nLx + 1, pmax = m->size_max;
+    double *P = (double *) R_alloc(nx, sizeof(double));
+    double *W = (double *) R_alloc((size_t) max_column_rows(m) * pmax + 1, sizeof(double));
+    double *V = (double *) R_alloc(pmax * pmax, sizeof(double));
+    memset(Sx, 0, m->nLx * sizeof(double));
+    memset(P, 0, m->nLx * sizeof(double));
+    memset(Sd, 0, (size_t) m->md * m->md * sizeof(double));
+    selected_inverse(m, nl, Sx, Sd, P, W, V);
+}
+
 /* The gradient at the current factor (m->factored): grad[ntheta]; with Mx (nLx) and Md
    (md x md), also M = dcrit/dA = T B T' on L's pattern.  One workspace, carved. */
 static void gradient_at_factor(const lmm_model *m, const double *theta, int REML, double *grad,
@@ -344,12 +372,7 @@ static void gradient_at_factor(const lmm_model *m, const double *theta, int REML
     double c = (REML ? m->n - p : m->n) / (r * r);
     /* Sigma = Omega_S^{-1} on L's pattern */
     memset(Sx, 0, (2 * nx + nd) * sizeof(double));                 /* Sx, P, Sd */
-    dense_sigma(m, dX + nl, Sd);
-    dense_products(m, nl, Sd, P);
-    for (int J = Ns - 1; J >= 0; J--) {
-        selinv_column(m, J, nl, Sx, Sd, P, W, V);
-        lmm_work(lmm_column_work(m, J));             /* interrupt.c */
-    }
+    selected_inverse(m, nl, Sx, Sd, P, W, V);
     add_outer(m, c, w, woff, Sx, Sd);                               /* B = Sigma + c w w' */
     /* templates and the per-term accumulators G_t */
     memset(Gx, 0, nT * sizeof(double));
