@@ -15,8 +15,9 @@
 # coef(vf, unconstrained = FALSE).  Strata are in order of first appearance (nlme's); varIdent puts
 # its reference stratum first and the fixed strata last (as nlme's Initialize.varIdent).
 #
-# varfunc_spec(variance, data, rows) evaluates the forms with R/residual.R's helpers
-# (split_form, form_variable, form_groups) and returns, or NULL when the variance is constant,
+# varfunc_spec(variance, data, rows, fitted = NULL) evaluates the forms with R/residual.R's helpers
+# (split_form, form_variable, form_groups; fitted(.) at `fitted`) and returns, or NULL when the
+# variance is constant,
 #   list(components = list(<component>, ...),       one per varIdent/varPower/varExp/varConstPower
 #        prior_weights = numeric n-vector or NULL,  the product of varFixed's 1 / v
 #        npar, natural = function(par), lines = function(par, digits))   par: all components' par
@@ -30,10 +31,14 @@ varfunc_codes <- c(varIdent = 1L, varPower = 2L, varExp = 3L, varConstPower = 4L
 # ---- the specification -------------------------------------------------------------------------
 
 # The variance specification of an nlme varFunc (or a formula: varFixed) on the used rows of data.
-varfunc_spec <- function(variance, data, rows) {
+# fitted: the model's fitted values on the used rows, for covariates of the fitted values (nlme's
+# default ~ fitted(.)); without them such covariates are an error.  nlme iterates: fit, evaluate
+# the covariate at the fit's fitted values (innermost level), fit again, until the variance
+# parameters settle.
+varfunc_spec <- function(variance, data, rows, fitted = NULL) {
   terms <- varfunc_terms(variance)
   parts <- lapply(terms, function(vf) {
-    x <- varfunc_evaluate(vf, data, rows)
+    x <- varfunc_evaluate(vf, data, rows, fitted)
     varfunc_part(vf, x$v, x$strata)
   })
   varfunc_assemble(parts, combination = length(terms) > 1L || inherits(variance, "varComb"))
@@ -66,25 +71,37 @@ varfunc_fixed_of <- function(form) {
 }
 
 # The covariate (numeric or NULL) and strata (factor or NULL) of a varFunc on the used rows.
-varfunc_evaluate <- function(vf, data, rows) {
+varfunc_evaluate <- function(vf, data, rows, fitted = NULL) {
   type <- varfunc_type(vf)
   form <- attr(vf, "formula")
   sides <- split_form(form, "variance")
   strata <- if (!is.null(sides$groups) && type != "varFixed")
     form_groups(sides$groups, form, data, rows, "variance")
-  v <- if (type != "varIdent") {
-    if (varfunc_uses_fitted(sides$covariate))
-      stop(type, "'s covariate '", deparse(sides$covariate), "' uses the fitted values, which ",
-           "depend on the fixed effects: lmmc needs a data covariate, e.g. ", type,
-           "(form = ~ age)", call. = FALSE)
-    form_variable(sides$covariate, form, data, rows, "variance")
-  }
+  v <- if (type != "varIdent")
+    varfunc_covariate_values(type, sides$covariate, form, data, rows, fitted)
   list(v = v, strata = strata)
 }
 
-# nlme's default form ~ fitted(.) (and residuals): variance depending on beta.
-varfunc_uses_fitted <- function(expr) {
-  any(c(".", "fitted", "resid", "residuals") %in% all.names(expr))
+# The covariate on the used rows.  In nlme's covariates `.` is the fit: fitted(.) its fitted
+# values, here `fitted` (used rows) when given.
+varfunc_covariate_values <- function(type, covariate, form, data, rows, fitted) {
+  if (any(c("resid", "residuals") %in% all.names(covariate)))
+    stop(type, "'s covariate '", deparse(covariate), "' uses the residuals: lmmc needs a data ",
+         "covariate or the fitted values", call. = FALSE)
+  if (any(c(".", "fitted") %in% all.names(covariate))) {
+    if (is.null(fitted))
+      stop(type, "'s covariate '", deparse(covariate), "' uses the fitted values, which ",
+           "depend on the fixed effects: lmmc needs a data covariate, e.g. ", type,
+           "(form = ~ age)", call. = FALSE)
+    if (!is.numeric(fitted) || length(fitted) != length(rows))
+      stop(sprintf("'fitted' must be numeric with one value per used row (%d)", length(rows)),
+           call. = FALSE)
+    full <- rep(NA_real_, attr(rows, "nrow"))
+    full[rows] <- fitted
+    dot <- structure(list(fitted.values = full), class = "lmm_fitted_values")
+    data <- c(list(. = dot), if (!is.null(data)) as.list(data))
+  }
+  form_variable(covariate, form, data, rows, "variance")
 }
 
 varfunc_type <- function(vf) {

@@ -9,6 +9,7 @@ library(nlme)
 # data set, the varFunc, and a shift of its free unconstrained parameters (a second point)
 vf_cases <- list(
   power_age = list("Orthodont", varPower(0.7, form = ~ age), 0.2),
+  power_negative = list("Orthodont", varPower(0.4, form = ~ I(age - 11)), -0.3),
   power_age_sex = list("Orthodont", varPower(c(Male = 0.5, Female = -0.3), form = ~ age | Sex),
                        c(0.1, -0.2)),
   power_fixed = list("BodyWeight", varPower(0.2, form = ~ Time | Diet, fixed = c("2" = 0.5)),
@@ -30,6 +31,7 @@ vf_cases <- list(
   ident_diet = list("BodyWeight", varIdent(c("3" = 1.4), form = ~ 1 | Diet,
                                            fixed = c("1" = 0.8)), 0.3),
   ident_soil = list("Earthquake", varIdent(form = ~ 1 | soil), -0.4),
+  ident_interaction = list("Orthodont", varIdent(form = ~ 1 | Sex * age), seq(-0.3, 0.3, 0.1)),
   ident_rev = list("OrthodontRev", varIdent(c(Male = 1.5), form = ~ 1 | Sex), 0.2),
   fixed_formula = list("Orthodont", ~ age, numeric(0)),
   fixed_weight = list("BodyWeight", varFixed(~ weight), numeric(0)),
@@ -98,6 +100,7 @@ nlme_vf <- function(case, free = NULL) {
 
 vf_recorded <- list(
   power_age = c(-179.6632226, 0.2332582479, 0.1576559533, -230.9955719, 0.1538930517, 0.09300038959),
+  power_negative = c(-23.73002544, 0.644394015, 0.644394015, -5.932506359, 0.8959584598, 0.8959584598),
   power_age_sex = c(-44.67815589, 0.3535533906, 2.207183347, -38.97456152, 0.2871745887, 3.741657387),
   power_fixed = c(-151.7502627, 1, 0.4352752816, -165.5457411, 1, 0.125),
   exp_pressure = c(-86.1, 0.9084640161, 0.3011942119, 21.525, 1.024290318, 1.349858808),
@@ -109,6 +112,7 @@ vf_recorded <- list(
   constpower_zero = c(-2.656431254, 1.422226585, 0.6179324499, -5.027844676, 1.458343618, 0.5525031659),
   ident_diet = c(4.831854104, 1.25, 0.7142857143, -8.368145896, 1.25, 0.5291558719),
   ident_soil = c(0, 1, 1, 11.6, 1, 1),
+  ident_interaction = c(0, 1, 1, 3, 1, 0.7408182207),
   ident_rev = c(-25.94976692, 1, 0.6666666667, -38.74976692, 1, 0.5458205021),
   fixed_formula = c(-128.3308733, 0.3535533906, 0.2672612419, -128.3308733, 0.3535533906, 0.2672612419),
   fixed_weight = c(-518.8938922, 0.06454972244, 0.04192218082, -518.8938922, 0.06454972244, 0.04192218082),
@@ -139,7 +143,7 @@ test_that("the weights, parameters and natural values equal nlme's (live)", {
     free <- spec_free(spec)
     for (par in list(par0, shifted_par(spec, case[[3L]]))) {
       vf <- nlme_vf(case, if (any(free)) par[free])
-      expect_equal(unname(spec_weights(spec, par, n)), unname(varWeights(vf)),
+      expect_equal(unname(spec_weights(spec, par, n)), as.double(varWeights(vf)),
                    tolerance = 1e-12, info = nm)
       expect_equal(spec$natural(par), coef(vf, unconstrained = FALSE), tolerance = 1e-12,
                    info = nm)
@@ -166,6 +170,37 @@ test_that("d log s / d par is the derivative of log s", {
     }, numeric(n))
     expect_equal(D, matrix(num, n), tolerance = 1e-7, info = nm)
   }
+})
+
+# ---- covariates of the fitted values ------------------------------------------------------------
+
+test_that("covariates of the fitted values are evaluated at the given fitted values, as nlme's", {
+  lm_fit <- lm(distance ~ age * Sex, Orthodont)
+  rows <- all_rows(Orthodont)
+  n <- nrow(Orthodont)
+  cases <- list(list(varPower(0.5), 0.8, c(-274.4021382, 0.08250364282, 0.07844820468)),
+                list(varExp(form = ~ fitted(.) | Sex), c(0.05, -0.02),
+                     c(-59.97, 0.3227809852, 1.618868216)),
+                list(varConstPower(power = 0.3), c(log(2), 0.9),
+                     c(-320.4566261, 0.0538895611, 0.05122315472)))
+  for (case in cases) {
+    spec <- varfunc_spec(case[[1L]], Orthodont, rows, fitted = fitted(lm_fit))
+    expect_equal(spec$components[[1L]]$v, unname(fitted(lm_fit)))
+    w <- spec_weights(spec, case[[2L]], n)
+    expect_equal(c(sum(log(w)), w[1L], w[n]), case[[3L]], tolerance = 1e-8)   # nlme 3.1-162
+  }
+  skip_if_not_installed("nlme")
+  lme_fit <- lme(distance ~ age, random = ~ 1 | Subject, data = Orthodont)
+  for (fit in list(lm_fit, lme_fit))
+    for (case in cases) {
+      vf <- update(Initialize(case[[1L]], Orthodont), c(list(. = fit), as.list(Orthodont)))
+      coef(vf) <- case[[2L]]
+      spec <- varfunc_spec(case[[1L]], Orthodont, rows, fitted = fitted(fit))
+      expect_equal(spec_weights(spec, case[[2L]], n), unname(varWeights(vf)), tolerance = 1e-12)
+    }
+  expect_error(varfunc_spec(varPower(), Orthodont, rows, fitted = 1:3), "'fitted' must be numeric")
+  expect_error(varfunc_spec(varPower(form = ~ resid(.)), Orthodont, rows, fitted = fitted(lm_fit)),
+               "uses the residuals")
 })
 
 # ---- the maps and the layout -------------------------------------------------------------------
