@@ -6,11 +6,11 @@
 # The residual standard deviation of row i is sigma s_i / sqrt(w_i), s_i the product of the
 # components' multipliers (nlme's varWeights() is 1 / s_i), k the stratum of row i (form ~ v | g;
 # one stratum without g):
-#   varIdent       s_i = delta_k (1 for the reference)  par = log delta_k, non-reference strata
-#   varPower       s_i = |v_i|^delta_k                  par = delta_k
-#   varExp         s_i = exp(delta_k v_i)               par = delta_k
-#   varConstPower  s_i = c_k + |v_i|^delta_k            par = (log c_1 .. log c_S, delta_1 .. delta_S)
-#   varFixed       Var(e_i) proportional to v_i        no parameter: prior weights times 1 / v_i.
+#   varIdent       s_i = delta_k (1: reference)  par = log delta_k, non-reference strata
+#   varPower       s_i = |v_i|^delta_k           par = delta_k
+#   varExp         s_i = exp(delta_k v_i)        par = delta_k
+#   varConstPower  s_i = c_k + |v_i|^delta_k     par = (log c_1 .. log c_S, delta_1 .. delta_S)
+#   varFixed       Var(e_i) proportional to v_i  no parameter: prior weights times 1 / v_i.
 # par is the unconstrained scale the engine works on (nlme's coef(vf)); natural() gives nlme's
 # coef(vf, unconstrained = FALSE).  Strata are in order of first appearance (nlme's); varIdent puts
 # its reference stratum first and the fixed strata last (as nlme's Initialize.varIdent).
@@ -196,7 +196,8 @@ varfunc_print <- function(x, digits)
 
 # ---- varFixed ----------------------------------------------------------------------------------
 
-# Variance proportional to v > 0: the prior weights times 1 / v (nlme takes |v|; lmmc refuses v <= 0).
+# Variance proportional to v > 0: the prior weights times 1 / v (nlme takes |v|; lmmc refuses
+# v <= 0).
 varfunc_fixed <- function(vf, v) {
   form <- attr(vf, "formula")
   if (any(v <= 0))
