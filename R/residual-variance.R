@@ -22,7 +22,10 @@
 #        prior_weights = numeric n-vector or NULL,  the product of varFixed's 1 / v
 #        npar, natural = function(par), lines = function(par, digits))   par: all components' par
 # with <component> = list(type, code, npar, nstrata, stratum, v,      (what C reads)
-#                         par, fixed, lower, upper, names, strata, formula, natural, lines).
+#                         par, fixed, lower, upper, names, log_scale, strata, formula,
+#                         natural, lines);
+# log_scale[k]: the natural value of par[k] is exp(par[k]) (varIdent's delta, varConstPower's
+# const), else par[k] itself.
 # The builders varfunc_part(vf, v, strata) take evaluated covariates and strata.
 
 # lmm_var codes (src/residual.h)
@@ -246,7 +249,8 @@ varfunc_ident <- function(vf, strata) {
     else stats::setNames(exp(unname(par)), strata_all[-1L])[!is_fixed]
   }
   varfunc_component("varIdent", par, is_fixed, strata_all, match(as.character(strata), strata_all),
-                    NULL, form, natural, "Different standard deviations per stratum")
+                    NULL, form, natural, "Different standard deviations per stratum",
+                    log_scale = rep(TRUE, length(par)))
 }
 
 # ---- varPower and varExp -----------------------------------------------------------------------
@@ -302,13 +306,15 @@ varfunc_constpower <- function(vf, v, strata) {
   if (!is.null(strata)) what <- paste0(what, ", different strata")
   form <- if (is.null(strata)) varfunc_covariate_form(vf) else attr(vf, "formula")
   varfunc_component("varConstPower", par, is_fixed, lev,
-                    if (!is.null(strata)) as.integer(strata), v, form, natural, what)
+                    if (!is.null(strata)) as.integer(strata), v, form, natural, what,
+                    log_scale = rep(c(TRUE, FALSE), each = S))
 }
 
 # ---- shared pieces -----------------------------------------------------------------------------
 
 # A component: what C reads (code .. v: stratum 0-based) and what the fit reports.
-varfunc_component <- function(type, par, fixed, strata, stratum, v, form, natural, what) {
+varfunc_component <- function(type, par, fixed, strata, stratum, v, form, natural, what,
+                              log_scale = rep(FALSE, length(par))) {
   lines <- function(par, digits = getOption("digits"))
     c(paste0(" Structure: ", what), paste(" Formula:", deparse(form)), " Parameter estimates:",
       varfunc_print(natural(par, all = TRUE), digits))
@@ -317,7 +323,7 @@ varfunc_component <- function(type, par, fixed, strata, stratum, v, form, natura
        stratum = if (!is.null(stratum)) as.integer(stratum) - 1L,
        v = v, par = unname(par), fixed = unname(fixed),
        lower = rep(-Inf, length(par)), upper = rep(Inf, length(par)),
-       names = names(par), strata = strata, formula = form,
+       names = names(par), log_scale = log_scale, strata = strata, formula = form,
        natural = natural, lines = lines)
 }
 

@@ -222,11 +222,51 @@ test_that("covariates of the fitted values are evaluated at the given fitted val
                "uses the residuals")
 })
 
+# ---- the model: lme's likelihood ---------------------------------------------------------------
+
+# ML log-likelihood of distance ~ age + (1 | Subject) on Orthodont by dense algebra, the residual
+# variance sigma^2 s_i^2 / w_i from the specification at nlme's estimates.
+dense_loglik <- function(fit, spec, par) {
+  d <- Orthodont
+  n <- nrow(d)
+  s2 <- exp(2 * spec_logs(spec, par, n)$logs)
+  w <- if (is.null(spec$prior_weights)) 1 else spec$prior_weights
+  Z <- model.matrix(~ Subject - 1, d)
+  tau <- as.numeric(VarCorr(fit)[1L, "StdDev"])
+  V <- tau^2 * tcrossprod(Z) + diag(fit$sigma^2 * s2 / w)
+  r <- d$distance - model.matrix(~ age, d) %*% fixef(fit)
+  -0.5 * (n * log(2 * pi) + as.numeric(determinant(V)$modulus) + sum(r * solve(V, r)))
+}
+
+test_that("the specification at lme's estimates gives lme's likelihood", {
+  skip_if_not_installed("nlme")
+  rows <- all_rows(Orthodont)
+  for (vf in list(varPower(form = ~ age | Sex), varConstPower(form = ~ age),
+                  varComb(varFixed(~ age), varExp(form = ~ age | Sex)),
+                  varIdent(form = ~ 1 | Sex), ~ age)) {
+    fit <- lme(distance ~ age, random = ~ 1 | Subject, data = Orthodont, weights = vf,
+               method = "ML")
+    spec <- varfunc_spec(vf, Orthodont, rows)
+    par <- spec_par(spec)
+    free <- spec_free(spec)
+    log_scale <- unlist(lapply(spec$components, `[[`, "log_scale"))
+    nat <- coef(fit$modelStruct$varStruct, unconstrained = FALSE)
+    if (length(nat)) {
+      expect_equal(names(spec$natural(par)), names(nat))
+      on_log <- log_scale[free]
+      par[free] <- replace(unname(nat), on_log, log(nat[on_log]))
+      expect_equal(spec$natural(par), nat)
+    }
+    expect_equal(dense_loglik(fit, spec, par), as.numeric(logLik(fit)), tolerance = 1e-10)
+  }
+})
+
 # ---- the maps and the layout -------------------------------------------------------------------
 
 test_that("unconstrained and natural values map as nlme's coef", {
   cp <- vf_spec(vf_cases$constpower_sex)$components[[1L]]
   expect_equal(cp$names, c("const.Male", "const.Female", "power.Male", "power.Female"))
+  expect_equal(cp$log_scale, c(TRUE, TRUE, FALSE, FALSE))
   expect_equal(cp$par, c(log(1), log(3), 0.4, 0.1))
   expect_equal(cp$natural(c(log(2), log(5), 0.3, -0.1)),
                c(const.Male = 2, const.Female = 5, power.Male = 0.3, power.Female = -0.1))
@@ -236,6 +276,7 @@ test_that("unconstrained and natural values map as nlme's coef", {
   expect_equal(cf$fixed, c(FALSE, TRUE))
   expect_equal(cf$natural(c(log(0.25), 1)), c(const = 0.25))
   id <- vf_spec(vf_cases$ident_diet)$components[[1L]]
+  expect_equal(id$log_scale, c(TRUE, TRUE))
   expect_equal(id$strata, c("2", "3", "1"))              # reference, free, fixed
   expect_equal(id$par, log(c(1.4, 0.8)))
   expect_equal(id$natural(log(c(2, 0.8))), c("3" = 2))
@@ -244,6 +285,7 @@ test_that("unconstrained and natural values map as nlme's coef", {
   expect_equal(pw$par, c(0.2, 0.5, 0.2))
   expect_equal(pw$fixed, c(FALSE, TRUE, FALSE))
   expect_equal(pw$natural(c(0.1, 0.5, 0.3)), c("1" = 0.1, "3" = 0.3))
+  expect_equal(pw$log_scale, c(FALSE, FALSE, FALSE))
   ex <- vf_spec(vf_cases$exp_pressure)$components[[1L]]
   expect_equal(ex$natural(0.25), c(expon = 0.25))
   comb <- vf_spec(vf_cases$comb_ident_exp)
