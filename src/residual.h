@@ -99,6 +99,10 @@ int lmm_cor_lin(const lmm_cor *c, int m, const int *rows, const double *par, dou
 int lmm_cor_ratio(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
 int lmm_cor_spher(const lmm_cor *c, int m, const int *rows, const double *par, double *R);
 int lmm_var_ident(const lmm_var *v, const double *par, double *logs, double *const *dlogs);
+int lmm_var_power(const lmm_var *v, const double *par, double *logs, double *const *dlogs);
+int lmm_var_exp(const lmm_var *v, const double *par, double *logs, double *const *dlogs);
+int lmm_var_constpower(const lmm_var *v, const double *par, double *logs, double *const *dlogs);
+int lmm_var_log_ok(double logs);   /* s = e^logs and 1 / s are positive and finite */
 
 /* The whitening K by rows, and its derivatives with respect to rho on the same pattern. */
 typedef struct {

@@ -10,6 +10,7 @@
 #include "residual.h"
 #include <math.h>
 #include <string.h>
+#include <math.h>
 
 lmm_cor_fn lmm_cor_family(int code)
 {
@@ -32,7 +33,30 @@ lmm_var_fn lmm_var_family(int code)
 {
     switch (code) {
     case LMM_VAR_IDENT: return lmm_var_ident;
+    case LMM_VAR_POWER: return lmm_var_power;
+    case LMM_VAR_EXP: return lmm_var_exp;
+    case LMM_VAR_CONSTPOWER: return lmm_var_constpower;
     default: return NULL;
+    }
+}
+
+/* A standard-deviation multiplier s = e^logs the families accept: s and 1 / s positive and finite
+   (|log s| below log(DBL_MAX) ~ 709.8, with a margin for the products of varComb). */
+int lmm_var_log_ok(double logs)
+{
+    return fabs(logs) < 700;
+}
+
+/* The parameter count and covariate each variance family needs (S strata). */
+static int var_shape_ok(const lmm_var *v)
+{
+    int S = v->nstrata;
+    switch (v->code) {
+    case LMM_VAR_IDENT: return v->npar == S - 1;
+    case LMM_VAR_POWER:
+    case LMM_VAR_EXP: return v->npar == S && v->v != NULL;
+    case LMM_VAR_CONSTPOWER: return v->npar == 2 * S && v->v != NULL;
+    default: return 0;
     }
 }
 
@@ -121,6 +145,7 @@ lmm_var lmm_var_from(SEXP s, int n)
         error(_("the variance function is malformed"));
     v.stratum = isNull(st) ? NULL : INTEGER(st);
     v.v = isNull(cv) ? NULL : REAL(cv);
+    if (!var_shape_ok(&v)) error(_("the variance function is malformed"));
     if (v.stratum)
         for (int i = 0; i < n; i++)
             if (v.stratum[i] == NA_INTEGER || v.stratum[i] < 0 || v.stratum[i] >= v.nstrata)
