@@ -11,6 +11,9 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset = NULL
   pc$random <- is.null(correlation) && is.null(variance)
   pieces <- eval(pc, parent.frame())
   residual <- residual_spec(correlation, variance, data, pieces)
+  if (!is.null(residual$prior_weights))            # varFixed: variance proportional to v
+    pieces$weights <- pieces$weights * residual$prior_weights
+  if (is.null(residual$engine)) residual <- NULL
   control <- with_verbose(as_lmm_control(control), verbose)
   fit <- fit_checked(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset,
                      pieces$REML, control, start, residual)

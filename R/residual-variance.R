@@ -226,6 +226,9 @@ varfunc_ident <- function(vf, strata) {
   free <- setdiff(lev, names(fixed))
   if (!length(free))
     stop("varIdent's 'fixed' cannot fix every stratum: one is the reference", call. = FALSE)
+  unknown <- setdiff(names(value)[nzchar(names(value))], lev)
+  if (length(unknown))
+    stop("varIdent names strata not in the data: ", paste(unknown, collapse = ", "), call. = FALSE)
   named <- !is.null(names(value)) && length(value) == length(free) - 1L &&
     all(names(value) %in% free) && !anyDuplicated(names(value))
   if (named) {

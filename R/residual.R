@@ -19,23 +19,26 @@ residual_spec <- function(correlation, variance, data, pieces) {
   n <- length(pieces$y)
   cor <- if (is.null(correlation)) NULL else
     correlation_spec(correlation, data, rows, pieces$reterms)
-  var <- if (is.null(variance)) NULL else variance_spec(variance, data, rows)
-  if (!is.null(var) && length(var$strata) < 2L) var <- NULL     # one stratum: nothing to fit
-  if (is.null(cor) && is.null(var)) return(NULL)
+  var <- if (is.null(variance)) NULL else varfunc_spec(variance, data, rows)  # residual-variance.R
+  comps <- var$components
+  if (is.null(cor) && !length(comps)) {                 # fixed weights at most (varFixed)
+    if (is.null(var$prior_weights)) return(NULL)
+    return(structure(list(prior_weights = var$prior_weights), class = "lmm_residual_spec"))
+  }
   groups <- if (is.null(cor)) list(gp = seq.int(0L, n), grow = seq_len(n) - 1L) else cor$groups
-  comps <- if (is.null(var)) list() else list(var$component)
   markov <- is.null(cor) || cor$engine$code %in% 1:2
-  ident <- is.null(var) || identical(var$type, "varIdent")
+  ident <- !length(comps) || length(comps) == 1L && comps[[1L]]$type == "varIdent"
   structure(list(
-    correlation = cor, variance = var,
+    correlation = cor, variance = var, prior_weights = var$prior_weights,
     engine = list(gp = as.integer(groups$gp), grow = as.integer(groups$grow),
-                  cor = if (!is.null(cor)) cor$engine, var = lapply(comps, `[[`, "engine"),
+                  cor = if (!is.null(cor)) cor$engine,
+                  var = lapply(comps, function(cp) cp[c("code", "npar", "nstrata", "stratum", "v")]),
                   pieces = if (markov && ident)
                     residual_classes(groups, if (!is.null(cor)) cor$engine$cov[, 1L],
-                                     if (is.null(var)) integer(n) else var$stratum,
-                                     if (is.null(var)) 1L else length(var$strata))),
+                                     if (length(comps)) comps[[1L]]$stratum else integer(n),
+                                     if (length(comps)) comps[[1L]]$nstrata else 1L)),
     rho = c(cor$par, unlist(lapply(comps, `[[`, "par"))),
-    free = c(if (!is.null(cor)) !cor$fixed, unlist(lapply(comps, `[[`, "free"))),
+    free = c(if (!is.null(cor)) !cor$fixed, !as.logical(unlist(lapply(comps, `[[`, "fixed")))),
     lower = c(cor$lower, unlist(lapply(comps, `[[`, "lower"))),
     upper = c(cor$upper, unlist(lapply(comps, `[[`, "upper")))),
     class = "lmm_residual_spec")
@@ -274,55 +277,6 @@ typical_lag <- function(groups, time) {
   if (length(lags)) stats::median(lags) else 1
 }
 
-# ---- variance: varIdent ------------------------------------------------------------------------
-
-variance_spec <- function(variance, data, rows) {
-  if (!inherits(variance, "varIdent"))
-    stop("'variance' must be nlme::varIdent() (got ", class(variance)[1L], ")", call. = FALSE)
-  form <- attr(variance, "formula")
-  sides <- split_form(form, "variance")
-  if (is.null(sides$groups))
-    stop("varIdent needs strata: varIdent(form = ~ 1 | stratum)", call. = FALSE)
-  s <- form_groups(sides$groups, form, data, rows, "variance")
-  strata <- stratum_order(levels(s), variance)
-  fixed_log <- attr(variance, "fixed")
-  v <- as.vector(variance)
-  start_names <- attr(variance, "groupNames")
-  logdelta <- setNames(rep(0, length(strata) - 1L), strata[-1L])
-  if (length(v)) {
-    if (is.null(names(v)) && !is.null(start_names)) names(v) <- start_names[seq_along(v)]
-    if (is.null(names(v))) logdelta[] <- v else logdelta[names(v)] <- v
-  }
-  fixed <- setNames(names(logdelta) %in% names(fixed_log), names(logdelta))
-  logdelta[fixed] <- fixed_log[names(logdelta)[fixed]]
-  stratum <- match(as.character(s), strata) - 1L
-  k <- length(strata) - 1L
-  list(type = "varIdent",
-       formula = stats::as.formula(paste("~ 1 |", deparse(sides$groups)), env = environment(form)),
-       strata = strata, stratum = stratum,
-       component = list(engine = list(code = 1L, npar = k, nstrata = length(strata),
-                                      stratum = as.integer(stratum), v = NULL),
-                        par = unname(logdelta), free = !unname(fixed),
-                        lower = rep(-Inf, k), upper = rep(Inf, k),
-                        natural = function(par) setNames(c(1, exp(par)), strata)))
-}
-
-# Reference stratum first: the one not named by the starting or fixed values, else (as nlme)
-# the first to appear in the data.
-stratum_order <- function(levels, variance) {
-  named <- unique(c(names(as.vector(variance)), attr(variance, "groupNames"),
-                    names(attr(variance, "fixed"))))
-  bad <- setdiff(named, levels)
-  if (length(bad))
-    stop("varIdent names strata not in the data: ", paste(bad, collapse = ", "), call. = FALSE)
-  ref <- setdiff(levels, named)
-  if (length(named) && length(ref) != 1L && length(named) == length(levels))
-    stop("varIdent's starting or fixed values must leave one stratum (the reference) unnamed",
-         call. = FALSE)
-  ref <- if (length(named) && length(ref) == 1L) ref else levels[1L]
-  c(ref, setdiff(levels, ref))
-}
-
 # ---- the fit's residual fields -------------------------------------------------------------------
 
 # The fit's `residual` field: the structures, their estimates, and the whitening K at them (rows
@@ -334,11 +288,20 @@ residual_result <- function(spec, rho, engine) {
   K <- .Call(C_lmm_whitening_at, engine, as.double(rho))
   list(correlation = cor$type, correlation_formula = cor$formula,
        phi = if (!is.null(cor)) cor$natural(rho[seq_len(ncor)]),
-       variance = var$type, variance_formula = var$formula,
-       delta = if (!is.null(var)) var$component$natural(rho[ncor + seq_along(var$component$par)]),
+       variance = if (length(var$components)) vapply(var$components, `[[`, "", "type"),
+       delta = if (length(var$components)) variance_estimates(var, rho[ncor + seq_len(var$npar)]),
+       variance_coef = if (length(var$components)) var$natural(rho[ncor + seq_len(var$npar)]),
        correlation_lines = if (!is.null(cor)) cor$lines(rho[seq_len(ncor)]),
        npar = sum(spec$free), rho = rho, free = spec$free, spec = spec,
        K = K[c("Kp", "Kj", "Kx")], sd = exp(K$logs), order = spec$engine$grow)
+}
+
+# The variance function's estimates: a single varIdent's ratios with the reference stratum's 1
+# (nlme's summary), else nlme's coef(vf, unconstrained = FALSE).
+variance_estimates <- function(var, par) {
+  comps <- var$components
+  if (length(comps) == 1L && comps[[1L]]$type == "varIdent") return(comps[[1L]]$natural(par, all = TRUE))
+  var$natural(par)
 }
 
 # The criterion of a fit with a residual structure as a function of (theta, rho), rho on the
@@ -360,12 +323,14 @@ residual_objective <- function(object, REML = object$REML) {
 
 # ---- accessors ---------------------------------------------------------------------------------
 
-# The residual structure's estimates, as nlme reports them: phi ("Phi") and the standard-deviation
-# ratios of the strata (the reference stratum's is 1).
+# The residual structure's estimates, as nlme reports them: the correlation parameters (phi:
+# "Phi", "Phi1", "range", ...), a varIdent's standard-deviation ratios of all strata (delta, the
+# reference stratum's 1) and the variance function's parameters (variance: nlme's
+# coef(varStruct, unconstrained = FALSE)).
 residual_parameters <- function(object) {
   if (!inherits(object, "lmm")) stop("'object' must be a fitted lmm", call. = FALSE)
   r <- object$residual
-  list(phi = r$phi, delta = r$delta)
+  list(phi = r$phi, delta = r$delta, variance = r$variance_coef)
 }
 
 # Number of estimated residual-structure parameters (fixed ones excluded): logLik's df is
@@ -417,10 +382,9 @@ format_residual_structure <- function(object, digits = max(3L, getOption("digits
   lines <- character()
   if (!is.null(r$correlation))
     lines <- c(lines, r$spec$correlation$lines(r$rho[seq_along(r$spec$correlation$par)]))
-  if (!is.null(r$variance))
-    lines <- c(lines, "Variance function:",
-               " Structure: Different standard deviations per stratum",
-               paste(" Formula:", deparse(r$variance_formula)),
-               " Parameter estimates:", show(r$delta))
+  var <- r$spec$variance
+  if (length(var$components))
+    lines <- c(lines, var$lines(r$rho[length(r$spec$correlation$par) + seq_len(var$npar)],
+                                digits))
   lines
 }

@@ -149,3 +149,59 @@ test_that("AR(p) groups at consecutive times are whitened by the band, the other
   }, 0)
   expect_equal(attr(engine_gradient(e, theta, TRUE, par), "gradient"), num, tolerance = 1e-6)
 })
+
+# ---- variance functions ----------------------------------------------------------------------------
+
+test_that("variance functions match nlme: varPower, varConstPower, varExp, varComb, varFixed", {
+  dial <- rate ~ (pressure + I(pressure^2) + I(pressure^3) + I(pressure^4)) * QB
+  dial_re <- update(dial, . ~ . + (pressure + I(pressure^2) | Subject))
+  cases <- list(
+    list(lmm(dial_re, nlme::Dialyzer, variance = nlme::varPower(form = ~ pressure)),
+         -306.0399226, c(power = 0.7493283686)),
+    list(lmm(dial, nlme::Dialyzer, variance = nlme::varPower(form = ~ pressure),   # gls
+             correlation = nlme::corAR1(0.771, form = ~ 1 | Subject)),
+         -308.3373088, c(power = 0.5182385715), c(Phi = 0.7526037604)),
+    list(lmm(dial_re, nlme::Dialyzer, variance = nlme::varConstPower(form = ~ pressure)),
+         -305.9603476, c(const = 0.4153960698, power = 1.0652824049)),
+    list(lmm(weight ~ Time * Diet + (Time | Rat), nlme::BodyWeight,
+             variance = nlme::varExp(form = ~ Time)),
+         -575.8045659, c(expon = 0.001208080151)),
+    list(lmm(distance ~ age + Sex + (1 | Subject), nlme::Orthodont,
+             variance = nlme::varComb(nlme::varIdent(form = ~ 1 | Sex),
+                                      nlme::varPower(form = ~ age))),
+         -209.9355166, c(A.Female = 0.4497050797, B.power = -0.3623932879)),
+    list(lmm(weight ~ Time * Diet + (Time | Rat), nlme::BodyWeight,
+             variance = nlme::varPower(form = ~ Time | Diet),
+             correlation = nlme::corCAR1(form = ~ Time)),
+         -554.8402516, c(`1` = -0.16666722499, `2` = -0.09815389095, `3` = 0.02813896836),
+         c(Phi = 0.7939153332)))
+  for (i in seq_along(cases)) {
+    cs <- cases[[i]]
+    f <- cs[[1]]
+    expect_true(f$optinfo$converged)
+    expect_gte(c(logLik(f)) - cs[[2]], -1e-6 * abs(cs[[2]]))
+    expect_equal(c(logLik(f)), cs[[2]], tolerance = 1e-6)
+    expect_equal(residual_parameters(f)$variance[names(cs[[3]])], cs[[3]], tolerance = 1e-4)
+    if (length(cs) > 3) expect_equal(residual_parameters(f)$phi, cs[[4]], tolerance = 1e-4)
+  }
+  expect_output(print(cases[[6]][[1]]), "Power of variance covariate, different strata")
+  # lme's weights = ~ age: varFixed, the prior weights 1 / age
+  f <- lmm(distance ~ age + Sex + (1 | Subject), nlme::Orthodont, variance = ~ age)
+  expect_equal(c(logLik(f)), -219.8657085, tolerance = 1e-8)
+  expect_equal(f$weights, 1 / nlme::Orthodont$age)
+})
+
+test_that("live: variance functions match nlme::lme", {
+  skip_if_not_installed("nlme")
+  g <- nlme::lme(weight ~ Time * Diet, nlme::BodyWeight, ~ Time | Rat,
+                 weights = nlme::varPower(form = ~ Time | Diet),
+                 correlation = nlme::corCAR1(form = ~ Time))
+  f <- lmm(weight ~ Time * Diet + (Time | Rat), nlme::BodyWeight,
+           variance = nlme::varPower(form = ~ Time | Diet),
+           correlation = nlme::corCAR1(form = ~ Time))
+  expect_gte(c(logLik(f)) - c(logLik(g)), -1e-6)
+  expect_equal(c(logLik(f)), c(logLik(g)), tolerance = 1e-6)
+  expect_equal(unname(residual_parameters(f)$variance),
+               unname(coef(g$modelStruct$varStruct, unconstrained = FALSE)), tolerance = 1e-4)
+  expect_equal(unname(fixef(f)), unname(nlme::fixef(g)), tolerance = 1e-4)
+})
