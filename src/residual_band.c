@@ -11,7 +11,7 @@
  * with unit variance, so they are the rows of B_g = L_g^{-1} (R_g = L_g L_g'), with at most
  * p + 1 entries each.  The table holds, for o = 0..p, the diagonal 1 / sqrt(v_o) at
  * T[o (p+1)] and the lag-j coefficient -phi^(o)_j / sqrt(v_o) at T[o (p+1) + j].
- * Derivatives in par: Richardson-extrapolated central differences of the table (O(h^4)).
+ * Derivatives in par: the recursion differentiated (lmm_band_dtable).
  */
 #include "residual.h"
 #include <math.h>
@@ -42,23 +42,38 @@ int lmm_band_table(int p, const double *par, double *T)
     return 0;
 }
 
-/* dT[k (p+1)^2 ..] = d table / d par_k; 1 if a shifted point is infeasible. */
+/* dT[k (p+1)^2 ..] = d table / d par_k, by differentiating the recursion (forward mode):
+       d kappa_o = (1 - kappa_o^2) / 2 for par_{o-1},
+       d phi^(o)_j = d phi^(o-1)_j - d kappa_o phi^(o-1)_{o-j} - kappa_o d phi^(o-1)_{o-j},
+       d v_o = d v_{o-1} (1 - kappa_o^2) - 2 v_{o-1} kappa_o d kappa_o,
+       d (1 / sqrt(v)) = -dv / (2 v^(3/2)).
+   1 if some |kappa| >= 1 numerically. */
 int lmm_band_dtable(int p, const double *par, double *dT)
 {
     int w = p + 1, sz = w * w;
-    double q[BAND_MAX], T[(BAND_MAX + 1) * (BAND_MAX + 1)];
-    const double wt[] = {8, -8, -1, 1};
+    double phi[BAND_MAX + 1], prev[BAND_MAX + 1], dphi[BAND_MAX + 1], dprev[BAND_MAX + 1];
+    if (p < 1 || p > BAND_MAX) return 1;
     for (int k = 0; k < p; k++) {
-        double h = 1e-3 * fmax(1.0, fabs(par[k])), step[] = {h, -h, 2 * h, -2 * h};
-        double *D = dT + (size_t) k * sz;
+        double *D = dT + (size_t) k * sz, v = 1, dv = 0;
         memset(D, 0, sz * sizeof(double));
-        for (int s = 0; s < 4; s++) {
-            memcpy(q, par, p * sizeof(double));
-            q[k] += step[s];
-            if (lmm_band_table(p, q, T)) return 1;
-            for (int e = 0; e < sz; e++) D[e] += wt[s] * T[e];
+        for (int o = 1; o <= p; o++) {
+            double kappa = tanh(par[o - 1] / 2);
+            if (!(fabs(kappa) < 1)) return 1;
+            double dk = (o - 1 == k) ? (1 - kappa * kappa) / 2 : 0;
+            for (int j = 1; j < o; j++) { prev[j] = phi[j]; dprev[j] = dphi[j]; }
+            for (int j = 1; j < o; j++) {
+                phi[j] = prev[j] - kappa * prev[o - j];
+                dphi[j] = dprev[j] - dk * prev[o - j] - kappa * dprev[o - j];
+            }
+            phi[o] = kappa;
+            dphi[o] = dk;
+            dv = dv * (1 - kappa * kappa) - 2 * v * kappa * dk;
+            v *= 1 - kappa * kappa;
+            if (!(v > 0)) return 1;
+            double sc = 1 / sqrt(v), dsc = -0.5 * dv / (v * sqrt(v));
+            D[o * w] = dsc;
+            for (int j = 1; j <= o; j++) D[o * w + j] = -(dphi[j] * sc + phi[j] * dsc);
         }
-        for (int e = 0; e < sz; e++) D[e] /= 12 * h;
     }
     return 0;
 }
