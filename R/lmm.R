@@ -10,13 +10,17 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset = NULL
   # with a residual structure and no random term: nlme::gls's model
   pc$random <- is.null(correlation) && is.null(variance)
   pieces <- eval(pc, parent.frame())
-  residual <- residual_spec(correlation, variance, data, pieces)
-  if (!is.null(residual$prior_weights))            # varFixed: variance proportional to v
-    pieces$weights <- pieces$weights * residual$prior_weights
-  if (is.null(residual$engine)) residual <- NULL
   control <- with_verbose(as_lmm_control(control), verbose)
-  fit <- fit_checked(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset,
-                     pieces$REML, control, start, residual)
+  fit <- if (variance_uses_fitted(variance)) {            # nlme's ~ fitted(.) (R/residual.R)
+    fit_fitted_variance(pieces, correlation, variance, data, control, start)
+  } else {
+    residual <- residual_spec(correlation, variance, data, pieces)
+    if (!is.null(residual$prior_weights))            # varFixed: variance proportional to v
+      pieces$weights <- pieces$weights * residual$prior_weights
+    if (is.null(residual$engine)) residual <- NULL
+    fit_checked(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset,
+                pieces$REML, control, start, residual)
+  }
   fit$call <- mc
   # the call shows the formula with `||` expanded, as lme4's
   if (inherits(formula, "formula") && "||" %in% all.names(formula))

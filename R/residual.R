@@ -13,13 +13,14 @@
 #   engine      what C takes (src/model.c resid_from): list(gp, grow, cor, var)
 #   rho, free, lower, upper   the parameters (unconstrained), which are estimated, their bounds
 #   correlation, variance     the structures (type, formula, how to print them)
-residual_spec <- function(correlation, variance, data, pieces) {
+residual_spec <- function(correlation, variance, data, pieces, fitted = NULL) {
   if (is.null(correlation) && is.null(variance)) return(NULL)
   rows <- residual_rows(data, pieces$frame, pieces$formula)
   n <- length(pieces$y)
   cor <- if (is.null(correlation)) NULL else
     correlation_spec(correlation, data, rows, pieces$reterms)
-  var <- if (is.null(variance)) NULL else varfunc_spec(variance, data, rows)  # residual-variance.R
+  var <- if (is.null(variance)) NULL else
+    varfunc_spec(variance, data, rows, fitted)                 # R/residual-variance.R
   comps <- var$components
   if (is.null(cor) && !length(comps)) {                 # fixed weights at most (varFixed)
     if (is.null(var$prior_weights)) return(NULL)
@@ -42,6 +43,45 @@ residual_spec <- function(correlation, variance, data, pieces) {
     lower = c(cor$lower, unlist(lapply(comps, `[[`, "lower"))),
     upper = c(cor$upper, unlist(lapply(comps, `[[`, "upper")))),
     class = "lmm_residual_spec")
+}
+
+# Does the variance function use the fitted values (nlme's ~ fitted(.), varPower's default)?
+variance_uses_fitted <- function(variance) {
+  if (is.null(variance) || inherits(variance, "formula") || is.character(variance)) return(FALSE)
+  any(vapply(varfunc_terms(variance), function(vf)
+    any(c(".", "fitted") %in% all.names(attr(vf, "formula"))), NA))
+}
+
+# nlme's fitted-value covariates (varPower() = varPower(form = ~ fitted(.))): the covariate is
+# the fit's own fitted values, so the estimate is the fixed point of fitting with v = the fitted
+# values of the previous fit (nlme's outer iterations), started from the fit without the
+# variance function; each fit starts from the previous estimates.  Stops when the criterion
+# changes by less than 1e-10 relative and the parameters by less than 1e-7.
+fit_fitted_variance <- function(pieces, correlation, variance, data, control, start,
+                                maxit = 100L) {
+  fit_spec <- function(spec, start) {
+    if (!is.null(spec$prior_weights)) stop("varFixed cannot be combined with fitted-value ",
+                                           "covariates", call. = FALSE)
+    fit_checked(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset,
+                pieces$REML, control, start, spec)
+  }
+  fit <- fit_spec(residual_spec(correlation, NULL, data, pieces), start)
+  for (it in seq_len(maxit)) {
+    spec <- residual_spec(correlation, variance, data, pieces, fitted = as.vector(fitted(fit)))
+    if (!is.null(fit$residual)) {                          # start from the previous estimates
+      ncor <- length(spec$correlation$par)
+      if (it == 1L) spec$rho[seq_len(ncor)] <- fit$residual$rho[seq_len(ncor)]
+      else spec$rho <- fit$residual$rho
+    }
+    old <- fit
+    fit <- fit_spec(spec, unname(old$theta))
+    if (it > 1L && abs(fit$crit - old$crit) <= 1e-10 * abs(old$crit) &&
+        max(abs(fit$residual$rho - old$residual$rho), abs(fit$theta - old$theta)) <= 1e-7) break
+  }
+  if (it == maxit) warning("the fitted-value variance covariate did not settle in ", maxit,
+                           " refits", call. = FALSE)
+  fit$optinfo$outer_iterations <- it
+  fit
 }
 
 # Classes of rows with equal whitening coefficients for Markov x varIdent structures (src/

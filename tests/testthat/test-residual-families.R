@@ -205,3 +205,22 @@ test_that("live: variance functions match nlme::lme", {
                unname(coef(g$modelStruct$varStruct, unconstrained = FALSE)), tolerance = 1e-4)
   expect_equal(unname(fixef(f)), unname(nlme::fixef(g)), tolerance = 1e-4)
 })
+
+test_that("varPower() on the fitted values (nlme's default) is nlme's fixed point", {
+  # nlme refits with the covariate = the previous fit's fitted values until they settle
+  f <- lmm(weight ~ Time * Diet + (Time | Rat), nlme::BodyWeight, variance = nlme::varPower())
+  expect_equal(c(logLik(f)), -570.9607109, tolerance = 1e-8)
+  expect_gte(c(logLik(f)), -570.9607109 - 1e-6)
+  expect_equal(residual_parameters(f)$variance, c(power = 0.5428417814), tolerance = 1e-4)
+  expect_gt(f$optinfo$outer_iterations, 1L)
+  expect_output(print(f), "Formula: ~fitted\\(.\\)")
+  f <- lmm(weight ~ Time * Diet + (Time | Rat), nlme::BodyWeight, variance = nlme::varPower(),
+           correlation = nlme::corCAR1(form = ~ Time))
+  expect_equal(c(logLik(f)), -560.5702088, tolerance = 1e-8)
+  expect_equal(residual_parameters(f)$variance, c(power = 0.5943386868), tolerance = 1e-4)
+  expect_equal(residual_parameters(f)$phi, c(Phi = 0.8149297107), tolerance = 1e-4)
+  f <- lmm(rate ~ (pressure + I(pressure^2) + I(pressure^3) + I(pressure^4)) * QB,
+           nlme::Dialyzer, variance = nlme::varPower())                    # gls
+  expect_equal(c(logLik(f)), -357.1440735, tolerance = 1e-8)
+  expect_equal(residual_parameters(f)$variance, c(power = 0.3951485296), tolerance = 1e-4)
+})
