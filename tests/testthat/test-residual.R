@@ -338,7 +338,7 @@ test_that("bad residual structures give clear errors", {
   expect_error(lmm(f, d, correlation = "AR1"), "must be an nlme correlation structure")
   expect_error(lmm(f, d, correlation = structure(numeric(), class = c("corFoo", "corStruct"))),
                "corFoo is not supported")
-  expect_error(lmm(f, d, variance = nlme::varPower()), "needs a data covariate")
+  expect_error(lmm(f, d, variance = nlme::varPower(form = ~ resid(.))), "uses the residuals")
   expect_error(lmm(f, d, variance = nlme::varIdent(c(Nope = 2), form = ~ 1 | Diet)),
                "varIdent names strata not in the data: Nope")
   d$site <- factor(rep(c("a", "b"), length.out = nrow(d)))
