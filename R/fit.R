@@ -8,7 +8,7 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
   n <- length(y)
   X <- check_fixed_matrix(X, n)
   if (is.null(attr(X, "dropped"))) X <- drop_aliased(X, control$check.rankX)
-  reterms <- check_reterms(reterms, n, control)
+  reterms <- check_reterms(reterms, n, control, allow_empty = !is.null(residual))
   weights <- if (is.null(weights)) rep(1, n) else check_weight_vector(weights, n)
   offset <- if (is.null(offset)) rep(0, n) else check_offset_vector(offset, n)
   REML <- single_flag(REML, "REML")

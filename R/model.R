@@ -377,11 +377,13 @@ lhs_matrix <- function(tt, frame, bar, vars) {
 # `name` and `cnms` get defaults. With `control`, lme4's checks on the
 # numbers of levels and of random effects are applied (once: the result is
 # marked with attr "checked"). Term order is kept.
-check_reterms <- function(reterms, n, control = NULL) {
-  if (isTRUE(attr(reterms, "checked")) && length(reterms[[1L]]$group) == n)
+check_reterms <- function(reterms, n, control = NULL, allow_empty = FALSE) {
+  if (is.list(reterms) && !length(reterms) && allow_empty) return(reterms)   # gls
+  if (isTRUE(attr(reterms, "checked")) && length(reterms) && length(reterms[[1L]]$group) == n)
     return(reterms)                        # checked and completed already (lmm_pieces)
-  if (!is.list(reterms))
-    stop("'reterms' must be a list of random-effects terms", call. = FALSE)
+  if (!is.list(reterms) || !length(reterms))
+    stop("'reterms' must be a non-empty list of random-effects terms (without random effects, ",
+         "give a residual structure)", call. = FALSE)
   labels <- names(reterms)
   out <- lapply(seq_along(reterms), function(i) complete_reterm(reterms[[i]], i, labels[i], n))
   names(out) <- labels
