@@ -27,7 +27,7 @@ lmm_hat <- function(object) {
   if (is.null(object$residual))
     return(object$weights * joint_quad_form(object, design$A, design$P))
   rows <- whitened_design(object, design)
-  quad_form_rows(rows$A, rows$P, joint_cov_inverse(object))
+  joint_quad_form(object, rows$A, rows$P)
 }
 
 ## W^(1/2) (y - mu), or B (y - mu) with a residual structure.
