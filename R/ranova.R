@@ -32,9 +32,6 @@ forward_to_lmerTest <- function(fun, model, cl, env) {
 # The refits are evaluated in `env` (see refit_with_formula()).
 ranova_table <- function(model, reduce.terms, env) {
   need_formula(model, "ranova()")
-  if (!is.null(model$residual))
-    stop("ranova() does not refit models with a residual correlation or variance structure",
-         call. = FALSE)
   full_form <- ranova_full_formula(formula(model))
   bars <- vapply(find_bars(full_form), deparse2, "")
   new_forms <- if (isTRUE(reduce.terms)) {
@@ -97,14 +94,19 @@ reduced_forms <- function(bar, full_form) {
   stats::setNames(forms, paste(scope, paste0("in (", bar, ")")))
 }
 
-# The model refitted with another formula: lmm() with the fit's call, or lm() (same data,
-# subset, weights, offset, na.action, contrasts) when no random term is left.  The call is
-# evaluated in `env` (the caller of ranova/step), else where the formula was written.
+# The model refitted with another formula: lmm() with the fit's call (its residual structure
+# included), or, when no random term is left, lm() (same data, subset, weights, offset,
+# na.action, contrasts) -- nlme::gls() with the same residual structure for fits with one.
+# The call is evaluated in `env` (the caller of ranova/step), else where the formula was written.
 refit_with_formula <- function(model, formula, env = parent.frame()) {
   cl <- model$call
   if (is.null(cl)) stop("the fit has no call to refit", call. = FALSE)
-  if (has_bars(formula)) {
+  if (inherits(model, "gls")) {                  # a gls step of step(): its own call
+    cl$model <- formula
+  } else if (has_bars(formula)) {
     cl$formula <- formula
+  } else if (!is.null(model$residual)) {
+    cl <- gls_call(model, formula)
   } else {
     keep <- c("", "formula", "data", "subset", "weights", "offset", "na.action", "contrasts")
     cl <- cl[names(cl) %in% keep | seq_along(cl) == 1L]
@@ -112,10 +114,37 @@ refit_with_formula <- function(model, formula, env = parent.frame()) {
     cl$formula <- formula
   }
   tryCatch(eval(cl, env), error = function(e) {
-    fenv <- environment(model$formula)
+    fenv <- environment(stats::formula(model))
     if (is.null(fenv) || identical(fenv, env)) stop(e)
     eval(cl, fenv)
   })
+}
+
+# nlme::gls(formula, data, correlation, weights = variance, ...) for a fit with a residual
+# structure left with no random term.  Its REML and ML log-likelihoods are lmm's (the same
+# constants, R/residual.R's tests).  The correlation groups are written out: without them gls
+# would take the whole data as one series, lmm the innermost random-effects grouping.
+gls_call <- function(model, formula) {
+  cl <- model$call
+  if (!is.null(cl$weights) || !is.null(cl$offset))
+    stop("the model without random terms (nlme::gls) cannot have prior weights or an offset",
+         call. = FALSE)
+  out <- call("gls")
+  out[[1L]] <- quote(nlme::gls)
+  out$model <- formula
+  for (arg in c("data", "subset", "na.action")) if (!is.null(cl[[arg]])) out[[arg]] <- cl[[arg]]
+  out$method <- if (isTRUE(model$REML)) "REML" else "ML"
+  r <- model$residual
+  if (!is.null(r$correlation))
+    out$correlation <- as.call(list(with_cor_form, cl$correlation, r$correlation_formula))
+  if (!is.null(r$variance)) out$weights <- cl$variance
+  out
+}
+
+# A corStruct with its grouping formula set.
+with_cor_form <- function(cor, form) {
+  attr(cor, "formula") <- form
+  cor
 }
 
 loglik_df <- function(fit, REML) {
