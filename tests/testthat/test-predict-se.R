@@ -161,3 +161,62 @@ test_that("se.fit with a residual structure uses the whitened M: its fixed block
   h <- hatvalues(fit)
   expect_true(all(h > 0 & h < 1))
 })
+
+## ---- residual structures through the engine's factor -----------------------------------------
+
+test_that("a residual structure fixed at the identity gives the plain fit's se.fit", {
+  fits <- identity_fits()
+  od <- as.data.frame(ref_data("Orthodont"))
+  nd <- od[c(1, 30, 77), ]
+  nd$Subject <- factor(c("M01", "new", "F02"))
+  ref <- predict(fits$plain, nd, se.fit = TRUE, allow.new.levels = TRUE)
+  for (key in c("ar1", "vi")) {
+    same <- at_estimates_of(fits[[key]], fits$plain)
+    out <- predict(same, nd, se.fit = TRUE, allow.new.levels = TRUE)
+    expect_equal(out$se.fit, ref$se.fit, tolerance = 1e-10)
+    expect_equal(predict_se(same), predict_se(fits$plain), tolerance = 1e-10)
+    expect_equal(hatvalues(same), hatvalues(fits$plain), tolerance = 1e-10)
+    # the fits themselves (optima ~1e-6 apart)
+    expect_equal(predict(fits[[key]], nd, se.fit = TRUE, allow.new.levels = TRUE)$se.fit,
+                 ref$se.fit, tolerance = 1e-5)
+  }
+})
+
+test_that("se.fit with corAR1 x varIdent equals the dense Henderson formula", {
+  cs <- ar1_vi_case()
+  fit <- cs$fit
+  # Var of the prediction errors: sigma^2 a M^-1 a', M = [Z theta, X]' Vr^-1 [Z theta, X] +
+  # diag(I, 0), Vr the residual correlation/variance matrix over sigma^2
+  A <- cbind(cs$Z * cs$par[1], cs$X)
+  M <- crossprod(A, solve(cs$resid_cor(cs$par), A)) +
+    diag(c(rep(1, ncol(cs$Z)), rep(0, ncol(cs$X))))
+  se <- unname(fit$sigma * sqrt(rowSums((A %*% solve(M)) * A)))
+  out <- predict(fit, se.fit = TRUE, interval = "confidence")
+  expect_equal(unname(out$se.fit), se, tolerance = 1e-10)
+  expect_equal(unname(se[1:4]), c(0.945154178604, 0.934100218751, 0.934100218751,
+                                  0.945154178604), tolerance = 1e-8)    # recorded 2026-12
+  z <- qnorm(0.975)
+  expect_equal(unname(out$fit[, "upr"] - out$fit[, "fit"]), z * se, tolerance = 1e-10)
+  # population level: x Var(beta) x'
+  pop <- predict(fit, re.form = NA, se.fit = TRUE)$se.fit
+  expect_equal(unname(pop), unname(sqrt(rowSums((cs$X %*% vcov(fit)) * cs$X))),
+               tolerance = 1e-10)
+})
+
+test_that("hat values of residual fits whose groups cross a random-effects term's levels", {
+  # AR(1) along Subject, a crossed random term by age: each AR group spans every age level,
+  # so the whitened design is built level by level (R/predict-se.R whitened_design)
+  od <- as.data.frame(ref_data("Orthodont"))
+  od$agef <- factor(od$age)
+  fit <- lmm(distance ~ Sex + (1 | Subject) + (1 | agef), od,
+             correlation = nlme::corAR1(form = ~ 1 | Subject))
+  n <- fit$n
+  B <- vapply(seq_len(n), function(j) residual_whiten(fit, as.numeric(seq_len(n) == j)),
+              numeric(n))
+  Z <- as.matrix(model.matrix(fit, type = "random"))
+  lam <- rep(fit$theta, vapply(fit$reterms, function(t) nlevels(t$group), 1L))
+  A <- cbind(sweep(Z, 2L, lam, `*`), fit$X)
+  M <- crossprod(B %*% A) + diag(c(rep(1, ncol(Z)), rep(0, fit$p)))
+  H <- B %*% A %*% solve(M, t(B %*% A))
+  expect_equal(unname(hatvalues(fit)), diag(H), tolerance = 1e-8)
+})
