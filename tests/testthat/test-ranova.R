@@ -91,3 +91,22 @@ test_that("ranova() matches lmerTest live (also for other models)", {
     expect_table_close(ranova(lmm(cs[[1]], data = cs[[2]])), ref)
   }
 })
+
+test_that("ranova() of a residual fit keeps the structure; no random term left: nlme::gls", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  cor <- nlme::corAR1(form = ~ 1 | Subject)
+  fit <- lmm(distance ~ age * Sex + (1 | Subject), od, correlation = cor)
+  r <- ranova(fit)
+  g <- nlme::gls(distance ~ age * Sex, od, correlation = cor)      # REML, as the fit
+  expect_equal(r$logLik, c(as.numeric(logLik(fit)), as.numeric(logLik(g))), tolerance = 1e-7)
+  expect_equal(r$npar, c(7, 6))
+  expect_equal(r$LRT[2], 10.879, tolerance = 1e-4)                 # recorded 2026-12
+  # corAR1() without groups: the fit's AR groups (Subject) are written out for gls
+  fit2 <- lmm(distance ~ age * Sex + (1 | Subject), od, correlation = nlme::corAR1())
+  expect_equal(ranova(fit2)$logLik, r$logLik, tolerance = 1e-7)
+  # a slope removed: the reduced lmm keeps the structure
+  slope <- lmm(distance ~ age + (age | Subject), od, correlation = cor)
+  rs <- ranova(slope)
+  red <- lmm(distance ~ age + (1 | Subject), od, correlation = cor)
+  expect_equal(rs$logLik[2], as.numeric(logLik(red)), tolerance = 1e-7)
+})
