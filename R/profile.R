@@ -102,9 +102,8 @@ sdcor_deviance <- function(engine, reterms, n, rho = rho_layout(NULL)) {
     if (!is.finite(sigma) || sigma <= 0) return(Inf)
     theta <- sdcor_to_theta(par[seq_len(k)], reterms, sigma)
     if (anyNA(theta)) return(Inf)
-    r <- rho_full(rho, rhof)
-    if (length(r) && !is.finite(engine_crit(engine, theta, FALSE, r))) return(Inf)
-    pt <- engine_parts(engine, theta, FALSE, r)
+    pt <- engine_parts(engine, theta, FALSE, rho_full(rho, rhof))
+    if (!is.finite(pt$crit)) return(Inf)                 # outside the parameter space
     pt$ldL2 - pt$sumlogw + pt$pwrss / sigma^2 + n * log(2 * pi * sigma^2)
   }
 }

@@ -46,6 +46,7 @@ varpar_deviance <- function(varpar, engine, REML, n, p, layout = plain_layout(va
   v <- varpar_split(varpar, layout)
   sigma2 <- v$sigma^2
   parts <- engine_parts(engine, v$theta, REML, v$rho)
+  if (!is.finite(parts$crit)) return(Inf)                # outside the parameter space
   nmp <- if (REML) n - p else n
   dev <- parts$ldL2 - parts$sumlogw + nmp * log(2 * pi * sigma2) + parts$pwrss / sigma2
   if (REML) dev + parts$ldRX2 else dev
