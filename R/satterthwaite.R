@@ -19,12 +19,8 @@
 ## ---- the varpar deviance and Var(beta) as functions of varpar --------------------------------
 
 # The layout of varpar: nt theta entries, then the free entries of rho (within the full rho0,
-# whose fixed entries stay), then sigma.
-varpar_layout <- function(fit) {
-  rho0 <- fit_rho(fit)
-  free <- if (length(rho0)) as.logical(fit$residual$free) else logical()
-  list(nt = length(fit$theta), rho0 = rho0, free = free)
-}
+# whose fixed entries stay; lower and upper their bounds, R/profile.R rho_layout()), then sigma.
+varpar_layout <- function(fit) c(list(nt = length(fit$theta)), rho_layout(fit))
 
 # The layout of a fit without a residual structure: varpar = (theta, sigma).
 plain_layout <- function(varpar) list(nt = length(varpar) - 1L, rho0 = numeric(), free = logical())
@@ -122,12 +118,26 @@ richardson_hessian <- function(f, x, d = 0.1, r = 4L, h0 = richardson_steps(x, d
 }
 
 # Steps h kept inside the domain of f: h_i halved (at most 40 times) until f(x -+ h_i e_i) are
-# finite -- a residual parameter near its bound, say.  Steps already inside are unchanged.
-finite_steps <- function(f, x, h) {
+# finite.  For the entries `local` (the residual structure's parameters, whose scale lmmc does
+# not fix) also until x_i -+ h_i are within [lower, upper] and f changes by at most max_change
+# there: steps within about one standard error, where f is close to quadratic (a CAR(1)
+# correlation of 0.97 per day, raised to lags of 60 days, is not at 10% of its value).
+# Steps already inside are unchanged.
+finite_steps <- function(f, x, h, local = integer(), lower = -Inf, upper = Inf, max_change = 1) {
+  f0 <- f(x)
+  lower <- rep_len(lower, length(local))
+  upper <- rep_len(upper, length(local))
   for (i in seq_along(x)) {
     e_i <- as.numeric(seq_along(x) == i)
+    k <- match(i, local)
     for (halving in seq_len(40L)) {
-      if (is.finite(f(x + h[i] * e_i)) && is.finite(f(x - h[i] * e_i))) break
+      up <- f(x + h[i] * e_i)
+      down <- f(x - h[i] * e_i)
+      ok <- is.finite(up) && is.finite(down)
+      if (ok && !is.na(k))
+        ok <- x[i] - h[i] >= lower[k] && x[i] + h[i] <= upper[k] &&
+          max(abs(up - f0), abs(down - f0)) <= max_change
+      if (ok) break
       h[i] <- h[i] / 2
     }
   }
@@ -144,7 +154,9 @@ satterthwaite_setup <- function(fit, tol = 1e-8) {
   layout <- varpar_layout(fit)
   varpar <- varpar_of(fit, layout)
   dev <- function(v) varpar_deviance(v, engine, fit$REML, fit$n, fit$p, layout)
-  h_hess <- finite_steps(dev, varpar, richardson_steps(varpar, 0.1))
+  rho_at <- layout$nt + seq_len(sum(layout$free))
+  h_hess <- finite_steps(dev, varpar, richardson_steps(varpar, 0.1), rho_at, layout$lower,
+                         layout$upper)
   H <- richardson_hessian(dev, varpar, h0 = h_hess)
   eig <- eigen(H, symmetric = TRUE)
   warn_hessian(eig$values, tol)

@@ -322,3 +322,45 @@ test_that("summary, anova and contest of residual fits carry Satterthwaite df", 
   expect_true(joint$DenDF > 30 && joint$DenDF < 40)
   expect_error(summary(fit, ddf = "Kenward-Roger"), "derivatives of V")
 })
+
+test_that("Satterthwaite df with corCAR1 near 1 (BodyWeight) match the dense brute force, REML and ML", {
+  # phi = 0.97 per day over lags up to 64 days: the criterion is far from quadratic at 10% of
+  # phi, so the residual parameters' steps are kept local (finite_steps()).
+  bw <- as.data.frame(nlme::BodyWeight)
+  same <- outer(bw$Rat, bw$Rat, `==`)
+  lag <- abs(outer(bw$Time, bw$Time, `-`))
+  ref <- list(c(13.973841441, 9.339502881), c(17.15808917, 14.82233598))   # brute force below
+  for (REML in c(TRUE, FALSE)) {
+    fit <- lmm(weight ~ Time * Diet + (1 | Rat), bw, REML = REML,
+               correlation = nlme::corCAR1(form = ~ Time | Rat))
+    y <- bw$weight
+    X <- model.matrix(fit)
+    ZZ <- tcrossprod(as.matrix(model.matrix(fit, type = "random")))
+    n <- length(y)
+    p <- ncol(X)
+    V <- function(par) par[3]^2 * (par[1]^2 * ZZ + ifelse(same, par[2]^lag, 0))
+    dev <- function(par) {
+      Vm <- V(par)
+      Vi <- solve(Vm)
+      XVX <- crossprod(X, Vi %*% X)
+      r <- y - X %*% solve(XVX, crossprod(X, Vi %*% y))
+      as.numeric(determinant(Vm)$modulus + if (REML) determinant(XVX)$modulus else 0) +
+        as.numeric(crossprod(r, Vi %*% r)) + (n - if (REML) p else 0) * log(2 * pi)
+    }
+    vcov_beta <- function(par) as.vector(solve(crossprod(X, solve(V(par), X))))
+    par <- c(unname(fit$theta), unname(residual_parameters(fit)$phi), fit$sigma)
+    expect_equal(dev(par), fit$crit, tolerance = 1e-10)
+    h <- 1e-4 * pmax(abs(par), 0.1)
+    A <- 2 * solve(rich_hessian(dev, par, h))
+    J <- rich_jacobian(vcov_beta, par, h)
+    C <- matrix(vcov_beta(par), p)
+    df <- vapply(1:2, function(j) {
+      l <- as.numeric(seq_len(p) == j)
+      g <- apply(J, 2L, function(col) sum(l * (matrix(col, p) %*% l)))
+      2 * C[j, j]^2 / sum(g * (A %*% g))
+    }, 0)
+    got <- unname(summary(fit)$coefficients[1:2, "df"])
+    expect_equal(got, df, tolerance = 2e-5)
+    expect_equal(got, ref[[2L - REML]], tolerance = 2e-5)
+  }
+})
