@@ -193,7 +193,10 @@ param_zeta <- function(k, setup) {
 }
 
 ## Variance parameter w (sd/cor or sigma): the ML deviance minimised over the others (and the
-## free residual parameters) by stats::nlminb.
+## free residual parameters) by stats::nlminb.  With residual parameters the deviance can have
+## ridges and several local minima (a CAR(1) correlation near 1 stands in for a random
+## intercept), so three starts are tried -- the previous point with the last point's rho and
+## with the fit's rho, and the fit itself -- and the least deviance is kept.
 varpar_zeta <- function(w, setup) {
   engine <- setup_engine(setup)
   rho <- setup$rho
@@ -205,16 +208,24 @@ varpar_zeta <- function(w, setup) {
   hi <- c(setup$upper[-w], rho$upper)
   full <- function(x, z) { par <- numeric(nvp); par[w] <- x; par[-w] <- z[seq_len(nvp - 1L)]; par }
   rhof <- function(z) z[nvp - 1L + seq_len(nr)]
-  function(x, prev) {
-    start <- c(prev[1L + seq_len(nvp)][-w], rho$start)
+  last_rho <- rho$start
+  minimise <- function(x, start) {
     start <- pmin(hi, pmax(lo, start))
-    res <- tryCatch(stats::nlminb(start, function(z) dev(full(x, z), rhof(z)), lower = lo,
-                                  upper = hi,
-                             control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
-                                            iter.max = 1000L)),
-                    error = function(e) NULL)
+    tryCatch(stats::nlminb(start, function(z) dev(full(x, z), rhof(z)), lower = lo, upper = hi,
+                           control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
+                                          iter.max = 1000L)),
+             error = function(e) NULL)
+  }
+  function(x, prev) {
+    starts <- list(c(prev[1L + seq_len(nvp)][-w], rho$start))
+    if (nr) starts <- unique(c(starts, list(c(prev[1L + seq_len(nvp)][-w], last_rho),
+                                            c(opt[seq_len(nvp)][-w], rho$start))))
+    fits <- lapply(starts, function(s) minimise(x, s))
+    obj <- vapply(fits, function(r) if (is.null(r)) Inf else r$objective, 0)
+    res <- fits[[which.min(obj)]]
     if (is.null(res) || !is.finite(res$objective)) return(c(NA, full(x, rep(NA, nvp - 1L)),
                                                           rep(NA, setup$p)))
+    last_rho <<- rhof(res$par)
     par <- full(x, res$par)
     c(zeta_of(res$objective - setup$base, x - opt[w], setup$devtol), par,
       conditional_beta(engine, par, setup, rho_full(rho, rhof(res$par))))
@@ -238,13 +249,15 @@ zeta_of <- function(ddev, dx, devtol) {
 }
 
 ## Fixed effect j: beta_j fixed through the offset, theta re-optimised by the C optimiser on the
-## ML deviance of the model without column j.
+## ML deviance of the model without column j.  With a residual structure: (theta, rho) by
+## nlminb, from the previous point's theta with the last point's rho and with the fit's.
 fixef_zeta <- function(j, setup) {
   nvp <- setup$nvp
   Xj <- setup$X[, j]
   Xdrop <- setup$X[, -j, drop = FALSE]
   est <- setup$opt[nvp + j]
   lower <- setup$theta_lower
+  last_rho <- setup$rho$start
   function(x, prev) {
     engine <- setup_engine(setup, Xdrop, setup$offset + Xj * x)
     theta0 <- pmax(sdcor_to_theta(prev[1L + seq_len(nvp - 1L)], setup$reterms, prev[1L + nvp]),
@@ -256,9 +269,11 @@ fixef_zeta <- function(j, setup) {
       theta <- pmax(opt$theta, lower)
       rho <- numeric()
     } else {
-      opt <- theta_rho_optimum(engine, theta0, lower, setup$rho)
+      opt <- theta_rho_optimum(engine, theta0, lower, setup$rho, unique(list(last_rho,
+                                                                          setup$rho$start)))
       theta <- opt$theta
       rho <- opt$rho
+      last_rho <<- rho[setup$rho$free]
     }
     sol <- engine_solution(engine, theta, FALSE, rho)
     sigma <- sqrt(sol$pwrss / setup$n)
@@ -270,15 +285,18 @@ fixef_zeta <- function(j, setup) {
   }
 }
 
-## The ML criterion minimised over (theta, free rho) by stats::nlminb, from (theta0, the fit's rho).
-theta_rho_optimum <- function(engine, theta0, lower, rho) {
+## The ML criterion minimised over (theta, free rho) by stats::nlminb from theta0 and each of
+## the starts for the free rho; the least criterion wins.
+theta_rho_optimum <- function(engine, theta0, lower, rho, rho_starts = list(rho$start)) {
   nt <- length(theta0)
   split <- function(z) list(theta = z[seq_len(nt)], rho = rho_full(rho, z[-seq_len(nt)]))
   crit <- function(z) { v <- split(z); engine_crit(engine, v$theta, FALSE, v$rho) }
-  res <- stats::nlminb(c(theta0, rho$start), crit, lower = c(lower, rho$lower),
-                       upper = c(rep(Inf, nt), rho$upper),
-                       control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
-                                      iter.max = 1000L))
+  fits <- lapply(rho_starts, function(r0)
+    stats::nlminb(pmin(c(rep(Inf, nt), rho$upper), pmax(c(lower, rho$lower), c(theta0, r0))),
+                  crit, lower = c(lower, rho$lower), upper = c(rep(Inf, nt), rho$upper),
+                  control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
+                                 iter.max = 1000L)))
+  res <- fits[[which.min(vapply(fits, `[[`, 0, "objective"))]]
   v <- split(res$par)
   list(theta = pmax(v$theta, lower), rho = v$rho)
 }

@@ -189,3 +189,34 @@ test_that("bootstrap intervals of a residual fit: simulate with the structure, r
   expect_true(all(abs(bb$t) < 1))            # phi re-estimated in every refit
   expect_gt(sd(bb$t), 0)
 })
+
+test_that("profile with corCAR1 near 1 (BodyWeight): the SD of Rat can reach 0, as the dense ML says", {
+  # phi -> 1 makes the AR(1) part stand in for the random intercept: the profiled deviance of
+  # sd(Rat) stays below qnorm(0.975)^2 all the way to 0, so the interval starts at 0.
+  bw <- as.data.frame(nlme::BodyWeight)
+  fit <- lmm(weight ~ Time * Diet + (1 | Rat), bw,
+             correlation = nlme::corCAR1(form = ~ Time | Rat))
+  pr <- expect_silent(profile(fit, which = ".sig01"))
+  d <- pr[order(pr$.sig01), ]
+  expect_true(all(diff(d$.zeta) > 0))
+  expect_equal(d$.sig01[1], 0)
+  # dense ML deviance at sd = 0, minimised over phi and sigma
+  y <- bw$weight
+  X <- model.matrix(fit)
+  same <- outer(bw$Rat, bw$Rat, `==`)
+  lag <- abs(outer(bw$Time, bw$Time, `-`))
+  dev0 <- function(v) {
+    V <- v[2]^2 * ifelse(same, v[1]^lag, 0)
+    Vi <- solve(V)
+    r <- y - X %*% solve(crossprod(X, Vi %*% X), crossprod(X, Vi %*% y))
+    as.numeric(determinant(V)$modulus + crossprod(r, Vi %*% r)) + length(y) * log(2 * pi)
+  }
+  best <- min(vapply(list(c(0.96, 9), c(0.999, 30)), function(s)
+    nlminb(s, dev0, lower = c(0, 0.1), upper = c(1 - 1e-6, Inf))$objective, 0))
+  base <- ml_fit_of(fit)$crit
+  expect_equal(d$.zeta[1], -sqrt(best - base), tolerance = 1e-6)
+  expect_equal(d$.zeta[1], -1.7899037, tolerance = 1e-6)           # recorded 2026-12
+  ci <- confint(pr)
+  expect_equal(ci[1, 1], 0)
+  expect_equal(ci[1, 2], 48.50785, tolerance = 1e-5)
+})
