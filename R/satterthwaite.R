@@ -20,7 +20,20 @@
 
 # The layout of varpar: nt theta entries, then the free entries of rho (within the full rho0,
 # whose fixed entries stay; lower and upper their bounds, R/profile.R rho_layout()), then sigma.
-varpar_layout <- function(fit) c(list(nt = length(fit$theta)), rho_layout(fit))
+# A residual parameter estimated at its bound (|phi| at its limit) has no two-sided derivatives
+# there: it counts as fixed.
+varpar_layout <- function(fit) {
+  rho <- rho_layout(fit)
+  x <- rho$start
+  tol <- 1e-8 * pmax(1, abs(x))
+  inside <- x - rho$lower > tol & rho$upper - x > tol
+  if (!all(inside)) {
+    rho$free[which(rho$free)[!inside]] <- FALSE
+    rho[c("start", "lower", "upper")] <- lapply(rho[c("start", "lower", "upper")],
+                                                `[`, inside)
+  }
+  c(list(nt = length(fit$theta)), rho)
+}
 
 # The layout of a fit without a residual structure: varpar = (theta, sigma).
 plain_layout <- function(varpar) list(nt = length(varpar) - 1L, rho0 = numeric(), free = logical())

@@ -364,3 +364,15 @@ test_that("Satterthwaite df with corCAR1 near 1 (BodyWeight) match the dense bru
     expect_equal(got, ref[[2L - REML]], tolerance = 2e-5)
   }
 })
+
+test_that("a residual parameter estimated at its bound counts as fixed in varpar", {
+  fit <- lmm(distance ~ age + (1 | Subject), as.data.frame(ref_data("Orthodont")),
+             correlation = nlme::corAR1(form = ~ 1 | Subject))
+  expect_equal(varpar_layout(fit)$free, TRUE)
+  expect_length(varpar_of(fit), 3L)                         # theta, rho, sigma
+  upper <- fit$residual$spec$upper
+  skip_if(!length(upper) || !is.finite(upper[1L]), "the residual parameters are unbounded")
+  fit$residual$rho[1L] <- upper[1L]
+  expect_equal(varpar_layout(fit)$free, FALSE)
+  expect_length(varpar_of(fit), 2L)
+})
