@@ -95,9 +95,11 @@ reduced_forms <- function(bar, full_form) {
 }
 
 # The model refitted with another formula: lmm() with the fit's call (its residual structure
-# included), or, when no random term is left, lm() (same data, subset, weights, offset,
-# na.action, contrasts) -- nlme::gls() with the same residual structure for fits with one.
-# The call is evaluated in `env` (the caller of ranova/step), else where the formula was written.
+# included, with the correlation groups written out: without them they are the innermost
+# random-effects grouping, which a removed term would change), or, when no random term is
+# left, lm() (same data, subset, weights, offset, na.action, contrasts) -- nlme::gls() with the
+# same residual structure for fits with one.  The call is evaluated in `env` (the caller of
+# ranova/step), else where the formula was written.
 refit_with_formula <- function(model, formula, env = parent.frame()) {
   cl <- model$call
   if (is.null(cl)) stop("the fit has no call to refit", call. = FALSE)
@@ -105,6 +107,7 @@ refit_with_formula <- function(model, formula, env = parent.frame()) {
     cl$model <- formula
   } else if (has_bars(formula)) {
     cl$formula <- formula
+    if (!is.null(model$residual$correlation)) cl$correlation <- correlation_with_groups(model)
   } else if (!is.null(model$residual)) {
     cl <- gls_call(model, formula)
   } else {
@@ -136,9 +139,37 @@ gls_call <- function(model, formula) {
   out$method <- if (isTRUE(model$REML)) "REML" else "ML"
   r <- model$residual
   if (!is.null(r$correlation))
-    out$correlation <- as.call(list(with_cor_form, cl$correlation, r$correlation_formula))
+    out$correlation <- correlation_with_groups(model, gls_group_form(r$correlation_formula))
   if (!is.null(r$variance)) out$weights <- cl$variance
   out
+}
+
+# The call's correlation argument with its form set to `form` (groups written out): the
+# constructor call's form argument, else (an object) through with_cor_form().
+correlation_with_groups <- function(model, form = model$residual$correlation_formula) {
+  cor <- model$call$correlation
+  if (is.call(cor) && identical(cor[[1L]], with_cor_form)) cor <- cor[[2L]]   # a refit's refit
+  make <- if (is.call(cor)) tryCatch(eval(cor[[1L]], environment(model$formula)),
+                                     error = function(e) NULL)
+  if (!is.function(make)) return(as.call(list(with_cor_form, cor, form)))
+  cor <- match.call(make, cor)
+  cor$form <- form
+  cor
+}
+
+# ~ t | a:b as ~ t | a/b: nlme's groups formulas nest with "/" (the innermost groups, those of
+# a:b, are what a correlation structure uses) and do not accept ":".
+gls_group_form <- function(form) {
+  rhs <- form[[2L]]
+  colon_to_slash <- function(e) {
+    if (!is.call(e)) return(e)
+    if (identical(e[[1L]], as.name(":"))) e[[1L]] <- as.name("/")
+    e[-1L] <- lapply(as.list(e[-1L]), colon_to_slash)
+    e
+  }
+  if (is.call(rhs) && identical(rhs[[1L]], as.name("|"))) rhs[[3L]] <- colon_to_slash(rhs[[3L]])
+  form[[2L]] <- rhs
+  form
 }
 
 # A corStruct with its grouping formula set.

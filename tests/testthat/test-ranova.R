@@ -110,3 +110,22 @@ test_that("ranova() of a residual fit keeps the structure; no random term left: 
   red <- lmm(distance ~ age + (1 | Subject), od, correlation = cor)
   expect_equal(rs$logLik[2], as.numeric(logLik(red)), tolerance = 1e-7)
 })
+
+test_that("ranova() of a residual fit keeps the AR groups when the innermost term goes", {
+  # corAR1() without groups follows the innermost random-effects grouping (Class:School); the
+  # refit without that term must keep those groups, not take School's
+  set.seed(5)
+  d <- expand.grid(t = 1:5, Class = factor(1:4), School = factor(1:10))
+  d$x <- rnorm(nrow(d))
+  d$y <- d$x + rep(rnorm(10), each = 20) + rep(rnorm(40, sd = 0.5), each = 5) + rnorm(nrow(d))
+  ar <- nlme::corAR1()
+  fit <- lmm(y ~ x + (1 | School/Class), d, correlation = ar)     # an object, not a call
+  r <- ranova(fit)
+  keep <- lmm(y ~ x + (1 | School), d, correlation = nlme::corAR1(form = ~ 1 | School:Class))
+  expect_equal(r$logLik[2], as.numeric(logLik(keep)), tolerance = 1e-7)
+  expect_equal(r$logLik[2], -310.8274, tolerance = 1e-6)             # recorded 2026-12
+  # both terms gone: gls with the groups nested as nlme writes them
+  g <- nlme::gls(y ~ x, d, correlation = nlme::corAR1(form = ~ 1 | School/Class))
+  expect_equal(ranova(keep)$logLik[2], as.numeric(logLik(g)), tolerance = 1e-7)
+  expect_identical(deparse(gls_group_form(~ t | a:b)), "~t | a/b")
+})
