@@ -7,8 +7,9 @@
 ## so Var(eta-hat - eta) = sigma^2 a M^{-1} a' with a = [z Lambda, x].  Random effects of levels
 ## not in the fit are predicted as 0 with error variance z Sigma_t z' (their prior variance).
 ## Population-level predictions (re.form = NA) reduce to x Var(beta-hat) x'.
-## "confidence" intervals cover eta; "prediction" intervals a new observation, adding sigma^2 / w
-## (w = 1 for new data).  Intervals use normal quantiles.
+## "confidence" intervals cover eta; "prediction" intervals a new observation, adding its residual
+## variance sigma^2 delta_s^2 / w (w = 1 for new data; delta_s the SD ratio of the row's stratum
+## under varIdent, 1 without).  Intervals use normal quantiles.
 ##
 ## The C engine's sparse/dense factor of M at (theta, rho) gives a M^{-1} a' by one forward
 ## substitution per row (engine_quadform(), R/objective.R), with or without a residual structure
@@ -41,10 +42,30 @@ predict_se <- function(object, newdata = NULL, re.form = NULL, allow.new.levels 
   if (!inherits(object, "lmm")) stop("predict_se() needs a fitted \"lmm\" object", call. = FALSE)
   design <- prediction_design(object, newdata, re.form, allow.new.levels, na.action)
   v <- object$sigma^2 * (joint_quad_form(object, design$A, design$P) + design$newvar)
-  if (residual) v <- v + object$sigma^2 / design$weights
+  if (residual) v <- v + (object$sigma * new_observation_scale(object, design))^2
   se <- sqrt(v)
   names(se) <- design$names
   stats::napredict(design$na_action, se)
+}
+
+## The residual SD of a new observation over sigma, row by row: delta_s / sqrt(w).  On the fit's
+## data residual_scale() (R/residual.R); on new data (w = 1) delta of the row's stratum, the
+## variance structure's groups evaluated there.
+new_observation_scale <- function(object, design) {
+  if (is.null(design$rows))
+    return(if (is.null(object$residual)) 1 / sqrt(design$weights) else residual_scale(object))
+  delta <- object$residual$delta
+  if (is.null(delta)) return(rep(1, length(design$weights)))
+  groups <- object$residual$variance_formula[[2L]][[3L]]
+  lab <- tryCatch(group_labels(groups, design$rows, environment(object$formula)),
+                  error = function(e) stop("cannot evaluate the strata '", deparse(groups),
+                                           "' of the variance structure on newdata: ",
+                                           conditionMessage(e), call. = FALSE))
+  s <- match(gsub(":", "*", lab, fixed = TRUE), names(delta))
+  if (anyNA(s))
+    stop("newdata has strata of the variance structure not in the fit: ",
+         paste(unique(lab[is.na(s)]), collapse = ", "), call. = FALSE)
+  unname(delta[s])
 }
 
 ## ---- the joint covariance ------------------------------------------------------------------------
@@ -190,7 +211,8 @@ quad_form_rows <- function(A, P, Minv) {
 ## ---- the design of the predictions ---------------------------------------------------------------
 
 ## Rows a = [z Lambda, x] of the predictions (sparse: A values at positions P), the prior variance
-## (over sigma^2) of new levels' effects, prior weights, row names and the na.action to pad with.
+## (over sigma^2) of new levels' effects, prior weights, row names, the na.action to pad with and
+## the rows of new data kept (NULL on the fit's data).
 prediction_design <- function(object, newdata, re.form, allow.new.levels, na.action) {
   use <- conditioned_terms(object, re.form)
   q <- object$q
@@ -214,6 +236,7 @@ prediction_design <- function(object, newdata, re.form, allow.new.levels, na.act
     idxs <- lapply(tds, `[[`, "idx")
     w <- rep(1, nrow(X))
     nms <- rownames(fd$rows)
+    rows <- fd$rows
     na_act <- fd$na_action
   }
   masks <- lapply(seq_along(use), function(t) if (use[[t]]$use) use[[t]]$mask else
@@ -225,7 +248,8 @@ prediction_design <- function(object, newdata, re.form, allow.new.levels, na.act
   P <- cbind(zl$P[, keep, drop = FALSE], matrix(q + seq_len(ncol(X)), nrow(X), ncol(X),
                                                  byrow = TRUE))
   A <- cbind(zl$A[, keep, drop = FALSE], X)
-  list(A = A, P = P, newvar = newvar, weights = w, names = nms, na_action = na_act)
+  list(A = A, P = P, newvar = newvar, weights = w, names = nms, na_action = na_act,
+       rows = if (!is.null(newdata)) rows)
 }
 
 ## Prior variance (over sigma^2) of the random part of rows in levels not in the fit:

@@ -220,3 +220,25 @@ test_that("hat values of residual fits whose groups cross a random-effects term'
   H <- B %*% A %*% solve(M, t(B %*% A))
   expect_equal(unname(hatvalues(fit)), diag(H), tolerance = 1e-8)
 })
+
+test_that("prediction intervals of a varIdent fit add the row's stratum variance sigma^2 delta^2", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  od$band <- factor(ifelse(od$Sex == "Male", "m", "f"), c("m", "f"))    # Sex, as a stratum
+  fit <- lmm(distance ~ age + Sex + (1 | Subject), od,
+             variance = nlme::varIdent(form = ~ 1 | band))
+  delta <- residual_parameters(fit)$delta
+  expect_true(abs(log(delta[2])) > 0.05)                    # the strata differ
+  d_row <- unname(delta[as.character(od$band)])
+  se <- predict_se(fit)
+  expect_equal(unname(predict_se(fit, residual = TRUE)^2),
+               unname(se^2 + fit$sigma^2 * d_row^2), tolerance = 1e-12)
+  nd <- od[c(1, 70), ]                                      # a boy and a girl
+  se_new <- predict_se(fit, nd)
+  expect_equal(unname(predict_se(fit, nd, residual = TRUE)^2),
+               unname(se_new^2 + fit$sigma^2 * delta[c("m", "f")]^2), tolerance = 1e-12)
+  pi <- predict(fit, nd, interval = "prediction")
+  expect_equal(unname(pi[, "upr"] - pi[, "fit"]),
+               unname(qnorm(0.975) * predict_se(fit, nd, residual = TRUE)), tolerance = 1e-12)
+  nd$band <- factor("other")
+  expect_error(predict(fit, nd, interval = "prediction"), "not in the fit: other")
+})
