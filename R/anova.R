@@ -183,33 +183,20 @@ lrt_heading <- function(models, data, subset) {
 # are carried over.
 refit_ml <- function(fit) {
   if (!isTRUE(fit$REML)) return(fit)
-  if (!is.null(fit$residual)) return(refit_ml_by_call(fit))
   refit_estimation(fit, REML = FALSE)
 }
 
 # The same model fitted by ML (REML = FALSE) or REML, started from the fit's theta; the fields
-# describing the model (formula, frame, ...) are carried over.
+# describing the model (formula, frame, ...) are carried over, the residual structure kept.
 refit_estimation <- function(fit, REML) {
   other <- lmm_fit(fit$y, fit$X, fit$reterms, weights = fit$weights, offset = fit$offset,
                    REML = REML, control = lmm_control(check.conv.singular = "ignore"),
-                   start = unname(fit$theta))
+                   start = unname(fit$theta), residual = fit$residual$spec)
   carry <- setdiff(names(fit), names(other))
   other[carry] <- fit[carry]
   other$call <- fit$call
   if (!is.null(other$call)) other$call$REML <- REML
   other
-}
-
-# Fits with a residual structure: evaluate the call again with REML = FALSE, where the formula
-# was written (the data are usually found there), else in the caller's frame.
-refit_ml_by_call <- function(fit) {
-  cl <- fit$call
-  if (is.null(cl) || is.null(fit$formula))
-    stop("cannot refit this model by ML: it has no call with a formula", call. = FALSE)
-  cl$REML <- FALSE
-  env <- environment(fit$formula)
-  if (is.null(env)) env <- parent.frame(2L)
-  eval(cl, env)
 }
 
 ## ---- drop1 -----------------------------------------------------------------------------------
@@ -234,9 +221,6 @@ drop1.lmm <- function(object, scope, scale = 0, test = c("none", "Chisq", "F"), 
 }
 
 drop1_lrt <- function(object, scope, test, k, trace, scale) {
-  if (!is.null(object$residual))
-    stop("drop1() does not refit models with a residual correlation or variance structure; ",
-         "fit the smaller models and compare them with anova()", call. = FALSE)
   full <- refit_ml(object)
   cols <- term_columns(object)
   ans <- matrix(NA_real_, length(scope) + 1L, 2L,
@@ -249,7 +233,7 @@ drop1_lrt <- function(object, scope, test, k, trace, scale) {
     attr(X, "assign") <- attr(full$X, "assign")[keep]
     reduced <- lmm_fit(full$y, X, full$reterms, weights = full$weights, offset = full$offset,
                        REML = FALSE, control = lmm_control(check.conv.singular = "ignore"),
-                       start = unname(full$theta))
+                       start = unname(full$theta), residual = full$residual$spec)
     ans[i + 1L, ] <- ml_aic(reduced, k)
   }
   dfs <- ans[1L, 1L] - ans[, 1L]

@@ -105,11 +105,7 @@ conjugate_complement <- function(R1, R2, V) {
 
 # The F method: its Var(beta) (for type II hypotheses), label and test of L beta = rhs.
 car_ftest_setup <- function(mod, ddf) {
-  if (!is.null(mod$residual))
-    stop("F tests are not available for fits with a residual correlation or variance structure ",
-         "(car gives chi-square tests only for nlme::lme fits); use test.statistic = \"Chisq\"",
-         call. = FALSE)
-  if (car_ddf(ddf) == "Kenward-Roger") car_ftest_kr(mod) else car_ftest_sat(mod)
+  if (car_ddf(ddf, mod) == "Kenward-Roger") car_ftest_kr(mod) else car_ftest_sat(mod)
 }
 
 # Kenward-Roger: kr_setup() once, then kr_test() per hypothesis (F scaled, ndf = rank L).
@@ -135,9 +131,10 @@ car_ftest_sat <- function(mod) {
   })
 }
 
-# NULL: Kenward-Roger (car's choice for lme4 fits).
-car_ddf <- function(ddf) {
-  if (is.null(ddf)) return("Kenward-Roger")
+# NULL: Kenward-Roger (car's choice for lme4 fits); Satterthwaite for fits with a residual
+# structure, which Kenward-Roger's method does not cover (R/kenward-roger.R).
+car_ddf <- function(ddf, mod = NULL) {
+  if (is.null(ddf)) return(if (is.null(mod$residual)) "Kenward-Roger" else "Satterthwaite")
   methods <- c("Kenward-Roger", "Satterthwaite")
   hit <- if (is.character(ddf) && length(ddf) == 1L) pmatch(tolower(ddf), tolower(methods))
   if (is.null(hit) || is.na(hit))

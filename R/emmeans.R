@@ -10,8 +10,8 @@
 # Degrees of freedom of one linear function k'beta (argument lmer.df = or mode =):
 #   "satterthwaite"  (default)  lmerTest's nu = 2 (k'Ck)^2 / (g'Ag), R/satterthwaite.R;
 #   "kenward-roger"  KR-adjusted Var(beta) and pbkrtest's Lb_ddf for k, R/kenward-roger.R;
-#   "containment"    nlme's "inner" df (default for fits with a residual structure, which
-#                    have no Satterthwaite df): the df of the innermost stratum where each
+#   "containment"    nlme's "inner" df (emmeans' default for nlme::lme fits, so the df of
+#                    an lme fit with a residual structure): the df of the innermost stratum where each
 #                    column of X varies, the minimum over the columns that k uses;
 #   "asymptotic"     Inf.
 
@@ -44,12 +44,12 @@ emm_compact_X <- function(object) {
   emmeans::.cmpMM(unclass_matrix(object$X), w, attr(object$X, "assign"))
 }
 
-# The df method: "satterthwaite" by default, "containment" when the fit has a residual
-# structure; a fixed df in options (emmeans' df = argument) needs none computed.
+# The df method: "satterthwaite" by default (with or without a residual structure); a fixed df
+# in options (emmeans' df = argument) needs none computed.
 emm_df_mode <- function(object, mode, options) {
   modes <- c("satterthwaite", "kenward-roger", "containment", "asymptotic")
   if (is.null(mode)) {
-    mode <- if (satterthwaite_available(object)) "satterthwaite" else "containment"
+    mode <- "satterthwaite"
   } else {
     if (!is.character(mode) || length(mode) != 1L || is.na(mode))
       stop("'lmer.df' (or 'mode') must be one of ", paste(dQuote(modes), collapse = ", "),
@@ -89,10 +89,6 @@ null_space_basis <- function(X) {
 # emmeans may evaluate dffun away from lmmc's namespace: the lmmc functions it calls travel in
 # dfargs.
 emm_dffun <- function(object, mode, V, ...) {
-  if (mode == "satterthwaite" && !satterthwaite_available(object))
-    stop("Satterthwaite's df are not available for fits with a residual correlation or ",
-         "variance structure; use lmer.df = \"containment\" (their default) or \"asymptotic\"",
-         call. = FALSE)
   out <- switch(mode,
     satterthwaite = list(dfargs = list(sat = satterthwaite_setup(object), t1 = contest1D_sat),
                          dffun = function(k, dfargs) dfargs$t1(dfargs$sat, k)$df),

@@ -27,7 +27,7 @@ lmm_hat <- function(object) {
   if (is.null(object$residual))
     return(object$weights * joint_quad_form(object, design$A, design$P))
   rows <- whitened_design(object, design)
-  quad_form_rows(rows$A, rows$P, joint_cov_inverse(object))
+  joint_quad_form(object, rows$A, rows$P)
 }
 
 ## W^(1/2) (y - mu), or B (y - mu) with a residual structure.
@@ -68,15 +68,13 @@ influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE, st
   if (...length() > 0L) warning("disregarded additional arguments", call. = FALSE)
   if (!do.coef)
     return(structure(list(hat = hatvalues(model)), class = c("influence.lmm", "influence.merMod")))
-  if (!is.null(model$residual))
-    stop("influence() by case deletion is not available for fits with a residual correlation ",
-         "or variance structure", call. = FALSE)
   del <- deletion_sets(model, groups, data, parent.frame())
   theta0 <- if (is.null(start)) model$theta else if (is.list(start)) start$theta else start
   control <- lmm_control(maxeval = maxfun, check.conv.singular = "ignore",
                          check.rankX = "silent.drop.cols", check.scaleX = "ignore")
-  fits <- lapply(del$levels, function(lev)
-    deletion_refit(model, del$which != lev, theta0, control))
+  refit <- if (is.null(model$residual)) deletion_refit else
+    deletion_refit_by_call(model, if (missing(data)) NULL else data, parent.frame())
+  fits <- lapply(del$levels, function(lev) refit(model, del$which != lev, theta0, control))
   influence_result(model, fits, del)
 }
 
@@ -125,6 +123,29 @@ deletion_refit <- function(model, keep, theta0, control) {
   list(fixed = fit$beta, vc = vc_vector(fit), vcov = fit$vcov_beta,
        converged = isTRUE(fit$optinfo$converged) && !length(fit$optinfo$warnings),
        feval = fit$optinfo$feval)
+}
+
+## With a residual structure the structure itself depends on the rows (predecessors in time,
+## strata), so the deletion refits evaluate the fit's call on the rows kept of its data: a
+## function(model, keep, theta0, control) as deletion_refit().
+deletion_refit_by_call <- function(model, data, env) {
+  if (is.null(model$call) || is.null(model$frame))
+    stop("influence() by case deletion with a residual structure needs a fit made by lmm() ",
+         "with its data", call. = FALSE)
+  data <- if (is.null(data)) deletion_data(model, env) else as.data.frame(data)
+  rows <- match(rownames(model$frame), rownames(data))
+  if (anyNA(rows)) stop("cannot match the fit's rows to the rows of 'data'", call. = FALSE)
+  fenv <- environment(model$formula)
+  function(model, keep, theta0, control) {
+    cl <- model$call
+    cl$data <- data[rows[keep], , drop = FALSE]
+    cl$start <- theta0
+    cl$control <- control
+    fit <- suppressWarnings(eval(cl, fenv))
+    list(fixed = fit$beta, vc = vc_vector(fit), vcov = fit$vcov_beta,
+         converged = isTRUE(fit$optinfo$converged) && !length(fit$optinfo$warnings),
+         feval = fit$optinfo$feval)
+  }
 }
 
 ## sigma^2, then each block's lower triangle (variances and covariances), named as lme4 names them.

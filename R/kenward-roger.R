@@ -41,7 +41,8 @@ kr_setup <- function(object) {
                                      call. = FALSE)
   if (!is.null(object$residual))
     stop("Kenward-Roger's method is not available for fits with a residual correlation or ",
-         "variance structure", call. = FALSE)
+         "variance structure (it needs the derivatives of V with respect to the structure's ",
+         "parameters); use ddf = \"Satterthwaite\"", call. = FALSE)
   if (object$p == 0L) stop("the model has no fixed effects to test", call. = FALSE)
   if (!isTRUE(object$REML)) object <- refit_reml(object)
   check_kr_size(object$q)

@@ -104,7 +104,7 @@ print_nonconvergence <- function(oi) {
 
 # ddf = "Satterthwaite" (the default) or "Kenward-Roger" adds lmerTest's df and Pr(>|t|) columns
 # (Kenward-Roger: also its adjusted standard errors); "none" (or "lme4") prints lme4's exact table.
-# Fits with a residual correlation/variance structure have no such df yet and get lme4's table.
+# With a residual structure its free parameters are among Satterthwaite's variance parameters.
 summary.lmm <- function(object, correlation = (p <= 12),
                         ddf = c("Satterthwaite", "Kenward-Roger", "none", "lme4"), ...) {
   ddf <- match.arg(ddf)
@@ -113,7 +113,7 @@ summary.lmm <- function(object, correlation = (p <= 12),
   se <- sqrt(diag(object$vcov_beta))
   coefs <- cbind(Estimate = beta, `Std. Error` = se, `t value` = beta / se)
   title <- method_title(object$REML)
-  if (ddf %in% c("Satterthwaite", "Kenward-Roger") && p > 0L && satterthwaite_available(object)) {
+  if (ddf %in% c("Satterthwaite", "Kenward-Roger") && p > 0L) {
     setup <- ddf_setup(object, ddf)
     coefs <- ddf_coef_table(object, setup)
     title <- paste0(title, ". t-tests use ", ddf_method_name(setup), " method")

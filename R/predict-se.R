@@ -7,12 +7,13 @@
 ## so Var(eta-hat - eta) = sigma^2 a M^{-1} a' with a = [z Lambda, x].  Random effects of levels
 ## not in the fit are predicted as 0 with error variance z Sigma_t z' (their prior variance).
 ## Population-level predictions (re.form = NA) reduce to x Var(beta-hat) x'.
-## "confidence" intervals cover eta; "prediction" intervals a new observation, adding sigma^2 / w
-## (w = 1 for new data).  Intervals use normal quantiles.
+## "confidence" intervals cover eta; "prediction" intervals a new observation, adding its residual
+## variance sigma^2 delta_s^2 / w (w = 1 for new data; delta_s the SD ratio of the row's stratum
+## under varIdent, 1 without).  Intervals use normal quantiles.
 ##
-## Without a residual structure the C engine's sparse/dense factor of M gives a M^{-1} a' by one
-## forward substitution per row.  With one, M is formed densely (O((q + p)^3)); above
-## getOption("lmmc.se_fit_max_dim", 3000) an error says so.
+## The C engine's sparse/dense factor of M at (theta, rho) gives a M^{-1} a' by one forward
+## substitution per row (engine_quadform(), R/objective.R), with or without a residual structure
+## (with one, M = (B A)'(B A) + diag(I_q, 0), B the whitening: B'B = V^{-1}).
 
 ## se.fit and/or intervals, in predict.lm's shapes.  Called by predict.lmm().
 predict_intervals <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
@@ -41,71 +42,114 @@ predict_se <- function(object, newdata = NULL, re.form = NULL, allow.new.levels 
   if (!inherits(object, "lmm")) stop("predict_se() needs a fitted \"lmm\" object", call. = FALSE)
   design <- prediction_design(object, newdata, re.form, allow.new.levels, na.action)
   v <- object$sigma^2 * (joint_quad_form(object, design$A, design$P) + design$newvar)
-  if (residual) v <- v + object$sigma^2 / design$weights
+  if (residual) v <- v + (object$sigma * new_observation_scale(object, design))^2
   se <- sqrt(v)
   names(se) <- design$names
   stats::napredict(design$na_action, se)
 }
 
-## ---- the joint covariance ------------------------------------------------------------------------
-
-## a M^{-1} a' for each sparse row a = (P, A): without a residual structure by the C engine's
-## factor of M (a forward substitution per row, no dense M^{-1}, any size); with one, densely.
-joint_quad_form <- function(object, A, P) {
-  if (is.null(object$residual)) {
-    engine <- engine_setup(object$y, object$X, object$reterms, object$weights, object$offset)
-    storage.mode(P) <- "integer"
-    storage.mode(A) <- "double"
-    return(engine_quadform(engine, object$theta, P, A))
-  }
-  quad_form_rows(A, P, joint_cov_inverse(object))
+## The residual SD of a new observation over sigma, row by row: delta_s / sqrt(w).  On the fit's
+## data residual_scale() (R/residual.R); on new data (w = 1) delta of the row's stratum, the
+## variance structure's groups evaluated there.
+new_observation_scale <- function(object, design) {
+  if (is.null(design$rows))
+    return(if (is.null(object$residual)) 1 / sqrt(design$weights) else residual_scale(object))
+  delta <- object$residual$delta
+  if (is.null(delta)) return(rep(1, length(design$weights)))
+  groups <- object$residual$variance_formula[[2L]][[3L]]
+  lab <- tryCatch(group_labels(groups, design$rows, environment(object$formula)),
+                  error = function(e) stop("cannot evaluate the strata '", deparse(groups),
+                                           "' of the variance structure on newdata: ",
+                                           conditionMessage(e), call. = FALSE))
+  s <- match(gsub(":", "*", lab, fixed = TRUE), names(delta))
+  if (anyNA(s))
+    stop("newdata has strata of the variance structure not in the fit: ",
+         paste(unique(lab[is.na(s)]), collapse = ", "), call. = FALSE)
+  unname(delta[s])
 }
 
-## M^{-1} (see the top of the file), order: u (q, lme4's order) then beta (p).
+## ---- the joint covariance ------------------------------------------------------------------------
+
+## a M^{-1} a' for each sparse row a = (P, A), by the C engine's factor of M at the fit's
+## (theta, rho): a forward substitution per row, no dense M^{-1}, any size.
+joint_quad_form <- function(object, A, P) {
+  storage.mode(P) <- "integer"
+  storage.mode(A) <- "double"
+  engine_quadform(engine_for(object), object$theta, P, A, fit_rho(object))
+}
+
+## M^{-1} (see the top of the file) formed densely, order: u (q, lme4's order) then beta (p);
+## fits without a residual structure only (a reference for the tests, and for small models).
 joint_cov_inverse <- function(object) {
+  if (!is.null(object$residual))
+    stop("joint_cov_inverse() is for fits without a residual structure", call. = FALSE)
   q <- object$q
-  p <- object$p
-  dim <- q + p
+  dim <- q + object$p
   limit <- getOption("lmmc.se_fit_max_dim", 3000)
   if (dim > limit)
-    stop(sprintf(paste0("standard errors need a dense %d x %d factorisation (q + p = %d random and ",
-                        "fixed effects), above the limit %d; raise options(lmmc.se_fit_max_dim) ",
-                        "if memory and time allow"), dim, dim, dim, limit), call. = FALSE)
-  M <- if (is.null(object$residual)) {
-    zl <- z_lambda_rows(object$reterms, object$theta, rep(list(NULL), length(object$reterms)))
-    crossprod_sparse_rows(zl$P, zl$A, object$X, object$weights, q)
-  } else {                                  # M = (B A)'(B A): the whitened rows
-    rows <- whitened_design(object, prediction_design(object, NULL, NULL, FALSE, stats::na.pass))
-    crossprod_sparse_rows(rows$Pz, rows$Az, rows$BX, rep(1, object$n), q)
-  }
+    stop(sprintf(paste0("a dense %d x %d inverse (q + p = %d random and fixed effects) is above ",
+                        "the limit %d; raise options(lmmc.se_fit_max_dim)"), dim, dim, dim, limit),
+         call. = FALSE)
+  zl <- z_lambda_rows(object$reterms, object$theta, rep(list(NULL), length(object$reterms)))
+  M <- crossprod_sparse_rows(zl$P, zl$A, object$X, object$weights, q)
   diag(M)[seq_len(q)] <- diag(M)[seq_len(q)] + 1
   chol2inv(chol(M))
 }
 
-## Rows of K A in the sparse (P, A) form, its Z Lambda part (Pz, Az) apart from the dense K X:
-## whitened row i combines the rows Kj[Kp[i] ..] of A with weights Kx (R/residual.R; positions
-## may repeat, which the quadratic forms and crossprod_sparse_rows() allow).  Row i's s-th entry
-## fills the s-th block of columns; rows with fewer entries get zeros there.
+## Rows of B A in the sparse (P, A) form, from the rows (P, A) of A = [Z Lambda, X] on the fit's
+## data, through residual_whiten() only.  B acts within the residual structure's groups, so
+## each column of A is whitened as a whole: the X columns are dense; a column k of the Z Lambda
+## part stacks the columns of the levels of one term, and B applied to it is, row by row, B
+## applied to the row's own level's column -- when every residual group lies within one level
+## (the usual nesting).  That is checked by whitening the column with level weights r: the
+## result must be r times the whitened column.  A column failing the check is whitened level by
+## level (rows then get entries of several levels).
 whitened_design <- function(object, design) {
-  K <- object$residual$K
-  len <- diff(K$Kp)
-  z <- seq_len(ncol(design$A) - object$p)
-  n <- length(len)
-  Pz <- Az <- NULL
-  for (s in seq_len(max(len))) {
-    has <- len >= s
-    e <- K$Kp[-length(K$Kp)][has] + s                 # 1-based entry of row i's s-th raw row
-    raw <- K$Kj[e] + 1L
-    P <- matrix(1L, n, length(z))                    # value 0: no contribution
-    A <- matrix(0, n, length(z))
-    P[has, ] <- design$P[raw, z, drop = FALSE]
-    A[has, ] <- K$Kx[e] * design$A[raw, z, drop = FALSE]
-    Pz <- cbind(Pz, P)
-    Az <- cbind(Az, A)
-  }
-  BX <- residual_whiten(object, object$X)
-  list(Az = Az, Pz = Pz, BX = BX, A = cbind(Az, BX),
-       P = cbind(Pz, design$P[, -z, drop = FALSE]))
+  A <- design$A
+  P <- design$P
+  n <- nrow(A)
+  trip <- lapply(seq_len(ncol(A)), function(k) {
+    a <- A[, k]
+    wa <- residual_whiten(object, a)
+    r <- 1 + (P[, k] * 0.6180339887498949) %% 1         # distinct weights per position
+    if (max(abs(residual_whiten(object, r * a) - r * wa)) <= 1e-10 * max(abs(wa)))
+      return(list(i = seq_len(n), j = P[, k], x = wa))
+    whiten_by_level(object, a, P[, k])
+  })
+  sparse_rows(unlist(lapply(trip, `[[`, "i")), unlist(lapply(trip, `[[`, "j")),
+              unlist(lapply(trip, `[[`, "x")), n)
+}
+
+## B applied to each level's part of column a (positions pos): triplets (row, position, value).
+whiten_by_level <- function(object, a, pos) {
+  levels <- unique(pos)
+  if (as.double(length(levels)) * length(a) > getOption("lmmc.whiten_max_work", 1e8))
+    stop("hat values: the residual groups cross the levels of a random-effects term, and ",
+         "whitening its ", length(levels), " levels one by one is too much work; raise ",
+         "options(lmmc.whiten_max_work) to try", call. = FALSE)
+  out <- lapply(levels, function(l) {
+    w <- residual_whiten(object, ifelse(pos == l, a, 0))
+    i <- which(w != 0)
+    list(i = i, j = rep(l, length(i)), x = w[i])
+  })
+  list(i = unlist(lapply(out, `[[`, "i")), j = unlist(lapply(out, `[[`, "j")),
+       x = unlist(lapply(out, `[[`, "x")))
+}
+
+## Triplets (row i, position j, value x) -> the sparse rows (P, A), padded with NA positions.
+sparse_rows <- function(i, j, x, n) {
+  keep <- x != 0 & !is.na(j)
+  i <- i[keep]; j <- j[keep]; x <- x[keep]
+  ord <- order(i)
+  i <- i[ord]; j <- j[ord]; x <- x[ord]
+  count <- tabulate(i, n)
+  K <- max(1L, count)
+  slot <- seq_along(i) - (cumsum(count) - count)[i]      # 1..count within each row
+  P <- matrix(NA_integer_, n, K)
+  A <- matrix(0, n, K)
+  P[cbind(i, slot)] <- as.integer(j)
+  A[cbind(i, slot)] <- x
+  list(P = P, A = A)
 }
 
 ## Rows of Z Lambda in a sparse form: P[i, k] the column (in u's order) and A[i, k] the value of
@@ -167,7 +211,8 @@ quad_form_rows <- function(A, P, Minv) {
 ## ---- the design of the predictions ---------------------------------------------------------------
 
 ## Rows a = [z Lambda, x] of the predictions (sparse: A values at positions P), the prior variance
-## (over sigma^2) of new levels' effects, prior weights, row names and the na.action to pad with.
+## (over sigma^2) of new levels' effects, prior weights, row names, the na.action to pad with and
+## the rows of new data kept (NULL on the fit's data).
 prediction_design <- function(object, newdata, re.form, allow.new.levels, na.action) {
   use <- conditioned_terms(object, re.form)
   q <- object$q
@@ -191,6 +236,7 @@ prediction_design <- function(object, newdata, re.form, allow.new.levels, na.act
     idxs <- lapply(tds, `[[`, "idx")
     w <- rep(1, nrow(X))
     nms <- rownames(fd$rows)
+    rows <- fd$rows
     na_act <- fd$na_action
   }
   masks <- lapply(seq_along(use), function(t) if (use[[t]]$use) use[[t]]$mask else
@@ -202,7 +248,8 @@ prediction_design <- function(object, newdata, re.form, allow.new.levels, na.act
   P <- cbind(zl$P[, keep, drop = FALSE], matrix(q + seq_len(ncol(X)), nrow(X), ncol(X),
                                                  byrow = TRUE))
   A <- cbind(zl$A[, keep, drop = FALSE], X)
-  list(A = A, P = P, newvar = newvar, weights = w, names = nms, na_action = na_act)
+  list(A = A, P = P, newvar = newvar, weights = w, names = nms, na_action = na_act,
+       rows = if (!is.null(newdata)) rows)
 }
 
 ## Prior variance (over sigma^2) of the random part of rows in levels not in the fit:

@@ -7,6 +7,9 @@
 ##     zeta(x) = sign(x - psi_hat) * sqrt(d(x) - d(psi_hat)),
 ## where d(x) is the ML deviance minimised over all other parameters with psi = x held fixed.
 ## REML fits are profiled on the ML deviance (as lme4 does): the base point is the ML refit.
+## With a residual structure its free parameters rho are not profiled themselves: they are among
+## the "other parameters" minimised over at every profile point (rho is opaque here: the engine's
+## parameter vector, R/objective.R).
 
 ## ---- the sd/cor scale ---------------------------------------------------------------------------
 
@@ -88,27 +91,59 @@ sdcor_bounds <- function(reterms) {
 
 ## ---- deviance functions -------------------------------------------------------------------------
 
-## ML deviance at sd/cor parameters par = c(sdcor, sigma), sigma not profiled out:
-##   d = log|L|^2 - sum(log w) + pwrss / sigma^2 + n log(2 pi sigma^2).
-sdcor_deviance <- function(engine, reterms, n) {
+## ML deviance at sd/cor parameters par = c(sdcor, sigma) and the free residual parameters
+## rhof (rho of the layout below), sigma not profiled out:
+##   d = log|L|^2 - log|V^{-1}| + pwrss / sigma^2 + n log(2 pi sigma^2)
+## (log|V^{-1}| = sum(log w) without a residual structure).
+sdcor_deviance <- function(engine, reterms, n, rho = rho_layout(NULL)) {
   k <- length(theta_is_diagonal(reterms))
-  function(par) {
+  function(par, rhof = numeric()) {
     sigma <- par[k + 1L]
     if (!is.finite(sigma) || sigma <= 0) return(Inf)
     theta <- sdcor_to_theta(par[seq_len(k)], reterms, sigma)
     if (anyNA(theta)) return(Inf)
-    pt <- engine_parts(engine, theta, FALSE)
+    pt <- tryCatch(engine_parts(engine, theta, FALSE, rho_full(rho, rhof)),
+                   error = function(e) NULL)            # outside the parameter space
+    if (is.null(pt) || !is.finite(pt$crit)) return(Inf)
     pt$ldL2 - pt$sumlogw + pt$pwrss / sigma^2 + n * log(2 * pi * sigma^2)
   }
 }
 
-## The ML fit profiles start from (the fit itself when ML, else its ML refit).
+## The residual structure's parameters of a fit: the full rho0, which entries are free, their
+## start (the fit's values) and bounds (the structure's own when it states them, else none:
+## the engine's criterion is +Inf outside its space).  Empty without a structure.
+rho_layout <- function(fit) {
+  rho0 <- if (is.null(fit)) numeric() else fit_rho(fit)
+  free <- if (length(rho0)) as.logical(fit$residual$free) else logical()
+  spec <- if (length(rho0)) fit$residual$spec
+  bound <- function(b, inf) if (length(b) == length(rho0)) as.double(b)[free] else
+    rep(inf, sum(free))
+  list(rho0 = rho0, free = free, start = rho0[free],
+       lower = bound(spec$lower, -Inf), upper = bound(spec$upper, Inf))
+}
+
+## rho with its free entries set to rhof.
+rho_full <- function(layout, rhof) {
+  rho <- layout$rho0
+  rho[layout$free] <- rhof
+  rho
+}
+
+## The ML fit profiles start from (the fit itself when ML, else its ML refit; the residual
+## structure kept).
 ml_fit_of <- function(fit) {
   if (!fit$REML) return(fit)
   ctrl <- lmm_control(check.conv.singular = "ignore", check.scaleX = "ignore",
                       check.rankX = "ignore")
-  lmm_fit(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
-          control = ctrl, start = fit$theta)
+  ml <- lmm_fit(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
+                control = ctrl, start = fit$theta, residual = fit$residual$spec)
+  if (!is.null(fit$residual)) ml[c("call", "formula", "frame")] <- fit[c("call", "formula", "frame")]
+  ml
+}
+
+## The engine of the profiled ML fit (optionally with another X and offset).
+setup_engine <- function(setup, X = setup$X, offset = setup$offset) {
+  engine_setup(setup$y, X, setup$reterms, setup$weights, offset, setup$spec)
 }
 
 ## ---- stepping along one parameter ---------------------------------------------------------------
@@ -158,36 +193,51 @@ param_zeta <- function(k, setup) {
   if (k <= setup$nvp) varpar_zeta(k, setup) else fixef_zeta(k - setup$nvp, setup)
 }
 
-## Variance parameter w (sd/cor or sigma): the ML deviance minimised over the others by
-## stats::nlminb.
+## Variance parameter w (sd/cor or sigma): the ML deviance minimised over the others (and the
+## free residual parameters) by stats::nlminb.  With residual parameters the deviance can have
+## ridges and several local minima (a CAR(1) correlation near 1 stands in for a random
+## intercept), so three starts are tried -- the previous point with the last point's rho and
+## with the fit's rho, and the fit itself -- and the least deviance is kept.
 varpar_zeta <- function(w, setup) {
-  engine <- engine_setup(setup$y, setup$X, setup$reterms, setup$weights, setup$offset)
-  dev <- sdcor_deviance(engine, setup$reterms, setup$n)
+  engine <- setup_engine(setup)
+  rho <- setup$rho
+  dev <- sdcor_deviance(engine, setup$reterms, setup$n, rho)
   opt <- setup$opt
   nvp <- setup$nvp
-  lo <- setup$lower
-  hi <- setup$upper
+  nr <- length(rho$start)
+  lo <- c(setup$lower[-w], rho$lower)
+  hi <- c(setup$upper[-w], rho$upper)
+  full <- function(x, z) { par <- numeric(nvp); par[w] <- x; par[-w] <- z[seq_len(nvp - 1L)]; par }
+  rhof <- function(z) z[nvp - 1L + seq_len(nr)]
+  last_rho <- rho$start
+  minimise <- function(x, start) {
+    start <- pmin(hi, pmax(lo, start))
+    tryCatch(stats::nlminb(start, function(z) dev(full(x, z), rhof(z)), lower = lo, upper = hi,
+                           control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
+                                          iter.max = 1000L)),
+             error = function(e) NULL)
+  }
   function(x, prev) {
-    start <- prev[1L + seq_len(nvp)][-w]
-    start <- pmin(hi[-w], pmax(lo[-w], start))
-    full <- function(z) { par <- numeric(nvp); par[w] <- x; par[-w] <- z; par }
-    res <- tryCatch(stats::nlminb(start, function(z) dev(full(z)), lower = lo[-w], upper = hi[-w],
-                             control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
-                                            iter.max = 1000L)),
-                    error = function(e) NULL)
-    if (is.null(res) || !is.finite(res$objective)) return(c(NA, full(rep(NA, nvp - 1L)),
+    starts <- list(c(prev[1L + seq_len(nvp)][-w], rho$start))
+    if (nr) starts <- unique(c(starts, list(c(prev[1L + seq_len(nvp)][-w], last_rho),
+                                            c(opt[seq_len(nvp)][-w], rho$start))))
+    fits <- lapply(starts, function(s) minimise(x, s))
+    obj <- vapply(fits, function(r) if (is.null(r)) Inf else r$objective, 0)
+    res <- fits[[which.min(obj)]]
+    if (is.null(res) || !is.finite(res$objective)) return(c(NA, full(x, rep(NA, nvp - 1L)),
                                                           rep(NA, setup$p)))
-    par <- full(res$par)
+    last_rho <<- rhof(res$par)
+    par <- full(x, res$par)
     c(zeta_of(res$objective - setup$base, x - opt[w], setup$devtol), par,
-      conditional_beta(engine, par, setup))
+      conditional_beta(engine, par, setup, rho_full(rho, rhof(res$par))))
   }
 }
 
-## beta-hat at the given sd/cor parameters (beta does not depend on sigma given theta).
-conditional_beta <- function(engine, par, setup) {
+## beta-hat at the given sd/cor parameters and rho (beta does not depend on sigma given theta).
+conditional_beta <- function(engine, par, setup, rho = numeric()) {
   nvp <- setup$nvp
   theta <- sdcor_to_theta(par[-nvp], setup$reterms, par[nvp])
-  engine_solution(engine, theta, FALSE)$beta
+  engine_solution(engine, theta, FALSE, rho)$beta
 }
 
 ## zeta from the deviance increase; slight decreases (numerical noise) count as 0, larger ones
@@ -200,22 +250,33 @@ zeta_of <- function(ddev, dx, devtol) {
 }
 
 ## Fixed effect j: beta_j fixed through the offset, theta re-optimised by the C optimiser on the
-## ML deviance of the model without column j.
+## ML deviance of the model without column j.  With a residual structure: (theta, rho) by
+## nlminb, from the previous point's theta with the last point's rho and with the fit's.
 fixef_zeta <- function(j, setup) {
   nvp <- setup$nvp
   Xj <- setup$X[, j]
   Xdrop <- setup$X[, -j, drop = FALSE]
   est <- setup$opt[nvp + j]
   lower <- setup$theta_lower
+  last_rho <- setup$rho$start
   function(x, prev) {
-    engine <- engine_setup(setup$y, Xdrop, setup$reterms, setup$weights, setup$offset + Xj * x)
+    engine <- setup_engine(setup, Xdrop, setup$offset + Xj * x)
     theta0 <- pmax(sdcor_to_theta(prev[1L + seq_len(nvp - 1L)], setup$reterms, prev[1L + nvp]),
                    lower)
     if (anyNA(theta0)) theta0 <- setup$theta
-    opt <- .Call(C_lmm_optimise, engine, theta0, lower, rep(Inf, length(lower)), FALSE,
-                 optimiser_settings(lmm_control(), theta0), numeric(), logical())
-    theta <- pmax(opt$theta, lower)
-    sol <- engine_solution(engine, theta, FALSE)
+    if (is.null(setup$spec)) {
+      opt <- .Call(C_lmm_optimise, engine, theta0, lower, rep(Inf, length(lower)), FALSE,
+                   optimiser_settings(lmm_control(), theta0), numeric(), logical())
+      theta <- pmax(opt$theta, lower)
+      rho <- numeric()
+    } else {
+      opt <- theta_rho_optimum(engine, theta0, lower, setup$rho, unique(list(last_rho,
+                                                                          setup$rho$start)))
+      theta <- opt$theta
+      rho <- opt$rho
+      last_rho <<- rho[setup$rho$free]
+    }
+    sol <- engine_solution(engine, theta, FALSE, rho)
     sigma <- sqrt(sol$pwrss / setup$n)
     beta <- numeric(setup$p)
     beta[j] <- x
@@ -223,6 +284,22 @@ fixef_zeta <- function(j, setup) {
     c(zeta_of(sol$crit - setup$base, x - est, setup$devtol),
       theta_to_sdcor(theta, setup$reterms, sigma), sigma, beta)
   }
+}
+
+## The ML criterion minimised over (theta, free rho) by stats::nlminb from theta0 and each of
+## the starts for the free rho; the least criterion wins.
+theta_rho_optimum <- function(engine, theta0, lower, rho, rho_starts = list(rho$start)) {
+  nt <- length(theta0)
+  split <- function(z) list(theta = z[seq_len(nt)], rho = rho_full(rho, z[nt + seq_len(length(z) - nt)]))
+  crit <- function(z) { v <- split(z); engine_crit(engine, v$theta, FALSE, v$rho) }
+  fits <- lapply(rho_starts, function(r0)
+    stats::nlminb(pmin(c(rep(Inf, nt), rho$upper), pmax(c(lower, rho$lower), c(theta0, r0))),
+                  crit, lower = c(lower, rho$lower), upper = c(rep(Inf, nt), rho$upper),
+                  control = list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L,
+                                 iter.max = 1000L)))
+  res <- fits[[which.min(vapply(fits, `[[`, 0, "objective"))]]
+  v <- split(res$par)
+  list(theta = pmax(v$theta, lower), rho = v$rho)
 }
 
 ## ---- the profile object -------------------------------------------------------------------------
@@ -249,9 +326,6 @@ profile.lmm <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, del
                         parallel = c("no", "multicore", "snow"),
                         ncpus = getOption("profile.ncpus", 1L), cl = NULL,
                         progress = interactive(), ...) {
-  if (!is.null(fitted$residual))
-    stop("profile() is not yet available for fits with a residual correlation or variance ",
-         "structure: use confint(method = \"Wald\") or method = \"boot\"", call. = FALSE)
   if (...length() > 0L)
     warning("unused arguments ignored: ", paste(...names(), collapse = ", "), call. = FALSE)
   parallel <- match.arg(parallel)
@@ -264,6 +338,7 @@ profile.lmm <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, del
   nptot <- length(opt)
   cutoff <- sqrt(stats::qchisq(1 - alphamax, nptot))
   setup <- list(y = ml$y, X = ml$X, reterms = reterms, weights = ml$weights, offset = ml$offset,
+                spec = ml$residual$spec, rho = rho_layout(ml),
                 n = ml$n, p = ml$p, nvp = nvp, opt = opt, base = ml$crit, theta = ml$theta,
                 theta_lower = ml$lower, lower = bounds$lower, upper = bounds$upper,
                 stderr = sqrt(diag(ml$vcov_beta)), devtol = devtol, maxpts = maxpts,

@@ -32,9 +32,6 @@ forward_to_lmerTest <- function(fun, model, cl, env) {
 # The refits are evaluated in `env` (see refit_with_formula()).
 ranova_table <- function(model, reduce.terms, env) {
   need_formula(model, "ranova()")
-  if (!is.null(model$residual))
-    stop("ranova() does not refit models with a residual correlation or variance structure",
-         call. = FALSE)
   full_form <- ranova_full_formula(formula(model))
   bars <- vapply(find_bars(full_form), deparse2, "")
   new_forms <- if (isTRUE(reduce.terms)) {
@@ -97,14 +94,22 @@ reduced_forms <- function(bar, full_form) {
   stats::setNames(forms, paste(scope, paste0("in (", bar, ")")))
 }
 
-# The model refitted with another formula: lmm() with the fit's call, or lm() (same data,
-# subset, weights, offset, na.action, contrasts) when no random term is left.  The call is
-# evaluated in `env` (the caller of ranova/step), else where the formula was written.
+# The model refitted with another formula: lmm() with the fit's call (its residual structure
+# included, with the correlation groups written out: without them they are the innermost
+# random-effects grouping, which a removed term would change), or, when no random term is
+# left, lm() (same data, subset, weights, offset, na.action, contrasts) -- nlme::gls() with the
+# same residual structure for fits with one.  The call is evaluated in `env` (the caller of
+# ranova/step), else where the formula was written.
 refit_with_formula <- function(model, formula, env = parent.frame()) {
   cl <- model$call
   if (is.null(cl)) stop("the fit has no call to refit", call. = FALSE)
-  if (has_bars(formula)) {
+  if (inherits(model, "gls")) {                  # a gls step of step(): its own call
+    cl$model <- formula
+  } else if (has_bars(formula)) {
     cl$formula <- formula
+    if (!is.null(model$residual$correlation)) cl$correlation <- correlation_with_groups(model)
+  } else if (!is.null(model$residual)) {
+    cl <- gls_call(model, formula)
   } else {
     keep <- c("", "formula", "data", "subset", "weights", "offset", "na.action", "contrasts")
     cl <- cl[names(cl) %in% keep | seq_along(cl) == 1L]
@@ -112,10 +117,65 @@ refit_with_formula <- function(model, formula, env = parent.frame()) {
     cl$formula <- formula
   }
   tryCatch(eval(cl, env), error = function(e) {
-    fenv <- environment(model$formula)
+    fenv <- environment(stats::formula(model))
     if (is.null(fenv) || identical(fenv, env)) stop(e)
     eval(cl, fenv)
   })
+}
+
+# nlme::gls(formula, data, correlation, weights = variance, ...) for a fit with a residual
+# structure left with no random term.  Its REML and ML log-likelihoods are lmm's (the same
+# constants, R/residual.R's tests).  The correlation groups are written out: without them gls
+# would take the whole data as one series, lmm the innermost random-effects grouping.
+gls_call <- function(model, formula) {
+  cl <- model$call
+  if (!is.null(cl$weights) || !is.null(cl$offset))
+    stop("the model without random terms (nlme::gls) cannot have prior weights or an offset",
+         call. = FALSE)
+  out <- call("gls")
+  out[[1L]] <- quote(nlme::gls)
+  out$model <- formula
+  for (arg in c("data", "subset", "na.action")) if (!is.null(cl[[arg]])) out[[arg]] <- cl[[arg]]
+  out$method <- if (isTRUE(model$REML)) "REML" else "ML"
+  r <- model$residual
+  if (!is.null(r$correlation))
+    out$correlation <- correlation_with_groups(model, gls_group_form(r$correlation_formula))
+  if (!is.null(r$variance)) out$weights <- cl$variance
+  out
+}
+
+# The call's correlation argument with its form set to `form` (groups written out): the
+# constructor call's form argument, else (an object) through with_cor_form().
+correlation_with_groups <- function(model, form = model$residual$correlation_formula) {
+  cor <- model$call$correlation
+  if (is.call(cor) && identical(cor[[1L]], with_cor_form)) cor <- cor[[2L]]   # a refit's refit
+  make <- if (is.call(cor)) tryCatch(eval(cor[[1L]], environment(model$formula)),
+                                     error = function(e) NULL)
+  if (!is.function(make)) return(as.call(list(with_cor_form, cor, form)))
+  cor <- match.call(make, cor)
+  cor$form <- form
+  cor
+}
+
+# ~ t | a:b as ~ t | a/b: nlme's groups formulas nest with "/" (the innermost groups, those of
+# a:b, are what a correlation structure uses) and do not accept ":".
+gls_group_form <- function(form) {
+  rhs <- form[[2L]]
+  colon_to_slash <- function(e) {
+    if (!is.call(e)) return(e)
+    if (identical(e[[1L]], as.name(":"))) e[[1L]] <- as.name("/")
+    e[-1L] <- lapply(as.list(e[-1L]), colon_to_slash)
+    e
+  }
+  if (is.call(rhs) && identical(rhs[[1L]], as.name("|"))) rhs[[3L]] <- colon_to_slash(rhs[[3L]])
+  form[[2L]] <- rhs
+  form
+}
+
+# A corStruct with its grouping formula set.
+with_cor_form <- function(cor, form) {
+  attr(cor, "formula") <- form
+  cor
 }
 
 loglik_df <- function(fit, REML) {

@@ -1,32 +1,70 @@
 # Satterthwaite's degrees of freedom for t and F tests of fixed effects, the method of lmerTest
 # (Kuznetsova, Brockhoff & Christensen 2017, JSS 82(13), section 3 and appendix).
 #
-# The covariance parameters are varpar = (theta, sigma), NOT profiled: for a REML fit
-#   D(varpar) = log|L|^2 + log|R_X|^2 - log|W| + (n - p) log(2 pi sigma^2) + r^2(theta) / sigma^2
-# (ML: drop log|R_X|^2 and use n), with r^2 the penalised weighted RSS at theta.
+# The covariance parameters are varpar = (theta, rho, sigma), NOT profiled: rho the free
+# parameters of the residual structure (none without one; fixed entries are not parameters).
+# For a REML fit
+#   D(varpar) = log|L|^2 + log|R_X|^2 - log|V^{-1}| + (n - p) log(2 pi sigma^2) + r^2 / sigma^2
+# (ML: drop log|R_X|^2 and use n), with L, R_X and the penalised weighted RSS r^2 at (theta, rho),
+# and log|V^{-1}| the log-determinant of the residual structure's precision at rho (sum(log w)
+# without a structure).
 # At the estimate:  A = Var(varpar) ~ 2 H^{-1}, H the Hessian of D;
 #                   C(varpar) = Var(beta) = sigma^2 (R_X' R_X)^{-1}, J_k = dC / d varpar_k.
 # One contrast l:   nu = 2 (l'Cl)^2 / (g' A g),  g_k = l' J_k l.
 # q contrasts L:    eigen-decompose L C L' = P diag(d) P', test the q orthogonal contrasts P'L,
 #                   each with nu_m as above, and combine them into the F statistic's denominator df
 #                   nu = 2E / (E - q), E = sum nu_m / (nu_m - 2)   (2 when some nu_m <= 2).
+# The df are invariant to the scale of theta and rho (H and g transform by the same Jacobian).
 
 ## ---- the varpar deviance and Var(beta) as functions of varpar --------------------------------
 
-# D(varpar) as above; varpar = c(theta, sigma).
-varpar_deviance <- function(varpar, engine, REML, n, p) {
+# The layout of varpar: nt theta entries, then the free entries of rho (within the full rho0,
+# whose fixed entries stay; lower and upper their bounds, R/profile.R rho_layout()), then sigma.
+# A residual parameter estimated at its bound (|phi| at its limit) has no two-sided derivatives
+# there: it counts as fixed.
+varpar_layout <- function(fit) {
+  rho <- rho_layout(fit)
+  x <- rho$start
+  tol <- 1e-8 * pmax(1, abs(x))
+  inside <- x - rho$lower > tol & rho$upper - x > tol
+  if (!all(inside)) {
+    rho$free[which(rho$free)[!inside]] <- FALSE
+    rho[c("start", "lower", "upper")] <- lapply(rho[c("start", "lower", "upper")],
+                                                `[`, inside)
+  }
+  c(list(nt = length(fit$theta)), rho)
+}
+
+# The layout of a fit without a residual structure: varpar = (theta, sigma).
+plain_layout <- function(varpar) list(nt = length(varpar) - 1L, rho0 = numeric(), free = logical())
+
+varpar_of <- function(fit, layout = varpar_layout(fit)) {
+  unname(c(fit$theta, layout$rho0[layout$free], fit$sigma))
+}
+
+# (theta, rho, sigma) of a varpar vector.
+varpar_split <- function(varpar, layout) {
   k <- length(varpar)
-  sigma2 <- varpar[k]^2
-  parts <- engine_parts(engine, varpar[-k], REML)
+  rho <- layout$rho0
+  rho[layout$free] <- varpar[layout$nt + seq_len(sum(layout$free))]
+  list(theta = varpar[seq_len(layout$nt)], rho = rho, sigma = varpar[k])
+}
+
+# D(varpar) as above.
+varpar_deviance <- function(varpar, engine, REML, n, p, layout = plain_layout(varpar)) {
+  v <- varpar_split(varpar, layout)
+  sigma2 <- v$sigma^2
+  parts <- engine_parts(engine, v$theta, REML, v$rho)
+  if (!is.finite(parts$crit)) return(Inf)                # outside the parameter space
   nmp <- if (REML) n - p else n
   dev <- parts$ldL2 - parts$sumlogw + nmp * log(2 * pi * sigma2) + parts$pwrss / sigma2
   if (REML) dev + parts$ldRX2 else dev
 }
 
-# vec(C(varpar)) = vec(sigma^2 (R_X'R_X)^{-1}) at theta.
-varpar_vcov_beta <- function(varpar, engine, REML) {
-  k <- length(varpar)
-  as.vector(varpar[k]^2 * engine_parts(engine, varpar[-k], REML)$RXinv2)
+# vec(C(varpar)) = vec(sigma^2 (R_X'R_X)^{-1}) at (theta, rho).
+varpar_vcov_beta <- function(varpar, engine, REML, layout = plain_layout(varpar)) {
+  v <- varpar_split(varpar, layout)
+  as.vector(v$sigma^2 * engine_parts(engine, v$theta, REML, v$rho)$RXinv2)
 }
 
 ## ---- finite differences with Richardson extrapolation ---------------------------------------
@@ -51,8 +89,7 @@ richardson_extrapolate <- function(A) {
 }
 
 # Jacobian of the vector function f at x (length(f(x)) x length(x)).
-richardson_jacobian <- function(f, x, d = 1e-4, r = 4L) {
-  h0 <- richardson_steps(x, d)
+richardson_jacobian <- function(f, x, d = 1e-4, r = 4L, h0 = richardson_steps(x, d)) {
   m <- length(f(x))
   cols <- lapply(seq_along(x), function(i) {
     e_i <- as.numeric(seq_along(x) == i)
@@ -68,10 +105,9 @@ richardson_jacobian <- function(f, x, d = 1e-4, r = 4L) {
 # Hessian of the scalar function f at x.  Diagonal: (f(x+h e_i) - 2 f(x) + f(x-h e_i)) / h^2;
 # off-diagonal from the second difference along e_i + e_j, with the diagonal terms removed:
 #   (f(x+h_i e_i+h_j e_j) - 2 f(x) + f(x-h_i e_i-h_j e_j) - H_ii h_i^2 - H_jj h_j^2) / (2 h_i h_j).
-richardson_hessian <- function(f, x, d = 0.1, r = 4L) {
+richardson_hessian <- function(f, x, d = 0.1, r = 4L, h0 = richardson_steps(x, d)) {
   k <- length(x)
   f0 <- f(x)
-  h0 <- richardson_steps(x, d)
   unit <- function(i) as.numeric(seq_len(k) == i)
   halve <- function(k_step) h0 / 2^(k_step - 1L)
   H <- matrix(0, k, k)
@@ -94,33 +130,60 @@ richardson_hessian <- function(f, x, d = 0.1, r = 4L) {
   H
 }
 
+# Steps h kept inside the domain of f: h_i halved (at most 40 times) until f(x -+ h_i e_i) are
+# finite.  For the entries `local` (the residual structure's parameters, whose scale lmmc does
+# not fix) also until x_i -+ h_i are within [lower, upper] and f changes by at most max_change
+# there: steps within about one standard error, where f is close to quadratic (a CAR(1)
+# correlation of 0.97 per day, raised to lags of 60 days, is not at 10% of its value).
+# Steps already inside are unchanged.
+finite_steps <- function(f, x, h, local = integer(), lower = -Inf, upper = Inf, max_change = 1) {
+  f0 <- f(x)
+  lower <- rep_len(lower, length(local))
+  upper <- rep_len(upper, length(local))
+  for (i in seq_along(x)) {
+    e_i <- as.numeric(seq_along(x) == i)
+    k <- match(i, local)
+    for (halving in seq_len(40L)) {
+      up <- f(x + h[i] * e_i)
+      down <- f(x - h[i] * e_i)
+      ok <- is.finite(up) && is.finite(down)
+      if (ok && !is.na(k))
+        ok <- x[i] - h[i] >= lower[k] && x[i] + h[i] <= upper[k] &&
+          max(abs(up - f0), abs(down - f0)) <= max_change
+      if (ok) break
+      h[i] <- h[i] / 2
+    }
+  }
+  h
+}
+
 ## ---- the pieces every Satterthwaite test needs ------------------------------------------------
 
 # A = Var(varpar) = 2 H^+ (H^+ the pseudo-inverse over eigenvalues > tol) and the Jacobian
 # matrices J_k, computed once per fit.  Negative or near-zero eigenvalues of H are reported as
 # lmerTest reports them.
 satterthwaite_setup <- function(fit, tol = 1e-8) {
-  if (!satterthwaite_available(fit))
-    stop("Satterthwaite's df are not available for fits with a residual correlation or ",
-         "variance structure; use ddf = \"lme4\" (no df) or compare models with anova(m1, m2)",
-         call. = FALSE)
-  engine <- engine_setup(fit$y, fit$X, fit$reterms, fit$weights, fit$offset)
-  varpar <- unname(c(fit$theta, fit$sigma))
-  H <- richardson_hessian(function(v) varpar_deviance(v, engine, fit$REML, fit$n, fit$p), varpar)
+  engine <- engine_for(fit)
+  layout <- varpar_layout(fit)
+  varpar <- varpar_of(fit, layout)
+  dev <- function(v) varpar_deviance(v, engine, fit$REML, fit$n, fit$p, layout)
+  rho_at <- layout$nt + seq_len(sum(layout$free))
+  h_hess <- finite_steps(dev, varpar, richardson_steps(varpar, 0.1), rho_at, layout$lower,
+                         layout$upper)
+  H <- richardson_hessian(dev, varpar, h0 = h_hess)
   eig <- eigen(H, symmetric = TRUE)
   warn_hessian(eig$values, tol)
   pos <- eig$values > tol
   V <- eig$vectors[, pos, drop = FALSE]
   A <- 2 * V %*% (t(V) / eig$values[pos])
-  Jac <- richardson_jacobian(function(v) varpar_vcov_beta(v, engine, fit$REML), varpar)
+  h_jac <- pmin(richardson_steps(varpar, 1e-4), h_hess)
+  Jac <- richardson_jacobian(function(v) varpar_vcov_beta(v, engine, fit$REML, layout), varpar,
+                             h0 = h_jac)
   p <- fit$p
   J <- lapply(seq_len(ncol(Jac)), function(k) matrix(Jac[, k], p, p))
   list(beta = fit$beta, vcov_beta = unname(fit$vcov_beta), sigma = fit$sigma,
        vcov_varpar = A, jacobian = J, hessian = H)
 }
-
-# The varpar deviance above covers (theta, sigma) only: not fits with residual structures.
-satterthwaite_available <- function(fit) is.null(fit$residual)
 
 warn_hessian <- function(values, tol) {
   fmt <- function(v) paste(sprintf("%1.1e", v), collapse = " ")

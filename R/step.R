@@ -119,11 +119,22 @@ reduce_fixed <- function(model, ddf, alpha, keep, env) {
   list(model = fit, eliminated = eliminated, last = aov, lmm = inherits(fit, "lmm"))
 }
 
-# F tests of the marginal terms: lmerTest's drop1 for lmm fits, stats' for lm fits.
+# F tests of the marginal terms: lmerTest's drop1 for lmm fits, stats' for lm fits, nlme's
+# marginal F tests for gls fits (a residual structure left without random terms).
 fixed_drop1 <- function(fit, ddf) {
   if (inherits(fit, "lmm")) return(drop1_ftests(fit, drop.scope(fit$fixed_terms),
                                                 drop.scope(fit$fixed_terms), ddf))
+  if (inherits(fit, "gls")) return(gls_drop1(fit))
   stats::drop1(fit, test = "F")[-1L, , drop = FALSE]
+}
+
+gls_drop1 <- function(fit) {
+  tab <- stats::anova(fit, type = "marginal")
+  scope <- drop.scope(stats::terms(fit))
+  out <- data.frame(NumDF = tab[scope, "numDF"], DenDF = fit$dims$N - fit$dims$p,
+                    "F value" = tab[scope, "F-value"], "Pr(>F)" = tab[scope, "p-value"],
+                    row.names = scope, check.names = FALSE)
+  structure(out, class = c("anova", "data.frame"))
 }
 
 fixed_step_table <- function(fixed, ddf) {

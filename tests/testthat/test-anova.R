@@ -303,20 +303,43 @@ test_that("anova() refuses models fitted to different data", {
   expect_error(anova(fm1, logy), "same response")
 })
 
-test_that("fits with residual structures: no Satterthwaite df, ML refits from the call", {
+test_that("fits with residual structures: Satterthwaite F tests, ML refits keep the structure", {
   Orthodont <- ref_data("Orthodont")
   ar1 <- lmm(distance ~ age + (1 | Subject), Orthodont,
              correlation = nlme::corAR1(form = ~ 1 | Subject))
-  expect_false(satterthwaite_available(ar1))
-  expect_error(anova(ar1), "not available for fits with a residual")
+  a <- anova(ar1)
+  expect_match(attr(a, "heading")[1], "Satterthwaite")
+  expect_equal(a["age", "DenDF"], summary(ar1)$coefficients["age", "df"], tolerance = 1e-10)
+  expect_equal(a["age", "F value"], summary(ar1)$coefficients["age", "t value"]^2,
+               tolerance = 1e-10)
   expect_s3_class(anova(ar1, ddf = "lme4"), "anova")
-  expect_error(drop1(ar1, test = "Chisq"), "residual correlation")
   ml <- refit_ml(ar1)
   expect_false(ml$REML)
   expect_false(is.null(ml$residual))
   direct <- lmm(distance ~ age + (1 | Subject), Orthodont, REML = FALSE,
                 correlation = nlme::corAR1(form = ~ 1 | Subject))
   expect_equal(ml$crit, direct$crit, tolerance = 1e-8)
+})
+
+test_that("drop1() of residual fits: LRT from ML refits keeping the structure, F tests", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  cor <- nlme::corAR1(form = ~ 1 | Subject)
+  full <- lmm(distance ~ age * Sex + (1 | Subject), od, correlation = cor)
+  d <- drop1(full, test = "Chisq")
+  expect_identical(rownames(d), c("<none>", "age:Sex"))
+  big <- lmm(distance ~ age * Sex + (1 | Subject), od, correlation = cor, REML = FALSE)
+  small <- lmm(distance ~ age + Sex + (1 | Subject), od, correlation = cor, REML = FALSE)
+  expect_equal(d$LRT[2], 2 * (as.numeric(logLik(big)) - as.numeric(logLik(small))),
+               tolerance = 1e-6)
+  expect_equal(d$AIC, c(AIC(big), AIC(small)), tolerance = 1e-7)
+  expect_equal(d$npar[2], 1)
+  expect_equal(d$LRT[2], 6.3062, tolerance = 1e-4)            # recorded 2026-12
+  f <- drop1(full, test = "F")
+  expect_equal(f["age:Sex", "DenDF"], anova(full)["age:Sex", "DenDF"], tolerance = 1e-10)
+  # a structure fixed at the identity: the plain fit's table
+  fits <- identity_fits()
+  expect_equal(as.data.frame(drop1(fits$ar1, test = "Chisq")),
+               as.data.frame(drop1(fits$plain, test = "Chisq")), tolerance = 1e-6)
 })
 
 ## ---- drop1 ---------------------------------------------------------------------------------

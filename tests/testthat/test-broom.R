@@ -177,7 +177,8 @@ test_that("augment(): newdata, na.exclude, residual structures", {
   ar <- augment_lmm(fr)
   expect_equal(ar$.hat, unname(hatvalues(fr)))
   tr <- tidy_lmm(fr, conf.int = TRUE)
-  expect_false("df" %in% names(tr))                  # no Satterthwaite df with a structure
+  fixed <- tr$effect == "fixed"                       # Satterthwaite df with the structure
+  expect_equal(tr$df[fixed], unname(summary(fr)$coefficients[, "df"]), tolerance = 1e-10)
   expect_equal(glance_lmm(fr)$logLik, as.numeric(logLik(fr)))
 })
 

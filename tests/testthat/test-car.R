@@ -77,8 +77,24 @@ test_that("residual structures: Wald chi-square as car on nlme::lme", {
   expect_table(a, list(Chisq = c(285.0400444, 106.8347198, 0.4813082948, 6.614535672)))
   b <- fixef(f)^2 / diag(as.matrix(vcov(f)))
   expect_equal(a$Chisq, unname(b), tolerance = 1e-10)
-  expect_error(car::Anova(f, test.statistic = "F", ddf = "Satterthwaite"), "chi-square tests only")
-  expect_error(car::linearHypothesis(f, "age = 0", test = "F"), "residual")
+})
+
+test_that("residual structures: F tests with Satterthwaite df (their default: no Kenward-Roger)", {
+  f <- car_fit("ar1")
+  tab <- summary(f)$coefficients
+  a3 <- car::Anova(f, type = 3, test.statistic = "F")
+  expect_match(attr(a3, "heading")[1], "Type III Wald F tests with Satterthwaite df")
+  # one coefficient per term: F = t^2 on the t test's Satterthwaite df
+  expect_equal(a3$F, unname(tab[, "t value"]^2), tolerance = 1e-8)
+  expect_equal(a3$Df.res, unname(tab[, "df"]), tolerance = 1e-8)
+  expect_equal(a3$Df.res, c(55.68985, 36.10373, 55.68985, 36.10373), tolerance = 1e-5)
+  a2 <- car::Anova(f, type = 2, test.statistic = "F", ddf = "Satterthwaite")
+  expect_equal(a2$F, c(127.5654418, 9.256472936, 6.614535672), tolerance = 1e-5)
+  expect_equal(a2$Df.res[3], tab["age:SexFemale", "df"], tolerance = 1e-8)
+  lh <- car::linearHypothesis(f, "age = 0", test = "F")
+  expect_equal(lh$F[2], tab["age", "t value"]^2, tolerance = 1e-8)
+  expect_equal(lh$Res.Df[2], tab["age", "df"], tolerance = 1e-8)
+  expect_error(car::Anova(f, test.statistic = "F", ddf = "Kenward-Roger"), "derivatives of V")
 })
 
 ## ---- F tests --------------------------------------------------------------------------------

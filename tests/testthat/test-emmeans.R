@@ -124,28 +124,49 @@ test_that("the non-estimable basis spans the null space of X", {
   expect_true(is.na(lmmc:::null_space_basis(X[, 1:2])))
 })
 
-## ---- residual structures: containment df, as emmeans on nlme::lme -----------------------------
+## ---- residual structures: Satterthwaite by default, containment as emmeans on nlme::lme -------
 
 test_that("corAR1 residuals: containment df and numbers of emmeans on nlme::lme", {
   f <- em_fit("ar1")
   # emmeans(lme(distance ~ age + Sex, random = ~ 1 | Subject, Orthodont, correlation = corAR1()), ~ Sex)
-  e <- emmeans(f, ~ Sex)
+  e <- emmeans(f, ~ Sex, lmer.df = "containment")
   expect_identical(attr(e@dffun, "mesg"), "containment")
   expect_emm(e, list(emmean = c(24.97486969, 22.64738491), SE = c(0.485852921, 0.5859606699),
                      df = c(26, 25)))
   expect_emm(pairs(e), list(estimate = 2.327484782, SE = 0.7611852386, df = 25))
-  expect_emm(emtrends(f, ~ 1, var = "age"),
+  expect_emm(emtrends(f, ~ 1, var = "age", lmer.df = "containment"),
              list(age.trend = 0.6594048671, SE = 0.06340736991, df = 80))
   expect_equal(summary(emmeans(f, ~ Sex, lmer.df = "asymptotic"))$df, c(Inf, Inf))
-  expect_error(emmeans(f, ~ Sex, lmer.df = "satterthwaite"), "residual")
+})
+
+test_that("corAR1 residuals: Satterthwaite df by default, those of contest()", {
+  f <- em_fit("ar1")
+  e <- emmeans(f, ~ Sex)
+  expect_identical(attr(e@dffun, "mesg"), "satterthwaite")
+  L <- e@linfct
+  ref <- contest(f, L, joint = FALSE)
+  s <- as.data.frame(summary(e))
+  expect_equal(s$df, ref$df, tolerance = 1e-8)
+  expect_equal(s$SE, ref[["Std. Error"]], tolerance = 1e-8)
+  expect_equal(s$df, c(24.9991, 25.5), tolerance = 2e-2)      # close to nlme's containment 26, 25
+  pr <- as.data.frame(summary(pairs(e)))
+  expect_equal(pr$df, contest(f, L[1, ] - L[2, ], joint = FALSE)$df, tolerance = 1e-8)
 })
 
 test_that("varIdent residuals: containment df as emmeans on nlme::lme", {
   f <- em_fit("vi")
-  expect_emm(quiet(emmeans(f, ~ Sex)), list(emmean = c(24.96875, 22.64772727),
-                                            SE = c(0.5068649853, 0.5693795957), df = c(26, 25)))
-  expect_emm(joint_tests(f), list(F.ratio = c(139.056, 9.271, 8.088), df1 = c(1, 1, 1),
-                                  df2 = c(79, 25, 79)), tol = 1e-3)
+  expect_emm(quiet(emmeans(f, ~ Sex, lmer.df = "containment")),
+             list(emmean = c(24.96875, 22.64772727), SE = c(0.5068649853, 0.5693795957),
+                  df = c(26, 25)))
+  expect_emm(joint_tests(f, lmer.df = "containment"),
+             list(F.ratio = c(139.056, 9.271, 8.088), df1 = c(1, 1, 1), df2 = c(79, 25, 79)),
+             tol = 1e-3)
+  # Satterthwaite (the default) agrees with anova()'s F test of the same hypothesis
+  jt <- joint_tests(f)
+  a <- anova(f, type = 3)
+  expect_equal(jt$df2[jt$`model term` == "age:Sex"], a["age:Sex", "DenDF"], tolerance = 1e-4)
+  expect_equal(jt$F.ratio[jt$`model term` == "age:Sex"], a["age:Sex", "F value"],
+               tolerance = 1e-3)                # joint_tests rounds F and df2
 })
 
 test_that("containment df on a fit without residual structure follow nlme's rule", {
@@ -243,7 +264,7 @@ test_that("live: emmeans on lmm equals emmeans on lmerTest (Satterthwaite and as
 test_that("live: emmeans on lmm with corAR1 equals emmeans on nlme::lme", {
   g <- nlme::lme(distance ~ age + Sex, random = ~ 1 | Subject, data = orthodont,
                  correlation = nlme::corAR1())
-  a <- as.data.frame(summary(pairs(emmeans(em_fit("ar1"), ~ Sex))))
+  a <- as.data.frame(summary(pairs(emmeans(em_fit("ar1"), ~ Sex, lmer.df = "containment"))))
   b <- as.data.frame(summary(pairs(emmeans(g, ~ Sex))))
   expect_close(a$estimate, b$estimate, what = "estimate")
   expect_close(a$SE, b$SE, what = "SE")

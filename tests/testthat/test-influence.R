@@ -154,7 +154,33 @@ test_that("with a residual structure the hat matrix is whitened: B A M^-1 A' B'"
   expect_equal(unname(cooks.distance(fit)), e^2 * h / ((1 - h)^2 * fit$sigma^2 * fit$p),
                tolerance = 1e-8)
   expect_equal(unname(rstudent(fit)), e / (fit$sigma * sqrt(1 - h)), tolerance = 1e-8)
-  expect_error(influence(fit), "residual correlation")
+})
+
+test_that("influence() by deletion with a residual structure refits the call on the rows kept", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  cor <- nlme::corAR1(form = ~ age | Subject)
+  var <- nlme::varIdent(form = ~ 1 | Sex)
+  fit <- lmm(distance ~ age + Sex + (1 | Subject), od, correlation = cor, variance = var)
+  inf <- influence(fit, groups = "Subject")
+  expect_identical(rownames(inf[[2]]), levels(factor(od$Subject, unique(od$Subject))))
+  without <- lmm(distance ~ age + Sex + (1 | Subject), od[od$Subject != "F03", ],
+                 correlation = cor, variance = var)
+  expect_equal(inf[["fixed.effects[-Subject]"]]["F03", ], without$beta, tolerance = 1e-6)
+  expect_equal(inf[["var.cov.comps[-Subject]"]]["F03", "sigma^2"], without$sigma^2,
+               tolerance = 1e-5)
+  expect_true(all(inf$converged))
+  # one case: the AR(1) predecessor of the next row changes (age 10 -> 8 is a lag of 2)
+  one <- influence(fit)
+  del <- lmm(distance ~ age + Sex + (1 | Subject), od[-2, ], correlation = cor, variance = var)
+  expect_equal(one[[2]][2, ], del$beta, tolerance = 1e-6)
+  expect_equal(dim(one[[2]]), c(108L, 3L))
+  expect_true(all(is.finite(cooks.distance(one))))
+  # a structure fixed at the identity: the plain fit's deletions
+  fits <- identity_fits()
+  g_plain <- influence(fits$plain, groups = "Subject")
+  g_id <- influence(fits$ar1, groups = "Subject")
+  expect_equal(g_id[[2]], g_plain[[2]], tolerance = 1e-5)
+  expect_equal(g_id[[4]], g_plain[[4]], tolerance = 1e-4)
 })
 
 # ---- deletion ----------------------------------------------------------------------------------

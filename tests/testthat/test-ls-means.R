@@ -134,3 +134,23 @@ test_that("ls_means() and difflsmeans() match lmerTest live", {
     }
   }
 })
+
+test_that("ls_means() and difflsmeans() of a residual fit: Satterthwaite df of contest()", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  fit <- lmm(distance ~ age + Sex + (1 | Subject), od,
+             correlation = nlme::corAR1(form = ~ 1 | Subject),
+             variance = nlme::varIdent(form = ~ 1 | Sex))
+  lsm <- as.data.frame(ls_means(fit))
+  L <- attr(ls_means(fit), "hypotheses")[["Sex"]]
+  ref <- contest(fit, L, joint = FALSE)
+  expect_equal(lsm$df, ref$df, tolerance = 1e-10)
+  expect_equal(lsm$Estimate, ref$Estimate, tolerance = 1e-10)
+  dl <- as.data.frame(difflsmeans(fit))
+  dref <- contest(fit, L[1, ] - L[2, ], joint = FALSE)
+  expect_equal(dl$df, dref$df, tolerance = 1e-10)
+  expect_equal(dl$df, 25.13687, tolerance = 1e-5)   # the SexFemale coefficient's df (recorded)
+  # a structure fixed at the identity: the plain fit's table
+  fits <- identity_fits()
+  expect_equal(as.data.frame(ls_means(at_estimates_of(fits$vi, fits$plain))),
+               as.data.frame(ls_means(fits$plain)), tolerance = 1e-8)
+})

@@ -130,12 +130,14 @@ test_that("the engine's forward substitution equals the dense M^{-1}, and needs 
                ignore_attr = TRUE)
 })
 
-test_that("a clear error above the size limit of the dense factorisation (residual structures)", {
+test_that("residual structures use the engine's sparse factor: no size limit", {
   fit <- lmm(distance ~ age + (1 | Subject), nlme::Orthodont,
              variance = nlme::varIdent(form = ~ 1 | Sex))
-  old <- options(lmmc.se_fit_max_dim = 10)
+  se <- predict_se(fit)
+  old <- options(lmmc.se_fit_max_dim = 10)       # the limit of the former dense path
   on.exit(options(old))
-  expect_error(predict_se(fit), "q \\+ p = 29 .*above the limit 10")
+  expect_equal(predict_se(fit), se)
+  expect_error(lmmc:::joint_cov_inverse(fit), "without a residual structure")
 })
 
 test_that("lmm_fit() objects: standard errors on the fit's data, newdata refused", {
@@ -158,4 +160,85 @@ test_that("se.fit with a residual structure uses the whitened M: its fixed block
   # hat values sum to the effective number of parameters: trace of the whitened hat matrix
   h <- hatvalues(fit)
   expect_true(all(h > 0 & h < 1))
+})
+
+## ---- residual structures through the engine's factor -----------------------------------------
+
+test_that("a residual structure fixed at the identity gives the plain fit's se.fit", {
+  fits <- identity_fits()
+  od <- as.data.frame(ref_data("Orthodont"))
+  nd <- od[c(1, 30, 77), ]
+  nd$Subject <- factor(c("M01", "new", "F02"))
+  ref <- predict(fits$plain, nd, se.fit = TRUE, allow.new.levels = TRUE)
+  for (key in c("ar1", "vi")) {
+    same <- at_estimates_of(fits[[key]], fits$plain)
+    out <- predict(same, nd, se.fit = TRUE, allow.new.levels = TRUE)
+    expect_equal(out$se.fit, ref$se.fit, tolerance = 1e-10)
+    expect_equal(predict_se(same), predict_se(fits$plain), tolerance = 1e-10)
+    expect_equal(hatvalues(same), hatvalues(fits$plain), tolerance = 1e-10)
+    # the fits themselves (optima ~1e-6 apart)
+    expect_equal(predict(fits[[key]], nd, se.fit = TRUE, allow.new.levels = TRUE)$se.fit,
+                 ref$se.fit, tolerance = 1e-5)
+  }
+})
+
+test_that("se.fit with corAR1 x varIdent equals the dense Henderson formula", {
+  cs <- ar1_vi_case()
+  fit <- cs$fit
+  # Var of the prediction errors: sigma^2 a M^-1 a', M = [Z theta, X]' Vr^-1 [Z theta, X] +
+  # diag(I, 0), Vr the residual correlation/variance matrix over sigma^2
+  A <- cbind(cs$Z * cs$par[1], cs$X)
+  M <- crossprod(A, solve(cs$resid_cor(cs$par), A)) +
+    diag(c(rep(1, ncol(cs$Z)), rep(0, ncol(cs$X))))
+  se <- unname(fit$sigma * sqrt(rowSums((A %*% solve(M)) * A)))
+  out <- predict(fit, se.fit = TRUE, interval = "confidence")
+  expect_equal(unname(out$se.fit), se, tolerance = 1e-10)
+  expect_equal(unname(se[1:4]), c(0.945154178604, 0.934100218751, 0.934100218751,
+                                  0.945154178604), tolerance = 1e-8)    # recorded 2026-12
+  z <- qnorm(0.975)
+  expect_equal(unname(out$fit[, "upr"] - out$fit[, "fit"]), z * se, tolerance = 1e-10)
+  # population level: x Var(beta) x'
+  pop <- predict(fit, re.form = NA, se.fit = TRUE)$se.fit
+  expect_equal(unname(pop), unname(sqrt(rowSums((cs$X %*% vcov(fit)) * cs$X))),
+               tolerance = 1e-10)
+})
+
+test_that("hat values of residual fits whose groups cross a random-effects term's levels", {
+  # AR(1) along Subject, a crossed random term by age: each AR group spans every age level,
+  # so the whitened design is built level by level (R/predict-se.R whitened_design)
+  od <- as.data.frame(ref_data("Orthodont"))
+  od$agef <- factor(od$age)
+  fit <- lmm(distance ~ Sex + (1 | Subject) + (1 | agef), od,
+             correlation = nlme::corAR1(form = ~ 1 | Subject))
+  n <- fit$n
+  B <- vapply(seq_len(n), function(j) residual_whiten(fit, as.numeric(seq_len(n) == j)),
+              numeric(n))
+  Z <- as.matrix(model.matrix(fit, type = "random"))
+  lam <- rep(fit$theta, vapply(fit$reterms, function(t) nlevels(t$group), 1L))
+  A <- cbind(sweep(Z, 2L, lam, `*`), fit$X)
+  M <- crossprod(B %*% A) + diag(c(rep(1, ncol(Z)), rep(0, fit$p)))
+  H <- B %*% A %*% solve(M, t(B %*% A))
+  expect_equal(unname(hatvalues(fit)), diag(H), tolerance = 1e-8)
+})
+
+test_that("prediction intervals of a varIdent fit add the row's stratum variance sigma^2 delta^2", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  od$band <- factor(ifelse(od$Sex == "Male", "m", "f"), c("m", "f"))    # Sex, as a stratum
+  fit <- lmm(distance ~ age + Sex + (1 | Subject), od,
+             variance = nlme::varIdent(form = ~ 1 | band))
+  delta <- residual_parameters(fit)$delta
+  expect_true(abs(log(delta[2])) > 0.05)                    # the strata differ
+  d_row <- unname(delta[as.character(od$band)])
+  se <- predict_se(fit)
+  expect_equal(unname(predict_se(fit, residual = TRUE)^2),
+               unname(se^2 + fit$sigma^2 * d_row^2), tolerance = 1e-12)
+  nd <- od[c(1, 70), ]                                      # a boy and a girl
+  se_new <- predict_se(fit, nd)
+  expect_equal(unname(predict_se(fit, nd, residual = TRUE)^2),
+               unname(se_new^2 + fit$sigma^2 * delta[c("m", "f")]^2), tolerance = 1e-12)
+  pi <- predict(fit, nd, interval = "prediction")
+  expect_equal(unname(pi[, "upr"] - pi[, "fit"]),
+               unname(qnorm(0.975) * predict_se(fit, nd, residual = TRUE)), tolerance = 1e-12)
+  nd$band <- factor("other")
+  expect_error(predict(fit, nd, interval = "prediction"), "not in the fit: other")
 })

@@ -91,3 +91,41 @@ test_that("ranova() matches lmerTest live (also for other models)", {
     expect_table_close(ranova(lmm(cs[[1]], data = cs[[2]])), ref)
   }
 })
+
+test_that("ranova() of a residual fit keeps the structure; no random term left: nlme::gls", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  cor <- nlme::corAR1(form = ~ 1 | Subject)
+  fit <- lmm(distance ~ age * Sex + (1 | Subject), od, correlation = cor)
+  r <- ranova(fit)
+  g <- nlme::gls(distance ~ age * Sex, od, correlation = cor)      # REML, as the fit
+  expect_equal(r$logLik, c(as.numeric(logLik(fit)), as.numeric(logLik(g))), tolerance = 1e-7)
+  expect_equal(r$npar, c(7, 6))
+  expect_equal(r$LRT[2], 10.879, tolerance = 1e-4)                 # recorded 2026-12
+  # corAR1() without groups: the fit's AR groups (Subject) are written out for gls
+  fit2 <- lmm(distance ~ age * Sex + (1 | Subject), od, correlation = nlme::corAR1())
+  expect_equal(ranova(fit2)$logLik, r$logLik, tolerance = 1e-7)
+  # a slope removed: the reduced lmm keeps the structure
+  slope <- lmm(distance ~ age + (age | Subject), od, correlation = cor)
+  rs <- ranova(slope)
+  red <- lmm(distance ~ age + (1 | Subject), od, correlation = cor)
+  expect_equal(rs$logLik[2], as.numeric(logLik(red)), tolerance = 1e-7)
+})
+
+test_that("ranova() of a residual fit keeps the AR groups when the innermost term goes", {
+  # corAR1() without groups follows the innermost random-effects grouping (Class:School); the
+  # refit without that term must keep those groups, not take School's
+  set.seed(5)
+  d <- expand.grid(t = 1:5, Class = factor(1:4), School = factor(1:10))
+  d$x <- rnorm(nrow(d))
+  d$y <- d$x + rep(rnorm(10), each = 20) + rep(rnorm(40, sd = 0.5), each = 5) + rnorm(nrow(d))
+  ar <- nlme::corAR1()
+  fit <- lmm(y ~ x + (1 | School/Class), d, correlation = ar)     # an object, not a call
+  r <- ranova(fit)
+  keep <- lmm(y ~ x + (1 | School), d, correlation = nlme::corAR1(form = ~ 1 | School:Class))
+  expect_equal(r$logLik[2], as.numeric(logLik(keep)), tolerance = 1e-7)
+  expect_equal(r$logLik[2], -310.8274, tolerance = 1e-6)             # recorded 2026-12
+  # both terms gone: gls with the groups nested as nlme writes them
+  g <- nlme::gls(y ~ x, d, correlation = nlme::corAR1(form = ~ 1 | School/Class))
+  expect_equal(ranova(keep)$logLik[2], as.numeric(logLik(g)), tolerance = 1e-7)
+  expect_identical(deparse(gls_group_form(~ t | a:b)), "~t | a/b")
+})

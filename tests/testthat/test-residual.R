@@ -373,7 +373,7 @@ test_that("a residual structure counts in logLik's df, anova, print, refit and s
   expect_equal(r$residual$phi, f$residual$phi, tolerance = 1e-4)
   s <- simulate(f, nsim = 2, seed = 1)
   expect_equal(dim(s), c(308L, 2L))
-  expect_error(profile(f), "not yet available for fits with a residual")
+  expect_identical(levels(profile(f, which = ".sigma")$.par), ".sigma")   # test-profile.R
 })
 
 test_that("the residual-structure criterion is invariant to shifting y (src/standardise.c)", {

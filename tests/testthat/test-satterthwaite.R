@@ -245,3 +245,134 @@ test_that("at lme4's estimates Var(varpar), the Jacobian and the t tests are lme
     expect_coef_table(satterthwaite_coef_table(lmm(cs[[1]], data = cs[[2]], REML = cs[[3]])), ref)
   }
 })
+
+## ---- residual structures ------------------------------------------------------------------
+
+test_that("a residual structure fixed at the identity gives the plain fit's Satterthwaite df", {
+  fits <- identity_fits()
+  plain <- fits$plain
+  ref <- satterthwaite_coef_table(plain)
+  for (key in c("ar1", "vi")) {
+    f <- fits[[key]]
+    expect_false(any(f$residual$free))         # fixed entries are not variance parameters
+    expect_equal(length(varpar_of(f)), 2L)
+    same <- at_estimates_of(f, plain)
+    expect_equal(satterthwaite_coef_table(same), ref, tolerance = 1e-8)
+    expect_equal(as.data.frame(anova(same)), as.data.frame(anova(plain)), tolerance = 1e-8)
+    # the fits themselves: their optima differ by ~1e-6 relative in theta
+    expect_equal(satterthwaite_coef_table(f), ref, tolerance = 1e-5)
+  }
+  expect_equal(unname(ref[, "df"]), c(103.98638, 79, 103.98638, 79), tolerance = 1e-6)
+})
+
+test_that("Satterthwaite df with corAR1 x varIdent match a dense brute-force computation", {
+  cs <- ar1_vi_case()
+  fit <- cs$fit
+  X <- cs$X
+  y <- cs$y
+  p <- ncol(X)
+  n <- length(y)
+  # -2 REML log-likelihood over par = (theta, phi, delta, sigma), sigma not profiled
+  reml <- function(par) {
+    V <- cs$V(par)
+    Vi <- solve(V)
+    XVX <- crossprod(X, Vi %*% X)
+    r <- y - X %*% solve(XVX, crossprod(X, Vi %*% y))
+    as.numeric(determinant(V)$modulus + determinant(XVX)$modulus + crossprod(r, Vi %*% r) +
+                 (n - p) * log(2 * pi))
+  }
+  vcov_beta <- function(par) as.vector(solve(crossprod(X, solve(cs$V(par), X))))
+  expect_equal(reml(cs$par), fit$crit, tolerance = 1e-10)
+  C <- matrix(vcov_beta(cs$par), p)
+  expect_equal(C, unname(as.matrix(vcov(fit))), tolerance = 1e-10)
+  A <- 2 * solve(rich_hessian(reml, cs$par))
+  J <- rich_jacobian(vcov_beta, cs$par)
+  df <- vapply(seq_len(p), function(j) {
+    l <- as.numeric(seq_len(p) == j)
+    g <- apply(J, 2L, function(col) sum(l * (matrix(col, p) %*% l)))
+    2 * C[j, j]^2 / sum(g * (A %*% g))
+  }, 0)
+  tab <- summary(fit)$coefficients
+  expect_equal(unname(tab[, "df"]), df, tolerance = 1e-6)
+  # recorded (lmmc, 2026-12; the brute force gives 53.12202165 31.11185728 25.13687119)
+  expect_equal(unname(tab[, "df"]), c(53.12202, 31.11186, 25.13687), tolerance = 1e-6)
+  expect_equal(unname(tab[, "Pr(>|t|)"]),
+               2 * pt(abs(tab[, "t value"]), df, lower.tail = FALSE), tolerance = 1e-6,
+               ignore_attr = TRUE)
+  # the F test of one coefficient is the t test squared, on the same df
+  a <- anova(fit)
+  expect_equal(a["age", "DenDF"], df[2], tolerance = 1e-6)
+  expect_equal(a["age", "F value"], tab["age", "t value"]^2, tolerance = 1e-8)
+  ct <- contest(fit, c(0, 1, 0), joint = FALSE)
+  expect_equal(ct$df, df[2], tolerance = 1e-6)
+})
+
+test_that("summary, anova and contest of residual fits carry Satterthwaite df", {
+  fit <- lmm(distance ~ age * Sex + (1 | Subject), as.data.frame(ref_data("Orthodont")),
+             correlation = nlme::corAR1(form = ~ 1 | Subject))
+  s <- summary(fit)
+  expect_match(s$methTitle, "Satterthwaite")
+  expect_equal(unname(s$coefficients[, "df"]), c(55.68985, 36.10373, 55.68985, 36.10373),
+               tolerance = 1e-5)
+  a <- anova(fit)
+  expect_equal(a$DenDF, c(36.10373, 55.68985, 36.10373), tolerance = 1e-5)
+  expect_equal(a[["F value"]], c(112.8452, 0.4813083, 6.614536), tolerance = 1e-5)
+  joint <- contest(fit, rbind(c(0, 1, 0, 0), c(0, 0, 0, 1)))
+  expect_equal(joint$NumDF, 2)
+  expect_true(joint$DenDF > 30 && joint$DenDF < 40)
+  expect_error(summary(fit, ddf = "Kenward-Roger"), "derivatives of V")
+})
+
+test_that("Satterthwaite df with corCAR1 near 1 (BodyWeight) match the dense brute force, REML and ML", {
+  # phi = 0.97 per day over lags up to 64 days: the criterion is far from quadratic at 10% of
+  # phi, so the residual parameters' steps are kept local (finite_steps()).
+  bw <- as.data.frame(nlme::BodyWeight)
+  same <- outer(bw$Rat, bw$Rat, `==`)
+  lag <- abs(outer(bw$Time, bw$Time, `-`))
+  ref <- list(c(13.973841441, 9.339502881), c(17.15808917, 14.82233598))   # brute force below
+  for (REML in c(TRUE, FALSE)) {
+    fit <- lmm(weight ~ Time * Diet + (1 | Rat), bw, REML = REML,
+               correlation = nlme::corCAR1(form = ~ Time | Rat))
+    y <- bw$weight
+    X <- model.matrix(fit)
+    ZZ <- tcrossprod(as.matrix(model.matrix(fit, type = "random")))
+    n <- length(y)
+    p <- ncol(X)
+    V <- function(par) par[3]^2 * (par[1]^2 * ZZ + ifelse(same, par[2]^lag, 0))
+    dev <- function(par) {
+      Vm <- V(par)
+      Vi <- solve(Vm)
+      XVX <- crossprod(X, Vi %*% X)
+      r <- y - X %*% solve(XVX, crossprod(X, Vi %*% y))
+      as.numeric(determinant(Vm)$modulus + if (REML) determinant(XVX)$modulus else 0) +
+        as.numeric(crossprod(r, Vi %*% r)) + (n - if (REML) p else 0) * log(2 * pi)
+    }
+    vcov_beta <- function(par) as.vector(solve(crossprod(X, solve(V(par), X))))
+    par <- c(unname(fit$theta), unname(residual_parameters(fit)$phi), fit$sigma)
+    expect_equal(dev(par), fit$crit, tolerance = 1e-10)
+    h <- 1e-4 * pmax(abs(par), 0.1)
+    A <- 2 * solve(rich_hessian(dev, par, h))
+    J <- rich_jacobian(vcov_beta, par, h)
+    C <- matrix(vcov_beta(par), p)
+    df <- vapply(1:2, function(j) {
+      l <- as.numeric(seq_len(p) == j)
+      g <- apply(J, 2L, function(col) sum(l * (matrix(col, p) %*% l)))
+      2 * C[j, j]^2 / sum(g * (A %*% g))
+    }, 0)
+    got <- unname(summary(fit)$coefficients[1:2, "df"])
+    expect_equal(got, df, tolerance = 2e-5)
+    expect_equal(got, ref[[2L - REML]], tolerance = 2e-5)
+  }
+})
+
+test_that("a residual parameter estimated at its bound counts as fixed in varpar", {
+  fit <- lmm(distance ~ age + (1 | Subject), as.data.frame(ref_data("Orthodont")),
+             correlation = nlme::corAR1(form = ~ 1 | Subject))
+  expect_equal(varpar_layout(fit)$free, TRUE)
+  expect_length(varpar_of(fit), 3L)                         # theta, rho, sigma
+  upper <- fit$residual$spec$upper
+  skip_if(!length(upper) || !is.finite(upper[1L]), "the residual parameters are unbounded")
+  fit$residual$rho[1L] <- upper[1L]
+  expect_equal(varpar_layout(fit)$free, FALSE)
+  expect_length(varpar_of(fit), 2L)
+})

@@ -149,3 +149,39 @@ test_that("recorded: step(ddf = \"Kenward-Roger\", keep = ...) on ham", {
   expect_identical(deparse2(formula(get_model(s))),
                    "Informed.liking ~ Product + Gender + (1 | Consumer)")
 })
+
+test_that("step() on a residual fit: random part by ranova, fixed part by Satterthwaite F", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  cor <- nlme::corAR1(form = ~ 1 | Subject)
+  fit <- lmm(distance ~ age * Sex + (age | Subject), od, correlation = cor)
+  st <- suppressWarnings(step(fit))
+  m <- get_model(st)
+  expect_s3_class(m, "lmm")
+  expect_false(is.null(m$residual))
+  # the slope's LRT (p = 0.086) is below alpha.random = 0.1: the model stays
+  expect_equal(st$random[2, "Pr(>Chisq)"], 0.08627, tolerance = 1e-3)   # recorded 2026-12
+  expect_identical(deparse(formula(m)), "distance ~ age * Sex + (age | Subject)")
+  expect_equal(st$fixed["age:Sex", "DenDF"], anova(fit)["age:Sex", "DenDF"], tolerance = 1e-8)
+})
+
+test_that("step() of a residual fit down to nlme::gls with the same structure", {
+  set.seed(3)
+  d <- data.frame(g = factor(rep(1:20, each = 5)), t = rep(1:5, 20), x = rnorm(100),
+                  z = rnorm(100))
+  d$y <- 1 + d$x + as.vector(stats::arima.sim(list(ar = 0.6), 100))
+  cor <- nlme::corAR1(form = ~ t | g)
+  fit <- lmm(y ~ x + z + (1 | g), d, correlation = cor)
+  st <- step(fit)
+  m <- get_model(st)
+  expect_s3_class(m, "gls")
+  expect_identical(deparse(formula(m)), "y ~ x")
+  direct <- nlme::gls(y ~ x, d, correlation = cor)
+  expect_equal(as.numeric(logLik(m)), as.numeric(logLik(direct)), tolerance = 1e-8)
+  expect_identical(rownames(st$fixed), c("z", "x"))
+  expect_equal(st$fixed["x", "F value"], anova(direct, type = "marginal")["x", "F-value"],
+               tolerance = 1e-8)
+  # the random term's LRT compares the lmm with the gls fit (REML both)
+  expect_equal(st$random[2, "logLik"], as.numeric(logLik(nlme::gls(y ~ x + z, d,
+                                                                     correlation = cor))),
+               tolerance = 1e-7)
+})
