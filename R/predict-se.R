@@ -48,24 +48,13 @@ predict_se <- function(object, newdata = NULL, re.form = NULL, allow.new.levels 
   stats::napredict(design$na_action, se)
 }
 
-## The residual SD of a new observation over sigma, row by row: delta_s / sqrt(w).  On the fit's
-## data residual_scale() (R/residual.R); on new data (w = 1) delta of the row's stratum, the
-## variance structure's groups evaluated there.
+## The residual SD of a new observation over sigma, row by row: s_i / sqrt(w_i).  On the fit's
+## data residual_scale() (R/residual.R); on new data (w = 1) the fitted variance function
+## evaluated on the new rows (R/residual.R's variance_scale_new).
 new_observation_scale <- function(object, design) {
   if (is.null(design$rows))
     return(if (is.null(object$residual)) 1 / sqrt(design$weights) else residual_scale(object))
-  delta <- object$residual$delta
-  if (is.null(delta)) return(rep(1, length(design$weights)))
-  groups <- object$residual$variance_formula[[2L]][[3L]]
-  lab <- tryCatch(group_labels(groups, design$rows, environment(object$formula)),
-                  error = function(e) stop("cannot evaluate the strata '", deparse(groups),
-                                           "' of the variance structure on newdata: ",
-                                           conditionMessage(e), call. = FALSE))
-  s <- match(gsub(":", "*", lab, fixed = TRUE), names(delta))
-  if (anyNA(s))
-    stop("newdata has strata of the variance structure not in the fit: ",
-         paste(unique(lab[is.na(s)]), collapse = ", "), call. = FALSE)
-  unname(delta[s])
+  variance_scale_new(object, design$rows)
 }
 
 ## ---- the joint covariance ------------------------------------------------------------------------

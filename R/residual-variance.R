@@ -156,6 +156,7 @@ varfunc_assemble <- function(parts, combination = FALSE) {
     split(par, rep(seq_along(npar), npar))
   }
   list(components = unname(comps),
+       term_of = which(!vapply(parts, function(p) is.null(p$component), NA)),  # each comp's term
        prior_weights = if (length(pw)) Reduce(`*`, pw),
        npar = sum(npar),
        natural = function(par) varfunc_natural(parts, split_par(par), combination),

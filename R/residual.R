@@ -21,6 +21,7 @@ residual_spec <- function(correlation, variance, data, pieces, fitted = NULL) {
     correlation_spec(correlation, data, rows, pieces$reterms)
   var <- if (is.null(variance)) NULL else
     varfunc_spec(variance, data, rows, fitted)                 # R/residual-variance.R
+  if (!is.null(var)) var$object <- variance
   comps <- var$components
   if (is.null(cor) && !length(comps)) {                 # fixed weights at most (varFixed)
     if (is.null(var$prior_weights)) return(NULL)
@@ -398,6 +399,46 @@ residual_whiten <- function(object, v) {
   rows <- rep.int(seq_along(K$Kp[-1L]), diff(K$Kp))
   out <- rowsum(K$Kx * as.matrix(v)[K$Kj + 1L, , drop = FALSE], rows, reorder = TRUE)
   if (is.matrix(v)) unname(out) else as.vector(out)
+}
+
+# The fitted variance function's s_i on new rows `newdata` (all of them used): the covariates
+# and strata evaluated there, the strata matched to the fit's by name, s from the C family at the
+# fitted parameters.  1 without a variance function.
+variance_scale_new <- function(object, newdata) {
+  var <- object$residual$spec$variance
+  n <- nrow(newdata)
+  if (!length(var$components)) return(rep(1, n))
+  rows <- structure(seq_len(n), nrow = n)
+  terms <- varfunc_terms(var$object)
+  par <- object$residual$rho[length(object$residual$spec$correlation$par) + seq_len(var$npar)]
+  logs <- numeric(n)
+  k <- 0L
+  for (i in seq_along(var$components)) {
+    fitc <- var$components[[i]]
+    new <- tryCatch(varfunc_evaluate(terms[[var$term_of[i]]], newdata, rows), error = function(e)
+      stop("cannot evaluate the variance function on newdata: ", conditionMessage(e),
+           call. = FALSE))
+    eng <- fitc[c("code", "npar", "nstrata", "stratum", "v")]
+    eng["v"] <- list(if (!is.null(new$v)) as.double(new$v))
+    if (!is.null(fitc$stratum)) {
+      lab <- as.character(new$strata)
+      s <- match(lab, fitc$strata)
+      if (anyNA(s))
+        stop("newdata has strata of the variance function not in the fit: ",
+             paste(unique(lab[is.na(s)]), collapse = ", "), call. = FALSE)
+      eng$stratum <- as.integer(s - 1L)
+    }
+    out <- .Call(C_lmm_var_logs, eng, n, as.double(par[k + seq_len(fitc$npar)]))
+    if (is.null(out)) stop("the variance function is not finite on newdata", call. = FALSE)
+    logs <- logs + out[[1L]]
+    k <- k + fitc$npar
+  }
+  pw <- 1
+  for (t in terms) if (inherits(t, "varFixed")) {           # prior weights 1 / v on new rows
+    v <- varfunc_evaluate(t, newdata, rows)$v
+    pw <- pw / v
+  }
+  exp(logs) / sqrt(pw)
 }
 
 # nsim draws of the residuals e ~ N(0, sigma^2 V) as an n x nsim matrix: K e = sigma z, solved

@@ -210,13 +210,17 @@ static int qn_run(qn_state *st, const lmm_qn_control *ctrl, double *pgmax)
         *pgmax = pg;
         if (pg <= ctrl->gtol * fmax(1.0, fabs(st->f))) return 0;
         if (st->feval >= st->maxeval) return 1;
-        direction(st, nf, ctrl->step0);
+        double gd = direction(st, nf, ctrl->step0);
         int ls = line_search(st);
         if (ls == 2) return 1;
         if (ls == 1) {
             /* no decrease at f's rounding level: a minimum as far as f can tell; accepted when
-               the gradient is within NOISE_FACTOR of the tolerance (its own rounding) */
+               the gradient is within NOISE_FACTOR of the tolerance (its own rounding), or when
+               the quasi-Newton model predicts a decrease -g'd / 2 = g_F' B_FF^-1 g_F / 2 (the
+               Newton decrement) below f's rounding level -- large n: a gradient of 0.6 with a
+               curvature of 1e6 is a step of 6e-7 worth 2e-7 of a criterion of 3.5e6 */
             if (pg <= NOISE_FACTOR * ctrl->gtol * fmax(1.0, fabs(st->f))) return 4;
+            if (st->binit && -0.5 * gd <= 1e-12 * fmax(1.0, fabs(st->f))) return 4;
             if (!st->binit) return 3;           /* steepest descent failed too */
             st->binit = 0;                      /* retry along -g */
             continue;

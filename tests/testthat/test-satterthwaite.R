@@ -360,8 +360,10 @@ test_that("Satterthwaite df with corCAR1 near 1 (BodyWeight) match the dense bru
       2 * C[j, j]^2 / sum(g * (A %*% g))
     }, 0)
     got <- unname(summary(fit)$coefficients[1:2, "df"])
-    expect_equal(got, df, tolerance = 2e-5)
-    expect_equal(got, ref[[2L - REML]], tolerance = 2e-5)
+    # a ridge (phi -> 1 stands in for the intercept's variance): the brute force's own
+    # Richardson Hessian moves by 1e-4 relative with 1e-6 moves of the optimum along it
+    expect_equal(got, df, tolerance = 2e-4)
+    expect_equal(got, ref[[2L - REML]], tolerance = 2e-4)
   }
 })
 
