@@ -19,6 +19,7 @@ residual_spec <- function(correlation, variance, data, pieces, fitted = NULL) {
   n <- length(pieces$y)
   cor <- if (is.null(correlation)) NULL else
     correlation_spec(correlation, data, rows, pieces$reterms)
+  if (!is.null(cor)) cor$object <- correlation
   var <- if (is.null(variance)) NULL else
     varfunc_spec(variance, data, rows, fitted)                 # R/residual-variance.R
   if (!is.null(var)) var$object <- variance
@@ -203,7 +204,8 @@ family_spec <- function(correlation, data, rows, reterms) {
   list(type = fs$type, formula = formula, groups = groups,
        engine = fs[c("code", "npar", "cov", "iopt", "dopt")],
        par = fs$par, fixed = fs$fixed, lower = fs$lower, upper = fs$upper,
-       natural = fs$natural, lines = function(par) cor_family_lines(fs, par))
+       natural = fs$natural, unconstrained = fs$unconstrained,
+       lines = function(par) cor_family_lines(fs, par))
 }
 
 # corAR1, corCAR1 (and corARMA(p = 1, q = 0) as corAR1, named as nlme's ARMA).
@@ -230,6 +232,7 @@ markov_spec <- function(correlation, type, data, rows, reterms, arma = FALSE) {
        par = map$to(min(max(phi, map$phi_lower), phi_max)), fixed = isTRUE(attr(correlation, "fixed")),
        lower = map$to(map$phi_lower), upper = map$to(phi_max),
        natural = function(par) setNames(map$from(par), if (arma) "Phi1" else "Phi"),
+       unconstrained = function(value) map$to(unname(value)),
        lines = function(par) markov_lines(type, arma, formula, map$from(par)))
 }
 
@@ -439,6 +442,29 @@ variance_scale_new <- function(object, newdata) {
     pw <- pw / v
   }
   exp(logs) / sqrt(pw)
+}
+
+# nsim draws of residuals for new rows `newdata` at the fitted structure: e = sigma S R^(1/2) z
+# with the correlation structure rebuilt on the new rows (its groups as the fit resolved them),
+# its parameters mapped through their natural values (the unconstrained scale of some families
+# depends on the data), and S the fitted variance function there (variance_scale_new).
+residual_errors_new <- function(object, newdata, nsim) {
+  n <- nrow(newdata)
+  z <- matrix(stats::rnorm(n * nsim), n, nsim)
+  r <- object$residual
+  if (is.null(r)) return(object$sigma * z)
+  s <- variance_scale_new(object, newdata)
+  cor <- r$spec$correlation
+  if (is.null(cor)) return(object$sigma * s * z)
+  cobj <- cor$object
+  attr(cobj, "formula") <- cor$formula                      # the groups the fit resolved
+  pieces <- list(frame = newdata, formula = object$formula, y = numeric(n), reterms = list())
+  spec <- residual_spec(cobj, NULL, newdata, pieces)
+  ncor <- length(cor$par)
+  spec$rho <- as.double(spec$correlation$unconstrained(cor$natural(r$rho[seq_len(ncor)])))
+  engine <- engine_setup(numeric(n), matrix(1, n, 1L), list(), rep(1, n), numeric(n), spec)
+  K <- .Call(C_lmm_whitening_at, engine, spec$rho)
+  object$sigma * s * .Call(C_lmm_whiten_solve, K, as.integer(spec$engine$grow), z)
 }
 
 # nsim draws of the residuals e ~ N(0, sigma^2 V) as an n x nsim matrix: K e = sigma z, solved

@@ -78,11 +78,9 @@ simulate_matrix <- function(object, nsim, re.form, newdata, allow.new.levels, na
     zu <- simulated_part(U, sims, draws, tds, templates, length(eta), nsim)
   }
   if (!is.null(object$residual)) {             # correlated / heteroscedastic residuals
-    if (!is.null(newdata))
-      stop("simulate() with newdata is not available for fits with a residual correlation ",
-           "or variance structure", call. = FALSE)
-    return(list(Y = eta + object$sigma * zu + residual_errors(object, nsim), names = nms,
-                na_action = na_act))
+    e <- if (is.null(newdata)) residual_errors(object, nsim) else
+      residual_errors_new(object, rows, nsim)            # R/residual.R
+    return(list(Y = eta + object$sigma * zu + e, names = nms, na_action = na_act))
   }
   e <- matrix(stats::rnorm(length(eta) * nsim), length(eta), nsim)
   list(Y = eta + object$sigma * (zu + e / sqrt(w)), names = nms, na_action = na_act)

@@ -203,6 +203,7 @@ static void accept_trial(qn_state *st)
 /* iterate from the current point to a first-order point; returns the status */
 static int qn_run(qn_state *st, const lmm_qn_control *ctrl, double *pgmax)
 {
+    double decrement = R_PosInf;
     for (;;) {
         R_CheckUserInterrupt();
         int nf;
@@ -215,13 +216,15 @@ static int qn_run(qn_state *st, const lmm_qn_control *ctrl, double *pgmax)
         if (ls == 2) return 1;
         if (ls == 1) {
             /* no decrease at f's rounding level: a minimum as far as f can tell; accepted when
-               the gradient is within NOISE_FACTOR of the tolerance (its own rounding), or when
-               the quasi-Newton model predicts a decrease -g'd / 2 = g_F' B_FF^-1 g_F / 2 (the
-               Newton decrement) below f's rounding level -- large n: a gradient of 0.6 with a
-               curvature of 1e6 is a step of 6e-7 worth 2e-7 of a criterion of 3.5e6 */
+               the gradient is within NOISE_FACTOR of the tolerance (its own rounding), or, when
+               steepest descent fails as well, the quasi-Newton model predicted a decrease
+               -g'd / 2 = g_F' B_FF^-1 g_F / 2 (the Newton decrement) below f's rounding level --
+               large n: a gradient of 0.6 with a curvature of 1e6 is a step of 6e-7 worth 2e-7
+               of a criterion of 3.5e6 */
             if (pg <= NOISE_FACTOR * ctrl->gtol * fmax(1.0, fabs(st->f))) return 4;
-            if (st->binit && -0.5 * gd <= 1e-12 * fmax(1.0, fabs(st->f))) return 4;
-            if (!st->binit) return 3;           /* steepest descent failed too */
+            if (!st->binit)                     /* steepest descent failed too */
+                return decrement <= 1e-12 * fmax(1.0, fabs(st->f)) ? 4 : 3;
+            decrement = -0.5 * gd;              /* the quasi-Newton model's, kept */
             st->binit = 0;                      /* retry along -g */
             continue;
         }

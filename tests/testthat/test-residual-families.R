@@ -224,3 +224,26 @@ test_that("varPower() on the fitted values (nlme's default) is nlme's fixed poin
   expect_equal(c(logLik(f)), -357.1440735, tolerance = 1e-8)
   expect_equal(residual_parameters(f)$variance, c(power = 0.3951485296), tolerance = 1e-4)
 })
+
+test_that("simulate(newdata) draws residuals from the fitted structure rebuilt on the new rows", {
+  od <- as.data.frame(nlme::Orthodont)
+  f <- lmm(distance ~ age + Sex + (1 | Subject), od,
+           correlation = nlme::corAR1(form = ~ age | Subject),
+           variance = nlme::varIdent(form = ~ 1 | Sex))
+  # on the fit's own rows: the same draws as without newdata
+  expect_equal(unname(as.matrix(simulate(f, 3, seed = 5, newdata = od, re.form = NA))),
+               unname(as.matrix(simulate(f, 3, seed = 5, re.form = NA))), tolerance = 1e-12)
+  # the empirical covariance of 6000 draws for three subjects against sigma^2 (Z G Z' + S R S)
+  nd <- od[od$Subject %in% c("M01", "F01", "M02"), ]
+  S <- as.matrix(simulate(f, nsim = 6000, newdata = nd, re.form = NA, seed = 1))
+  phi <- f$residual$phi[["Phi"]]
+  d <- unname(f$residual$delta[as.character(nd$Sex)])
+  same <- outer(nd$Subject, nd$Subject, `==`)
+  V <- f$sigma^2 * (outer(d, d) * ifelse(same, phi^abs(outer(nd$age, nd$age, `-`)), 0) +
+                      f$theta[[1]]^2 * same)
+  expect_lt(max(abs(stats::cov(t(S)) - V)) / max(V), 0.06)
+  # spatial correlation and a covariate variance function on new rows
+  f2 <- lmm(weight ~ Time + (1 | Rat), nlme::BodyWeight, correlation = nlme::corExp(form = ~ Time),
+            variance = nlme::varPower(form = ~ Time))
+  expect_equal(dim(simulate(f2, 2, newdata = nlme::BodyWeight[1:22, ], seed = 2)), c(22L, 2L))
+})
