@@ -158,7 +158,6 @@ assemble_fit <- function(sol, theta, lower, y, X, reterms, weights, offset, REML
        n = n, p = p, q = q,
        theta = setNames(theta, theta_names(reterms)), lower = lower,
        beta = beta, sigma = sigma, u = sol$u, b = b,
-       condvar = conditional_variances(sol$condvar, templates, reterms, sigma),
        vcov_beta = vcov_beta, crit = sol$crit,
        devcomp = list(ldL2 = sol$ldL2, ldRX2 = sol$ldRX2, pwrss = sol$pwrss,
                       wrss = sol$pwrss - sum(sol$u^2), ussq = sum(sol$u^2)),
@@ -190,6 +189,15 @@ random_part <- function(b, reterms) {
     for (c in seq_len(p)) eta <- eta + term$Xt[, c] * bt[at + c]   # column by column: n-vectors
   }
   eta
+}
+
+# The conditional variances of a fit (lme4's "postVar"), computed when a method asks for them
+# (ranef(condVar = TRUE)): the selected inverse at the fit's (theta, rho).
+fit_condvar <- function(fit) {
+  if (!length(fit$reterms)) return(list())
+  sol <- engine_solution(engine_for(fit), fit$theta, fit$REML, fit_rho(fit), condvar = TRUE)
+  conditional_variances(sol$condvar, theta_templates(fit$theta, fit$reterms), fit$reterms,
+                        fit$sigma)
 }
 
 # Conditional variances sigma^2 T_t Sigma_ll T_t' of each level's random effects, as lme4's

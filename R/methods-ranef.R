@@ -49,7 +49,7 @@ ranef.lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = names(ans)
   })
   names(ans) <- names(fl)
   if (!is.character(whichel)) stop("'whichel' must be a character vector", call. = FALSE)
-  if (condVar) ans <- attach_condvar(ans, object$condvar, object$reterms, asgn)
+  if (condVar) ans <- attach_condvar(ans, fit_condvar(object), object$reterms, asgn)
   ans <- ans[names(ans) %in% whichel]
   if (drop) ans <- lapply(ans, drop_ranef_df)
   structure(ans, class = "ranef.lmm")

@@ -126,9 +126,10 @@ engine_parts <- function(engine, theta, REML, rho = numeric()) {
   .Call(C_lmm_parts, engine, as.double(theta), REML, as.double(rho))
 }
 
-# Everything the result object needs at (theta, rho) (src/model.c lmm_solution).
-engine_solution <- function(engine, theta, REML, rho = numeric()) {
-  .Call(C_lmm_solution, engine, as.double(theta), REML, as.double(rho))
+# Everything the result object needs at (theta, rho) (src/model.c lmm_solution); the
+# conditional variances' blocks (condvar) only when asked for.
+engine_solution <- function(engine, theta, REML, rho = numeric(), condvar = FALSE) {
+  .Call(C_lmm_solution, engine, as.double(theta), REML, as.double(rho), isTRUE(condvar))
 }
 
 # a_i M^{-1} a_i' for sparse rows (P, A) of [Z X] at (theta, rho) (src/model.c lmm_quadform;

@@ -203,7 +203,7 @@ optimiser_info <- function(opt, control) {
        converged = ok, status = opt$status, message = message, warnings = warnings,
        restarts = if (is.null(opt$restarts)) 0L else opt$restarts,
        pgrad = cert$pgrad, on_bound = cert$on_bound, min_eigen = cert$min_eigen,
-       hessian = cert$hessian, gradient = cert$gradient)
+       hessian = cert$hessian, decrement = cert$decrement, gradient = cert$gradient)
 }
 
 # For each theta: does its template have width > 1 (a vector-valued term)?

@@ -16,7 +16,7 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_optimise",       (DL_FUNC) &lmm_optimise,       8},
     {"lmm_parts",          (DL_FUNC) &lmm_parts,          4},
     {"lmm_quadform",       (DL_FUNC) &lmm_quadform,       5},
-    {"lmm_solution",       (DL_FUNC) &lmm_solution,       4},
+    {"lmm_solution",       (DL_FUNC) &lmm_solution,       5},
     {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
     {"lmm_gradient",       (DL_FUNC) &lmm_gradient,       4},
     {"lmm_moments",        (DL_FUNC) &lmm_moments,        3},

@@ -568,9 +568,11 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A, SEXP rho)
     return ans;
 }
 
-/* Everything the result object needs at (theta, rho): beta, u, the criterion's parts, the
-   diagonal blocks of (L_Z L_Z')^{-1} (node by node), (R_X'R_X)^{-1} and log|V^{-1}|. */
-SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
+/* Everything the result object needs at (theta, rho): beta, u, the criterion's parts,
+   (R_X'R_X)^{-1}, log|V^{-1}| and, when condvar is TRUE, the diagonal blocks of
+   (L_Z L_Z')^{-1} node by node (a selected inverse: several evaluations' worth on large models,
+   so computed only when a method asks; NULL otherwise). */
+SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar)
 {
     int bad;
     lmm_model *m = engine_at(ptr, theta, rho, 0, &bad);
@@ -593,8 +595,10 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
     SET_VECTOR_ELT(ans, 3, ScalarReal(cp.ldRX2));
     SET_VECTOR_ELT(ans, 4, ScalarReal(cp.pwrss));
     SET_VECTOR_ELT(ans, 5, ScalarReal(cp.crit));
-    SET_VECTOR_ELT(ans, 6, allocVector(REALSXP, (R_xlen_t) ncv));
-    lmm_condvar(m, REAL(VECTOR_ELT(ans, 6)));
+    if (asLogical(condvar) == TRUE) {
+        SET_VECTOR_ELT(ans, 6, allocVector(REALSXP, (R_xlen_t) ncv));
+        lmm_condvar(m, REAL(VECTOR_ELT(ans, 6)));
+    }
     SET_VECTOR_ELT(ans, 7, allocMatrix(REALSXP, p, p));
     lmm_vcov_unscaled(m, REAL(VECTOR_ELT(ans, 7)));
     SET_VECTOR_ELT(ans, 8, allocVector(REALSXP, p));

@@ -13,7 +13,7 @@ expect_solution_matches_dense <- function(fit) {
   expect_equal(unname(fit$vcov_beta), ref$vcov, tolerance = 1e-8)
   pos <- 0L
   for (t in seq_along(fit$reterms)) {               # diagonal blocks of the conditional variance
-    cv <- fit$condvar[[t]]; p <- dim(cv)[1]
+    cv <- fit_condvar(fit)[[t]]; p <- dim(cv)[1]
     for (l in seq_len(dim(cv)[3])) {
       i <- pos + (l - 1L) * p + seq_len(p)
       expect_equal(cv[, , l], ref$condvar[i, i, drop = FALSE], tolerance = 1e-7, ignore_attr = TRUE)
