@@ -19,7 +19,14 @@ residual_spec <- function(correlation, variance, data, pieces, fitted = NULL) {
   n <- length(pieces$y)
   cor <- if (is.null(correlation)) NULL else
     correlation_spec(correlation, data, rows, pieces$reterms)
-  if (!is.null(cor)) cor$object <- correlation
+  if (!is.null(cor)) {
+    cor$object <- correlation
+    # AR-type parameters starting at exactly 0: with lags of 2 (times 8, 10, 12, ...) the
+    # criterion is even in phi there, a stationary point the optimiser would never leave
+    # (Orthodont's corAR1(form = ~ age | Subject) is a saddle): start slightly inside instead
+    even <- cor$engine$code %in% c(1L, 3L) & !cor$fixed & cor$par == 0
+    cor$par[even] <- 0.1
+  }
   var <- if (is.null(variance)) NULL else
     varfunc_spec(variance, data, rows, fitted)                 # R/residual-variance.R
   if (!is.null(var)) var$object <- variance

@@ -247,3 +247,16 @@ test_that("simulate(newdata) draws residuals from the fitted structure rebuilt o
             variance = nlme::varPower(form = ~ Time))
   expect_equal(dim(simulate(f2, 2, newdata = nlme::BodyWeight[1:22, ], seed = 2)), c(22L, 2L))
 })
+
+test_that("corAR1 over lags of 2 does not stay at the saddle phi = 0 (where nlme stops)", {
+  # ages 8, 10, 12, 14: the criterion depends on phi^2, 4, ..., even in phi: phi = 0 is a
+  # stationary point, here a saddle (nlme::lme stays there: logLik -207.6102, Phi1 = 0)
+  f <- lmm(distance ~ age * Sex + (1 | Subject), nlme::Orthodont,
+           correlation = nlme::corAR1(form = ~ age | Subject),
+           variance = nlme::varIdent(form = ~ 1 | Sex))
+  expect_true(f$optinfo$converged)
+  expect_gt(c(logLik(f)), -207.6102 + 0.05)
+  expect_gt(f$residual$phi[["Phi"]], 0.2)
+  H <- satterthwaite_setup(f)$hessian
+  expect_gt(min(eigen(H, symmetric = TRUE, only.values = TRUE)$values), 0)
+})
