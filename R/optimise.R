@@ -14,7 +14,28 @@ optimise_theta <- function(engine, theta0, lower, REML, control, default_start,
   if (settings$method == 1 && opt$status %in% c(0L, 4L) && length(lower) <= max_restart_theta)
     opt <- restart_from_interior(opt, prob, settings, in_vector_term,
                                  if (away) default_start)
+  if (settings$method == 1 && opt$status %in% c(0L, 4L) && any(spec$mirror[spec$free]))
+    opt <- restart_mirrored(opt, prob, settings, which(spec$mirror[spec$free]))
   opt$certificate <- certify_optimum(prob, opt, settings, control)
+  opt
+}
+
+# A variance function's powers and exponents (spec$mirror) can have a better optimum on the other
+# side of 0: run again from the optimum with those parameters negated and keep the lower
+# criterion (the runs' evaluations are counted).
+restart_mirrored <- function(opt, prob, settings, which_free) {
+  idx <- prob$nt + which_free
+  if (!any(abs(opt$x[idx]) > 0.05)) return(opt)
+  x0 <- opt$x
+  x0[idx] <- -x0[idx]
+  x0 <- pmin(pmax(x0, prob$lower), prob$upper)
+  alt <- tryCatch(prob$run(x0, settings), error = function(e) NULL)
+  if (is.null(alt)) return(opt)
+  alt$feval <- opt$feval + alt$feval
+  alt$geval <- opt$geval + alt$geval
+  alt$restarts <- opt$restarts + alt$restarts + 1L
+  if (is.finite(alt$crit) && alt$crit < opt$crit - 1e-10 * abs(opt$crit)) return(alt)
+  opt[c("feval", "geval", "restarts")] <- alt[c("feval", "geval", "restarts")]
   opt
 }
 

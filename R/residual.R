@@ -48,10 +48,21 @@ residual_spec <- function(correlation, variance, data, pieces, fitted = NULL) {
                                      if (length(comps)) comps[[1L]]$stratum else integer(n),
                                      if (length(comps)) comps[[1L]]$nstrata else 1L)),
     rho = c(cor$par, unlist(lapply(comps, `[[`, "par"))),
+    mirror = c(rep(FALSE, length(cor$par)), unlist(lapply(comps, power_like))),
     free = c(if (!is.null(cor)) !cor$fixed, !as.logical(unlist(lapply(comps, `[[`, "fixed")))),
     lower = c(cor$lower, unlist(lapply(comps, `[[`, "lower"))),
     upper = c(cor$upper, unlist(lapply(comps, `[[`, "upper")))),
     class = "lmm_residual_spec")
+}
+
+# Which of a variance component's parameters are powers or exponents (varPower, varExp, and
+# varConstPower's powers: its log constants come first): the likelihood can have separate
+# maxima on either side of 0 (nlme's Wafer with varPower(~ voltage): 151.5 at power 1.07 from
+# the start 0, 258.2 at -5.2), so the optimiser also tries the mirrored start.
+power_like <- function(cp) {
+  if (cp$type %in% c("varPower", "varExp")) return(rep(TRUE, cp$npar))
+  if (cp$type == "varConstPower") return(rep(c(FALSE, TRUE), each = cp$npar / 2L))
+  rep(FALSE, cp$npar)
 }
 
 # Does the variance function use the fitted values (nlme's ~ fitted(.), varPower's default)?

@@ -260,3 +260,16 @@ test_that("corAR1 over lags of 2 does not stay at the saddle phi = 0 (where nlme
   H <- satterthwaite_setup(f)$hessian
   expect_gt(min(eigen(H, symmetric = TRUE, only.values = TRUE)$values), 0)
 })
+
+test_that("Wafer with varPower(~ voltage): the mirrored start finds the better optimum", {
+  # nlme::lme stops ("iteration limit reached"); with opt = "optim" it reaches logLik 258.2274
+  # at power -5.227.  From the start power = 0 the quasi-Newton run ends at the local optimum
+  # 151.49 (power 1.07); the restart at -1.07 reaches 258.233.
+  W <- as.data.frame(nlme::Wafer)
+  f <- suppressWarnings(lmm(current ~ voltage + I(voltage^2) + (voltage + I(voltage^2) || Wafer) +
+                              (voltage + I(voltage^2) || Wafer:Site), W,
+                            variance = nlme::varPower(form = ~ voltage)))
+  expect_gte(c(logLik(f)), 258.2274)
+  expect_equal(residual_parameters(f)$variance[["power"]], -5.2297, tolerance = 1e-3)
+  expect_gte(f$optinfo$restarts, 1L)
+})
