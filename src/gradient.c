@@ -348,7 +348,7 @@ void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd)
 
 /* The gradient at the current factor (m->factored): grad[ntheta]; with Mx (nLx) and Md
    (md x md), also M = dcrit/dA = T B T' on L's pattern.  One workspace, carved. */
-static void gradient_at_factor(const lmm_model *m, const double *theta, int REML, double *grad,
+static void gradient_at_factor(lmm_model *m, const double *theta, int REML, double *grad,
                                double *Mx, double *Md)
 {
     int N = m->N, Ns = m->Ns, md = m->md, p = m->p, k = m->k, nl = REML ? p : 0;
@@ -357,7 +357,7 @@ static void gradient_at_factor(const lmm_model *m, const double *theta, int REML
     for (int t = 0; t < k; t++) nT += (size_t) m->pt[t] * m->pt[t];
     size_t nw = (size_t) m->q + p + 1, nx = m->nLx + 1, nd = (size_t) md * md;
     size_t nW = (size_t) max_column_rows(m) * pmax + 1, nv = (size_t) pmax * pmax;
-    double *ws = (double *) R_alloc(nw + 2 * nx + nd + nW + nv + 2 * nT, sizeof(double));
+    double *ws = lmm_workspace(m, 0, nw + 2 * nx + nd + nW + nv + 2 * nT);
     double *w = ws, *Sx = w + nw, *P = Sx + nx, *Sd = P + nx, *W = Sd + nd, *V = W + nW;
     double *Tx = V + nv, *Gx = Tx + nT;
     int *woff = (int *) R_alloc(N + 1, sizeof(int));

@@ -267,9 +267,26 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
     index_dense_rows(m);
 }
 
+/* A workspace of len doubles that lives with the model (grown when needed, freed with it), so
+   that evaluations do not map fresh pages for their large scratch arrays every time (measured:
+   page faults and zeroing were 13% of an AR(1) growth-curve evaluation). */
+double *lmm_workspace(lmm_model *m, int slot, size_t len)
+{
+    if (len < 1) len = 1;
+    if (m->work_len[slot] < len) {
+        if (m->work[slot]) R_Free(m->work[slot]);
+        m->work[slot] = NULL;
+        m->work_len[slot] = 0;
+        m->work[slot] = R_Calloc(len, double);
+        m->work_len[slot] = len;
+    }
+    return m->work[slot];
+}
+
 void lmm_free(lmm_model *m)
 {
     if (!m) return;
+    for (int i = 0; i < 2; i++) if (m->work[i]) { R_Free(m->work[i]); m->work[i] = NULL; }
     int **ip[] = {&m->pt, &m->nlt, &m->node0, &m->theta0, &m->size, &m->term, &m->nrows,
                   &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
                   &m->dk0, &m->drow, &m->dval, &m->dstr, &m->dlp, &m->dlJ, &m->dlk};

@@ -85,6 +85,8 @@ typedef struct lmm_model {
 
     double sumlogw; /* log|V^{-1}|: the sum of log prior weights without a residual structure */
     struct lmm_resid *resid;   /* the residual structure (residual.h), or NULL */
+    double *work[2];           /* persistent workspaces (lmm_workspace): the gradient's */
+    size_t work_len[2];        /* buffers stay mapped between evaluations */
     int factored;   /* Lx/Ld hold the factor at theta_cur */
     double *theta_cur;
 } lmm_model;
@@ -93,6 +95,7 @@ typedef struct lmm_model {
 void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
                      const int *const *refs, const int *Kp, const int *Kj);
 void lmm_free(lmm_model *m);
+double *lmm_workspace(lmm_model *m, int slot, size_t len);   /* slot 0 or 1, len doubles */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);
 
 /* crossprod.c: A = (KG)'(KG) from the (whitened) data -- residual.h */

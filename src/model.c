@@ -358,8 +358,8 @@ static int criterion_gradient(lmm_model *m, const double *theta, const double *r
     if (set_rho(m, rho, 1)) { *f = R_PosInf; return 1; }
     if (!nr) return lmm_criterion_gradient(m, theta, REML, f, grad);
     const void *vmax = vmaxget();
-    double *Mx = (double *) R_alloc(m->nLx + 1, sizeof(double));
-    double *Md = (double *) R_alloc((size_t) m->md * m->md + 1, sizeof(double));
+    double *Mx = lmm_workspace(m, 1, m->nLx + 1 + (size_t) m->md * m->md + 1);
+    double *Md = Mx + m->nLx + 1;
     int status = lmm_criterion_gradient_M(m, theta, REML, f, grad, Mx, Md);
     if (!status) {
         lmm_resid *rs = m->resid;
