@@ -318,6 +318,15 @@ static void form_M(const lmm_model *m, const double *const *T, double *Mx, doubl
     }
 }
 
+/* Zero the md x md matrix S outside its leading n x n block (which the caller fills). */
+static void zero_outside(int md, int n, double *S)
+{
+    for (int c = 0; c < md; c++) {
+        int r0 = c < n ? n : 0;
+        if (r0 < md) memset(S + (size_t) c * md + r0, 0, (size_t) (md - r0) * sizeof(double));
+    }
+}
+
 /* Sigma = Omega_S^{-1} on L's pattern (S: the Z nodes and node N's first nl rows): the dense
    block's inverse, then the sparse columns right to left.  Sx, Sd, P zeroed by the caller; W
    and V scratch of max_column_rows x size_max and size_max^2. */
@@ -371,7 +380,8 @@ static void gradient_at_factor(lmm_model *m, const double *theta, int REML, doub
     double r = m->Ld[(dX + p) + (size_t) (dX + p) * md];
     double c = (REML ? m->n - p : m->n) / (r * r);
     /* Sigma = Omega_S^{-1} on L's pattern */
-    memset(Sx, 0, (2 * nx + nd) * sizeof(double));                 /* Sx, P, Sd */
+    memset(Sx, 0, 2 * nx * sizeof(double));                        /* Sx, P */
+    zero_outside(md, dX + nl, Sd);          /* Sd: dense_sigma sets its leading square */
     selected_inverse(m, nl, Sx, Sd, P, W, V);
     add_outer(m, c, w, woff, Sx, Sd);                               /* B = Sigma + c w w' */
     /* templates and the per-term accumulators G_t */
