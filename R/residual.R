@@ -230,11 +230,13 @@ family_spec <- function(correlation, data, rows, reterms) {
 markov_spec <- function(correlation, type, data, rows, reterms, arma = FALSE) {
   form <- attr(correlation, "formula")
   sides <- split_form(form, "correlation")
-  g <- if (is.null(sides$groups)) default_cor_groups(reterms) else
-    form_groups(sides$groups, form, data, rows, "correlation")
-  gname <- if (is.null(sides$groups)) default_cor_group_name(reterms) else deparse(sides$groups)
+  one_group <- is.null(sides$groups) && !length(reterms)      # gls without groups: one series
+  g <- if (one_group) factor(rep(1L, length(rows))) else if (is.null(sides$groups))
+    default_cor_groups(reterms) else form_groups(sides$groups, form, data, rows, "correlation")
+  gname <- if (one_group) NULL else if (is.null(sides$groups)) default_cor_group_name(reterms) else
+    deparse(sides$groups)
   time <- correlation_times(sides$covariate, form, data, rows, g, type)
-  groups <- group_order(g, time, gname, type)
+  groups <- group_order(g, time, if (is.null(gname)) "the data" else gname, type)
   v <- as.vector(correlation)
   phi <- if (!length(v)) if (type == "corAR1") 0 else 0.2 else
     if (type == "corAR1") tanh(v[1L] / 2) else stats::plogis(v[1L])
@@ -242,7 +244,8 @@ markov_spec <- function(correlation, type, data, rows, reterms, arma = FALSE) {
   lag <- if (type == "corCAR1") typical_lag(groups, time) else 1
   map <- markov_map(type, lag)
   cov_txt <- if (identical(sides$covariate, 1)) "1" else deparse(sides$covariate)
-  formula <- stats::as.formula(paste("~", cov_txt, "|", gname), env = environment(form))
+  formula <- stats::as.formula(paste("~", cov_txt, if (!is.null(gname)) paste("|", gname)),
+                               env = environment(form))
   list(type = if (arma) "corARMA" else type, formula = formula,
        groups = groups,
        engine = list(code = if (type == "corAR1") 1L else 2L, npar = 1L,
