@@ -132,6 +132,12 @@ engine_solution <- function(engine, theta, REML, rho = numeric(), condvar = FALS
   .Call(C_lmm_solution, engine, as.double(theta), REML, as.double(rho), isTRUE(condvar))
 }
 
+# The whitening K (K'K = V^{-1}, rows Kp/Kj/Kx 0-based, src/residual.h) at rho and, with deriv,
+# dK/drho_k on K's pattern (dKx: nnz x nrho); for engines with a residual structure.
+engine_whitening <- function(engine, rho, deriv = FALSE) {
+  .Call(C_lmm_whitening_at, engine, as.double(rho), isTRUE(deriv))
+}
+
 # a_i M^{-1} a_i' for sparse rows (P, A) of [Z X] at (theta, rho) (src/model.c lmm_quadform;
 # with a residual structure, M is the cross-product of the whitened design).
 engine_quadform <- function(engine, theta, P, A, rho = numeric(), REML = TRUE) {

@@ -350,7 +350,7 @@ residual_result <- function(spec, rho, engine) {
   cor <- spec$correlation
   var <- spec$variance
   ncor <- length(cor$par)
-  K <- .Call(C_lmm_whitening_at, engine, as.double(rho))
+  K <- .Call(C_lmm_whitening_at, engine, as.double(rho), FALSE)
   list(correlation = cor$type, correlation_formula = cor$formula,
        phi = if (!is.null(cor)) cor$natural(rho[seq_len(ncor)]),
        variance = if (length(var$components)) vapply(var$components, `[[`, "", "type"),
@@ -484,7 +484,7 @@ residual_errors_new <- function(object, newdata, nsim) {
   ncor <- length(cor$par)
   spec$rho <- as.double(spec$correlation$unconstrained(cor$natural(r$rho[seq_len(ncor)])))
   engine <- engine_setup(numeric(n), matrix(1, n, 1L), list(), rep(1, n), numeric(n), spec)
-  K <- .Call(C_lmm_whitening_at, engine, spec$rho)
+  K <- .Call(C_lmm_whitening_at, engine, spec$rho, FALSE)
   object$sigma * s * .Call(C_lmm_whiten_solve, K, as.integer(spec$engine$grow), z)
 }
 

@@ -610,19 +610,22 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar)
     return ans;
 }
 
-/* The whitening at rho: list(Kp, Kj, Kx, logs = log s_i, logdet = log|V^{-1}|) (0-based). */
-SEXP lmm_whitening_at(SEXP ptr, SEXP rho)
+/* The whitening at rho: list(Kp, Kj, Kx, logs = log s_i, logdet = log|V^{-1}|, dKx) (0-based);
+   with deriv TRUE, dKx is the nnz x nrho matrix of dK/drho on K's pattern (else NULL). */
+SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv)
 {
     lmm_model *m = lmm_get_model(ptr);
     lmm_resid *rs = m->resid;
     if (!rs) error(_("the engine has no residual structure"));
     const double *r = check_rho(m, rho);
+    int d = asLogical(deriv) == TRUE;
     point_data(ptr, m);
-    if (set_rho(m, r, 0) || lmm_resid_whiten(rs, r, 0))     /* K itself (pieces skip it) */
+    if (set_rho(m, r, 0) || lmm_resid_whiten(rs, r, d))     /* K itself (pieces skip it) */
         error(_("the residual parameters rho are outside their range"));
+    rs->have_dK = d && !rs->pieces;
     int n = rs->n, nnz = rs->nnz;
-    const char *nm[] = {"Kp", "Kj", "Kx", "logs", "logdet"};
-    SEXP ans = PROTECT(allocVector(VECSXP, 5)), names = PROTECT(allocVector(STRSXP, 5));
+    const char *nm[] = {"Kp", "Kj", "Kx", "logs", "logdet", "dKx"};
+    SEXP ans = PROTECT(allocVector(VECSXP, 6)), names = PROTECT(allocVector(STRSXP, 6));
     SET_VECTOR_ELT(ans, 0, allocVector(INTSXP, n + 1));
     SET_VECTOR_ELT(ans, 1, allocVector(INTSXP, nnz));
     SET_VECTOR_ELT(ans, 2, allocVector(REALSXP, nnz));
@@ -632,7 +635,11 @@ SEXP lmm_whitening_at(SEXP ptr, SEXP rho)
     memcpy(REAL(VECTOR_ELT(ans, 2)), rs->K.Kx, nnz * sizeof(double));
     memcpy(REAL(VECTOR_ELT(ans, 3)), rs->logs, n * sizeof(double));
     SET_VECTOR_ELT(ans, 4, ScalarReal(rs->K.logdet));
-    for (int i = 0; i < 5; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    if (d) {
+        SET_VECTOR_ELT(ans, 5, allocMatrix(REALSXP, nnz, rs->nrho));
+        memcpy(REAL(VECTOR_ELT(ans, 5)), rs->K.dKx, (size_t) nnz * rs->nrho * sizeof(double));
+    }
+    for (int i = 0; i < 6; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */
     return ans;

@@ -485,3 +485,23 @@ test_that("without random effects lmm() fits nlme::gls's model (REML and ML)", {
     expect_equal(unname(fixef(f)), unname(coef(g)), tolerance = 1e-5)
   }
 })
+
+test_that("engine_whitening() gives K (K'K = V^-1) and dK/drho", {
+  d <- small_data()
+  for (cs in list(list(nlme::corAR1(form = ~ t | id), c(atanh(0.4), log(1.3))),
+                  list(nlme::corCompSymm(form = ~ 1 | id), c(0.3, log(1.3))))) {
+    e <- engine_of(y ~ x + (1 | site), d, cs[[1]], nlme::varIdent(form = ~ 1 | s))
+    rho <- cs[[2]]
+    W <- engine_whitening(e$engine, rho, deriv = TRUE)
+    n <- nrow(d)
+    K <- matrix(0, n, n)
+    K[cbind(rep(seq_len(n), diff(W$Kp)), W$Kj + 1L)] <- W$Kx
+    for (k in seq_along(rho)) {
+      h <- 1e-6
+      Wp <- engine_whitening(e$engine, replace(rho, k, rho[k] + h))
+      Wm <- engine_whitening(e$engine, replace(rho, k, rho[k] - h))
+      expect_equal(W$dKx[, k], (Wp$Kx - Wm$Kx) / (2 * h), tolerance = 1e-6)
+    }
+    expect_equal(W$logdet, 2 * sum(log(abs(diag(K)))), tolerance = 1e-12)
+  }
+})
