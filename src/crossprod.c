@@ -111,20 +111,44 @@ static int max_row_length(const lmm_whitening *K)
     return most;
 }
 
+/* acc += its chunk c (lower triangles of q x q), c zeroed */
+static void flush_chunk(int q, double *acc, double *c)
+{
+    for (int j = 0; j < q; j++)
+        for (int r = j; r < q; r++) { acc[r + j * q] += c[r + j * q]; c[r + j * q] = 0; }
+}
+
+/* The [X y] node's own block sums every row: it is accumulated in chunks of CHUNK rows and the
+   chunk sums added up (two-level summation: rounding error about (CHUNK + n / CHUNK) eps
+   instead of n eps, so that A -- and the criterion -- stay smooth in rho when it is re-formed
+   for every rho; measured at 1.92 million rows: criterion noise 2e-4 of 3.5e6 with plain sums).
+   The other blocks sum the rows of one level. */
+#define CHUNK 1024
 void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt,
                    const double *X, const double *y, const lmm_whitening *K)
 {
     row_builder b = builder(m, refs, Xt, X, y, max_row_length(K), 1);
+    int q = m->p + 1, ld;
+    double *chunk = (double *) R_alloc(2 * (size_t) q * q, sizeof(double)), *acc = chunk + q * q;
+    memset(chunk, 0, 2 * (size_t) q * q * sizeof(double));
     memset(m->Ax, 0, m->nLx * sizeof(double));
     memset(m->Ad, 0, (size_t) m->md * m->md * sizeof(double));
     for (int i = 0; i < m->n; i++) {
         if (i % 65536 == 0) R_CheckUserInterrupt();
+        if (i % CHUNK == 0) flush_chunk(q, acc, chunk);
         int s = build_row(&b, K->Kj, K->Kp[i], K->Kp[i + 1], K->Kx, 0);
-        for (int e1 = 0; e1 < s; e1++)                  /* every pair of touched nodes, I >= J */
+        const double *xy = b.E[s - 1].v;               /* node N: the last entry */
+        for (int j = 0; j < q; j++)
+            for (int r = j; r < q; r++) chunk[r + j * q] += xy[r] * xy[j];
+        for (int e1 = 0; e1 < s; e1++)                  /* every other pair, I >= J */
             for (int e2 = 0; e2 < s; e2++)
-                if (b.E[e1].node >= b.E[e2].node)
+                if (b.E[e1].node >= b.E[e2].node && b.E[e2].node != m->N)
                     add_outer(m, b.E[e1].node, b.E[e2].node, b.E[e1].v, b.E[e2].v);
     }
+    flush_chunk(q, acc, chunk);
+    double *B = lmm_block_ptr(m, m->Ax, m->Ad, m->N, m->N, &ld);
+    for (int j = 0; j < q; j++)
+        for (int r = j; r < q; r++) B[r + (size_t) j * ld] += acc[r + j * q];
     m->sumlogw = K->logdet;                             /* log|V^{-1}| (log|W| without rho) */
     m->factored = 0;
 }
@@ -154,14 +178,17 @@ void lmm_crossprod_contract(lmm_model *m, const int *const *refs, const double *
     memcpy(coef, K->Kx, nnz * sizeof(double));
     memcpy(coef + nnz, K->dKx, (size_t) nnz * nrho * sizeof(double));
     row_builder b = builder(m, refs, Xt, X, y, max_row_length(K), nrho + 1);
-    for (int k = 0; k < nrho; k++) out[k] = 0;
+    double *part = (double *) R_alloc(nrho, sizeof(double));   /* chunk sums, as lmm_crossprod */
+    for (int k = 0; k < nrho; k++) out[k] = part[k] = 0;
     for (int i = 0; i < m->n; i++) {
         if (i % 65536 == 0) R_CheckUserInterrupt();
+        if (i % CHUNK == 0) for (int k = 0; k < nrho; k++) { out[k] += part[k]; part[k] = 0; }
         int s = build_row(&b, K->Kj, K->Kp[i], K->Kp[i + 1], coef, nnz);
         for (int e1 = 0; e1 < s; e1++)
             for (int e2 = 0; e2 < s; e2++)
                 for (int k = 0; k < nrho; k++)
-                    out[k] += 2 * bilinear(m, Mx, Md, b.E[e1].node, b.E[e2].node, b.E[e1].v,
-                                           b.E[e2].v + (k + 1) * b.pmax);
+                    part[k] += 2 * bilinear(m, Mx, Md, b.E[e1].node, b.E[e2].node, b.E[e1].v,
+                                            b.E[e2].v + (k + 1) * b.pmax);
     }
+    for (int k = 0; k < nrho; k++) out[k] += part[k];
 }

@@ -247,9 +247,12 @@ int lmm_resid_whiten(lmm_resid *rs, const double *rho, int deriv)
     }
     vmaxset(vmax);
     if (bad) return 1;
-    double ld = 0;
-    for (int i = 0; i < rs->n; i++) ld += log(fabs(rs->K.Kx[rs->K.Kp[i + 1] - 1]));
-    rs->K.logdet = 2 * ld;
+    double ld = 0, part = 0;                 /* two-level sums, as crossprod.c's [X y] block */
+    for (int i = 0; i < rs->n; i++) {
+        if (i % 1024 == 0) { ld += part; part = 0; }
+        part += log(fabs(rs->K.Kx[rs->K.Kp[i + 1] - 1]));
+    }
+    rs->K.logdet = 2 * (ld + part);
     if (!deriv) return 0;
     for (int k = rs->ncor; k < rs->nrho; k++) {                /* variance parameters */
         const double *dl = rs->dlogs + (size_t) (k - rs->ncor) * rs->n;
@@ -260,12 +263,13 @@ int lmm_resid_whiten(lmm_resid *rs, const double *rho, int deriv)
     }
     for (int k = 0; k < rs->nrho; k++) {
         const double *dK = rs->K.dKx + (size_t) k * nnz;
-        double s = 0;
+        double sum = 0, part = 0;
         for (int i = 0; i < rs->n; i++) {
+            if (i % 1024 == 0) { sum += part; part = 0; }
             int e = rs->K.Kp[i + 1] - 1;
-            s += dK[e] / rs->K.Kx[e];
+            part += dK[e] / rs->K.Kx[e];
         }
-        rs->K.dlogdet[k] = 2 * s;
+        rs->K.dlogdet[k] = 2 * (sum + part);
     }
     return 0;
 }
