@@ -113,6 +113,8 @@ typedef struct {
     int nrho;
     double logdet;         /* log|V^{-1}| = 2 sum log K_ii */
     double *dlogdet;       /* [nrho] */
+    const int *skip;       /* [n] rows whose products are formed elsewhere (residual_innovations.c:
+                              K holds only their diagonal), or NULL */
 } lmm_whitening;
 
 /* Per-class cross-products for Markov x varIdent structures (residual_pieces.c). */
@@ -137,6 +139,10 @@ typedef struct lmm_resid {
     lmm_cor cor;
     int banded;            /* Markov family: bidiagonal B_g */
     int band_p, *gband;    /* AR(p): groups at consecutive times whitened by the band (or 0) */
+    int *ginnov, *iskip;   /* ARMA(p, q > 0): groups whitened by the innovations recursion (or 0),
+                              and their rows ([n] flags, K.skip); NULL when none */
+    int innov_m;           /* their largest group */
+    double *itab;          /* the recursion's tables at rho_cur and their derivatives */
     int ncor;              /* correlation parameters: rho[0 .. ncor-1] */
     int nvar, *var_off;    /* variance components; component c's parameters from rho[var_off[c]] */
     lmm_var *var;
@@ -165,6 +171,16 @@ int lmm_band_dtable(int p, const double *par, double *dT);
 void lmm_band_groups(lmm_resid *rs);
 void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT,
                     double (*inv_sd)(const lmm_resid *, int));
+
+/* residual_innovations.c: ARMA(p, q > 0) by the innovations algorithm (cor_arma.c's model) */
+int lmm_arma_model(int p, int q, const double *par, double *phi, double *theta, double *rho,
+                   double *gamma0);
+void lmm_innov_groups(lmm_resid *rs, int k, const int *const *refs);
+int lmm_innov_tables(lmm_resid *rs, const double *rho, int deriv);
+void lmm_innov_group(lmm_resid *rs, int g, int deriv);
+void lmm_innov_crossprod(lmm_model *m, const lmm_resid *rs);
+void lmm_innov_contract(const lmm_model *m, const lmm_resid *rs, const double *Mx,
+                        const double *Md, double *out);
 
 /* residual_pieces.c */
 double lmm_pieces_size(const lmm_model *m, int K, const int *has);
