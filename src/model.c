@@ -618,8 +618,8 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar)
 static SEXP whitening_list(const lmm_resid *rs, int d)
 {
     int n = rs->n, nnz = rs->nnz;
-    const char *nm[] = {"Kp", "Kj", "Kx", "logs", "logdet", "dKx"};
-    SEXP ans = PROTECT(allocVector(VECSXP, 6)), names = PROTECT(allocVector(STRSXP, 6));
+    const char *nm[] = {"Kp", "Kj", "Kx", "logs", "logdet", "dKx", "implicit"};
+    SEXP ans = PROTECT(allocVector(VECSXP, 7)), names = PROTECT(allocVector(STRSXP, 7));
     SET_VECTOR_ELT(ans, 0, allocVector(INTSXP, n + 1));
     SET_VECTOR_ELT(ans, 1, allocVector(INTSXP, nnz));
     SET_VECTOR_ELT(ans, 2, allocVector(REALSXP, nnz));
@@ -633,7 +633,8 @@ static SEXP whitening_list(const lmm_resid *rs, int d)
         SET_VECTOR_ELT(ans, 5, allocMatrix(REALSXP, nnz, rs->nrho));
         memcpy(REAL(VECTOR_ELT(ans, 5)), rs->K.dKx, (size_t) nnz * rs->nrho * sizeof(double));
     }
-    for (int i = 0; i < 6; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    SET_VECTOR_ELT(ans, 6, ScalarLogical(rs->ginnov != NULL));
+    for (int i = 0; i < 7; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */
     return ans;
@@ -659,9 +660,12 @@ static SEXP dense_whitening_list(const lmm_resid *rs, const double *rho, int d)
     return ans;
 }
 
-/* The whitening at rho: list(Kp, Kj, Kx, logs = log s_i, logdet = log|V^{-1}|, dKx) (0-based);
-   with deriv TRUE, dKx is the nnz x nrho matrix of dK/drho on K's pattern (else NULL). */
-SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv)
+/* The whitening at rho: list(Kp, Kj, Kx, logs = log s_i, logdet = log|V^{-1}|, dKx, implicit)
+   (0-based); with deriv TRUE, dKx is the nnz x nrho matrix of dK/drho on K's pattern (else NULL).
+   With innovations groups, K is the explicit (dense) one when `explicit` is TRUE, else the
+   engine's, holding only their diagonals (implicit = TRUE: logs and logdet are exact, and the
+   product by K needs the explicit one). */
+SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv, SEXP explicit)
 {
     lmm_model *m = lmm_get_model(ptr);
     lmm_resid *rs = m->resid;
@@ -672,7 +676,8 @@ SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv)
     if (set_rho(m, r, 0) || lmm_resid_whiten(rs, r, d))     /* K itself (pieces skip it) */
         error(_("the residual parameters rho are outside their range"));
     rs->have_dK = d && !rs->pieces;
-    return rs->ginnov ? dense_whitening_list(rs, r, d) : whitening_list(rs, d);
+    return rs->ginnov && asLogical(explicit) != FALSE ? dense_whitening_list(rs, r, d) :
+        whitening_list(rs, d);
 }
 
 /* Solve K E = Z (Z n x nsim) for E, K = list(Kp, Kj, Kx) lower triangular in the row order

@@ -18,7 +18,10 @@
  * sum_e Kx[e] raw_{Kj[e]}, e = Kp[i] .. Kp[i+1]-1, the diagonal entry last.  AR(1)-type
  * (Markov) structures give B_g bidiagonal (two entries per row: O(n)); the others give B_g
  * dense lower triangular (m_g (m_g + 1) / 2 entries: O(sum m_g^2) memory and O(sum m_g^3) work
- * per new rho).
+ * per new rho).  Two exceptions for corARMA in groups at consecutive times: AR(p) rows are
+ * banded (p + 1 entries, residual_band.c); ARMA(p, q > 0) groups nested in the random effects are
+ * whitened by a recursion that forms their products directly (residual_innovations.c), K keeping
+ * only their diagonals (for log|V^-1|).
  *
  * The parameters rho = (correlation parameters, then each variance component's) are all on an
  * unconstrained scale (the R side maps them to nlme's natural scale).  A family is
