@@ -201,6 +201,14 @@ test_that("ARMA(p, q > 0) groups at consecutive times, nested in the random effe
     g <- engine_gradient(e, theta, TRUE, rho)
     expect_equal(c(g), want, tolerance = 1e-10, label = label)
     expect_equal(attr(g, "gradient"), num, tolerance = 1e-6, label = label)
+    # the engine's K: one entry per row of the recursive groups (ids neither gapped, 4 | i, nor
+    # crossing sites, 5 | i), the lower triangle of the others
+    Ki <- engine_whitening(e, rho, explicit = FALSE)
+    m <- table(d$id)
+    dense <- (1:24) %% 4 == 0 | (1:24) %% 5 == 0
+    expect_true(Ki$implicit)
+    expect_equal(length(Ki$Kx), sum(m[!dense]) + sum(m[dense] * (m[dense] + 1) / 2))
+    expect_equal(Ki$logdet, engine_whitening(e, rho)$logdet, tolerance = 1e-12)
     # the explicit K (simulate, normalised residuals) is still the dense one: K'K = V^-1
     K <- engine_whitening(e, rho)
     Km <- matrix(0, nrow(d), nrow(d))
