@@ -133,9 +133,11 @@ engine_solution <- function(engine, theta, REML, rho = numeric(), condvar = FALS
 }
 
 # The whitening K (K'K = V^{-1}, rows Kp/Kj/Kx 0-based, src/residual.h) at rho and, with deriv,
-# dK/drho_k on K's pattern (dKx: nnz x nrho); for engines with a residual structure.
-engine_whitening <- function(engine, rho, deriv = FALSE) {
-  .Call(C_lmm_whitening_at, engine, as.double(rho), isTRUE(deriv))
+# dK/drho_k on K's pattern (dKx: nnz x nrho); for engines with a residual structure.  ARMA
+# groups whitened by the innovations recursion (src/residual_innovations.c) have a dense K:
+# explicit = FALSE gives the engine's own K instead, holding only their diagonals ($implicit TRUE).
+engine_whitening <- function(engine, rho, deriv = FALSE, explicit = TRUE) {
+  .Call(C_lmm_whitening_at, engine, as.double(rho), isTRUE(deriv), !isFALSE(explicit))
 }
 
 # a_i M^{-1} a_i' for sparse rows (P, A) of [Z X] at (theta, rho) (src/model.c lmm_quadform;

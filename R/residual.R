@@ -345,12 +345,13 @@ typical_lag <- function(groups, time) {
 # ---- the fit's residual fields -------------------------------------------------------------------
 
 # The fit's `residual` field: the structures, their estimates, and the whitening K at them (rows
-# of K as C gives them: Kp, Kj 0-based; `order` the rows in group order).
+# of K as C gives them: Kp, Kj 0-based; `order` the rows in group order).  K is NULL when it is
+# dense for ARMA groups the engine whitens by a recursion (residual_K forms it when asked).
 residual_result <- function(spec, rho, engine) {
   cor <- spec$correlation
   var <- spec$variance
   ncor <- length(cor$par)
-  K <- .Call(C_lmm_whitening_at, engine, as.double(rho), FALSE)
+  K <- .Call(C_lmm_whitening_at, engine, as.double(rho), FALSE, FALSE)
   list(correlation = cor$type, correlation_formula = cor$formula,
        phi = if (!is.null(cor)) cor$natural(rho[seq_len(ncor)]),
        variance = if (length(var$components)) vapply(var$components, `[[`, "", "type"),
@@ -358,7 +359,15 @@ residual_result <- function(spec, rho, engine) {
        variance_coef = if (length(var$components)) var$natural(rho[ncor + seq_len(var$npar)]),
        correlation_lines = if (!is.null(cor)) cor$lines(rho[seq_len(ncor)]),
        npar = sum(spec$free), rho = rho, free = spec$free, spec = spec,
-       K = K[c("Kp", "Kj", "Kx")], sd = exp(K$logs), order = spec$engine$grow)
+       K = if (!isTRUE(K$implicit)) K[c("Kp", "Kj", "Kx")], sd = exp(K$logs),
+       order = spec$engine$grow)
+}
+
+# The fitted whitening K (rows Kp, Kj, Kx): the stored one, else formed from the fit's engine.
+residual_K <- function(object) {
+  r <- object$residual
+  if (!is.null(r$K)) return(r$K)
+  .Call(C_lmm_whitening_at, engine_for(object), as.double(r$rho), FALSE, TRUE)[c("Kp", "Kj", "Kx")]
 }
 
 # The variance function's estimates: a single varIdent's ratios with the reference stratum's 1
@@ -419,7 +428,7 @@ residual_scale <- function(object) {
 # K v: v (a vector or an n-row matrix) whitened by the fitted residual structure (nlme's
 # "normalized" residuals are residual_whiten(fit, resid) / sigma).
 residual_whiten <- function(object, v) {
-  K <- object$residual$K
+  K <- residual_K(object)
   rows <- rep.int(seq_along(K$Kp[-1L]), diff(K$Kp))
   out <- rowsum(K$Kx * as.matrix(v)[K$Kj + 1L, , drop = FALSE], rows, reorder = TRUE)
   if (is.matrix(v)) unname(out) else as.vector(out)
@@ -484,7 +493,7 @@ residual_errors_new <- function(object, newdata, nsim) {
   ncor <- length(cor$par)
   spec$rho <- as.double(spec$correlation$unconstrained(cor$natural(r$rho[seq_len(ncor)])))
   engine <- engine_setup(numeric(n), matrix(1, n, 1L), list(), rep(1, n), numeric(n), spec)
-  K <- .Call(C_lmm_whitening_at, engine, spec$rho, FALSE)
+  K <- .Call(C_lmm_whitening_at, engine, spec$rho, FALSE, TRUE)
   object$sigma * s * .Call(C_lmm_whiten_solve, K, as.integer(spec$engine$grow), z)
 }
 
@@ -496,7 +505,7 @@ residual_errors <- function(object, nsim = 1L, sigma = object$sigma) {
   r <- object$residual
   if (is.null(r))                            # independent: e ~ N(0, sigma^2 / w)
     return(sigma * z / sqrt(object$weights))
-  .Call(C_lmm_whiten_solve, r$K, as.integer(r$order), sigma * z)
+  .Call(C_lmm_whiten_solve, residual_K(object), as.integer(r$order), sigma * z)
 }
 
 # ---- printing ----------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 ## Speed benchmark: lmmc::lmm() with an AR(1) residual structure against nlme::lme().
 ##
-## Usage:  Rscript bench/bench_residual.R [--reps=5] [--only=growth|long|ar2|dense]
+## Usage:  Rscript bench/bench_residual.R [--reps=5] [--only=growth|long|ar2|arma11|dense]
 ## (run in the source tree, lmmc is loaded from it with pkgload::load_all()).
 ##
 ## long: 160 ids x 12,000 time points (1.92 million rows), y ~ time + (1 + time | id), corAR1
 ## (glmmTMB's ar1() asks for 42.6 GB there, glmmTMB issue 995): one lmm fit, its time,
 ## evaluations and the process's peak resident memory (VmHWM); nlme is not run (hours).
 ## ar2: the same data with corARMA(p = 2) (AR(2), whitened by Durbin-Levinson bands).
+## arma11: the same data with corARMA(p = 1, q = 1) (whitened by the innovations recursion,
+## src/residual_innovations.c): one fit, then the cost of one evaluation (criterion and gradient
+## at a new rho) on the first n_t = 3,000 .. 12,000 times of every id: it grows as n (reported:
+## microseconds per evaluation / n), where a dense whitening would grow as n m^2.
 ## dense: the cost of one evaluation (criterion and gradient at a new rho) with structures whitened
 ## group by group (corCompSymm, corExp), n = 24,000 rows in groups of m = 8 .. 240: it grows as
 ## sum m_g^3 = n m^2 (reported: microseconds per evaluation / (n m^2)).
@@ -83,6 +87,29 @@ if (only %in% c("all", "ar2")) {
   print(data.frame(model = "long 160x12000 (1+time|id) + corARMA(2, 0)", lmm_s = t[["elapsed"]],
                    feval = fit$optinfo$feval, converged = fit$optinfo$converged,
                    t(fit$residual$phi), peak_rss_mb = round(proc_mb("VmHWM"))), row.names = FALSE)
+  rm(dl, fit); invisible(gc())
+}
+if (only %in% c("all", "arma11")) {
+  dl <- sim_long()
+  t <- system.time(fit <- lmm(y ~ time + (1 + time | id), dl,
+                              correlation = nlme::corARMA(form = ~ tt | id, p = 1, q = 1)))
+  print(data.frame(model = "long 160x12000 (1+time|id) + corARMA(1, 1)", lmm_s = t[["elapsed"]],
+                   feval = fit$optinfo$feval, converged = fit$optinfo$converged,
+                   t(fit$residual$phi), peak_rss_mb = round(proc_mb("VmHWM"))), row.names = FALSE)
+  rows <- list()
+  for (n_t in c(3000L, 6000L, 12000L)) {
+    ds <- dl[dl$tt <= n_t, ]
+    pieces <- lmm_pieces(y ~ time + (1 + time | id), ds)
+    spec <- lmmc:::residual_spec(nlme::corARMA(form = ~ tt | id, p = 1, q = 1), NULL, ds, pieces)
+    e <- lmmc:::engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset,
+                             spec)
+    reps_e <- 5L
+    te <- system.time(for (r in seq_len(reps_e))
+      lmmc:::engine_gradient(e, c(1, 0, 0.5), TRUE, c(1.5, -0.3) + r * 1e-3))[["elapsed"]] / reps_e
+    rows[[length(rows) + 1L]] <- data.frame(structure = "corARMA(1, 1)", m = n_t, n = nrow(ds),
+                                            ms_per_eval = 1e3 * te, us_per_n = 1e6 * te / nrow(ds))
+  }
+  print(do.call(rbind, rows), digits = 3, row.names = FALSE)
   rm(dl, fit); invisible(gc())
 }
 

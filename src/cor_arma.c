@@ -36,7 +36,7 @@ static int arma_coef(int N, const double *u, double sgn, double *a, double *prev
 /* rho[0 .. max(L, p)] (gamma before scaling) of the ARMA(p, q) with coefficients phi, theta;
    w: workspace of (p + 1)^2 + q + 1 doubles, ipiv of p + 1 ints.  Nonzero when singular. */
 static int arma_acf(int p, int q, const double *phi, const double *theta, int L, double *rho,
-                    double *w, int *ipiv)
+                    double *w, int *ipiv, double *gamma0)
 {
     int P = p + 1;
     double *A = w, *psi = A + P * P, *b = rho;       /* gamma_0 .. gamma_p solved in place */
@@ -63,6 +63,7 @@ static int arma_acf(int p, int q, const double *phi, const double *theta, int L,
     double g0 = rho[0];
     if (!(g0 > 0) || !R_FINITE(g0)) return 1;
     for (int k = 0; k <= L; k++) rho[k] /= g0;
+    if (gamma0) *gamma0 = g0;
     return 0;
 }
 
@@ -87,12 +88,31 @@ int lmm_cor_arma(const lmm_cor *c, int m, const int *rows, const double *par, do
         double *rho = w, *phi = rho + K + 1, *theta = phi + p, *prev = theta + q,
             *work = prev + r;
         bad = arma_coef(p, par, -1.0, phi, prev) || arma_coef(q, par + p, 1.0, theta, prev) ||
-            arma_acf(p, q, phi, theta, L, rho, work, ipiv);
+            arma_acf(p, q, phi, theta, L, rho, work, ipiv, NULL);
         for (int b = 0; !bad && b < m; b++)
             for (int a = 0; a < m; a++) {
                 int lag = (int) (fabs(t[rows[a]] - t[rows[b]]) + 0.5);
                 R[a + (size_t) b * m] = a == b ? 1.0 : rho[lag];
             }
+    }
+    free(w);
+    free(ipiv);
+    return bad;
+}
+
+/* The model behind par for residual_innovations.c: phi[p], theta[q], rho[0 .. r] (r = max(p, q))
+   and gamma0, the variance of e_t for unit-variance innovations a_t.  Nonzero when infeasible. */
+int lmm_arma_model(int p, int q, const double *par, double *phi, double *theta, double *rho,
+                   double *gamma0)
+{
+    int r = p > q ? p : q, P = p + 1;
+    double *w = malloc(((size_t) r + 1 + (size_t) P * P + (size_t) q + 1) * sizeof(double));
+    int *ipiv = malloc((size_t) P * sizeof(int));
+    int bad = !w || !ipiv;
+    if (!bad) {
+        double *prev = w, *work = w + r + 1;
+        bad = arma_coef(p, par, -1.0, phi, prev) || arma_coef(q, par + p, 1.0, theta, prev) ||
+            arma_acf(p, q, phi, theta, r, rho, work, ipiv, gamma0);
     }
     free(w);
     free(ipiv);

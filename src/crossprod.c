@@ -11,6 +11,8 @@
  * The derivative pass: with dA_k = sum_i (g_i dg_ik' + dg_ik g_i'), dg_ik the row whitened by
  * dK/drho_k, and M symmetric,  tr(M dA_k) = 2 sum_i g_i' M dg_ik  over the blocks M_IJ of the
  * nodes the row touches (M on L's pattern: the stored blocks I >= J, M_JI = M_IJ').
+ * Rows flagged in K->skip (ARMA groups whitened by a recursion, residual_innovations.c) are
+ * left to their own pass.
  */
 #include "residual.h"
 #include <string.h>
@@ -136,6 +138,7 @@ void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt
     for (int i = 0; i < m->n; i++) {
         if (i % 65536 == 0) R_CheckUserInterrupt();
         if (i % CHUNK == 0) flush_chunk(q, acc, chunk);
+        if (K->skip && K->skip[i]) continue;           /* formed by residual_innovations.c */
         int s = build_row(&b, K->Kj, K->Kp[i], K->Kp[i + 1], K->Kx, 0);
         const double *xy = b.E[s - 1].v;               /* node N: the last entry */
         for (int j = 0; j < q; j++)
@@ -183,6 +186,7 @@ void lmm_crossprod_contract(lmm_model *m, const int *const *refs, const double *
     for (int i = 0; i < m->n; i++) {
         if (i % 65536 == 0) R_CheckUserInterrupt();
         if (i % CHUNK == 0) for (int k = 0; k < nrho; k++) { out[k] += part[k]; part[k] = 0; }
+        if (K->skip && K->skip[i]) continue;
         int s = build_row(&b, K->Kj, K->Kp[i], K->Kp[i + 1], coef, nnz);
         for (int e1 = 0; e1 < s; e1++)
             for (int e2 = 0; e2 < s; e2++)

@@ -226,7 +226,7 @@ SEXP lmm_optimise(SEXP ptr, SEXP x0, SEXP lower, SEXP upper, SEXP REML, SEXP con
 SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML, SEXP rho);
 SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A, SEXP rho);
 SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar);
-SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv);
+SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv, SEXP explicit);
 SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z);
 SEXP lmm_layout_info(SEXP ptr);
 SEXP lmm_chol_dense(SEXP A);

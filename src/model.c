@@ -245,6 +245,8 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP re
         rs->band_p = rs->cor.iopt[0];                 /* AR(p): banded where times allow */
         lmm_band_groups(rs);
     }
+    if (rs->cor_code == LMM_COR_ARMA && rs->cor.niopt >= 2 && rs->cor.iopt[1] >= 1)
+        lmm_innov_groups(rs, k, ref0);                /* ARMA(p, q > 0): recursive where allowed */
     lmm_resid_pattern(rs);
     rs->refs = ref0;                       /* R_alloc'd: re-pointed at every .Call (get_model) */
     lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, rs->K.Kp, rs->K.Kj);
@@ -329,6 +331,7 @@ static int set_rho(lmm_model *m, const double *rho, int deriv)
     } else {
         if (lmm_resid_whiten(rs, rho, deriv)) return 1;
         lmm_crossprod(m, rs->refs, rs->Xt, rs->X, rs->y, &rs->K);
+        if (rs->ginnov) lmm_innov_crossprod(m, rs);
     }
     memcpy(rs->rho_cur, rho, rs->nrho * sizeof(double));
     rs->valid = 1;
@@ -365,6 +368,7 @@ static int criterion_gradient(lmm_model *m, const double *theta, const double *r
         lmm_resid *rs = m->resid;
         if (rs->pieces) lmm_pieces_contract(m, rs, Mx, Md, grad + nt);
         else lmm_crossprod_contract(m, rs->refs, rs->Xt, rs->X, rs->y, &rs->K, Mx, Md, grad + nt);
+        if (rs->ginnov) lmm_innov_contract(m, rs, Mx, Md, grad + nt);
         for (int k = 0; k < nr; k++) grad[nt + k] -= rs->K.dlogdet[k];   /* crit has -log|V^-1| */
     }
     vmaxset(vmax);
@@ -610,22 +614,12 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar)
     return ans;
 }
 
-/* The whitening at rho: list(Kp, Kj, Kx, logs = log s_i, logdet = log|V^{-1}|, dKx) (0-based);
-   with deriv TRUE, dKx is the nnz x nrho matrix of dK/drho on K's pattern (else NULL). */
-SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv)
+/* The whitening of rs at rho as a list (lmm_whitening_at) */
+static SEXP whitening_list(const lmm_resid *rs, int d)
 {
-    lmm_model *m = lmm_get_model(ptr);
-    lmm_resid *rs = m->resid;
-    if (!rs) error(_("the engine has no residual structure"));
-    const double *r = check_rho(m, rho);
-    int d = asLogical(deriv) == TRUE;
-    point_data(ptr, m);
-    if (set_rho(m, r, 0) || lmm_resid_whiten(rs, r, d))     /* K itself (pieces skip it) */
-        error(_("the residual parameters rho are outside their range"));
-    rs->have_dK = d && !rs->pieces;
     int n = rs->n, nnz = rs->nnz;
-    const char *nm[] = {"Kp", "Kj", "Kx", "logs", "logdet", "dKx"};
-    SEXP ans = PROTECT(allocVector(VECSXP, 6)), names = PROTECT(allocVector(STRSXP, 6));
+    const char *nm[] = {"Kp", "Kj", "Kx", "logs", "logdet", "dKx", "implicit"};
+    SEXP ans = PROTECT(allocVector(VECSXP, 7)), names = PROTECT(allocVector(STRSXP, 7));
     SET_VECTOR_ELT(ans, 0, allocVector(INTSXP, n + 1));
     SET_VECTOR_ELT(ans, 1, allocVector(INTSXP, nnz));
     SET_VECTOR_ELT(ans, 2, allocVector(REALSXP, nnz));
@@ -639,10 +633,51 @@ SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv)
         SET_VECTOR_ELT(ans, 5, allocMatrix(REALSXP, nnz, rs->nrho));
         memcpy(REAL(VECTOR_ELT(ans, 5)), rs->K.dKx, (size_t) nnz * rs->nrho * sizeof(double));
     }
-    for (int i = 0; i < 6; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    SET_VECTOR_ELT(ans, 6, ScalarLogical(rs->ginnov != NULL));
+    for (int i = 0; i < 7; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */
     return ans;
+}
+
+/* The explicit (dense) whitening of a structure with innovations groups, whose K holds only
+   their diagonals: a copy without them, formed and freed here (O(m^2) per such group). */
+static SEXP dense_whitening_list(const lmm_resid *rs, const double *rho, int d)
+{
+    lmm_resid c = *rs;
+    c.ginnov = c.iskip = NULL;
+    c.itab = NULL;
+    lmm_resid_pattern(&c);
+    int bad = lmm_resid_whiten(&c, rho, d);
+    SEXP ans = R_NilValue;
+    if (!bad) ans = PROTECT(whitening_list(&c, d));
+    int *ip[] = {c.K.Kp, c.K.Kj};
+    double *dp[] = {c.K.Kx, c.K.dKx, c.K.dlogdet, c.logs, c.dlogs};
+    for (int i = 0; i < 2; i++) R_Free(ip[i]);
+    for (int i = 0; i < 5; i++) R_Free(dp[i]);
+    if (bad) error(_("the residual parameters rho are outside their range"));
+    UNPROTECT(1); /* ans */
+    return ans;
+}
+
+/* The whitening at rho: list(Kp, Kj, Kx, logs = log s_i, logdet = log|V^{-1}|, dKx, implicit)
+   (0-based); with deriv TRUE, dKx is the nnz x nrho matrix of dK/drho on K's pattern (else NULL).
+   With innovations groups, K is the explicit (dense) one when `explicit` is TRUE, else the
+   engine's, holding only their diagonals (implicit = TRUE: logs and logdet are exact, and the
+   product by K needs the explicit one). */
+SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv, SEXP explicit)
+{
+    lmm_model *m = lmm_get_model(ptr);
+    lmm_resid *rs = m->resid;
+    if (!rs) error(_("the engine has no residual structure"));
+    const double *r = check_rho(m, rho);
+    int d = asLogical(deriv) == TRUE;
+    point_data(ptr, m);
+    if (set_rho(m, r, 0) || lmm_resid_whiten(rs, r, d))     /* K itself (pieces skip it) */
+        error(_("the residual parameters rho are outside their range"));
+    rs->have_dK = d && !rs->pieces;
+    return rs->ginnov && asLogical(explicit) != FALSE ? dense_whitening_list(rs, r, d) :
+        whitening_list(rs, d);
 }
 
 /* Solve K E = Z (Z n x nsim) for E, K = list(Kp, Kj, Kx) lower triangular in the row order

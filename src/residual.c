@@ -20,15 +20,16 @@
 #include <math.h>
 #include <string.h>
 
-/* The pattern of K: row r_a of a Markov group holds r_{a-1} and r_a, of a dense group
-   r_0 .. r_a (diagonal last); without a correlation structure every row holds itself. */
+/* The pattern of K: row r_a of a Markov group holds r_{a-1} and r_a, of a band group
+   r_{a-p} .. r_a, of a dense group r_0 .. r_a (diagonal last); without a correlation structure,
+   and in innovations groups (residual_innovations.c), every row holds itself. */
 void lmm_resid_pattern(lmm_resid *rs)
 {
     int n = rs->n;
     double nnz = 0;
     for (int g = 0; g < rs->G; g++) {
         double m = rs->gp[g + 1] - rs->gp[g], b = rs->band_p;
-        nnz += rs->banded ? 2 * m - 1 : (rs->gband && rs->gband[g]) ?
+        nnz += (rs->ginnov && rs->ginnov[g]) ? m : rs->banded ? 2 * m - 1 : (rs->gband && rs->gband[g]) ?
             (m <= b ? m * (m + 1) / 2 : b * (b + 1) / 2 + (m - b) * (b + 1)) : m * (m + 1) / 2;
     }
     if (nnz > (double) INT_MAX) error(_("the correlation groups are too large (%.0f entries)"), nnz);
@@ -37,17 +38,18 @@ void lmm_resid_pattern(lmm_resid *rs)
     rs->K.Kj = R_Calloc((size_t) nnz + 1, int);
     for (int g = 0; g < rs->G; g++) {                   /* row lengths */
         int m = rs->gp[g + 1] - rs->gp[g], band = rs->gband && rs->gband[g];
+        int innov = rs->ginnov && rs->ginnov[g];
         for (int a = 0; a < m; a++)
-            rs->K.Kp[rs->grow[rs->gp[g] + a] + 1] = rs->banded ? (a > 0) + 1 :
+            rs->K.Kp[rs->grow[rs->gp[g] + a] + 1] = innov ? 1 : rs->banded ? (a > 0) + 1 :
                 band ? (a < rs->band_p ? a : rs->band_p) + 1 : a + 1;
     }
     for (int i = 0; i < n; i++) rs->K.Kp[i + 1] += rs->K.Kp[i];
     for (int g = 0; g < rs->G; g++) {
         const int *r = rs->grow + rs->gp[g];
         int m = rs->gp[g + 1] - rs->gp[g];
-        int band = rs->gband && rs->gband[g];
+        int band = rs->gband && rs->gband[g], innov = rs->ginnov && rs->ginnov[g];
         for (int a = 0; a < m; a++) {
-            int *dst = rs->K.Kj + rs->K.Kp[r[a]], b0 = rs->banded ? (a > 0 ? a - 1 : 0) :
+            int *dst = rs->K.Kj + rs->K.Kp[r[a]], b0 = innov ? a : rs->banded ? (a > 0 ? a - 1 : 0) :
                 band ? (a > rs->band_p ? a - rs->band_p : 0) : 0;
             for (int b = b0; b <= a; b++) *dst++ = r[b];
         }
@@ -57,6 +59,7 @@ void lmm_resid_pattern(lmm_resid *rs)
     rs->K.nrho = rs->nrho;
     rs->K.dKx = R_Calloc((size_t) nnz * rs->nrho + 1, double);
     rs->K.dlogdet = R_Calloc(rs->nrho + 1, double);
+    rs->K.skip = rs->iskip;
     rs->logs = R_Calloc(n, double);
     rs->dlogs = R_Calloc((size_t) n * rs->nvarpar + 1, double);
 }
@@ -64,9 +67,11 @@ void lmm_resid_pattern(lmm_resid *rs)
 void lmm_resid_free(lmm_resid *rs)
 {
     if (!rs) return;
-    int **ip[] = {&rs->gp, &rs->grow, &rs->K.Kp, &rs->K.Kj, &rs->var_off, &rs->gband};
+    int **ip[] = {&rs->gp, &rs->grow, &rs->K.Kp, &rs->K.Kj, &rs->var_off, &rs->gband,
+                  &rs->ginnov, &rs->iskip};
     for (size_t i = 0; i < sizeof(ip) / sizeof(ip[0]); i++) if (*ip[i]) { R_Free(*ip[i]); *ip[i] = NULL; }
-    double **dp[] = {&rs->K.Kx, &rs->K.dKx, &rs->K.dlogdet, &rs->logs, &rs->dlogs, &rs->rho_cur};
+    double **dp[] = {&rs->K.Kx, &rs->K.dKx, &rs->K.dlogdet, &rs->logs, &rs->dlogs, &rs->rho_cur,
+                     &rs->itab};
     for (size_t i = 0; i < sizeof(dp) / sizeof(dp[0]); i++) if (*dp[i]) { R_Free(*dp[i]); *dp[i] = NULL; }
     if (rs->var) R_Free(rs->var);
     lmm_pieces_free(rs->pieces);
@@ -195,7 +200,8 @@ static int dense_group(lmm_resid *rs, lmm_cor_fn fn, int m, const int *rows, con
     return 0;
 }
 
-/* The dense groups' K and dK for the correlation parameters (band groups by their tables). */
+/* The dense groups' K and dK for the correlation parameters (band and innovations groups by
+   their tables). */
 static int whiten_dense(lmm_resid *rs, const double *rho, int deriv)
 {
     lmm_cor_fn fn = lmm_cor_family(rs->cor.code);
@@ -207,8 +213,10 @@ static int whiten_dense(lmm_resid *rs, const double *rho, int deriv)
         if (lmm_band_table(rs->band_p, rho, T) || (deriv && lmm_band_dtable(rs->band_p, rho, dT)))
             return 1;
     }
+    if (rs->ginnov && lmm_innov_tables(rs, rho, deriv)) return 1;
     for (int g = 0; g < rs->G; g++)
-        if (!(rs->gband && rs->gband[g]) && rs->gp[g + 1] - rs->gp[g] > mmax)
+        if (!(rs->gband && rs->gband[g]) && !(rs->ginnov && rs->ginnov[g]) &&
+            rs->gp[g + 1] - rs->gp[g] > mmax)
             mmax = rs->gp[g + 1] - rs->gp[g];
     size_t mm = (size_t) mmax * mmax;
     double *Bg = (double *) R_alloc(mm * (1 + (deriv ? rs->ncor : 0) + 3), sizeof(double));
@@ -218,6 +226,7 @@ static int whiten_dense(lmm_resid *rs, const double *rho, int deriv)
         int m = rs->gp[g + 1] - rs->gp[g];
         if (g % 1024 == 0) R_CheckUserInterrupt();
         if (rs->gband && rs->gband[g]) { lmm_band_group(rs, g, T, dT, inv_sd); continue; }
+        if (rs->ginnov && rs->ginnov[g]) { lmm_innov_group(rs, g, deriv); continue; }
         if (dense_group(rs, fn, m, r, rho, deriv, Bg, dBg, work)) return 1;
         for (int a = 0; a < m; a++) {
             int e0 = rs->K.Kp[r[a]];

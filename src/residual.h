@@ -18,7 +18,10 @@
  * sum_e Kx[e] raw_{Kj[e]}, e = Kp[i] .. Kp[i+1]-1, the diagonal entry last.  AR(1)-type
  * (Markov) structures give B_g bidiagonal (two entries per row: O(n)); the others give B_g
  * dense lower triangular (m_g (m_g + 1) / 2 entries: O(sum m_g^2) memory and O(sum m_g^3) work
- * per new rho).
+ * per new rho).  Two exceptions for corARMA in groups at consecutive times: AR(p) rows are
+ * banded (p + 1 entries, residual_band.c); ARMA(p, q > 0) groups nested in the random effects are
+ * whitened by a recursion that forms their products directly (residual_innovations.c), K keeping
+ * only their diagonals (for log|V^-1|).
  *
  * The parameters rho = (correlation parameters, then each variance component's) are all on an
  * unconstrained scale (the R side maps them to nlme's natural scale).  A family is
@@ -113,6 +116,8 @@ typedef struct {
     int nrho;
     double logdet;         /* log|V^{-1}| = 2 sum log K_ii */
     double *dlogdet;       /* [nrho] */
+    const int *skip;       /* [n] rows whose products are formed elsewhere (residual_innovations.c:
+                              K holds only their diagonal), or NULL */
 } lmm_whitening;
 
 /* Per-class cross-products for Markov x varIdent structures (residual_pieces.c). */
@@ -137,6 +142,10 @@ typedef struct lmm_resid {
     lmm_cor cor;
     int banded;            /* Markov family: bidiagonal B_g */
     int band_p, *gband;    /* AR(p): groups at consecutive times whitened by the band (or 0) */
+    int *ginnov, *iskip;   /* ARMA(p, q > 0): groups whitened by the innovations recursion (or 0),
+                              and their rows ([n] flags, K.skip); NULL when none */
+    int innov_m;           /* their largest group */
+    double *itab;          /* the recursion's tables at rho_cur and their derivatives */
     int ncor;              /* correlation parameters: rho[0 .. ncor-1] */
     int nvar, *var_off;    /* variance components; component c's parameters from rho[var_off[c]] */
     lmm_var *var;
@@ -165,6 +174,16 @@ int lmm_band_dtable(int p, const double *par, double *dT);
 void lmm_band_groups(lmm_resid *rs);
 void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT,
                     double (*inv_sd)(const lmm_resid *, int));
+
+/* residual_innovations.c: ARMA(p, q > 0) by the innovations algorithm (cor_arma.c's model) */
+int lmm_arma_model(int p, int q, const double *par, double *phi, double *theta, double *rho,
+                   double *gamma0);
+void lmm_innov_groups(lmm_resid *rs, int k, const int *const *refs);
+int lmm_innov_tables(lmm_resid *rs, const double *rho, int deriv);
+void lmm_innov_group(lmm_resid *rs, int g, int deriv);
+void lmm_innov_crossprod(lmm_model *m, const lmm_resid *rs);
+void lmm_innov_contract(const lmm_model *m, const lmm_resid *rs, const double *Mx,
+                        const double *Md, double *out);
 
 /* residual_pieces.c */
 double lmm_pieces_size(const lmm_model *m, int K, const int *has);

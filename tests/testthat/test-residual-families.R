@@ -150,6 +150,75 @@ test_that("AR(p) groups at consecutive times are whitened by the band, the other
   expect_equal(attr(engine_gradient(e, theta, TRUE, par), "gradient"), num, tolerance = 1e-6)
 })
 
+test_that("ARMA(p, q > 0) groups at consecutive times, nested in the random effects, are whitened by the innovations recursion, the others densely", {
+  # src/residual_innovations.c: gap-free groups nested in the random effects by the innovations
+  # algorithm (O(m) per group), groups with gaps or crossing levels of a term densely; the
+  # criterion and its gradient in (theta, rho) against dense algebra, with a varIdent.
+  set.seed(7)
+  d <- do.call(rbind, lapply(1:24, function(i) {
+    t <- if (i %% 4 == 0) c(1:4, 7:12) else seq_len(6 + i %% 7)
+    site <- if (i %% 5 == 0) rep(1:2, length.out = length(t)) else rep(i %% 3 + 1, length(t))
+    data.frame(id = i, t = t, x = rnorm(length(t)), site = site,
+               s = rep(c("a", "b", "c"), length.out = length(t)))
+  }))
+  d$y <- 1 + d$x + rnorm(24)[d$id] + rnorm(3)[d$site] + rnorm(nrow(d))
+  d$id <- factor(d$id)
+  d$site <- factor(d$site)
+  pieces <- lmm_pieces(y ~ x + (1 | id) + (1 | site), d)
+  Z <- dense_Z(pieces$reterms)
+  same <- outer(d$id, d$id, `==`)
+  lag <- abs(outer(d$t, d$t, `-`))
+  for (pq in list(c(1, 1), c(2, 1), c(0, 2))) {
+    p <- pq[1]; q <- pq[2]
+    spec <- residual_spec(nlme::corARMA(form = ~ t | id, p = p, q = q),
+                          nlme::varIdent(form = ~ 1 | s), d, pieces)
+    e <- engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset, spec)
+    rho <- c(c(0.9, -0.4)[seq_len(p)], c(0.7, 0.3)[seq_len(q)], 0.3, -0.2)
+    theta <- c(0.7, 0.4)
+    kappa <- tanh(rho[seq_len(p + q)] / 2)                # nlme's map: partial autocorrelations
+    dl <- function(k, sgn) {                              # Durbin-Levinson (AR: -, MA: +)
+      a <- numeric()
+      for (j in seq_along(k)) a <- c(a + sgn * k[j] * rev(a), k[j])
+      a
+    }
+    acf <- stats::ARMAacf(ar = dl(kappa[seq_len(p)], -1), ma = dl(kappa[p + seq_len(q)], 1),
+                          lag.max = 20)
+    crit_dense <- function(x) {
+      r <- x[-(1:2)]
+      s <- exp(engine_whitening(e, r)$logs)
+      a <- stats::ARMAacf(ar = dl(tanh(r[seq_len(p)] / 2), -1),
+                          ma = dl(tanh(r[p + seq_len(q)] / 2), 1), lag.max = 20)
+      Vr <- ifelse(same, a[lag + 1], 0) * outer(s, s)
+      resid_dense_crit(d$y, pieces$X, Z, dense_Lambda(x[1:2], pieces$reterms), Vr, TRUE)
+    }
+    label <- sprintf("ARMA(%d, %d)", p, q)
+    want <- crit_dense(c(theta, rho))
+    expect_equal(engine_crit(e, theta, TRUE, rho), want, tolerance = 1e-10, label = label)
+    num <- vapply(seq_along(c(theta, rho)), function(i) {
+      h <- 1e-5; xp <- xm <- c(theta, rho); xp[i] <- xp[i] + h; xm[i] <- xm[i] - h
+      (crit_dense(xp) - crit_dense(xm)) / (2 * h)
+    }, 0)
+    g <- engine_gradient(e, theta, TRUE, rho)
+    expect_equal(c(g), want, tolerance = 1e-10, label = label)
+    expect_equal(attr(g, "gradient"), num, tolerance = 1e-6, label = label)
+    # the engine's K: one entry per row of the recursive groups (ids neither gapped, 4 | i, nor
+    # crossing sites, 5 | i), the lower triangle of the others
+    Ki <- engine_whitening(e, rho, explicit = FALSE)
+    m <- table(d$id)
+    dense <- (1:24) %% 4 == 0 | (1:24) %% 5 == 0
+    expect_true(Ki$implicit)
+    expect_equal(length(Ki$Kx), sum(m[!dense]) + sum(m[dense] * (m[dense] + 1) / 2))
+    expect_equal(Ki$logdet, engine_whitening(e, rho)$logdet, tolerance = 1e-12)
+    # the explicit K (simulate, normalised residuals) is still the dense one: K'K = V^-1
+    K <- engine_whitening(e, rho)
+    Km <- matrix(0, nrow(d), nrow(d))
+    Km[cbind(rep(seq_len(nrow(d)), diff(K$Kp)), K$Kj + 1)] <- K$Kx
+    s <- exp(K$logs)
+    expect_equal(crossprod(Km), solve(ifelse(same, acf[lag + 1], 0) * outer(s, s)),
+                 tolerance = 1e-8, label = label)
+  }
+})
+
 # ---- variance functions ----------------------------------------------------------------------------
 
 test_that("variance functions match nlme: varPower, varConstPower, varExp, varComb, varFixed", {

@@ -286,6 +286,26 @@ test_that("whitened residuals are nlme's normalized residuals; pearson scale is 
                unname(as.vector(residuals(n2, type = "pearson"))), tolerance = 1e-4)
 })
 
+test_that("ARMA(1, 1) fits keep K implicit; whitened residuals are still nlme's normalized ones", {
+  # src/residual_innovations.c: the engine's K holds only the diagonals of the ARMA groups it
+  # whitens by a recursion; residual_K() forms the explicit K for residuals and simulation.
+  ov <- as.data.frame(nlme::Ovary)[order(nlme::Ovary$Mare), ]
+  fit <- lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare), ov,
+             correlation = nlme::corARMA(p = 1, q = 1))
+  expect_null(fit$residual$K)
+  K <- residual_K(fit)
+  expect_equal(length(K$Kx), sum(table(ov$Mare) * (table(ov$Mare) + 1) / 2))
+  expect_equal(fit$residual$sd, rep(1, nrow(ov)))
+  w <- residual_whiten(fit, fit$y - fit$fitted) / fit$sigma
+  expect_equal(unname(w[c(1, 2, 100, 308)]), c(-0.39122601, 0.082033469, 0.64133703, -0.28731409),
+               tolerance = 1e-4)   # nlme 3.1-160
+  expect_equal(dim(residual_errors(fit, 3)), c(nrow(ov), 3L))
+  skip_if_not_installed("nlme")
+  n <- nlme::lme(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), random = ~ 1 | Mare,
+                 data = ov, correlation = nlme::corARMA(p = 1, q = 1))
+  expect_equal(unname(w), unname(as.vector(residuals(n, type = "normalized"))), tolerance = 1e-4)
+})
+
 test_that("residual_objective reproduces the criterion at the optimum, and ML from a REML fit", {
   fit <- fit_case("bw2")
   f <- residual_objective(fit)
