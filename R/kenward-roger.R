@@ -33,40 +33,49 @@
 
 ## ---- the adjusted covariance --------------------------------------------------------------------
 
-# Everything a Kenward-Roger test needs, once per fit: beta, Phi, Phi_A, the P_i and W.
+# Everything a Kenward-Roger test needs, once per fit: beta, Phi, Phi_A, the P_i and W (fits
+# with a residual structure: R/kenward-roger-residual.R gives the pieces).
 # An ML fit is first refitted by REML (as pbkrtest does).
 kr_setup <- function(object) {
   if (inherits(object, "lmm_kr")) return(object)
   if (!inherits(object, "lmm")) stop("Kenward-Roger's method needs a fitted \"lmm\" object",
                                      call. = FALSE)
-  if (!is.null(object$residual))
-    stop("Kenward-Roger's method is not available for fits with a residual correlation or ",
-         "variance structure (it needs the derivatives of V with respect to the structure's ",
-         "parameters); use ddf = \"Satterthwaite\"", call. = FALSE)
   if (object$p == 0L) stop("the model has no fixed effects to test", call. = FALSE)
   if (!isTRUE(object$REML)) object <- refit_reml(object)
+  pieces <- if (is.null(object$residual)) kr_pieces_plain(object) else
+    kr_pieces_residual(object)                                 # R/kenward-roger-residual.R
+  kr_assemble(object, pieces)
+}
+
+# P_i, Q_ij and tr(V^{-1}V_i V^{-1}V_j) of a fit without residual structure (cross-products).
+kr_pieces_plain <- function(object) {
   check_kr_size(object$q)
   parts <- kr_woodbury(object)
   pars <- kr_parameters(object$reterms)
   gamma <- kr_gamma(object)
-  Phi <- unname(object$vcov_beta)
   PQ <- kr_pq(parts, pars, gamma)
-  K <- kr_ktrace(parts, pars, gamma, object$n)
-  m <- length(gamma)
+  list(P = PQ$P, Q = PQ$Q, trace = kr_ktrace(parts, pars, gamma, object$n))
+}
+
+# The expected information I, W = 2 I^{-1} and Phi_A from the pieces P_i, Q_ij and the traces.
+kr_assemble <- function(object, pieces) {
+  Phi <- unname(object$vcov_beta)
+  P <- pieces$P
+  Q <- pieces$Q
+  m <- length(P)
   info <- matrix(0, m, m)
   for (i in seq_len(m)) for (j in i:m) {
-    info[i, j] <- info[j, i] <- K[i, j] - 2 * sum(Phi * PQ$Q[[i]][[j]]) +
-      sum((Phi %*% PQ$P[[i]]) * (PQ$P[[j]] %*% Phi))
+    info[i, j] <- info[j, i] <- pieces$trace[i, j] - 2 * sum(Phi * Q[[i]][[j]]) +
+      sum((Phi %*% P[[i]]) * (P[[j]] %*% Phi))
   }
   W <- 2 * kr_inverse(info)
   U <- matrix(0, object$p, object$p)
   for (i in seq_len(m)) for (j in seq_len(m))
-    U <- U + W[i, j] * (PQ$Q[[i]][[j]] - PQ$P[[i]] %*% Phi %*% PQ$P[[j]])
+    U <- U + W[i, j] * (Q[[i]][[j]] - P[[i]] %*% Phi %*% P[[j]])
   PhiA <- Phi + 2 * Phi %*% U %*% Phi
   PhiA <- (PhiA + t(PhiA)) / 2
-  nm <- names(object$beta)
   structure(list(beta = object$beta, sigma = object$sigma, Phi = Phi,
-                 PhiA = PhiA, P = PQ$P, W = W, names = nm),
+                 PhiA = PhiA, P = P, W = W, names = names(object$beta)),
             class = "lmm_kr")
 }
 
