@@ -124,26 +124,25 @@ kr_whitening <- function(object) {
   list(K = K, dK = dK, groups = groups)
 }
 
-# The blocks of K: whitened row i is linked to the raw rows of its entries; connected
-# components (labels spread to the minimum until stable) give each group's whitened rows and
-# raw rows (the diagonal entry of a row, its last, names the row's raw row).
+# The blocks of K: the connected components of the graph linking whitened row i to the raw
+# rows of its entries (cols).  Labels (the smallest raw row reached) spread between entries'
+# rows and columns, with pointer jumping, until stable; each group is its whitened rows and raw
+# rows (as many of each: K is square and nonsingular).
 whitening_groups <- function(rows, cols, n) {
   lab <- seq_len(n)                                    # a label per raw row
-  diag_col <- cols[!duplicated(rows, fromLast = TRUE)] # raw row of each whitened row
   repeat {
-    low <- pmin(lab[cols], lab[diag_col[rows]])
+    row_min <- as.vector(tapply(lab[cols], rows, min)) # per whitened row
+    col_min <- tapply(row_min[rows], cols, min)
     new <- lab
-    new[cols] <- pmin(new[cols], low)
-    m <- tapply(low, diag_col[rows], min)
-    at <- as.integer(names(m))
-    new[at] <- pmin(new[at], m)
-    new <- new[new]                                    # pointer jumping
+    at <- as.integer(names(col_min))
+    new[at] <- pmin(new[at], col_min)
+    new <- new[new]
     if (identical(new, lab)) break
     lab <- new
   }
-  row_lab <- lab[diag_col]
+  row_lab <- as.vector(tapply(lab[cols], rows, min))
   lapply(split(seq_len(n), row_lab), function(r)
-    list(rows = r, cols = diag_col[r]))
+    list(rows = r, cols = which(lab == row_lab[r[1L]])))
 }
 
 # Z (Lambda = I at theta_start) or Z Lambda, dense n x q, from the sparse rows.
