@@ -1,5 +1,7 @@
 # Kenward-Roger's adjusted covariance of beta-hat and denominator df (Kenward & Roger 1997,
 # Biometrics 53; in the form of Halekoh & Hojsgaard 2014, JSS 59(9), and pbkrtest's vcovAdj).
+# This file: the method, and its pieces for fits without a residual structure; fits with one
+# get theirs from R/kenward-roger-residual.R (dense in n) and share kr_assemble() and the tests.
 #
 # The covariance parameters are those of pbkrtest, linear in V:  gamma = (the entries g_ab,
 # a >= b, of each term's covariance matrix G_t; sigma^2), so that
