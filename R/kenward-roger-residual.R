@@ -9,14 +9,19 @@
 # X~ = K X, Z~ = K Z, V~ = K V K' = sigma^2 (Z~ Lambda Lambda' Z~' + I), where
 #   V~_ab = Z~ E_ab Z~',   V~_sigma2 = I,
 #   V~_rho_k = sigma^2 K dV_r K' = -sigma^2 (C_k + C_k'),  C_k = dK_k K^{-1}
-# (from dV_r = -V_r (dK'K + K'dK) V_r and K V_r = K^{-T}).  K and C_k are block diagonal over
-# the structure's groups, so C_k is formed group by group.  With N = Z~ Lambda R^{-1}
-# (R'R = Lambda'Z~'Z~ Lambda + I, Woodbury), B = I - N N' = sigma^2 V~^{-1} and
-# Y = V~^{-1} X~:
-#   P_i  = -Y' V~_i Y,     Q_ij = (V~_i Y)' (V~^{-1} V~_j) Y,
-#   tr(V^{-1} V_i V^{-1} V_j) = tr((V~^{-1} V~_i)(V~^{-1} V~_j)).
-# The n x n matrices V~^{-1} V~_i are dense: the cost is O(n^2 (q + m)) memory and about
-# O(n^2 q) time, so n is limited by getOption("lmmc.kr_max_n", 4000).
+# (from dV_r = -V_r (dK'K + K'dK) V_r and K V_r = K^{-T}).  K is block diagonal over the
+# structure's groups (up to the order of its rows), so the V~_i of rho and sigma^2 are
+# symmetric block-diagonal matrices A_i, formed group by group.  With N = Z~ Lambda R^{-1}
+# (R'R = Lambda'Z~'Z~ Lambda + I, Woodbury), B = I - N N' = sigma^2 V~^{-1} (never formed:
+# B M = M - N (N'M)) and Y = V~^{-1} X~, F_i = V~_i Y:
+#   P_i  = -Y' F_i,          Q_ij = F_i' B F_j / sigma^2,
+#   tr(V^{-1} V_i V^{-1} V_j) = tr(B V~_i B V~_j) / sigma^4:
+#     random i, j:  tr(E_i S E_j S),  S = Z~' V~^{-1} Z~            (as without structure);
+#     random i, block j:  tr(E_i H_j),  H_j = (B Z~)' A_j (B Z~) / sigma^4;
+#     blocks i, j:  [tr(A_i A_j) - 2 tr((A_i N)'(A_j N)) + tr((N'A_i N)(N'A_j N))] / sigma^4.
+# Memory O(n q + sum_g m_g^2) (m_g a group's rows), time O(n q^2 m + sum_g m_g^3); no n x n
+# matrix unless one group holds every row.  n is limited by getOption("lmmc.kr_max_n",
+# 5000), q by getOption("lmmc.kr_max_q", 5000).
 #
 # Second derivatives of V: Kenward & Roger's Phi_A has a term -1/4 sum W_ij R_ij with
 # R_ij = X'V^{-1} (d^2 V / dgamma_i dgamma_j) V^{-1} X, zero for pbkrtest's linear parameters.
@@ -31,97 +36,107 @@
 # P_i, Q_ij and the traces tr(V^{-1}V_i V^{-1}V_j) of a fit with a residual structure (REML).
 kr_pieces_residual <- function(object) {
   check_kr_n(object$n)
+  check_kr_size(object$q)
   s2 <- object$sigma^2
   wh <- kr_whitening(object)
-  Xt <- wh$K %*% object$X
-  Zt <- wh$K %*% dense_z(object$reterms, theta_start(object$reterms), object$n, object$q)
-  ZL <- wh$K %*% dense_z(object$reterms, object$theta, object$n, object$q)
-  B <- kr_projection(ZL)
-  Y <- B %*% Xt / s2
-  ops <- c(kr_ops_random(kr_parameters(object$reterms), Zt, B, Y, s2),
-           kr_ops_rho(wh, B, Y, s2),
-           list(list(VY = Y, VinvV = B / s2)))
-  kr_pieces_dense(ops, Y)
-}
-
-# P_i, Q_ij and the traces from, for each parameter, V~_i Y and V~^{-1} V~_i.
-kr_pieces_dense <- function(ops, Y) {
-  m <- length(ops)
-  HY <- lapply(ops, function(op) op$VinvV %*% Y)                     # V~^{-1} V~_j Y
-  tVV <- lapply(ops, function(op) t(op$VinvV))
-  P <- lapply(ops, function(op) {
-    Pi <- -crossprod(Y, op$VY)
+  Xt <- kr_whiten(wh, unclass_matrix(object$X))
+  Zt <- kr_whiten(wh, dense_z(object$reterms, object$n, object$q))
+  templates <- theta_templates(object$theta, object$reterms)
+  N <- kr_woodbury_factor(lambda_right(Zt, templates, object$reterms))
+  BM <- function(M) M - N %*% crossprod(N, M)                         # B M
+  Y <- BM(Xt) / s2
+  pars <- kr_parameters(object$reterms)
+  blocks <- c(wh$dV, list(lapply(wh$groups, function(g) diag(length(g$rows)))))
+  ZY <- crossprod(Zt, Y)
+  F <- c(lapply(pars, function(par) kr_times_e(Zt, par, ZY)),           # Z~ E_i Z~'Y
+         lapply(blocks, function(A) block_times(A, wh$groups, Y)))
+  P <- lapply(F, function(Fi) {
+    Pi <- -crossprod(Y, Fi)
     (Pi + t(Pi)) / 2
   })
-  Q <- lapply(seq_len(m), function(i) vector("list", m))
-  K <- matrix(0, m, m)
-  for (i in seq_len(m)) for (j in seq_len(m)) {
-    Q[[i]][[j]] <- crossprod(ops[[i]]$VY, HY[[j]])
-    if (j >= i) K[i, j] <- K[j, i] <- sum(ops[[i]]$VinvV * tVV[[j]])
-  }
-  list(P = P, Q = Q, trace = K)
+  BF <- lapply(F, BM)
+  m <- length(F)
+  Q <- lapply(seq_len(m), function(i) lapply(seq_len(m), function(j)
+    crossprod(F[[i]], BF[[j]]) / s2))
+  list(P = P, Q = Q, trace = kr_trace_residual(pars, blocks, wh$groups, Zt, BM(Zt), N, s2))
 }
 
-# B = I - N N' = sigma^2 V~^{-1} for the whitened Z~ Lambda (n x q; q = 0 gives I).
-kr_projection <- function(ZL) {
-  n <- nrow(ZL)
-  if (ncol(ZL) == 0L) return(diag(n))
-  R <- chol(crossprod(ZL) + diag(ncol(ZL)))
-  N <- t(backsolve(R, t(ZL), transpose = TRUE))
-  diag(n) - tcrossprod(N)
-}
-
-# The random parameters: V~_i = sum over the pairs (u, v) of E_i of Z~_u Z~_v'.
-kr_ops_random <- function(pars, Zt, B, Y, s2) {
-  BZ <- B %*% Zt
-  ZY <- crossprod(Zt, Y)
-  lapply(pars, function(par) {
-    uv <- kr_pairs(par)
-    list(VY = Reduce(`+`, lapply(uv, function(p)
-           Zt[, p[[1L]], drop = FALSE] %*% ZY[p[[2L]], , drop = FALSE])),
-         VinvV = Reduce(`+`, lapply(uv, function(p)
-           BZ[, p[[1L]], drop = FALSE] %*% t(Zt[, p[[2L]], drop = FALSE]))) / s2)
-  })
-}
-
-# The free residual parameters: V~_k = -sigma^2 Cs_k, Cs_k = C_k + C_k' block diagonal, so
-# V~_k Y = -sigma^2 Cs_k Y and V~^{-1} V~_k = -B Cs_k, both group by group.
-kr_ops_rho <- function(wh, B, Y, s2) {
-  lapply(wh$dK, function(dK) {
-    VY <- matrix(0, nrow(Y), ncol(Y))
-    VinvV <- matrix(0, nrow(B), ncol(B))
-    for (g in wh$groups) {
-      C <- dK[g$rows, g$cols, drop = FALSE] %*% g$Kinv
-      Cs <- C + t(C)
-      VY[g$rows, ] <- -s2 * Cs %*% Y[g$rows, , drop = FALSE]
-      VinvV[, g$rows] <- -B[, g$rows, drop = FALSE] %*% Cs
+# The m x m traces tr(V^{-1}V_i V^{-1}V_j) by the three cases of the header.
+kr_trace_residual <- function(pars, blocks, groups, Zt, BZ, N, s2) {
+  nr <- length(pars)
+  nb <- length(blocks)
+  Tr <- matrix(0, nr + nb, nr + nb)
+  S <- crossprod(Zt, BZ) / s2
+  S <- (S + t(S)) / 2
+  for (i in seq_len(nr)) for (j in i:nr)
+    Tr[i, j] <- Tr[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
+  AN <- lapply(blocks, function(A) block_times(A, groups, N))
+  NAN <- lapply(AN, function(M) crossprod(N, M))
+  for (j in seq_len(nb)) {
+    H <- crossprod(BZ, block_times(blocks[[j]], groups, BZ)) / s2^2
+    for (i in seq_len(nr)) Tr[i, nr + j] <- Tr[nr + j, i] <- kr_trace_e(H, pars[[i]])
+    for (i in seq_len(j)) {
+      Tr[nr + i, nr + j] <- Tr[nr + j, nr + i] <- (block_trace(blocks[[i]], blocks[[j]]) -
+        2 * sum(AN[[i]] * AN[[j]]) + sum(NAN[[i]] * NAN[[j]])) / s2^2
     }
-    list(VY = VY, VinvV = VinvV)
-  })
+  }
+  Tr
 }
 
-## ---- the whitening, dense ----------------------------------------------------------------------
+# N = Z~ Lambda R^{-1} (n x q), R'R = Lambda'Z~'Z~ Lambda + I: N N' = I - B.
+kr_woodbury_factor <- function(ZL) {
+  if (ncol(ZL) == 0L) return(ZL)
+  R <- chol(crossprod(ZL) + diag(ncol(ZL)))
+  t(backsolve(R, t(ZL), transpose = TRUE))
+}
 
-# K (whitened rows x raw rows) and dK/drho_k for the free rho (at a bound: fixed), dense, with
-# the structure's groups: for each, its whitened rows, raw rows and K's block inverse.
+# A M for a block-diagonal A (one matrix per group, on the group's whitened rows).
+block_times <- function(A, groups, M) {
+  out <- matrix(0, nrow(M), ncol(M))
+  for (g in seq_along(groups)) {
+    r <- groups[[g]]$rows
+    out[r, ] <- A[[g]] %*% M[r, , drop = FALSE]
+  }
+  out
+}
+
+# tr(A_i A_j) for symmetric block-diagonal A_i, A_j.
+block_trace <- function(Ai, Aj) sum(vapply(seq_along(Ai), function(g) sum(Ai[[g]] * Aj[[g]]), 0))
+
+## ---- the whitening, by groups ------------------------------------------------------------------
+
+# K by rows (rows, cols 1-based, Kx) and its groups: for each, the whitened rows, the raw rows
+# and K's block; dV: for each free rho_k (at a bound: fixed), the blocks of
+# V~_rho_k = -sigma^2 (C_k + C_k'), C_k = dK_k K^{-1}.
 kr_whitening <- function(object) {
   n <- object$n
-  free <- varpar_layout(object)$free
+  s2 <- object$sigma^2
+  free <- which(varpar_layout(object)$free)
   wh <- engine_whitening(engine_for(object), fit_rho(object), deriv = TRUE)
   rows <- rep.int(seq_len(n), diff(wh$Kp))
-  at <- cbind(rows, wh$Kj + 1L)
-  dense <- function(x) {
-    M <- matrix(0, n, n)
-    M[at] <- x
+  cols <- wh$Kj + 1L
+  groups <- whitening_groups(rows, cols, n)
+  row_group <- integer(n)
+  for (g in seq_along(groups)) row_group[groups[[g]]$rows] <- g
+  at <- split(seq_along(rows), factor(row_group[rows], levels = seq_along(groups)))
+  block <- function(g, x) {
+    e <- at[[g]]
+    M <- matrix(0, length(groups[[g]]$rows), length(groups[[g]]$cols))
+    M[cbind(match(rows[e], groups[[g]]$rows), match(cols[e], groups[[g]]$cols))] <- x[e]
     M
   }
-  K <- dense(wh$Kx)
-  dK <- lapply(which(free), function(k) dense(wh$dKx[, k]))
-  groups <- lapply(whitening_groups(rows, wh$Kj + 1L, n), function(g) {
-    g$Kinv <- solve(K[g$rows, g$cols, drop = FALSE])
-    g
-  })
-  list(K = K, dK = dK, groups = groups)
+  Kinv <- lapply(seq_along(groups), function(g) solve(block(g, wh$Kx)))
+  dV <- lapply(free, function(k) lapply(seq_along(groups), function(g) {
+    C <- block(g, wh$dKx[, k]) %*% Kinv[[g]]
+    -s2 * (C + t(C))
+  }))
+  list(rows = rows, cols = cols, Kx = wh$Kx, groups = groups, dV = dV)
+}
+
+# K M (whitened rows of M): row i is sum_e Kx[e] M[cols[e], ].
+kr_whiten <- function(wh, M) {
+  if (ncol(M) == 0L) return(M)
+  unname(rowsum(wh$Kx * M[wh$cols, , drop = FALSE], wh$rows, reorder = TRUE))
 }
 
 # The blocks of K: the connected components of the graph linking whitened row i to the raw
@@ -145,11 +160,11 @@ whitening_groups <- function(rows, cols, n) {
     list(rows = r, cols = which(lab == row_lab[r[1L]])))
 }
 
-# Z (Lambda = I at theta_start) or Z Lambda, dense n x q, from the sparse rows.
-dense_z <- function(reterms, theta, n, q) {
+# Z, dense n x q, from its sparse rows.
+dense_z <- function(reterms, n, q) {
   Z <- matrix(0, n, q)
   if (q == 0L) return(Z)
-  zr <- z_lambda_rows(reterms, theta, rep(list(NULL), length(reterms)))
+  zr <- z_lambda_rows(reterms, theta_start(reterms), rep(list(NULL), length(reterms)))
   for (k in seq_len(ncol(zr$P))) {
     at <- cbind(seq_len(n), zr$P[, k])
     Z[at] <- Z[at] + zr$A[, k]
@@ -158,10 +173,10 @@ dense_z <- function(reterms, theta, n, q) {
 }
 
 check_kr_n <- function(n) {
-  limit <- getOption("lmmc.kr_max_n", 4000)
+  limit <- getOption("lmmc.kr_max_n", 5000)
   if (n > limit)
     stop(sprintf(paste0("Kenward-Roger's method for a fit with a residual structure needs dense ",
-                        "%d x %d matrices (one row per observation), above the limit %d; raise ",
+                        "matrices with one row per observation (n = %d), above the limit %d; raise ",
                         "options(lmmc.kr_max_n) if memory and time allow, or use ddf = ",
-                        "\"Satterthwaite\""), n, n, limit), call. = FALSE)
+                        "\"Satterthwaite\""), n, limit), call. = FALSE)
 }

@@ -214,6 +214,17 @@ kr_pq <- function(parts, pars, gamma) {
   list(P = lapply(c(PX, list(PX0)), `-`), Q = Q)
 }
 
+# tr(E_i S E_j S) for a symmetric S: over J_u J_v' in E_i and J_w J_x' in E_j, sum(S[v, w] * S[u, x]).
+kr_trace_ee <- function(S, par_i, par_j) {
+  sum(vapply(kr_pairs(par_i), function(uv) sum(vapply(kr_pairs(par_j), function(wx)
+    sum(S[uv[[2L]], wx[[1L]], drop = FALSE] * S[uv[[1L]], wx[[2L]], drop = FALSE]), 0)), 0))
+}
+
+# tr(E_i S) = sum over J_u J_v' in E_i of sum(S[v_l, u_l]).
+kr_trace_e <- function(S, par) {
+  sum(vapply(kr_pairs(par), function(uv) sum(S[cbind(uv[[2L]], uv[[1L]])]), 0))
+}
+
 weighted_sum <- function(mats, w) {
   out <- 0
   for (k in seq_along(mats)) out <- out + w[k] * mats[[k]]
@@ -227,13 +238,8 @@ kr_ktrace <- function(parts, pars, gamma, n) {
   random <- seq_len(m - 1L)
   S <- parts$S
   K <- matrix(0, m, m)
-  for (i in random) for (j in i:(m - 1L)) {
-    K[i, j] <- K[j, i] <- sum(vapply(kr_pairs(pars[[i]]), function(uv)
-      sum(vapply(kr_pairs(pars[[j]]), function(wx)
-        sum(S[uv[[2L]], wx[[1L]], drop = FALSE] * S[uv[[1L]], wx[[2L]], drop = FALSE]), 0)), 0))
-  }
-  tr1 <- vapply(pars, function(par) sum(vapply(kr_pairs(par), function(uv)
-    sum(S[cbind(uv[[2L]], uv[[1L]])]), 0)), 0)                            # tr(V^-1 V_i)
+  for (i in random) for (j in i:(m - 1L)) K[i, j] <- K[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
+  tr1 <- vapply(pars, function(par) kr_trace_e(S, par), 0)               # tr(V^-1 V_i)
   g <- gamma[random]
   g0 <- gamma[m]
   K[random, m] <- K[m, random] <- (tr1 - drop(K[random, random, drop = FALSE] %*% g)) / g0
