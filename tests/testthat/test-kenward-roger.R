@@ -485,6 +485,24 @@ test_that("gls with corSymm (no random term): the brute-force KR", {
   expect_equal(c(ft$ddf, ft$F.scaling), c(33.17950884, 0.9791851417), tolerance = 1e-6)
 })
 
+test_that("correlated random slopes with varIdent: the brute force in (G entries, delta, sigma^2)", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  fit <- lmm(distance ~ age * Sex + (age | Subject), od,
+             variance = nlme::varIdent(form = ~ 1 | Sex))
+  Z <- as.matrix(model.matrix(fit, type = "random"))          # level-major: (1, age) per subject
+  female <- od$Sex == "Female"
+  V <- function(par) {
+    G <- matrix(par[c(1, 2, 2, 3)], 2)
+    Z %*% kronecker(diag(nlevels(od$Subject)), G) %*% t(Z) +
+      par[5] * diag(ifelse(female, par[4]^2, 1))
+  }
+  Tt <- theta_templates(fit$theta, fit$reterms)[[1]]
+  G <- fit$sigma^2 * tcrossprod(Tt)
+  par <- c(G[1, 1], G[2, 1], G[2, 2], unname(residual_parameters(fit)$delta[2]), fit$sigma^2)
+  kr <- expect_kr_brute(fit, V, par, rbind(c(0, 1, 0, 0), c(0, 0, 0, 1)))
+  expect_equal(kr_ddf(kr, diag(4)), c(46.81993, 46.52385, 35.65772, 36.98424), tolerance = 1e-6)
+})
+
 test_that("rows out of time order, prior weights: corCAR1 on shuffled Orthodont, the brute force", {
   od <- as.data.frame(ref_data("Orthodont"))
   od <- od[c(seq(2, nrow(od), 2), seq(1, nrow(od), 2)), ]     # every subject's rows apart
