@@ -11,17 +11,19 @@
 #   V~_rho_k = sigma^2 K dV_r K' = -sigma^2 (C_k + C_k'),  C_k = dK_k K^{-1}
 # (from dV_r = -V_r (dK'K + K'dK) V_r and K V_r = K^{-T}).  K is block diagonal over the
 # structure's groups (up to the order of its rows), so the V~_i of rho and sigma^2 are
-# symmetric block-diagonal matrices A_i, formed group by group.  With N = Z~ Lambda R^{-1}
-# (R'R = Lambda'Z~'Z~ Lambda + I, Woodbury), B = I - N N' = sigma^2 V~^{-1} (never formed:
-# B M = M - N (N'M)) and Y = V~^{-1} X~, F_i = V~_i Y:
+# symmetric block-diagonal matrices A_i, formed group by group.  By Woodbury,
+#   B = sigma^2 V~^{-1} = I - Z~ Cq Z~',  Cq = Lambda M^{-1} Lambda',  M = Lambda'D Lambda + I,
+# D = Z~'Z~ (never formed: B M = M - Z~ (Cq (Z~'M))).  With Y = V~^{-1} X~ and F_i = V~_i Y:
 #   P_i  = -Y' F_i,          Q_ij = F_i' B F_j / sigma^2,
 #   tr(V^{-1} V_i V^{-1} V_j) = tr(B V~_i B V~_j) / sigma^4:
 #     random i, j:  tr(E_i S E_j S),  S = Z~' V~^{-1} Z~            (as without structure);
 #     random i, block j:  tr(E_i H_j),  H_j = (B Z~)' A_j (B Z~) / sigma^4;
-#     blocks i, j:  [tr(A_i A_j) - 2 tr((A_i N)'(A_j N)) + tr((N'A_i N)(N'A_j N))] / sigma^4.
-# Memory O(n q + sum_g m_g^2) (m_g a group's rows), time O(n q^2 m + sum_g m_g^3); no n x n
-# matrix unless one group holds every row.  n is limited by getOption("lmmc.kr_max_n",
-# 5000), q by getOption("lmmc.kr_max_q", 5000).
+#     blocks i, j:  [tr(A_i A_j) - 2 tr(N'A_i A_j N) + tr((N'A_i N)(N'A_j N))] / sigma^4,
+# N N' = I - B; kr_trace_residual() writes them with q x q matrices.  A group's rows of Z~ are
+# nonzero only in the columns its raw rows use, so Z~ is kept group by group (dense within).
+# Cost: O(q^3) as without structure, plus O(sum_g m_g^3) for the groups' blocks (m_g a
+# group's rows: a structure without groups is one n x n block); the largest m_g is limited by
+# getOption("lmmc.kr_max_n", 5000), q by getOption("lmmc.kr_max_q", 5000).
 #
 # Second derivatives of V: Kenward & Roger's Phi_A has a term -1/4 sum W_ij R_ij with
 # R_ij = X'V^{-1} (d^2 V / dgamma_i dgamma_j) V^{-1} X, zero for pbkrtest's linear parameters.
@@ -35,20 +37,20 @@
 
 # P_i, Q_ij and the traces tr(V^{-1}V_i V^{-1}V_j) of a fit with a residual structure (REML).
 kr_pieces_residual <- function(object) {
-  check_kr_n(object$n)
   check_kr_size(object$q)
   s2 <- object$sigma^2
+  q <- object$q
   wh <- kr_whitening(object)
+  groups <- kr_group_designs(wh$groups, object$reterms)
   Xt <- kr_whiten(wh, unclass_matrix(object$X))
-  Zt <- kr_whiten(wh, dense_z(object$reterms, object$n, object$q))
-  templates <- theta_templates(object$theta, object$reterms)
-  N <- kr_woodbury_factor(lambda_right(Zt, templates, object$reterms))
-  BM <- function(M) M - N %*% crossprod(N, M)                         # B M
+  D <- group_gram(groups, q)                                           # Z~'Z~
+  Cq <- kr_woodbury_core(D, object$theta, object$reterms)              # Lambda M^{-1} Lambda'
+  BM <- function(M) M - z_times(groups, Cq %*% zt_times(groups, M, q), nrow(M))   # B M
   Y <- BM(Xt) / s2
   pars <- kr_parameters(object$reterms)
   blocks <- c(wh$dV, list(lapply(wh$groups, function(g) diag(length(g$rows)))))
-  ZY <- crossprod(Zt, Y)
-  F <- c(lapply(pars, function(par) kr_times_e(Zt, par, ZY)),           # Z~ E_i Z~'Y
+  ZY <- zt_times(groups, Y, q)
+  F <- c(lapply(pars, function(par) z_times(groups, e_times(par, ZY), nrow(Y))),  # Z~ E_i Z~'Y
          lapply(blocks, function(A) block_times(A, wh$groups, Y)))
   P <- lapply(F, function(Fi) {
     Pi <- -crossprod(Y, Fi)
@@ -58,36 +60,102 @@ kr_pieces_residual <- function(object) {
   m <- length(F)
   Q <- lapply(seq_len(m), function(i) lapply(seq_len(m), function(j)
     crossprod(F[[i]], BF[[j]]) / s2))
-  list(P = P, Q = Q, trace = kr_trace_residual(pars, blocks, wh$groups, Zt, BM(Zt), N, s2))
+  list(P = P, Q = Q, trace = kr_trace_residual(pars, blocks, groups, D, Cq, s2))
 }
 
-# The m x m traces tr(V^{-1}V_i V^{-1}V_j) by the three cases of the header.
-kr_trace_residual <- function(pars, blocks, groups, Zt, BZ, N, s2) {
+# The m x m traces tr(V^{-1}V_i V^{-1}V_j) by the three cases of the header, in q-space:
+# with D_j = Z~'A_j Z~, D_ij = Z~'A_i A_j Z~ and B Z~ = Z~ T, T = I - Cq D,
+#   S = (D - D Cq D) / sigma^2,   H_j = T' D_j T / sigma^4,
+#   tr(B A_i B A_j) = tr(A_i A_j) - 2 tr(Cq D_ij) + tr(D_i Cq D_j Cq).
+kr_trace_residual <- function(pars, blocks, groups, D, Cq, s2) {
   nr <- length(pars)
   nb <- length(blocks)
   Tr <- matrix(0, nr + nb, nr + nb)
-  S <- crossprod(Zt, BZ) / s2
+  S <- (D - D %*% Cq %*% D) / s2
   S <- (S + t(S)) / 2
-  for (i in seq_len(nr)) for (j in i:nr)
-    Tr[i, j] <- Tr[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
-  AN <- lapply(blocks, function(A) block_times(A, groups, N))
-  NAN <- lapply(AN, function(M) crossprod(N, M))
+  for (i in seq_len(nr)) for (j in i:nr) Tr[i, j] <- Tr[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
+  q <- nrow(D)
+  Tq <- diag(q) - Cq %*% D
+  Dj <- lapply(blocks, function(A) group_gram(groups, q, A))
+  DC <- lapply(Dj, function(M) M %*% Cq)
   for (j in seq_len(nb)) {
-    H <- crossprod(BZ, block_times(blocks[[j]], groups, BZ)) / s2^2
+    H <- crossprod(Tq, Dj[[j]] %*% Tq) / s2^2
     for (i in seq_len(nr)) Tr[i, nr + j] <- Tr[nr + j, i] <- kr_trace_e(H, pars[[i]])
     for (i in seq_len(j)) {
+      Dij <- group_gram(groups, q, blocks[[i]], blocks[[j]])
       Tr[nr + i, nr + j] <- Tr[nr + j, nr + i] <- (block_trace(blocks[[i]], blocks[[j]]) -
-        2 * sum(AN[[i]] * AN[[j]]) + sum(NAN[[i]] * NAN[[j]])) / s2^2
+        2 * sum(Cq * t(Dij)) + sum(DC[[i]] * t(DC[[j]]))) / s2^2
     }
   }
   Tr
 }
 
-# N = Z~ Lambda R^{-1} (n x q), R'R = Lambda'Z~'Z~ Lambda + I: N N' = I - B.
-kr_woodbury_factor <- function(ZL) {
-  if (ncol(ZL) == 0L) return(ZL)
-  R <- chol(crossprod(ZL) + diag(ncol(ZL)))
-  t(backsolve(R, t(ZL), transpose = TRUE))
+# Cq = Lambda M^{-1} Lambda' (q x q), M = Lambda'D Lambda + I: N N' = Z~ Cq Z~' = I - B.
+kr_woodbury_core <- function(D, theta, reterms) {
+  q <- nrow(D)
+  if (q == 0L) return(D)
+  templates <- theta_templates(theta, reterms)
+  L <- lambda_right(diag(q), templates, reterms)                     # Lambda
+  M <- crossprod(L, D %*% L)
+  diag(M) <- diag(M) + 1
+  L %*% chol2inv(chol(M)) %*% t(L)
+}
+
+# E_i V for a q-row V: rows u of the result take V's rows v, over the pairs (u, v) of E_i.
+e_times <- function(par, V) {
+  out <- matrix(0, nrow(V), ncol(V))
+  for (uv in kr_pairs(par)) out[uv[[1L]], ] <- out[uv[[1L]], ] + V[uv[[2L]], , drop = FALSE]
+  out
+}
+
+## ---- the whitened Z~ by groups ------------------------------------------------------------------
+## Group g's whitened rows of Z~ = K Z are K_g Z[raw rows of g, ], nonzero only in the columns
+## cz of Z that its raw rows use: each group keeps Zg = K_g Z[raw rows, cz] (m_g x |cz|).
+
+kr_group_designs <- function(groups, reterms) {
+  q <- sum(vapply(reterms, function(t) length(t$cnms) * nlevels(t$group), 0L))
+  zr <- if (q > 0L) z_lambda_rows(reterms, theta_start(reterms), rep(list(NULL), length(reterms)))
+  lapply(groups, function(g) {
+    if (q == 0L) return(c(g, list(cz = integer(), Zg = matrix(0, length(g$rows), 0L))))
+    Pg <- zr$P[g$cols, , drop = FALSE]
+    cz <- sort(unique(as.vector(Pg)))
+    Z <- matrix(0, length(g$rows), length(cz))
+    for (k in seq_len(ncol(Pg))) {
+      at <- cbind(seq_len(nrow(Pg)), match(Pg[, k], cz))
+      Z[at] <- Z[at] + zr$A[g$cols, k]
+    }
+    c(g, list(cz = cz, Zg = g$Kb %*% Z))
+  })
+}
+
+# Z~'A Z~ (A = I when NULL) or Z~'A_1 A_2 Z~, q x q, from the groups.
+group_gram <- function(groups, q, A1 = NULL, A2 = NULL) {
+  out <- matrix(0, q, q)
+  for (k in seq_along(groups)) {
+    g <- groups[[k]]
+    if (!length(g$cz)) next
+    right <- g$Zg
+    if (!is.null(A2)) right <- A2[[k]] %*% right
+    if (!is.null(A1)) right <- A1[[k]] %*% right
+    out[g$cz, g$cz] <- out[g$cz, g$cz] + crossprod(g$Zg, right)
+  }
+  out
+}
+
+# Z~'M (q x k) for an n-row M.
+zt_times <- function(groups, M, q) {
+  out <- matrix(0, q, ncol(M))
+  for (g in groups) if (length(g$cz))
+    out[g$cz, ] <- out[g$cz, ] + crossprod(g$Zg, M[g$rows, , drop = FALSE])
+  out
+}
+
+# Z~ U (n x k) for a q-row U.
+z_times <- function(groups, U, n) {
+  out <- matrix(0, n, ncol(U))
+  for (g in groups) if (length(g$cz))
+    out[g$rows, ] <- g$Zg %*% U[g$cz, , drop = FALSE]
+  out
 }
 
 # A M for a block-diagonal A (one matrix per group, on the group's whitened rows).
@@ -116,6 +184,7 @@ kr_whitening <- function(object) {
   rows <- rep.int(seq_len(n), diff(wh$Kp))
   cols <- wh$Kj + 1L
   groups <- whitening_groups(rows, cols, n)
+  check_kr_n(max(lengths(lapply(groups, `[[`, "rows"))))
   row_group <- integer(n)
   for (g in seq_along(groups)) row_group[groups[[g]]$rows] <- g
   at <- split(seq_along(rows), factor(row_group[rows], levels = seq_along(groups)))
@@ -125,7 +194,8 @@ kr_whitening <- function(object) {
     M[cbind(match(rows[e], groups[[g]]$rows), match(cols[e], groups[[g]]$cols))] <- x[e]
     M
   }
-  Kinv <- lapply(seq_along(groups), function(g) solve(block(g, wh$Kx)))
+  for (g in seq_along(groups)) groups[[g]]$Kb <- block(g, wh$Kx)
+  Kinv <- lapply(groups, function(g) solve(g$Kb))
   dV <- lapply(free, function(k) lapply(seq_along(groups), function(g) {
     C <- block(g, wh$dKx[, k]) %*% Kinv[[g]]
     -s2 * (C + t(C))
@@ -160,23 +230,11 @@ whitening_groups <- function(rows, cols, n) {
     list(rows = r, cols = which(lab == row_lab[r[1L]])))
 }
 
-# Z, dense n x q, from its sparse rows.
-dense_z <- function(reterms, n, q) {
-  Z <- matrix(0, n, q)
-  if (q == 0L) return(Z)
-  zr <- z_lambda_rows(reterms, theta_start(reterms), rep(list(NULL), length(reterms)))
-  for (k in seq_len(ncol(zr$P))) {
-    at <- cbind(seq_len(n), zr$P[, k])
-    Z[at] <- Z[at] + zr$A[, k]
-  }
-  Z
-}
-
-check_kr_n <- function(n) {
+check_kr_n <- function(m) {
   limit <- getOption("lmmc.kr_max_n", 5000)
-  if (n > limit)
-    stop(sprintf(paste0("Kenward-Roger's method for a fit with a residual structure needs dense ",
-                        "matrices with one row per observation (n = %d), above the limit %d; raise ",
+  if (m > limit)
+    stop(sprintf(paste0("Kenward-Roger's method forms a dense matrix per group of the residual ",
+                        "structure; the largest group has %d rows, above the limit %d; raise ",
                         "options(lmmc.kr_max_n) if memory and time allow, or use ddf = ",
-                        "\"Satterthwaite\""), n, limit), call. = FALSE)
+                        "\"Satterthwaite\""), m, limit), call. = FALSE)
 }

@@ -503,6 +503,16 @@ test_that("correlated random slopes with varIdent: the brute force in (G entries
   expect_equal(kr_ddf(kr, diag(4)), c(46.81993, 46.52385, 35.65772, 36.98424), tolerance = 1e-6)
 })
 
+test_that("gls with one AR(1) series over all rows (one 108 x 108 block): the brute force", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  fit <- lmm(distance ~ age * Sex, od, correlation = nlme::corAR1())
+  lag <- abs(outer(seq_len(nrow(od)), seq_len(nrow(od)), `-`))
+  V <- function(par) par[2]^2 * par[1]^lag
+  phi <- unname(residual_parameters(fit)$phi)
+  expect_gt(phi, 0.2)
+  expect_kr_brute(fit, V, c(phi, fit$sigma), rbind(c(0, 1, 0, 0), c(0, 0, 0, 1)))
+})
+
 test_that("rows out of time order, prior weights: corCAR1 on shuffled Orthodont, the brute force", {
   od <- as.data.frame(ref_data("Orthodont"))
   od <- od[c(seq(2, nrow(od), 2), seq(1, nrow(od), 2)), ]     # every subject's rows apart
@@ -561,5 +571,7 @@ test_that("Kenward-Roger on residual fits: ML refitted by REML, the size limit n
   expect_equal(kr_vcov(ml), kr_vcov(reml), tolerance = 1e-5)
   old <- options(lmmc.kr_max_n = 100)
   on.exit(options(old))
-  expect_error(kr_vcov(reml), "lmmc.kr_max_n")
+  expect_equal(kr_vcov(reml), kr_vcov(ml), tolerance = 1e-5)     # groups of 4 rows
+  one_series <- lmm(distance ~ age + Sex, od, correlation = nlme::corAR1())
+  expect_error(kr_vcov(one_series), "largest group has 108 rows.*lmmc.kr_max_n")
 })
