@@ -13,7 +13,7 @@
 # structure's groups (up to the order of its rows), so the V~_i of rho and sigma^2 are
 # symmetric block-diagonal matrices A_i, formed group by group.  By Woodbury,
 #   B = sigma^2 V~^{-1} = I - Z~ Cq Z~',  Cq = Lambda M^{-1} Lambda',  M = Lambda'D Lambda + I,
-# D = Z~'Z~ (never formed: B M = M - Z~ (Cq (Z~'M))).  With Y = V~^{-1} X~ and F_i = V~_i Y:
+# D = Z~'Z~; B is never formed: B M = M - Z~ (Cq (Z~'M)).  With Y = V~^{-1} X~, F_i = V~_i Y (VtY):
 #   P_i  = -Y' F_i,          Q_ij = F_i' B F_j / sigma^2,
 #   tr(V^{-1} V_i V^{-1} V_j) = tr(B V~_i B V~_j) / sigma^4:
 #     random i, j:  tr(E_i S E_j S),  S = Z~' V~^{-1} Z~            (as without structure);
@@ -28,12 +28,12 @@
 # Second derivatives of V: Kenward & Roger's Phi_A has a term -1/4 sum W_ij R_ij with
 # R_ij = X'V^{-1} (d^2 V / dgamma_i dgamma_j) V^{-1} X, zero for pbkrtest's linear parameters.
 # Here V is not linear in rho (nor in (sigma^2, rho) jointly); we set R_ij = 0, the first-order
-# form (pbkrtest's; SAS's DDFM=KR(FIRSTORDER)).  Without R_ij, Phi_A and the df are the same in
-# every smooth parametrisation of the covariance parameters (P_i and V_i transform with the
-# Jacobian J, W with J^{-1} ... J^{-T}, and the sums over i, j cancel them), so the engine's
-# unconstrained scale for rho is as good as nlme's natural one; with R_ij included Phi_A
-# would depend on that choice.  A residual parameter estimated at its bound (|phi| at its
-# limit) counts as fixed, as in R/satterthwaite.R.
+# form (pbkrtest's; SAS's DDFM=KR(FIRSTORDER); mmrm's "Kenward-Roger-Linear").  Without R_ij,
+# Phi_A and the df are the same in every smooth parametrisation of the covariance parameters
+# (P_i and V_i transform with the Jacobian J, W with J^{-1} ... J^{-T}, and the sums over i, j
+# cancel them), so the engine's unconstrained scale for rho is as good as nlme's natural one;
+# with R_ij included Phi_A would depend on that choice.  A residual parameter estimated at its
+# bound (|phi| at its limit) counts as fixed, as in R/satterthwaite.R.
 
 # P_i, Q_ij and the traces tr(V^{-1}V_i V^{-1}V_j) of a fit with a residual structure (REML).
 kr_pieces_residual <- function(object) {
@@ -50,16 +50,16 @@ kr_pieces_residual <- function(object) {
   pars <- kr_parameters(object$reterms)
   blocks <- c(wh$dV, list(lapply(wh$groups, function(g) diag(length(g$rows)))))
   ZY <- zt_times(groups, Y, q)
-  F <- c(lapply(pars, function(par) z_times(groups, e_times(par, ZY), nrow(Y))),  # Z~ E_i Z~'Y
+  VtY <- c(lapply(pars, function(par) z_times(groups, e_times(par, ZY), nrow(Y))),  # Z~ E_i Z~'Y
          lapply(blocks, function(A) block_times(A, wh$groups, Y)))
-  P <- lapply(F, function(Fi) {
+  P <- lapply(VtY, function(Fi) {
     Pi <- -crossprod(Y, Fi)
     (Pi + t(Pi)) / 2
   })
-  BF <- lapply(F, BM)
-  m <- length(F)
+  BF <- lapply(VtY, BM)
+  m <- length(VtY)
   Q <- lapply(seq_len(m), function(i) lapply(seq_len(m), function(j)
-    crossprod(F[[i]], BF[[j]]) / s2))
+    crossprod(VtY[[i]], BF[[j]]) / s2))
   list(P = P, Q = Q, trace = kr_trace_residual(pars, blocks, groups, D, Cq, s2))
 }
 
@@ -73,7 +73,8 @@ kr_trace_residual <- function(pars, blocks, groups, D, Cq, s2) {
   Tr <- matrix(0, nr + nb, nr + nb)
   S <- (D - D %*% Cq %*% D) / s2
   S <- (S + t(S)) / 2
-  for (i in seq_len(nr)) for (j in i:nr) Tr[i, j] <- Tr[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
+  for (i in seq_len(nr)) for (j in i:nr)
+    Tr[i, j] <- Tr[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
   q <- nrow(D)
   Tq <- diag(q) - Cq %*% D
   Dj <- lapply(blocks, function(A) group_gram(groups, q, A))

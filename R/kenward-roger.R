@@ -238,7 +238,8 @@ kr_ktrace <- function(parts, pars, gamma, n) {
   random <- seq_len(m - 1L)
   S <- parts$S
   K <- matrix(0, m, m)
-  for (i in random) for (j in i:(m - 1L)) K[i, j] <- K[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
+  for (i in random) for (j in i:(m - 1L))
+    K[i, j] <- K[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
   tr1 <- vapply(pars, function(par) kr_trace_e(S, par), 0)               # tr(V^-1 V_i)
   g <- gamma[random]
   g0 <- gamma[m]

@@ -485,7 +485,7 @@ test_that("gls with corSymm (no random term): the brute-force KR", {
   expect_equal(c(ft$ddf, ft$F.scaling), c(33.17950884, 0.9791851417), tolerance = 1e-6)
 })
 
-test_that("correlated random slopes with varIdent: the brute force in (G entries, delta, sigma^2)", {
+test_that("correlated random slopes with varIdent: the brute force in (G, delta, sigma^2)", {
   od <- as.data.frame(ref_data("Orthodont"))
   fit <- lmm(distance ~ age * Sex + (age | Subject), od,
              variance = nlme::varIdent(form = ~ 1 | Sex))
@@ -530,7 +530,7 @@ test_that("rows out of time order, prior weights: corCAR1 on shuffled Orthodont,
   expect_kr_brute(fit, V, c(unname(fit$theta), phi, fit$sigma), rbind(c(0, 1, 0), c(0, 0, 1)))
 })
 
-test_that("summary, anova, contest, ls_means, emmeans and car with Kenward-Roger on residual fits", {
+test_that("summary, anova, contest, ls_means, emmeans, car: Kenward-Roger on residual fits", {
   od <- as.data.frame(ref_data("Orthodont"))
   fit <- lmm(distance ~ age * Sex + (1 | Subject), od,
              correlation = nlme::corAR1(form = ~ 1 | Subject))
