@@ -132,7 +132,8 @@ car_ftest_sat <- function(mod) {
 }
 
 # NULL: Kenward-Roger (car's choice for lme4 fits); Satterthwaite for fits with a residual
-# structure, which Kenward-Roger's method does not cover (R/kenward-roger.R).
+# structure (car on nlme::lme has no F test to follow; Kenward-Roger is available there with
+# ddf = "Kenward-Roger", at a higher cost, R/kenward-roger-residual.R).
 car_ddf <- function(ddf, mod = NULL) {
   if (is.null(ddf)) return(if (is.null(mod$residual)) "Kenward-Roger" else "Satterthwaite")
   methods <- c("Kenward-Roger", "Satterthwaite")

@@ -1,5 +1,7 @@
 # Kenward-Roger's adjusted covariance of beta-hat and denominator df (Kenward & Roger 1997,
 # Biometrics 53; in the form of Halekoh & Hojsgaard 2014, JSS 59(9), and pbkrtest's vcovAdj).
+# This file: the method, and its pieces for fits without a residual structure; fits with one
+# get theirs from R/kenward-roger-residual.R (dense in n) and share kr_assemble() and the tests.
 #
 # The covariance parameters are those of pbkrtest, linear in V:  gamma = (the entries g_ab,
 # a >= b, of each term's covariance matrix G_t; sigma^2), so that
@@ -33,40 +35,49 @@
 
 ## ---- the adjusted covariance --------------------------------------------------------------------
 
-# Everything a Kenward-Roger test needs, once per fit: beta, Phi, Phi_A, the P_i and W.
+# Everything a Kenward-Roger test needs, once per fit: beta, Phi, Phi_A, the P_i and W (fits
+# with a residual structure: R/kenward-roger-residual.R gives the pieces).
 # An ML fit is first refitted by REML (as pbkrtest does).
 kr_setup <- function(object) {
   if (inherits(object, "lmm_kr")) return(object)
   if (!inherits(object, "lmm")) stop("Kenward-Roger's method needs a fitted \"lmm\" object",
                                      call. = FALSE)
-  if (!is.null(object$residual))
-    stop("Kenward-Roger's method is not available for fits with a residual correlation or ",
-         "variance structure (it needs the derivatives of V with respect to the structure's ",
-         "parameters); use ddf = \"Satterthwaite\"", call. = FALSE)
   if (object$p == 0L) stop("the model has no fixed effects to test", call. = FALSE)
   if (!isTRUE(object$REML)) object <- refit_reml(object)
+  pieces <- if (is.null(object$residual)) kr_pieces_plain(object) else
+    kr_pieces_residual(object)                                 # R/kenward-roger-residual.R
+  kr_assemble(object, pieces)
+}
+
+# P_i, Q_ij and tr(V^{-1}V_i V^{-1}V_j) of a fit without residual structure (cross-products).
+kr_pieces_plain <- function(object) {
   check_kr_size(object$q)
   parts <- kr_woodbury(object)
   pars <- kr_parameters(object$reterms)
   gamma <- kr_gamma(object)
-  Phi <- unname(object$vcov_beta)
   PQ <- kr_pq(parts, pars, gamma)
-  K <- kr_ktrace(parts, pars, gamma, object$n)
-  m <- length(gamma)
+  list(P = PQ$P, Q = PQ$Q, trace = kr_ktrace(parts, pars, gamma, object$n))
+}
+
+# The expected information I, W = 2 I^{-1} and Phi_A from the pieces P_i, Q_ij and the traces.
+kr_assemble <- function(object, pieces) {
+  Phi <- unname(object$vcov_beta)
+  P <- pieces$P
+  Q <- pieces$Q
+  m <- length(P)
   info <- matrix(0, m, m)
   for (i in seq_len(m)) for (j in i:m) {
-    info[i, j] <- info[j, i] <- K[i, j] - 2 * sum(Phi * PQ$Q[[i]][[j]]) +
-      sum((Phi %*% PQ$P[[i]]) * (PQ$P[[j]] %*% Phi))
+    info[i, j] <- info[j, i] <- pieces$trace[i, j] - 2 * sum(Phi * Q[[i]][[j]]) +
+      sum((Phi %*% P[[i]]) * (P[[j]] %*% Phi))
   }
   W <- 2 * kr_inverse(info)
   U <- matrix(0, object$p, object$p)
   for (i in seq_len(m)) for (j in seq_len(m))
-    U <- U + W[i, j] * (PQ$Q[[i]][[j]] - PQ$P[[i]] %*% Phi %*% PQ$P[[j]])
+    U <- U + W[i, j] * (Q[[i]][[j]] - P[[i]] %*% Phi %*% P[[j]])
   PhiA <- Phi + 2 * Phi %*% U %*% Phi
   PhiA <- (PhiA + t(PhiA)) / 2
-  nm <- names(object$beta)
   structure(list(beta = object$beta, sigma = object$sigma, Phi = Phi,
-                 PhiA = PhiA, P = PQ$P, W = W, names = nm),
+                 PhiA = PhiA, P = P, W = W, names = names(object$beta)),
             class = "lmm_kr")
 }
 
@@ -203,6 +214,17 @@ kr_pq <- function(parts, pars, gamma) {
   list(P = lapply(c(PX, list(PX0)), `-`), Q = Q)
 }
 
+# tr(E_i S E_j S) for a symmetric S: over J_u J_v' in E_i and J_w J_x' in E_j, sum(S[v, w] * S[u, x]).
+kr_trace_ee <- function(S, par_i, par_j) {
+  sum(vapply(kr_pairs(par_i), function(uv) sum(vapply(kr_pairs(par_j), function(wx)
+    sum(S[uv[[2L]], wx[[1L]], drop = FALSE] * S[uv[[1L]], wx[[2L]], drop = FALSE]), 0)), 0))
+}
+
+# tr(E_i S) = sum over J_u J_v' in E_i of sum(S[v_l, u_l]).
+kr_trace_e <- function(S, par) {
+  sum(vapply(kr_pairs(par), function(uv) sum(S[cbind(uv[[2L]], uv[[1L]])]), 0))
+}
+
 weighted_sum <- function(mats, w) {
   out <- 0
   for (k in seq_along(mats)) out <- out + w[k] * mats[[k]]
@@ -216,13 +238,9 @@ kr_ktrace <- function(parts, pars, gamma, n) {
   random <- seq_len(m - 1L)
   S <- parts$S
   K <- matrix(0, m, m)
-  for (i in random) for (j in i:(m - 1L)) {
-    K[i, j] <- K[j, i] <- sum(vapply(kr_pairs(pars[[i]]), function(uv)
-      sum(vapply(kr_pairs(pars[[j]]), function(wx)
-        sum(S[uv[[2L]], wx[[1L]], drop = FALSE] * S[uv[[1L]], wx[[2L]], drop = FALSE]), 0)), 0))
-  }
-  tr1 <- vapply(pars, function(par) sum(vapply(kr_pairs(par), function(uv)
-    sum(S[cbind(uv[[2L]], uv[[1L]])]), 0)), 0)                            # tr(V^-1 V_i)
+  for (i in random) for (j in i:(m - 1L))
+    K[i, j] <- K[j, i] <- kr_trace_ee(S, pars[[i]], pars[[j]])
+  tr1 <- vapply(pars, function(par) kr_trace_e(S, par), 0)               # tr(V^-1 V_i)
   g <- gamma[random]
   g0 <- gamma[m]
   K[random, m] <- K[m, random] <- (tr1 - drop(K[random, random, drop = FALSE] %*% g)) / g0

@@ -362,3 +362,216 @@ test_that("lmerTest's summary, anova, contest and drop1 with Kenward-Roger, live
                    as.matrix(lmerTest::contest(m, L, ddf = "Kenward-Roger")))
   }
 })
+
+## ---- fits with a residual structure (R/kenward-roger-residual.R) ------------------------------
+## No other software gives Kenward-Roger for nlme-type structures with random effects, so the
+## references are (a) the plain fit, through a structure fixed at the identity, and (b) a
+## brute-force KR written here: dense V(par) in nlme's natural parameters, V_i by Richardson
+## differences of V, the formulas of Kenward & Roger (1997) with the second derivatives of V
+## left out.  Our parameters (G entries, rho on the engine's unconstrained scale, sigma^2)
+## differ from the brute force's (theta, phi, delta, sigma): first-order KR is invariant to the
+## parametrisation, and the agreement to 1e-8 shows it.
+
+# Phi, Phi_A, P_i and W by the book from V(par) (n x n), V_i by differences.
+brute_kr <- function(V, par, X) {
+  n <- nrow(X)
+  Vi <- solve(V(par))
+  Phi <- solve(crossprod(X, Vi %*% X))
+  J <- rich_jacobian(function(p) as.vector(V(p)), par)
+  Vd <- lapply(seq_along(par), function(i) matrix(J[, i], n, n))
+  Pm <- Vi - Vi %*% X %*% Phi %*% t(X) %*% Vi
+  VX <- Vi %*% X
+  P <- lapply(Vd, function(D) -crossprod(VX, D %*% VX))
+  Q <- function(i, j) crossprod(VX, Vd[[i]] %*% Vi %*% Vd[[j]] %*% VX)
+  m <- length(par)
+  info <- outer(seq_len(m), seq_len(m), Vectorize(function(i, j)
+    sum((Pm %*% Vd[[i]]) * t(Pm %*% Vd[[j]]))))
+  W <- 2 * solve(info)
+  U <- 0
+  for (i in seq_len(m)) for (j in seq_len(m))
+    U <- U + W[i, j] * (Q(i, j) - P[[i]] %*% Phi %*% P[[j]])
+  list(Phi = Phi, PhiA = Phi + 2 * Phi %*% U %*% Phi, P = P, W = W)
+}
+
+# Kenward & Roger's ddf and F scaling for the independent rows of L (their section 4, in the
+# E, V* form of the paper rather than pbkrtest's algebra used by kr_adjust()).
+brute_ddf <- function(kr, L) {
+  q <- nrow(L)
+  Theta <- t(L) %*% solve(L %*% kr$Phi %*% t(L)) %*% L
+  u <- lapply(kr$P, function(Pi) Theta %*% kr$Phi %*% Pi %*% kr$Phi)
+  A1 <- A2 <- 0
+  for (i in seq_along(u)) for (j in seq_along(u)) {
+    A1 <- A1 + kr$W[i, j] * sum(diag(u[[i]])) * sum(diag(u[[j]]))
+    A2 <- A2 + kr$W[i, j] * sum(diag(u[[i]] %*% u[[j]]))
+  }
+  B <- (A1 + 6 * A2) / (2 * q)
+  g <- ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
+  den <- 3 * q + 2 * (1 - g)
+  E <- 1 / (1 - A2 / q)
+  Vstar <- 2 / q * (1 + g / den * B) / ((1 - (q - g) / den * B)^2 * (1 - (q + 2 - g) / den * B))
+  m <- 4 + (q + 2) / (q * Vstar / (2 * E^2) - 1)
+  c(ddf = m, F.scaling = m / (E * (m - 2)))
+}
+
+expect_kr_brute <- function(fit, V, par, L, tol = 1e-8) {
+  kr <- kr_setup(fit)
+  ref <- brute_kr(V, par, unclass_matrix(fit$X))
+  expect_equal(unname(kr$Phi), unname(ref$Phi), tolerance = 1e-10)
+  expect_equal(unname(kr$PhiA), unname(ref$PhiA), tolerance = tol)
+  p <- length(fit$beta)
+  expect_equal(kr_ddf(kr, diag(p)),
+               vapply(seq_len(p), function(j) brute_ddf(ref, diag(p)[j, , drop = FALSE])[[1]], 0),
+               tolerance = tol)
+  ft <- kr_test(kr, L)
+  expect_equal(c(ft$ddf, ft$F.scaling), unname(brute_ddf(ref, L)), tolerance = tol)
+  kr
+}
+
+test_that("a structure fixed at the identity gives the plain fit's Kenward-Roger exactly", {
+  fits <- identity_fits()
+  plain <- kr_setup(fits$plain)
+  L <- rbind(c(0, 1, 0, 0), c(0, 0, 0, 1))
+  expect_false(is.null(fits$ar1$residual))
+  for (nm in c("ar1", "vi")) {
+    fit <- at_estimates_of(fits[[nm]], fits$plain)
+    kr <- kr_setup(fit)
+    expect_equal(kr$PhiA, plain$PhiA, tolerance = 1e-10)
+    expect_equal(kr$W, plain$W, tolerance = 1e-8)
+    expect_equal(kr_ddf(kr, diag(4)), kr_ddf(plain, diag(4)), tolerance = 1e-8)
+    expect_equal(kr_test(kr, L), kr_test(plain, L), tolerance = 1e-8)
+    expect_equal(anova(fit, ddf = "Kenward-Roger"), anova(fits$plain, ddf = "Kenward-Roger"),
+                 tolerance = 1e-6, ignore_attr = TRUE)
+    # the fits' own optima (~1e-6 apart) give the same to 1e-5
+    expect_equal(unname(summary(fits[[nm]], ddf = "Kenward-Roger")$coefficients),
+                 unname(summary(fits$plain, ddf = "Kenward-Roger")$coefficients), tolerance = 1e-5)
+  }
+})
+
+test_that("Orthodont, corAR1 x varIdent with a random intercept: the brute-force KR", {
+  cs <- ar1_vi_case()
+  kr <- expect_kr_brute(cs$fit, cs$V, cs$par, rbind(c(0, 1, 0), c(0, 0, 1)))
+  # recorded (lmmc, equal to the brute force above)
+  expect_equal(kr_ddf(kr, diag(3)), c(50.36292338, 27.15103817, 23.75841208), tolerance = 1e-6)
+  expect_equal(diag(kr$PhiA), c(0.60429643657, 2.717983508e-03, 0.5902525100), tolerance = 1e-6)
+  ft <- kr_test(kr, rbind(c(0, 1, 0), c(0, 0, 1)))
+  expect_equal(c(ft$ddf, ft$F.scaling), c(33.27226028, 0.9799857126), tolerance = 1e-6)
+})
+
+# distance ~ age * Sex by gls with a general correlation within Subject: V = sigma^2 R,
+# R the 4 x 4 correlation of positions 1..4 (par: the 6 correlations, column by column, then
+# sigma).
+gls_symm_case <- function(data = as.data.frame(ref_data("Orthodont"))) {
+  fit <- lmm(distance ~ age * Sex, data, correlation = nlme::corSymm(form = ~ 1 | Subject))
+  n <- nrow(data)
+  pos <- ave(seq_len(n), data$Subject, FUN = seq_along)
+  same <- outer(data$Subject, data$Subject, `==`)
+  V <- function(par) {
+    R <- diag(4)
+    R[lower.tri(R)] <- par[1:6]
+    R[upper.tri(R)] <- t(R)[upper.tri(R)]
+    par[7]^2 * ifelse(same, R[cbind(rep(pos, n), rep(pos, each = n))], 0)
+  }
+  list(fit = fit, V = V, par = c(unname(fit$residual$phi), fit$sigma))
+}
+
+test_that("gls with corSymm (no random term): the brute-force KR", {
+  cs <- gls_symm_case()
+  kr <- expect_kr_brute(cs$fit, cs$V, cs$par, rbind(c(0, 0, 1, 0), c(0, 0, 0, 1)))
+  expect_equal(kr_ddf(kr, diag(4)), c(33.33252544, 27.62971024, 33.33252544, 27.62971024),
+               tolerance = 1e-6)
+  expect_equal(diag(kr$PhiA), c(1.114166278137, 0.007792937911, 2.734771773608, 0.019128120326),
+               tolerance = 1e-6)
+  ft <- kr_test(kr, rbind(c(0, 0, 1, 0), c(0, 0, 0, 1)))
+  expect_equal(c(ft$ddf, ft$F.scaling), c(33.17950884, 0.9791851417), tolerance = 1e-6)
+})
+
+test_that("correlated random slopes with varIdent: the brute force in (G, delta, sigma^2)", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  fit <- lmm(distance ~ age * Sex + (age | Subject), od,
+             variance = nlme::varIdent(form = ~ 1 | Sex))
+  Z <- as.matrix(model.matrix(fit, type = "random"))          # level-major: (1, age) per subject
+  female <- od$Sex == "Female"
+  V <- function(par) {
+    G <- matrix(par[c(1, 2, 2, 3)], 2)
+    Z %*% kronecker(diag(nlevels(od$Subject)), G) %*% t(Z) +
+      par[5] * diag(ifelse(female, par[4]^2, 1))
+  }
+  Tt <- theta_templates(fit$theta, fit$reterms)[[1]]
+  G <- fit$sigma^2 * tcrossprod(Tt)
+  par <- c(G[1, 1], G[2, 1], G[2, 2], unname(residual_parameters(fit)$delta[2]), fit$sigma^2)
+  kr <- expect_kr_brute(fit, V, par, rbind(c(0, 1, 0, 0), c(0, 0, 0, 1)))
+  expect_equal(kr_ddf(kr, diag(4)), c(46.81993, 46.52385, 35.65772, 36.98424), tolerance = 1e-6)
+})
+
+test_that("gls with one AR(1) series over all rows (one 108 x 108 block): the brute force", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  fit <- lmm(distance ~ age * Sex, od, correlation = nlme::corAR1())
+  lag <- abs(outer(seq_len(nrow(od)), seq_len(nrow(od)), `-`))
+  V <- function(par) par[2]^2 * par[1]^lag
+  phi <- unname(residual_parameters(fit)$phi)
+  expect_gt(phi, 0.2)
+  expect_kr_brute(fit, V, c(phi, fit$sigma), rbind(c(0, 1, 0, 0), c(0, 0, 0, 1)))
+})
+
+test_that("rows out of time order, prior weights: corCAR1 on shuffled Orthodont, the brute force", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  od <- od[c(seq(2, nrow(od), 2), seq(1, nrow(od), 2)), ]     # every subject's rows apart
+  od$w <- 1 + (seq_len(nrow(od)) %% 4) / 4
+  fit <- lmm(distance ~ age + Sex + (1 | Subject), od, weights = w,
+             correlation = nlme::corCAR1(form = ~ age | Subject))
+  Z <- as.matrix(model.matrix(fit, type = "random"))
+  same <- outer(od$Subject, od$Subject, `==`)
+  lag <- abs(outer(od$age, od$age, `-`))
+  sw <- 1 / sqrt(od$w)
+  V <- function(par) par[3]^2 * (par[1]^2 * tcrossprod(Z) +
+                                   outer(sw, sw) * ifelse(same, par[2]^lag, 0))
+  phi <- unname(residual_parameters(fit)$phi)
+  expect_gt(phi, 0.2)                                  # away from 0, where dV/dphi = 0
+  expect_kr_brute(fit, V, c(unname(fit$theta), phi, fit$sigma), rbind(c(0, 1, 0), c(0, 0, 1)))
+})
+
+test_that("summary, anova, contest, ls_means, emmeans, car: Kenward-Roger on residual fits", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  fit <- lmm(distance ~ age * Sex + (1 | Subject), od,
+             correlation = nlme::corAR1(form = ~ 1 | Subject))
+  kr <- kr_setup(fit)
+  s <- summary(fit, ddf = "Kenward-Roger")
+  expect_match(s$methTitle, "Kenward-Roger")
+  sat <- summary(fit)$coefficients[, "df"]
+  expect_equal(unname(s$coefficients[, "df"]), c(54.73516198, 35.53417556, 54.73516198,
+                                                 35.53417556), tolerance = 1e-6)
+  expect_true(all(s$coefficients[, "df"] / sat > 0.8 & s$coefficients[, "df"] / sat < 1.25))
+  expect_equal(unname(s$coefficients[, "Std. Error"]), sqrt(diag(kr$PhiA)), tolerance = 1e-12)
+  expect_true(all(diag(kr$PhiA) > diag(kr$Phi)))
+  a <- anova(fit, ddf = "Kenward-Roger")
+  expect_equal(a$DenDF, c(35.53417556, 54.73516198, 35.53417556), tolerance = 1e-6)
+  expect_equal(a[["F value"]], c(111.08433, 0.47547, 6.51132), tolerance = 1e-5)
+  joint <- contest(fit, rbind(c(0, 1, 0, 0), c(0, 0, 0, 1)), ddf = "Kenward-Roger")
+  expect_equal(joint$DenDF, 35.53417556, tolerance = 1e-6)
+  lsm <- ls_means(fit, ddf = "Kenward-Roger")
+  expect_equal(lsm$df, c(25, 25), tolerance = 1e-6)   # Sex is between subjects: 27 - 2
+  skip_if_not_installed("emmeans")
+  e <- as.data.frame(suppressMessages(emmeans::emmeans(fit, ~ Sex, lmer.df = "kenward-roger")))
+  expect_equal(e$df, lsm$df, tolerance = 1e-8)
+  expect_equal(e$SE, lsm[["Std. Error"]], tolerance = 1e-8)
+  skip_if_not_installed("car")
+  a3 <- car::Anova(fit, type = 3, test.statistic = "F", ddf = "Kenward-Roger")
+  expect_match(attr(a3, "heading")[1], "Kenward-Roger")
+  # type III on single coefficients: F = t^2 (F.scaling 1), the t test's df
+  expect_equal(a3$Df.res, unname(s$coefficients[, "df"]), tolerance = 1e-8)
+  expect_equal(a3$F, unname(s$coefficients[, "t value"]^2), tolerance = 1e-8)
+})
+
+test_that("Kenward-Roger on residual fits: ML refitted by REML, the size limit named", {
+  od <- as.data.frame(ref_data("Orthodont"))
+  f <- distance ~ age + Sex + (1 | Subject)
+  reml <- lmm(f, od, correlation = nlme::corAR1(form = ~ 1 | Subject))
+  ml <- lmm(f, od, REML = FALSE, correlation = nlme::corAR1(form = ~ 1 | Subject))
+  expect_error(summary(ml, ddf = "Kenward-Roger"), "only available for REML")
+  expect_equal(kr_vcov(ml), kr_vcov(reml), tolerance = 1e-5)
+  old <- options(lmmc.kr_max_n = 100)
+  on.exit(options(old))
+  expect_equal(kr_vcov(reml), kr_vcov(ml), tolerance = 1e-5)     # groups of 4 rows
+  one_series <- lmm(distance ~ age + Sex, od, correlation = nlme::corAR1())
+  expect_error(kr_vcov(one_series), "largest group has 108 rows.*lmmc.kr_max_n")
+})
