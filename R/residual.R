@@ -138,6 +138,9 @@ residual_rows <- function(data, frame, formula) {
     nr <- NROW(eval(formula[[2L]], environment(formula)))
     return(structure(as.integer(rownames(frame)), nrow = nr))
   }
+  if (nrow(frame) == nrow(data) &&                       # every row kept, in order: no match
+      identical(.row_names_info(frame, 0L), .row_names_info(data, 0L)))
+    return(structure(seq_len(nrow(data)), nrow = nrow(data)))
   rows <- structure(match(rownames(frame), rownames(data)), nrow = nrow(data))
   if (anyNA(rows))
     stop("cannot match the model frame's rows to 'data' for the residual structure",
@@ -167,9 +170,16 @@ form_groups <- function(expr, form, data, rows, what) {
       c(leaves(e[[2L]]), leaves(e[[3L]]))
     else list(e)
   }
-  vals <- lapply(leaves(expr), function(e)
-    as.character(form_variable(e, form, data, rows, what)))
-  factor(do.call(paste, c(vals, sep = "*")), levels = unique(do.call(paste, c(vals, sep = "*"))))
+  parts <- leaves(expr)
+  if (length(parts) == 1L) {                 # one variable: its values, levels in data order
+    v <- form_variable(parts[[1L]], form, data, rows, what)
+    if (is.factor(v)) v <- as.character(v)   # (labels, as for several variables)
+    u <- unique(v)
+    return(factor(match(v, u), labels = as.character(u)))
+  }
+  vals <- lapply(parts, function(e) as.character(form_variable(e, form, data, rows, what)))
+  lab <- do.call(paste, c(vals, sep = "*"))
+  factor(lab, levels = unique(lab))
 }
 
 # The sides of a form ~ covariate | groups (either may be absent).
