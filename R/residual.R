@@ -356,7 +356,9 @@ typical_lag <- function(groups, time) {
 
 # The fit's `residual` field: the structures, their estimates, and the whitening K at them (rows
 # of K as C gives them: Kp, Kj 0-based; `order` the rows in group order).  K is NULL when it is
-# dense for ARMA groups the engine whitens by a recursion (residual_K forms it when asked).
+# dense for ARMA groups the engine whitens by a recursion: residual_whiten() and
+# residual_errors() then apply K or solve with it by that recursion in C, in O(n)
+# (residual_K() forms the explicit K, for tests).
 residual_result <- function(spec, rho, engine) {
   cor <- spec$correlation
   var <- spec$variance
@@ -438,7 +440,12 @@ residual_scale <- function(object) {
 # K v: v (a vector or an n-row matrix) whitened by the fitted residual structure (nlme's
 # "normalized" residuals are residual_whiten(fit, resid) / sigma).
 residual_whiten <- function(object, v) {
-  K <- residual_K(object)
+  K <- object$residual$K
+  if (is.null(K)) {                          # implicit K (ARMA recursion groups): in O(n) in C
+    out <- .Call(C_lmm_whiten_apply, engine_for(object), as.double(object$residual$rho),
+                 as_double_matrix(as.matrix(v)), FALSE)
+    return(if (is.matrix(v)) unname(out) else as.vector(out))
+  }
   rows <- rep.int(seq_along(K$Kp[-1L]), diff(K$Kp))
   out <- rowsum(K$Kx * as.matrix(v)[K$Kj + 1L, , drop = FALSE], rows, reorder = TRUE)
   if (is.matrix(v)) unname(out) else as.vector(out)
@@ -515,7 +522,9 @@ residual_errors <- function(object, nsim = 1L, sigma = object$sigma) {
   r <- object$residual
   if (is.null(r))                            # independent: e ~ N(0, sigma^2 / w)
     return(sigma * z / sqrt(object$weights))
-  .Call(C_lmm_whiten_solve, residual_K(object), as.integer(r$order), sigma * z)
+  if (is.null(r$K))                          # implicit K: the recursion's inverse, in C
+    return(.Call(C_lmm_whiten_apply, engine_for(object), as.double(r$rho), sigma * z, TRUE))
+  .Call(C_lmm_whiten_solve, r$K, as.integer(r$order), sigma * z)
 }
 
 # ---- printing ----------------------------------------------------------------------------------

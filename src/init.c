@@ -23,6 +23,7 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_cor_matrix",     (DL_FUNC) &lmm_cor_matrix,     4},
     {"lmm_var_logs",       (DL_FUNC) &lmm_var_logs,       3},
     {"lmm_whitening_at",   (DL_FUNC) &lmm_whitening_at,   4},
+    {"lmm_whiten_apply",   (DL_FUNC) &lmm_whiten_apply,   4},
     {"lmm_whiten_solve",   (DL_FUNC) &lmm_whiten_solve,   3},
     {"lmm_chol_dense",     (DL_FUNC) &lmm_chol_dense,     1},
     {"lmm_inverse_dense",  (DL_FUNC) &lmm_inverse_dense,  1},

@@ -228,6 +228,7 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A, SEXP rho);
 SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar);
 SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv, SEXP explicit);
 SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z);
+SEXP lmm_whiten_apply(SEXP ptr, SEXP rho, SEXP V, SEXP inverse);
 SEXP lmm_layout_info(SEXP ptr);
 SEXP lmm_chol_dense(SEXP A);
 SEXP lmm_inverse_dense(SEXP L);                        /* dense_inverse.c: test entry */

@@ -680,6 +680,52 @@ SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv, SEXP explicit)
         whitening_list(rs, d);
 }
 
+/* K V (inverse FALSE) or the solution X of K X = V (inverse TRUE) at rho, V n x ncol, in O(n):
+   explicit rows of K by their entries (forward substitution in group order for the inverse),
+   innovations-recursion groups by their recursion (residual_innovations.c). */
+SEXP lmm_whiten_apply(SEXP ptr, SEXP rho, SEXP V, SEXP inverse)
+{
+    lmm_model *m = lmm_get_model(ptr);
+    lmm_resid *rs = m->resid;
+    if (!rs) error(_("the engine has no residual structure"));
+    const double *r = check_rho(m, rho);
+    if (!isReal(V) || !isMatrix(V) || nrows(V) != rs->n) error(_("V must be a numeric matrix with %d rows"), rs->n);
+    int inv = asLogical(inverse) == TRUE, nc = ncols(V), n = rs->n;
+    point_data(ptr, m);
+    if (set_rho(m, r, 0) || lmm_resid_whiten(rs, r, 0))
+        error(_("the residual parameters rho are outside their range"));
+    SEXP ans = PROTECT(allocMatrix(REALSXP, n, nc));
+    const double *v = REAL(V);
+    double *o = REAL(ans);
+    const int *Kp = rs->K.Kp, *Kj = rs->K.Kj;
+    const double *Kx = rs->K.Kx;
+    for (int g = 0; g < rs->G; g++) {
+        if (rs->ginnov && rs->ginnov[g]) {
+            const void *vmax = vmaxget();
+            lmm_innov_apply(rs, g, nc, v, inv, o);
+            vmaxset(vmax);
+            continue;
+        }
+        for (int a = rs->gp[g]; a < rs->gp[g + 1]; a++) {      /* rows in group order */
+            int i = rs->grow[a], d = Kp[i + 1] - 1;
+            for (int c = 0; c < nc; c++) {
+                size_t off = (size_t) c * n;
+                if (!inv) {
+                    double s = 0;
+                    for (int e = Kp[i]; e <= d; e++) s += Kx[e] * v[Kj[e] + off];
+                    o[i + off] = s;
+                } else {
+                    double s = v[i + off];
+                    for (int e = Kp[i]; e < d; e++) s -= Kx[e] * o[Kj[e] + off];
+                    o[i + off] = s / Kx[d];
+                }
+            }
+        }
+    }
+    UNPROTECT(1); /* ans */
+    return ans;
+}
+
 /* Solve K E = Z (Z n x nsim) for E, K = list(Kp, Kj, Kx) lower triangular in the row order
    `order` (0-based; a row's other entries come before it in that order). */
 SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z)

@@ -181,6 +181,8 @@ int lmm_arma_model(int p, int q, const double *par, double *phi, double *theta, 
 void lmm_innov_groups(lmm_resid *rs, int k, const int *const *refs);
 int lmm_innov_tables(lmm_resid *rs, const double *rho, int deriv);
 void lmm_innov_group(lmm_resid *rs, int g, int deriv);
+void lmm_innov_apply(const lmm_resid *rs, int g, int ncol, const double *V, int inverse,
+                     double *out);
 void lmm_innov_crossprod(lmm_model *m, const lmm_resid *rs);
 void lmm_innov_contract(const lmm_model *m, const lmm_resid *rs, const double *Mx,
                         const double *Md, double *out);

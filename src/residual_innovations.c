@@ -394,3 +394,43 @@ void lmm_innov_contract(const lmm_model *m, const lmm_resid *rs, const double *M
     }
     vmaxset(vmax);
 }
+
+/* ---- K applied to vectors, and its inverse ------------------------------------------------- */
+
+/* Group g (a recursion group) of K V (inverse 0) or of the solution of K X = V (inverse 1), for
+   the ncol columns of V (n rows, column-major), into out; the tables at the current rho.
+   Forward: g_a = e_a / sqrt(v_a) with the recursion above on u_a = sqrt(w_i) / s_i v_i.
+   Inverse: e_a = sqrt(v_a) z_a, W_a = e_a + sum_j theta_{a,j} e_{a-j}, u_a = W_a (a < r) or
+   W_a + sum_k phi_k u_{a-k}, x_i = u_a s_i / sqrt(w_i).  O(m (p + q) ncol). */
+void lmm_innov_apply(const lmm_resid *rs, int g, int ncol, const double *V, int inverse,
+                     double *out)
+{
+    innov_dims d = dims_of(rs);
+    size_t s0 = d.p + (size_t) d.M * d.r;
+    const double *T = rs->itab;
+    const int *r = rs->grow + rs->gp[g];
+    int m = rs->gp[g + 1] - rs->gp[g], R1 = d.r + 1, n = rs->n;
+    double *U = (double *) R_alloc((size_t) R1 * ncol * 2, sizeof(double)), *E = U + (size_t) R1 * ncol;
+    for (int a = 0; a < m; a++) {
+        int i = r[a];
+        double si = inv_sd(rs, i), sv = T[s0 + a];          /* sqrt(w)/s, 1/sqrt(v_a) */
+        double *u = U + (size_t) (a % R1) * ncol, *e = E + (size_t) (a % R1) * ncol;
+        if (!inverse) {
+            for (int c = 0; c < ncol; c++) u[c] = si * V[i + (size_t) c * n];
+            recur(&d, T, a, ncol, U, E);
+            for (int c = 0; c < ncol; c++) out[i + (size_t) c * n] = e[c] * sv;
+            continue;
+        }
+        int J = a < d.r ? a : d.q;
+        const double *th = T + d.p + (size_t) a * d.r;
+        for (int c = 0; c < ncol; c++) {
+            double ec = V[i + (size_t) c * n] / sv, w = ec;
+            for (int j = 1; j <= J; j++) w += th[j - 1] * E[(size_t) ((a - j) % R1) * ncol + c];
+            if (a >= d.r)
+                for (int k = 1; k <= d.p; k++) w += T[k - 1] * U[(size_t) ((a - k) % R1) * ncol + c];
+            e[c] = ec;
+            u[c] = w;
+            out[i + (size_t) c * n] = w / si;
+        }
+    }
+}

@@ -300,6 +300,15 @@ test_that("ARMA(1, 1) fits keep K implicit; whitened residuals are still nlme's 
   expect_equal(unname(w[c(1, 2, 100, 308)]), c(-0.39122601, 0.082033469, 0.64133703, -0.28731409),
                tolerance = 1e-4)   # nlme 3.1-160
   expect_equal(dim(residual_errors(fit, 3)), c(nrow(ov), 3L))
+  # the recursion (lmm_whiten_apply) against the explicit K, both ways
+  Kd <- matrix(0, nrow(ov), nrow(ov))
+  Kd[cbind(rep(seq_len(nrow(ov)), diff(K$Kp)), K$Kj + 1L)] <- K$Kx
+  Z <- matrix(rnorm(3 * nrow(ov)), nrow(ov))
+  expect_equal(residual_whiten(fit, Z), Kd %*% Z, tolerance = 1e-10)
+  set.seed(3)
+  E <- residual_errors(fit, 2)
+  set.seed(3)
+  expect_equal(Kd %*% E, fit$sigma * matrix(rnorm(2 * nrow(ov)), nrow(ov)), tolerance = 1e-10)
   skip_if_not_installed("nlme")
   n <- nlme::lme(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), random = ~ 1 | Mare,
                  data = ov, correlation = nlme::corARMA(p = 1, q = 1))
