@@ -165,14 +165,21 @@ certify_optimum <- function(prob, opt, settings, control) {
   tol <- settings$gtol * max(1, abs(f))
   H <- NULL
   hessian <- "none"
-  if (length(free) && isTRUE(control$calc.derivs)) {
+  fd_hessian <- function() {               # forward differences of the analytic gradient
     H <- vapply(free, function(i) {
       h <- 1e-5 * max(1, abs(x[i]))
       xh <- x
       xh[i] <- xh[i] + h
       (attr(prob$gradient(xh), "gradient")[free] - grad[free]) / h
     }, numeric(length(free)))
-    H <- (H + t(H)) / 2
+    (H + t(H)) / 2
+  }
+  # a run ending at f's rounding level (status 4) with the gradient above the tolerance and no
+  # quasi-Newton matrix left is judged by the Newton decrement of a finite-difference Hessian
+  no_bfgs <- !length(opt$hessian) || anyNA(opt$hessian)
+  undecided <- identical(opt$status, 4L) && no_bfgs && pg > 1e3 * tol
+  if (length(free) && (isTRUE(control$calc.derivs) || undecided)) {
+    H <- fd_hessian()
     hessian <- "finite differences"
   } else if (length(free) && length(opt$hessian) && !anyNA(opt$hessian)) {
     H <- opt$hessian[free, free, drop = FALSE]
