@@ -74,13 +74,14 @@ test_that("print shows nlme's structure lines", {
 
 test_that("live: the families match nlme", {
   skip_if_not_installed("nlme")
-  for (name in c("arma11", "exp_nugget", "spher")) {
+  for (name in names(family_cases)) {             # logLik, structure, fixed effects, sigma
     cs <- family_cases[[name]]
     g <- cs$fit(nlme::lme)
     f <- cs$fit(lmm)
     est <- coef(g$modelStruct$corStruct, unconstrained = FALSE)
     expect_family_fit(f, c(logLik(g)), est[names(cs$par)], name)
-    expect_equal(unname(fixef(f)), unname(nlme::fixef(g)), tolerance = 1e-4)
+    expect_equal(unname(fixef(f)), unname(nlme::fixef(g)), tolerance = 1e-4, label = name)
+    expect_equal(f$sigma, g$sigma, tolerance = 1e-4, label = name)
   }
 })
 
@@ -273,6 +274,7 @@ test_that("live: variance functions match nlme::lme", {
   expect_equal(unname(residual_parameters(f)$variance),
                unname(coef(g$modelStruct$varStruct, unconstrained = FALSE)), tolerance = 1e-4)
   expect_equal(unname(fixef(f)), unname(nlme::fixef(g)), tolerance = 1e-4)
+  expect_equal(f$sigma, g$sigma, tolerance = 1e-4)
 })
 
 test_that("varPower() on the fitted values (nlme's default) is nlme's fixed point", {
@@ -346,4 +348,36 @@ test_that("Wafer with varPower(~ voltage): the mirrored start finds the better o
   expect_gte(c(logLik(f)), 258.2274)
   expect_equal(residual_parameters(f)$variance[["power"]], -5.2297, tolerance = 1e-3)
   expect_gte(f$optinfo$restarts, 1L)
+})
+
+test_that("live: each variance family's fixed effects and sigma match nlme::lme / gls", {
+  skip_if_not_installed("nlme")
+  dial <- rate ~ (pressure + I(pressure^2) + I(pressure^3) + I(pressure^4)) * QB
+  pairs <- list(
+    list(lmm(update(dial, . ~ . + (pressure + I(pressure^2) | Subject)), nlme::Dialyzer,
+             variance = nlme::varConstPower(form = ~ pressure)),
+         nlme::lme(dial, nlme::Dialyzer, ~ pressure + I(pressure^2),
+                   weights = nlme::varConstPower(form = ~ pressure))),
+    list(lmm(weight ~ Time * Diet + (Time | Rat), nlme::BodyWeight,
+             variance = nlme::varExp(form = ~ Time)),
+         nlme::lme(weight ~ Time * Diet, nlme::BodyWeight, ~ Time | Rat,
+                   weights = nlme::varExp(form = ~ Time))),
+    list(lmm(distance ~ age + Sex + (1 | Subject), nlme::Orthodont,
+             variance = nlme::varComb(nlme::varIdent(form = ~ 1 | Sex),
+                                      nlme::varPower(form = ~ age))),
+         nlme::lme(distance ~ age + Sex, nlme::Orthodont, ~ 1 | Subject,
+                   weights = nlme::varComb(nlme::varIdent(form = ~ 1 | Sex),
+                                           nlme::varPower(form = ~ age)))),
+    list(lmm(dial, nlme::Dialyzer, variance = nlme::varPower()),
+         nlme::gls(dial, nlme::Dialyzer, weights = nlme::varPower())))
+  for (pr in pairs) {
+    f <- pr[[1]]
+    g <- pr[[2]]
+    expect_gte(c(logLik(f)) - c(logLik(g)), -1e-6 * abs(c(logLik(g))))
+    expect_equal(unname(fixef(f)), unname(if (inherits(g, "gls")) coef(g) else nlme::fixef(g)),
+                 tolerance = 1e-4)
+    expect_equal(f$sigma, g$sigma, tolerance = 1e-4)
+    expect_equal(unname(residual_parameters(f)$variance),
+                 unname(coef(g$modelStruct$varStruct, unconstrained = FALSE)), tolerance = 1e-4)
+  }
 })
