@@ -88,8 +88,10 @@ static void scale_into_factor(lmm_model *m, const double **T, double *work)
         }
     }
     int md = m->md;
-    memset(m->Ld, 0, (size_t) md * md * sizeof(double));
+    /* the scalar path writes the whole lower triangle, which is all that is read (the factor,
+       its inverse and the solves use the lower triangle only) */
     if (dense_nodes_scalar(m)) { scale_dense_scalar(m, T); return; }
+    memset(m->Ld, 0, (size_t) md * md * sizeof(double));
     for (int J = m->Ns; J <= m->N; J++) {
         int dJ = m->doff[J - m->Ns], pJ = m->size[J];
         const double *TJ = T[m->term[J]];
