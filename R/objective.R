@@ -140,6 +140,12 @@ engine_whitening <- function(engine, rho, deriv = FALSE, explicit = TRUE) {
   .Call(C_lmm_whitening_at, engine, as.double(rho), isTRUE(deriv), !isFALSE(explicit))
 }
 
+# K V, or the X solving K X = V (inverse), for an n-row matrix V at rho, in O(n) (src/model.c
+# lmm_whiten_apply; implicit K of ARMA recursion groups included).
+engine_whiten_apply <- function(engine, rho, V, inverse = FALSE) {
+  .Call(C_lmm_whiten_apply, engine, as.double(rho), as_double_matrix(V), isTRUE(inverse))
+}
+
 # a_i M^{-1} a_i' for sparse rows (P, A) of [Z X] at (theta, rho) (src/model.c lmm_quadform;
 # with a residual structure, M is the cross-product of the whitened design).
 engine_quadform <- function(engine, theta, P, A, rho = numeric(), REML = TRUE) {

@@ -363,7 +363,7 @@ residual_result <- function(spec, rho, engine) {
   cor <- spec$correlation
   var <- spec$variance
   ncor <- length(cor$par)
-  K <- .Call(C_lmm_whitening_at, engine, as.double(rho), FALSE, FALSE)
+  K <- engine_whitening(engine, rho, explicit = FALSE)
   list(correlation = cor$type, correlation_formula = cor$formula,
        phi = if (!is.null(cor)) cor$natural(rho[seq_len(ncor)]),
        variance = if (length(var$components)) vapply(var$components, `[[`, "", "type"),
@@ -379,7 +379,7 @@ residual_result <- function(spec, rho, engine) {
 residual_K <- function(object) {
   r <- object$residual
   if (!is.null(r$K)) return(r$K)
-  .Call(C_lmm_whitening_at, engine_for(object), as.double(r$rho), FALSE, TRUE)[c("Kp", "Kj", "Kx")]
+  engine_whitening(engine_for(object), r$rho)[c("Kp", "Kj", "Kx")]
 }
 
 # The variance function's estimates: a single varIdent's ratios with the reference stratum's 1
@@ -442,8 +442,7 @@ residual_scale <- function(object) {
 residual_whiten <- function(object, v) {
   K <- object$residual$K
   if (is.null(K)) {                          # implicit K (ARMA recursion groups): in O(n) in C
-    out <- .Call(C_lmm_whiten_apply, engine_for(object), as.double(object$residual$rho),
-                 as_double_matrix(as.matrix(v)), FALSE)
+    out <- engine_whiten_apply(engine_for(object), object$residual$rho, as.matrix(v))
     return(if (is.matrix(v)) unname(out) else as.vector(out))
   }
   rows <- rep.int(seq_along(K$Kp[-1L]), diff(K$Kp))
@@ -510,7 +509,7 @@ residual_errors_new <- function(object, newdata, nsim) {
   ncor <- length(cor$par)
   spec$rho <- as.double(spec$correlation$unconstrained(cor$natural(r$rho[seq_len(ncor)])))
   engine <- engine_setup(numeric(n), matrix(1, n, 1L), list(), rep(1, n), numeric(n), spec)
-  K <- .Call(C_lmm_whitening_at, engine, spec$rho, FALSE, TRUE)
+  K <- engine_whitening(engine, spec$rho)
   object$sigma * s * .Call(C_lmm_whiten_solve, K, as.integer(spec$engine$grow), z)
 }
 
@@ -523,7 +522,7 @@ residual_errors <- function(object, nsim = 1L, sigma = object$sigma) {
   if (is.null(r))                            # independent: e ~ N(0, sigma^2 / w)
     return(sigma * z / sqrt(object$weights))
   if (is.null(r$K))                          # implicit K: the recursion's inverse, in C
-    return(.Call(C_lmm_whiten_apply, engine_for(object), as.double(r$rho), sigma * z, TRUE))
+    return(engine_whiten_apply(engine_for(object), r$rho, sigma * z, inverse = TRUE))
   .Call(C_lmm_whiten_solve, r$K, as.integer(r$order), sigma * z)
 }
 

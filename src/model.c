@@ -67,23 +67,13 @@ void lmm_term_codes(SEXP r, SEXP xt, int nlt, int n, int t, int *r0)
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
-/* list element by name, or R_NilValue */
-static SEXP named(SEXP list, const char *name)
-{
-    SEXP names = getAttrib(list, R_NamesSymbol);
-    if (isNull(names)) return R_NilValue;
-    for (int i = 0; i < LENGTH(list); i++)
-        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return VECTOR_ELT(list, i);
-    return R_NilValue;
-}
-
 /* The residual structure R describes -- list(gp, grow, cor, var): group g's rows
    grow[gp[g] .. gp[g+1]-1] (0-based, in the group's order), cor a correlation structure or
    NULL, var a list of variance components (residual_families.c) -- checked and copied. */
 static lmm_resid *resid_from(SEXP s, int n, const double *sqrtw)
 {
     if (!isNewList(s)) error(_("the residual structure is malformed"));
-    SEXP gp = named(s, "gp"), grow = named(s, "grow"), cor = named(s, "cor"), var = named(s, "var");
+    SEXP gp = lmm_list_elt(s, "gp"), grow = lmm_list_elt(s, "grow"), cor = lmm_list_elt(s, "cor"), var = lmm_list_elt(s, "var");
     if (!isInteger(gp) || LENGTH(gp) < 1 || !isInteger(grow) || LENGTH(grow) != n ||
         (!isNull(var) && !isNewList(var)))
         error(_("the residual structure is malformed"));
@@ -141,8 +131,8 @@ static lmm_resid *resid_from(SEXP s, int n, const double *sqrtw)
 static lmm_pieces *pieces_from(SEXP p, const lmm_resid *rs)
 {
     if (isNull(p)) return NULL;
-    SEXP cls = named(p, "cls"), has = named(p, "has"), lag = named(p, "lag"), st = named(p, "s"),
-         sj = named(p, "sj"), cnt = named(p, "count");
+    SEXP cls = lmm_list_elt(p, "cls"), has = lmm_list_elt(p, "has"), lag = lmm_list_elt(p, "lag"), st = lmm_list_elt(p, "s"),
+         sj = lmm_list_elt(p, "sj"), cnt = lmm_list_elt(p, "count");
     int K = LENGTH(has), n = rs->n;
     if (!isInteger(cls) || LENGTH(cls) != n || !isInteger(has) || !isReal(lag) ||
         LENGTH(lag) != K || !isInteger(st) || LENGTH(st) != K || !isInteger(sj) ||
@@ -251,9 +241,9 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP re
     rs->refs = ref0;                       /* R_alloc'd: re-pointed at every .Call (get_model) */
     lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, rs->K.Kp, rs->K.Kj);
     lmm_standardise(m, REAL(X), REAL(y));
-    SEXP pcs = named(resid, "pieces");
+    SEXP pcs = lmm_list_elt(resid, "pieces");
     rs->pieces = pieces_from(pcs, rs);
-    if (rs->pieces && use_pieces(m, isNull(pcs) ? 0 : asInteger(named(pcs, "mode")), rs->pieces)) {
+    if (rs->pieces && use_pieces(m, isNull(pcs) ? 0 : asInteger(lmm_list_elt(pcs, "mode")), rs->pieces)) {
         rs->Xt = Xt;
         rs->X = REAL(X);
         rs->y = REAL(y);
@@ -437,7 +427,7 @@ static int objective_gradient(const double *x, double *f, double *g, void *ctx)
 
 static double list_num(SEXP list, const char *name, double dflt)
 {
-    SEXP v = named(list, name);
+    SEXP v = lmm_list_elt(list, name);
     return isNull(v) ? dflt : asReal(v);
 }
 

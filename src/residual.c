@@ -94,12 +94,6 @@ static int variance_logs(lmm_resid *rs, const double *rho, int deriv)
     return 0;
 }
 
-/* sqrt(w_i) / s_i */
-static double inv_sd(const lmm_resid *rs, int i)
-{
-    return (rs->sqrtw ? rs->sqrtw[i] : 1.0) * exp(-rs->logs[i]);
-}
-
 /* Markov rows: r = phi^lag and dr / dz for the unconstrained parameter z (cor_ar1.c's maps:
    AR(1) phi = tanh z; CAR(1) phi = c^(1/s), c = 1 / (1 + e^-z), r = c^(lag/s)). */
 void lmm_markov_r(const lmm_cor *c, double phi, double z, double lag, double *r, double *dr)
@@ -125,7 +119,7 @@ static int whiten_markov(lmm_resid *rs, const double *rho, int deriv)
         int m = rs->gp[g + 1] - rs->gp[g];
         for (int a = 0; a < m; a++) {
             int i = r[a], e = rs->K.Kp[i + 1] - 1;          /* the diagonal entry */
-            double si = inv_sd(rs, i);
+            double si = lmm_inv_sd(rs, i);
             if (a == 0) {
                 rs->K.Kx[e] = si;
                 if (deriv) rs->K.dKx[e] = 0;
@@ -136,7 +130,7 @@ static int whiten_markov(lmm_resid *rs, const double *rho, int deriv)
             lmm_markov_r(&rs->cor, phi, rho[0], lag, &rr, &dr);
             double one_m = 1 - rr * rr;
             if (!(one_m > 0)) return 1;
-            double bii = 1 / sqrt(one_m), sj = inv_sd(rs, j);
+            double bii = 1 / sqrt(one_m), sj = lmm_inv_sd(rs, j);
             rs->K.Kx[e] = bii * si;
             rs->K.Kx[e - 1] = -rr * bii * sj;
             if (deriv) {
@@ -225,13 +219,13 @@ static int whiten_dense(lmm_resid *rs, const double *rho, int deriv)
         const int *r = rs->grow + rs->gp[g];
         int m = rs->gp[g + 1] - rs->gp[g];
         if (g % 1024 == 0) R_CheckUserInterrupt();
-        if (rs->gband && rs->gband[g]) { lmm_band_group(rs, g, T, dT, inv_sd); continue; }
+        if (rs->gband && rs->gband[g]) { lmm_band_group(rs, g, T, dT); continue; }
         if (rs->ginnov && rs->ginnov[g]) { lmm_innov_group(rs, g, deriv); continue; }
         if (dense_group(rs, fn, m, r, rho, deriv, Bg, dBg, work)) return 1;
         for (int a = 0; a < m; a++) {
             int e0 = rs->K.Kp[r[a]];
             for (int b = 0; b <= a; b++) {
-                double sj = inv_sd(rs, r[b]);
+                double sj = lmm_inv_sd(rs, r[b]);
                 rs->K.Kx[e0 + b] = Bg[a + (size_t) b * m] * sj;
                 if (deriv)
                     for (int k = 0; k < rs->ncor; k++)
@@ -250,7 +244,7 @@ int lmm_resid_whiten(lmm_resid *rs, const double *rho, int deriv)
     int bad = variance_logs(rs, rho, deriv), nnz = rs->nnz;
     if (!bad) {
         if (!rs->cor_code) {
-            for (int i = 0; i < rs->n; i++) rs->K.Kx[rs->K.Kp[i]] = inv_sd(rs, i);
+            for (int i = 0; i < rs->n; i++) rs->K.Kx[rs->K.Kp[i]] = lmm_inv_sd(rs, i);
         } else if (rs->banded) bad = whiten_markov(rs, rho, deriv);
         else bad = whiten_dense(rs, rho, deriv);
     }

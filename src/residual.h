@@ -37,6 +37,7 @@
 #define LMMC_RESIDUAL_H
 
 #include "lmm.h"
+#include <math.h>
 
 enum { LMM_COR_NONE = 0, LMM_COR_AR1 = 1, LMM_COR_CAR1 = 2, LMM_COR_ARMA = 3,
        LMM_COR_COMPSYMM = 4, LMM_COR_SYMM = 5, LMM_COR_EXP = 6, LMM_COR_GAUS = 7,
@@ -84,6 +85,7 @@ lmm_cor_fn lmm_cor_family(int code);
 lmm_var_fn lmm_var_family(int code);
 
 /* residual_families.c: R's descriptions -> structs (pointers into the R vectors) */
+SEXP lmm_list_elt(SEXP list, const char *name);                 /* element by name, or NULL */
 lmm_cor lmm_cor_from(SEXP s, int n);
 lmm_var lmm_var_from(SEXP s, int n);
 SEXP lmm_cor_matrix(SEXP cor, SEXP n, SEXP rows, SEXP par);     /* test entries */
@@ -162,6 +164,13 @@ typedef struct lmm_resid {
     const double *X, *y;
 } lmm_resid;
 
+/* sqrt(w_i) / s_i: the prior weight and variance function's scaling of raw row i (at the
+   current logs) */
+static inline double lmm_inv_sd(const lmm_resid *rs, int i)
+{
+    return (rs->sqrtw ? rs->sqrtw[i] : 1.0) * exp(-rs->logs[i]);
+}
+
 /* residual.c */
 void lmm_markov_r(const lmm_cor *c, double phi, double z, double lag, double *r, double *dr);
 void lmm_resid_pattern(lmm_resid *rs);
@@ -172,8 +181,7 @@ int lmm_resid_whiten(lmm_resid *rs, const double *rho, int deriv);
 int lmm_band_table(int p, const double *par, double *T);
 int lmm_band_dtable(int p, const double *par, double *dT);
 void lmm_band_groups(lmm_resid *rs);
-void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT,
-                    double (*inv_sd)(const lmm_resid *, int));
+void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT);
 
 /* residual_innovations.c: ARMA(p, q > 0) by the innovations algorithm (cor_arma.c's model) */
 int lmm_arma_model(int p, int q, const double *par, double *phi, double *theta, double *rho,

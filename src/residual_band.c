@@ -91,7 +91,7 @@ void lmm_band_groups(lmm_resid *rs)
 }
 
 /* One band group's rows of K (and dK for the correlation parameters) from the tables. */
-void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT, double (*inv_sd)(const lmm_resid *, int))
+void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT)
 {
     int p = rs->band_p, w = p + 1, sz = w * w, nnz = rs->nnz;
     const int *r = rs->grow + rs->gp[g];
@@ -100,7 +100,7 @@ void lmm_band_group(lmm_resid *rs, int g, const double *T, const double *dT, dou
         int o = a < p ? a : p, e1 = rs->K.Kp[r[a] + 1] - 1;    /* entries r_{a-o} .. r_a */
         for (int j = 0; j <= o; j++) {
             int e = e1 - j;
-            double s = inv_sd(rs, r[a - j]);
+            double s = lmm_inv_sd(rs, r[a - j]);
             rs->K.Kx[e] = T[o * w + j] * s;
             if (dT)
                 for (int k = 0; k < rs->ncor; k++)

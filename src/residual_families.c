@@ -60,10 +60,11 @@ static int var_shape_ok(const lmm_var *v)
     }
 }
 
-/* list element by name, or R_NilValue */
-static SEXP list_elt(SEXP list, const char *name)
+/* list element by name, or R_NilValue (shared with model.c) */
+SEXP lmm_list_elt(SEXP list, const char *name)
 {
     SEXP names = getAttrib(list, R_NamesSymbol);
+    if (!isNewList(list) || isNull(names)) return R_NilValue;
     for (int i = 0; i < LENGTH(list); i++)
         if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return VECTOR_ELT(list, i);
     return R_NilValue;
@@ -108,9 +109,9 @@ lmm_cor lmm_cor_from(SEXP s, int n)
     if (!isNewList(s) || isNull(getAttrib(s, R_NamesSymbol)))
         error(_("the correlation structure is malformed"));
     lmm_cor c;
-    SEXP cov = list_elt(s, "cov"), iopt = list_elt(s, "iopt"), dopt = list_elt(s, "dopt");
-    c.code = asInteger(list_elt(s, "code"));
-    c.npar = asInteger(list_elt(s, "npar"));
+    SEXP cov = lmm_list_elt(s, "cov"), iopt = lmm_list_elt(s, "iopt"), dopt = lmm_list_elt(s, "dopt");
+    c.code = asInteger(lmm_list_elt(s, "code"));
+    c.npar = asInteger(lmm_list_elt(s, "npar"));
     if (c.code <= LMM_COR_NONE || c.code >= LMM_COR_NFAMILY || c.npar < 0 ||
         !isReal(cov) || !isMatrix(cov) || nrows(cov) != n || !isInteger(iopt) || !isReal(dopt))
         error(_("the correlation structure is malformed"));
@@ -134,10 +135,10 @@ lmm_var lmm_var_from(SEXP s, int n)
     if (!isNewList(s) || isNull(getAttrib(s, R_NamesSymbol)))
         error(_("the variance function is malformed"));
     lmm_var v;
-    SEXP st = list_elt(s, "stratum"), cv = list_elt(s, "v");
-    v.code = asInteger(list_elt(s, "code"));
-    v.npar = asInteger(list_elt(s, "npar"));
-    v.nstrata = asInteger(list_elt(s, "nstrata"));
+    SEXP st = lmm_list_elt(s, "stratum"), cv = lmm_list_elt(s, "v");
+    v.code = asInteger(lmm_list_elt(s, "code"));
+    v.npar = asInteger(lmm_list_elt(s, "npar"));
+    v.nstrata = asInteger(lmm_list_elt(s, "nstrata"));
     v.n = n;
     if (v.code < 1 || v.code >= LMM_VAR_NFAMILY || v.npar < 0 || v.nstrata < 1 ||
         (!isNull(st) && (!isInteger(st) || LENGTH(st) != n)) ||

@@ -171,12 +171,6 @@ int lmm_innov_tables(lmm_resid *rs, const double *rho, int deriv)
     return 0;
 }
 
-/* sqrt(w_i) / s_i (residual.c's inv_sd) */
-static double inv_sd(const lmm_resid *rs, int i)
-{
-    return (rs->sqrtw ? rs->sqrtw[i] : 1.0) * exp(-rs->logs[i]);
-}
-
 /* Group g's diagonal of K (its only entries) and, with deriv, their correlation derivatives. */
 void lmm_innov_group(lmm_resid *rs, int g, int deriv)
 {
@@ -186,7 +180,7 @@ void lmm_innov_group(lmm_resid *rs, int g, int deriv)
     int m = rs->gp[g + 1] - rs->gp[g];
     for (int a = 0; a < m; a++) {
         int e = rs->K.Kp[r[a]];
-        double si = inv_sd(rs, r[a]);
+        double si = lmm_inv_sd(rs, r[a]);
         rs->K.Kx[e] = rs->itab[s0 + a] * si;
         if (deriv)
             for (int k = 0; k < rs->ncor; k++)
@@ -289,7 +283,7 @@ void lmm_innov_crossprod(lmm_model *m, const lmm_resid *rs)
         local_nodes(m, rs, row[0], &L);
         memset(S, 0, (size_t) w * w * sizeof(double));
         for (int a = 0; a < mg; a++) {
-            raw_row(m, rs, &L, row[a], inv_sd(rs, row[a]), U + (size_t) (a % R1) * w, xs);
+            raw_row(m, rs, &L, row[a], lmm_inv_sd(rs, row[a]), U + (size_t) (a % R1) * w, xs);
             recur(&d, T, a, w, U, E);
             const double *e = E + (size_t) (a % R1) * w;
             double s2 = s[a] * s[a];
@@ -368,7 +362,7 @@ void lmm_innov_contract(const lmm_model *m, const lmm_resid *rs, const double *M
         for (int a = 0; a < mg; a++) {
             int i = row[a];
             size_t sl = (size_t) (a % R1) * w;
-            raw_row(m, rs, &L, i, inv_sd(rs, i), U + sl, xs);
+            raw_row(m, rs, &L, i, lmm_inv_sd(rs, i), U + sl, xs);
             recur(&d, T, a, w, U, E);
             const double *e = E + sl;
             double sa = T[s0 + a];
@@ -413,7 +407,7 @@ void lmm_innov_apply(const lmm_resid *rs, int g, int ncol, const double *V, int 
     double *U = (double *) R_alloc((size_t) R1 * ncol * 2, sizeof(double)), *E = U + (size_t) R1 * ncol;
     for (int a = 0; a < m; a++) {
         int i = r[a];
-        double si = inv_sd(rs, i), sv = T[s0 + a];          /* sqrt(w)/s, 1/sqrt(v_a) */
+        double si = lmm_inv_sd(rs, i), sv = T[s0 + a];          /* sqrt(w)/s, 1/sqrt(v_a) */
         double *u = U + (size_t) (a % R1) * ncol, *e = E + (size_t) (a % R1) * ncol;
         if (!inverse) {
             for (int c = 0; c < ncol; c++) u[c] = si * V[i + (size_t) c * n];
