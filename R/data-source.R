@@ -1,0 +1,89 @@
+# Data that lmm() does not hold as a data frame: a table behind a DBI connection (dbi_table(), or a
+# dbplyr lazy table), or data read in chunks (lmm_chunks()).  Each source answers two questions:
+# a few of its rows (to learn the variables' types) and the cell moments of a model
+# (R/aggregate.R, R/database.R); the rows themselves never come into R as a whole.
+
+dbi_table <- function(con, name) {
+  if (!requireNamespace("DBI", quietly = TRUE))
+    stop("dbi_table() needs the 'DBI' package", call. = FALSE)
+  if (!methods::is(con, "DBIConnection"))
+    stop("'con' must be a DBI connection (DBI::dbConnect())", call. = FALSE)
+  if (!(is.character(name) && length(name) == 1L && !is.na(name) && nzchar(name)) &&
+      !methods::is(name, "Id") && !methods::is(name, "SQL"))
+    stop("'name' must be a table name (a string, DBI::Id() or DBI::SQL())", call. = FALSE)
+  from <- if (methods::is(name, "SQL")) paste0("(", name, ") AS lmm_src") else
+    as.character(DBI::dbQuoteIdentifier(con, name))
+  structure(list(con = con, from = from, label = if (is.character(name)) name else format(name)),
+            class = "lmm_dbi_table")
+}
+
+print.lmm_dbi_table <- function(x, ...) {
+  cat("<lmmc table source> ", x$label, " via ", class(x$con)[1L], "\n", sep = "")
+  invisible(x)
+}
+
+lmm_chunks <- function(chunks) {
+  if (is.data.frame(chunks) || !(is.list(chunks) || is.function(chunks)))
+    stop("'chunks' must be a list of data frames or a function returning the next data frame ",
+         "(NULL when done)", call. = FALSE)
+  if (is.list(chunks) && !length(chunks)) stop("'chunks' is empty", call. = FALSE)
+  if (is.list(chunks) && !all(vapply(chunks, is.data.frame, NA)))
+    stop("every element of 'chunks' must be a data frame", call. = FALSE)
+  structure(list(chunks = chunks), class = "lmm_chunks")
+}
+
+# A dbplyr lazy table as a table source: its query as a derived table.
+lazy_table_source <- function(data) {
+  if (!requireNamespace("dbplyr", quietly = TRUE))
+    stop("a dbplyr table as 'data' needs the 'dbplyr' package", call. = FALSE)
+  con <- dbplyr::remote_con(data)
+  sql <- as.character(dbplyr::sql_render(data))
+  structure(list(con = con, from = paste0("(", sql, ") AS lmm_src"), label = "a dbplyr query"),
+            class = "lmm_dbi_table")
+}
+
+# data as an aggregate source, or NULL when it is an ordinary data frame / list / NULL.
+as_aggregate_source <- function(data) {
+  if (inherits(data, c("lmm_dbi_table", "lmm_chunks"))) return(data)
+  if (inherits(data, "tbl_lazy")) return(lazy_table_source(data))
+  if (methods::is(data, "DBIConnection"))
+    stop("'data' is a connection: name the table, data = dbi_table(con, \"table\")", call. = FALSE)
+  NULL
+}
+
+# A few complete-or-not rows of the source (a data frame), to learn the variables' types.
+source_sample <- function(src, n = 1000L) UseMethod("source_sample")
+
+source_sample.lmm_dbi_table <- function(src, n = 1000L) {
+  prepare_connection(src$con)
+  DBI::dbGetQuery(src$con, sprintf("SELECT * FROM %s LIMIT %d", src$from, as.integer(n)))
+}
+
+source_sample.lmm_chunks <- function(src, n = 1000L) {
+  first <- if (is.function(src$chunks)) NULL else src$chunks[[1L]]
+  if (is.null(first))
+    stop("a chunk function cannot be sampled: give lmm_chunks() a list of data frames",
+         call. = FALSE)
+  first[seq_len(min(n, nrow(first))), , drop = FALSE]
+}
+
+# What the fit's print says about where the data were.
+source_label <- function(src) {
+  if (inherits(src, "lmm_chunks")) return("data read in chunks")
+  sprintf("table %s (%s)", src$label, class(src$con)[1L])
+}
+
+# SQLite has no LN/EXP/SQRT/POWER until RSQLite's math extension is loaded; the others are
+# standard SQL.
+prepare_connection <- function(con) {
+  if (methods::is(con, "SQLiteConnection") && requireNamespace("RSQLite", quietly = TRUE))
+    RSQLite::initExtension(con, "math")
+  invisible(con)
+}
+
+# The dialect's spelling of the few things standard SQL leaves open.
+sql_dialect <- function(con) {
+  if (methods::is(con, "SQLiteConnection"))
+    return(list(double = "REAL", ln = "LOG"))         # RSQLite's math extension: LOG is ln
+  list(double = "DOUBLE PRECISION", ln = "LN")
+}
