@@ -1,0 +1,86 @@
+# Methods of fits made from aggregated data (R/aggregate.R: a database table or chunks).  The
+# fit holds the data's cross-products, not its rows: everything computed from A, the estimates and
+# their covariance works as for any fit (fixef, ranef, VarCorr, vcov, summary, anova's F tests,
+# Wald intervals, logLik, predict with newdata); what needs the observations says so.
+
+stop_needs_rows <- function(what) {
+  stop(sprintf(paste("%s needs the rows: the fit was made from aggregated data (a database",
+                     "table or chunks), and R holds only their cross-products; use",
+                     "predict(fit, newdata = <data frame>) on rows read from the table"), what),
+       call. = FALSE)
+}
+
+residuals.lmm_aggregated <- function(object, ...) stop_needs_rows("residuals()")
+fitted.lmm_aggregated <- function(object, ...) stop_needs_rows("fitted()")
+model.frame.lmm_aggregated <- function(formula, ...) stop_needs_rows("model.frame()")
+model.matrix.lmm_aggregated <- function(object, ...) stop_needs_rows("model.matrix()")
+weights.lmm_aggregated <- function(object, ...) stop_needs_rows("weights()")
+simulate.lmm_aggregated <- function(object, ...) stop_needs_rows("simulate()")
+plot.lmm_aggregated <- function(x, ...) stop_needs_rows("plot()")
+qqnorm.lmm_aggregated <- function(y, ...) stop_needs_rows("qqnorm()")
+hatvalues.lmm_aggregated <- function(model, ...) stop_needs_rows("hatvalues()")
+rstandard.lmm_aggregated <- function(model, ...) stop_needs_rows("rstandard()")
+rstudent.lmm_aggregated <- function(model, ...) stop_needs_rows("rstudent()")
+cooks.distance.lmm_aggregated <- function(model, ...) stop_needs_rows("cooks.distance()")
+influence.lmm_aggregated <- function(model, ...) stop_needs_rows("influence()")
+augment.lmm_aggregated <- function(x, ...) stop_needs_rows("augment()")
+profile.lmm_aggregated <- function(fitted, ...) stop_needs_rows("profile()")
+refit.lmm_aggregated <- function(object, newresp = NULL, ...) stop_needs_rows("refit()")
+ranova.lmm_aggregated <- function(model, ...) stop_needs_rows("ranova()")
+drop1.lmm_aggregated <- function(object, ...) stop_needs_rows("drop1()")
+
+predict.lmm_aggregated <- function(object, newdata = NULL, ...) {
+  if (is.null(newdata)) stop_needs_rows("predict() without 'newdata'")
+  NextMethod()
+}
+
+# Wald intervals only: the profile and the bootstrap refit the model from its rows.
+confint.lmm_aggregated <- function(object, parm, level = 0.95, method = "Wald", ...) {
+  if (!identical(method, "Wald")) stop_needs_rows(sprintf("confint(method = \"%s\")", method))
+  NextMethod(method = "Wald")
+}
+
+# The summary without the scaled residuals' quantiles.
+summary.lmm_aggregated <- function(object, ...) {
+  plain <- object
+  plain$fitted <- plain$y                    # residuals of 0, left out of the print below
+  class(plain) <- setdiff(class(object), "lmm_aggregated")
+  s <- summary(plain, ...)
+  s$residuals <- NULL
+  s$data_source <- object$data_source
+  class(s) <- c("summary.lmm_aggregated", class(s))
+  s
+}
+
+print.summary.lmm_aggregated <- function(x, ...) {
+  NextMethod(show.resids = FALSE)
+  cat("Data: ", x$data_source, " (aggregated: no residuals)\n", sep = "")
+  invisible(x)
+}
+
+print.lmm_aggregated <- function(x, ...) {
+  NextMethod()
+  cat("Data: ", x$data_source, " (aggregated)\n", sep = "")
+  invisible(x)
+}
+
+# Likelihood-ratio tests of aggregated fits by ML of the same table (a REML fit would be refitted
+# from its rows); the F tests of one model as for any fit.
+anova.lmm_aggregated <- function(object, ...) {
+  dots <- list(...)
+  is_model <- vapply(dots, inherits, NA, "lmm")
+  if (!any(is_model)) return(NextMethod())
+  models <- c(list(object), dots[is_model])
+  if (!all(vapply(models, inherits, NA, "lmm_aggregated")))
+    stop("anova() compares fits from aggregated data only with each other", call. = FALSE)
+  if (any(vapply(models, `[[`, NA, "REML")))
+    stop_needs_rows("refitting a REML fit by ML (for anova()); fit with REML = FALSE")
+  mcall <- match.call(expand.dots = TRUE)
+  names_m <- vapply(as.list(mcall)[1L + seq_along(models)], deparse1, "")
+  models <- lapply(models, function(m) {                # same data: same n (checked there)
+    m$y <- m$n
+    class(m) <- "lmm"
+    m
+  })
+  anova_lrt(models, names_m, refit = FALSE)
+}
