@@ -176,7 +176,7 @@ aggregated_pieces <- function(spec, cm, pr, REML, contrasts, control) {
   frame <- pseudo_frame(spec, cm, pr)
   D <- length(spec$shift)
   y <- pr$V[, D]
-  n <- sum(cm$n)
+  n <- as.integer(sum(cm$n))
   fixed <- fixed_design(spec$formula, frame, contrasts)
   X <- times_monomials(fixed$X, fixed$terms, spec, pr$V)
   reterms <- lapply(spec$bars, function(bar) {
