@@ -10,9 +10,9 @@
 #     sum_i w_i g_i g_i' = F_c' M_c F_c,   M_c = sum_i w_i [1 v_i][1 v_i]'
 # (F_c the cell's factor parts), and M_c is all the database has to send: the count, sum w,
 # sum w v and sum w v v' per cell (one GROUP BY).  Writing M_c = W_c [1 m'; m S + m m'] (mean m,
-# covariance S = sum_j l_j e_j e_j' of rank r), the 2r weighted points
-#     v = m +- sqrt(r l_j) e_j,  weight W_c / (2r)
-# have the same M_c (their mean is m, their covariance (1/2r) sum_j 2 r l_j e_j e_j' = S), so
+# covariance S = sum_j l_j l_j' with r terms, e.g. its Cholesky factor's columns), the 2r points
+#     v = m +- sqrt(r) l_j,  weight W_c / (2r)
+# have the same M_c (their mean is m, their covariance (1/2r) sum_j 2 r l_j l_j' = S), so
 # these "pseudo-rows" through the unchanged engine give exactly the data's A.  Their first
 # column is 1, so the engine's own centring and scaling (src/standardise.c) apply as usual.  The
 # engine is told the three things the pseudo-rows do not carry (src/counts.c): n, the
@@ -93,42 +93,69 @@ moment_exprs <- function(spec) {
 # cm: list(keys (data frame, a row per cell), n (counts), W (sum w), S1 (cells x D, sum w (v - a)),
 # S2 (cells x D(D+1)/2, sum w (v - a)_i (v - a)_j, i <= j by columns), shift a, sumlogw).
 # Result: list(cell (index of each pseudo-row's cell), V (pseudo-rows x D), w (weights)).
+# All cells at once: S = L L' by a Cholesky factorisation run on every cell together (entry
+# (i, j) of every cell's matrix is one vector), a pivot at rounding level (below 64 eps of the
+# column's second moment S_kk + m_k^2, the size of the cancellation in S) ending its column: the
+# r kept columns l_j give S = sum_j l_j l_j' and the points m +- sqrt(r) l_j (any such sum does).
 pseudo_rows <- function(cm) {
   D <- length(cm$shift)
-  nc <- length(cm$W)
-  mean <- cm$S1 / cm$W
-  iu <- which(upper.tri(diag(D), diag = TRUE))
-  out <- vector("list", nc)
-  S <- matrix(0, D, D)
-  for (c in seq_len(nc)) {
-    S[iu] <- cm$S2[c, ] / cm$W[c]
-    S[lower.tri(S)] <- t(S)[lower.tri(S)]
-    m <- mean[c, ]
-    S <- S - tcrossprod(m)                                    # the cell's covariance
-    out[[c]] <- cell_points(S, m, cm$W[c])
+  W <- cm$W
+  m <- cm$S1 / W
+  iu <- which(upper.tri(diag(D), diag = TRUE), arr.ind = TRUE)
+  iu <- iu[order(iu[, "col"], iu[, "row"]), , drop = FALSE]
+  A <- matrix(list(), D, D)                        # A[[i, j]], i >= j: the cells' S_ij
+  for (k in seq_len(nrow(iu))) {
+    i <- iu[k, "col"]
+    j <- iu[k, "row"]
+    A[[i, j]] <- cm$S2[, k] / W - m[, i] * m[, j]
   }
-  k <- vapply(out, function(o) nrow(o$V), 1L)
-  V <- do.call(rbind, lapply(out, `[[`, "V"))
-  list(cell = rep.int(seq_len(nc), k),
-       V = sweep(V, 2L, cm$shift, `+`),
-       w = unlist(lapply(out, `[[`, "w"), use.names = FALSE))
+  L <- cell_cholesky(A, m, D)
+  kept <- vapply(seq_len(D), function(j) any(L[[j, j]] > 0), NA)
+  r <- Reduce(`+`, lapply(seq_len(D), function(j) L[[j, j]] > 0), 0L)
+  cells <- seq_along(W)
+  lone <- cells[r == 0L]                           # no spread: one point, the mean
+  parts <- list(list(cell = lone, V = m[lone, , drop = FALSE], w = W[lone]))
+  for (j in which(kept)) {
+    c_j <- cells[L[[j, j]] > 0]
+    l <- vapply(seq_len(D), function(i) if (i >= j) L[[i, j]][c_j] else numeric(length(c_j)),
+                numeric(length(c_j)))
+    l <- matrix(l, length(c_j)) * sqrt(r[c_j])
+    wj <- W[c_j] / (2 * r[c_j])
+    parts[[length(parts) + 1L]] <- list(cell = c(c_j, c_j),
+                                        V = rbind(m[c_j, , drop = FALSE] + l, m[c_j, , drop = FALSE] - l),
+                                        w = c(wj, wj))
+  }
+  cell <- unlist(lapply(parts, `[[`, "cell"), use.names = FALSE)
+  V <- do.call(rbind, lapply(parts, `[[`, "V"))
+  w <- unlist(lapply(parts, `[[`, "w"), use.names = FALSE)
+  o <- order(cell)
+  list(cell = cell[o], V = sweep(V[o, , drop = FALSE], 2L, cm$shift, `+`), w = w[o])
 }
 
-# The 2r points m +- sqrt(r l_j) e_j of weight W / 2r (one point m of weight W when S is 0).
+# The lower Cholesky factors of every cell's S (A[[i, j]], i >= j, vectors over cells), columns
+# with a pivot at rounding level set to 0.
+cell_cholesky <- function(A, m, D) {
+  L <- matrix(list(), D, D)
+  tol <- lapply(seq_len(D), function(k) 64 * .Machine$double.eps * (A[[k, k]] + m[, k]^2))
+  for (k in seq_len(D)) {
+    ok <- A[[k, k]] > tol[[k]]
+    d <- ifelse(ok, sqrt(pmax(A[[k, k]], 0)), 0)
+    L[[k, k]] <- d
+    for (i in seq_len(D)[-seq_len(k)]) L[[i, k]] <- ifelse(ok, A[[i, k]] / ifelse(ok, d, 1), 0)
+    for (j in seq_len(D)[-seq_len(k)])
+      for (i in j:D) A[[i, j]] <- A[[i, j]] - L[[i, k]] * L[[j, k]]
+  }
+  L
+}
+
+# One cell's points (the test of the construction): pseudo_rows() on a single cell.
 cell_points <- function(S, m, W) {
   D <- length(m)
-  if (D == 1L) {
-    l <- if (S[1L] > 16 * .Machine$double.eps * m^2) S[1L] else 0
-    if (l <= 0) return(list(V = matrix(m, 1L), w = W))
-    return(list(V = matrix(m + c(1, -1) * sqrt(l), 2L), w = c(W, W) / 2))
-  }
-  e <- eigen(S, symmetric = TRUE)
-  keep <- e$values > D * 16 * .Machine$double.eps * max(e$values, sum(m^2))
-  r <- sum(keep)
-  if (!r) return(list(V = matrix(m, 1L), w = W))
-  H <- t(e$vectors[, keep, drop = FALSE]) * sqrt(r * e$values[keep])   # rows: sqrt(r l_j) e_j'
-  V <- rbind(sweep(H, 2L, m, `+`), sweep(-H, 2L, m, `+`))
-  list(V = V, w = rep(W / (2 * r), 2L * r))
+  iu <- which(upper.tri(diag(D), diag = TRUE), arr.ind = TRUE)
+  iu <- iu[order(iu[, "col"], iu[, "row"]), , drop = FALSE]
+  S2 <- (S + tcrossprod(m))[iu] * W
+  pr <- pseudo_rows(list(W = W, S1 = matrix(m * W, 1L), S2 = matrix(S2, 1L), shift = numeric(D)))
+  list(V = pr$V, w = pr$w)
 }
 
 # ---- the fit -------------------------------------------------------------------------------
