@@ -251,6 +251,7 @@ pseudo_frame <- function(spec, cm, pr) {
     if (v %in% spec$numeric_vars) return(rep(1, length(pr$cell)))
     x <- eval(fv[[v]], cells, spec$env)
     if (is.character(x)) x <- factor(x)
+    if (is.factor(x)) x <- droplevels(x)              # model.frame's drop.unused.levels
     x[pr$cell]
   })
   names(cols) <- names(fv)

@@ -15,7 +15,7 @@ env <- function(v, default) { x <- Sys.getenv(v); if (nzchar(x)) x else default 
 con <- dbConnect(RPostgreSQL::PostgreSQL(), host = env("LMMC_PG_HOST", "localhost"),
                  port = as.integer(env("LMMC_PG_PORT", "5432")), dbname = env("LMMC_PG_DBNAME", "lmmc"),
                  user = env("LMMC_PG_USER", "lmmc"), password = env("LMMC_PG_PASSWORD", "lmmc"))
-table <- sprintf("bench_school_%g", rows)
+table <- sprintf("bench_school_%.0f", rows)
 
 # schools nested in districts (school s in district s %% districts); effects sd 0.5 (school) and
 # 1 (district), x ~ N(0, 1), y = 1 + 0.5 x + effects + N(0, 1) by Box-Muller from random()
