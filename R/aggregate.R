@@ -110,6 +110,8 @@ pseudo_rows <- function(cm) {
     A[[i, j]] <- cm$S2[, k] / W - m[, i] * m[, j]
   }
   L <- cell_cholesky(A, m, D)
+  if (!is.null(cm$n))                              # a cell of one row: the row itself
+    for (j in seq_len(D)) L[[j, j]][cm$n == 1] <- 0
   kept <- vapply(seq_len(D), function(j) any(L[[j, j]] > 0), NA)
   r <- Reduce(`+`, lapply(seq_len(D), function(j) L[[j, j]] > 0), 0L)
   cells <- seq_along(W)

@@ -79,7 +79,7 @@ lmm_objective <- function(x, REML = NULL, gradient = FALSE) {
     stop("'gradient' must be TRUE or FALSE", call. = FALSE)
   if (is.null(REML)) REML <- x$REML
   REML <- isTRUE(REML)
-  engine <- engine_setup(x$y, x$X, x$reterms, x$weights, x$offset)
+  engine <- engine_setup(x$y, x$X, x$reterms, x$weights, x$offset, counts = x$counts)
   lower <- theta_lower(x$reterms)
   check <- function(theta) {
     if (!is.numeric(theta) || length(theta) != length(lower))
