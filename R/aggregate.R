@@ -179,7 +179,7 @@ lmm_aggregated <- function(formula, src, REML, weights, offset, contrasts, contr
   fit$counts <- pieces$counts
   fit$fitted <- NULL
   fit$formula <- spec$formula
-  fit$frame <- pieces$frame
+  fit$frame <- summary_frame(pieces$frame, spec, cm, pr)
   fit$fixed_terms <- pieces$fixed_terms
   fit$data_source <- source_label(src)
   class(fit) <- c("lmm_aggregated", class(fit))
@@ -261,6 +261,20 @@ pseudo_frame <- function(spec, cm, pr) {
   attr(tt, "predvars") <- attr(tt, "variables")
   structure(cols, terms = tt, row.names = .set_row_names(length(pr$cell)),
             class = "data.frame")
+}
+
+# The frame the fit keeps (for predict's factor levels and the reference grids of emmeans and
+# ls_means): the pseudo frame with each numeric variable that is a column of its own at its
+# pseudo values shifted to the data's mean (the frame's mean is then the data's, and its model
+# matrix has X's rank), and the others at the data's mean.
+summary_frame <- function(frame, spec, cm, pr) {
+  names_m <- vapply(spec$monomials, monomial_name, "")
+  for (v in spec$numeric_vars) {
+    k <- match(v, names_m)
+    frame[[v]] <- if (is.na(k)) rep(cm$means[[v]], nrow(frame)) else
+      pr$V[, k] - mean(pr$V[, k]) + cm$means[[v]]
+  }
+  frame
 }
 
 # Column j of M (a model matrix on the pseudo frame) times the monomial of its term.

@@ -16,7 +16,7 @@ cell_moments.lmm_dbi_table <- function(src, spec) {
   prepare_connection(con)
   q <- cell_query(src, spec)
   res <- DBI::dbGetQuery(con, q$sql)
-  moments_from_columns(res, q$keys, length(spec$shift), spec$shift)
+  moments_from_columns(res, spec)
 }
 
 # The query and the names of its key columns.
@@ -30,9 +30,12 @@ cell_query <- function(src, spec) {
   v <- vapply(seq_len(D), function(i) sql_expr(exprs[[i]], con, dialect, labels[i]), "")
   w <- if (is.null(spec$weights)) "1.0" else sql_expr(spec$weights, con, dialect, "weights")
   keys <- spec$keys
+  nu <- length(spec$numeric_vars)                  # the numeric variables, for their means
+  u <- vapply(spec$numeric_vars, function(x) sql_expr(spec$frame_vars[[x]], con, dialect, x), "")
   inner <- sprintf("SELECT %s FROM %s WHERE %s",
                    paste(c(id(keys), paste(w, "AS lmm_w"),
-                           sprintf("%s AS lmm_v%d", v, seq_len(D))), collapse = ", "),
+                           sprintf("%s AS lmm_v%d", v, seq_len(D)),
+                           sprintf("%s AS lmm_u%d", u, seq_len(nu))), collapse = ", "),
                    src$from, paste(id(spec$columns), "IS NOT NULL", collapse = " AND "))
   centred <- sprintf("(lmm_v%d - %s)", seq_len(D), vapply(spec$shift, sql_number, ""))
   pairs <- which(upper.tri(diag(D), diag = TRUE), arr.ind = TRUE)
@@ -43,14 +46,18 @@ cell_query <- function(src, spec) {
                     centred[pairs[, 2L]], pairs[, 1L], pairs[, 2L]),
             if (is.null(spec$weights)) "0.0 AS lmm_lw" else
               sprintf("SUM(%s(lmm_w)) AS lmm_lw", dialect$ln),
-            "MIN(lmm_w) AS lmm_wmin")
+            "MIN(lmm_w) AS lmm_wmin", sprintf("SUM(lmm_u%d) AS lmm_u%d", seq_len(nu), seq_len(nu)))
   sql <- sprintf("SELECT %s FROM (%s) lmm_rows GROUP BY %s", paste(c(id(keys), sums), collapse = ", "),
                  inner, paste(id(keys), collapse = ", "))
   list(sql = sql, keys = keys)
 }
 
-# The query's columns (or the same from R) -> the cell moments R/aggregate.R uses.
-moments_from_columns <- function(res, keys, D, shift) {
+# The query's columns (or the same from R) -> the cell moments R/aggregate.R uses, and the
+# numeric variables' means over the rows (for the reference grids of emmeans and ls_means).
+moments_from_columns <- function(res, spec) {
+  keys <- spec$keys
+  shift <- spec$shift
+  D <- length(shift)
   num <- function(x) as.double(x)
   pairs <- which(upper.tri(diag(D), diag = TRUE), arr.ind = TRUE)
   pairs <- pairs[order(pairs[, "col"], pairs[, "row"]), , drop = FALSE]
@@ -60,7 +67,9 @@ moments_from_columns <- function(res, keys, D, shift) {
   list(keys = as.data.frame(res[keys], stringsAsFactors = FALSE),
        n = num(res$lmm_n), W = num(res$lmm_sw),
        S1 = matrix(S1, nrow(res)), S2 = matrix(S2, nrow(res)), shift = shift,
-       sumlogw = sum(num(res$lmm_lw)), wmin = if (nrow(res)) min(num(res$lmm_wmin)) else 1)
+       sumlogw = sum(num(res$lmm_lw)), wmin = if (nrow(res)) min(num(res$lmm_wmin)) else 1,
+       means = setNames(vapply(seq_along(spec$numeric_vars), function(j)
+         sum(num(res[[sprintf("lmm_u%d", j)]])) / sum(num(res$lmm_n)), 0), spec$numeric_vars))
 }
 
 # ---- chunks ----------------------------------------------------------------------------------
@@ -78,7 +87,7 @@ cell_moments.lmm_chunks <- function(src, spec) {
     if (length(parts) > 64L) parts <- list(merge_sums(parts))      # bounded memory
   }
   res <- merge_sums(parts)
-  moments_from_columns(res, spec$keys, length(spec$shift), spec$shift)
+  moments_from_columns(res, spec)
 }
 
 # One chunk's sums per cell, as the query's columns.
@@ -96,11 +105,14 @@ chunk_sums <- function(chunk, spec) {
   D <- ncol(V)
   pairs <- which(upper.tri(diag(D), diag = TRUE), arr.ind = TRUE)
   pairs <- pairs[order(pairs[, "col"], pairs[, "row"]), , drop = FALSE]
+  U <- vapply(spec$numeric_vars, function(x)
+    rep_len(as.double(eval(spec$frame_vars[[x]], rows, spec$env)), nrow(rows)), numeric(nrow(rows)))
   cols <- cbind(lmm_n = 1, lmm_sw = w, w * V,
                 w * V[, pairs[, 1L], drop = FALSE] * V[, pairs[, 2L], drop = FALSE],
-                lmm_lw = if (is.null(spec$weights)) 0 else log(w))
+                lmm_lw = if (is.null(spec$weights)) 0 else log(w), matrix(U, nrow(rows)))
   colnames(cols) <- c("lmm_n", "lmm_sw", sprintf("lmm_s%d", seq_len(D)),
-                      sprintf("lmm_s%d_%d", pairs[, 1L], pairs[, 2L]), "lmm_lw")
+                      sprintf("lmm_s%d_%d", pairs[, 1L], pairs[, 2L]), "lmm_lw",
+                      sprintf("lmm_u%d", seq_along(spec$numeric_vars)))
   s <- rowsum(cols, key, reorder = FALSE)
   first <- !duplicated(key)
   out <- data.frame(rows[first, spec$keys, drop = FALSE], s[key[first], , drop = FALSE],
@@ -114,7 +126,7 @@ chunk_sums <- function(chunk, spec) {
 merge_sums <- function(parts) {
   all <- do.call(rbind, parts)
   if (!nrow(all)) return(all)
-  num <- grep("^lmm_(n|sw|s[0-9_]+|lw)$", names(all), value = TRUE)
+  num <- grep("^lmm_(n|sw|s[0-9_]+|lw|u[0-9]+)$", names(all), value = TRUE)
   s <- rowsum(as.matrix(all[num]), all$lmm_key, reorder = FALSE)
   first <- !duplicated(all$lmm_key)
   out <- all[first, setdiff(names(all), c(num, "lmm_wmin")), drop = FALSE]

@@ -189,6 +189,24 @@ test_that("methods from cross-products work, methods needing rows say so", {
     expect_error(eval(call), "needs the rows")
 })
 
+test_that("reference grids (emmeans, ls_means) use the data's covariate means", {
+  con <- sqlite_con()
+  on.exit(DBI::dbDisconnect(con))
+  ma <- put_table(con, "ma", math_achieve())
+  fm <- MathAch ~ SES * Sector + Minority + (1 + SES | School)
+  f <- lmm(fm, dbi_table(con, "ma"))
+  g <- lmm(fm, ma)
+  expect_equal(mean(f$frame$SES), mean(ma$SES), tolerance = 1e-12)
+  expect_equal(as.data.frame(ls_means(f))[, 1:3], as.data.frame(ls_means(g))[, 1:3],
+               tolerance = 1e-8)
+  skip_if_not_installed("emmeans")
+  ef <- as.data.frame(suppressMessages(emmeans::emmeans(f, ~ Sector)))
+  eg <- as.data.frame(suppressMessages(emmeans::emmeans(g, ~ Sector)))
+  expect_equal(ef$emmean, eg$emmean, tolerance = 1e-10)
+  expect_equal(ef$SE, eg$SE, tolerance = 1e-10)
+  expect_equal(ef$emmean, c(13.34094965, 11.02018851), tolerance = 1e-8)   # the data-frame fit
+})
+
 test_that("what cannot be pushed down is an error naming it", {
   con <- sqlite_con()
   on.exit(DBI::dbDisconnect(con))
