@@ -84,3 +84,11 @@ anova.lmm_aggregated <- function(object, ...) {
   })
   anova_lrt(models, names_m, refit = FALSE)
 }
+
+# lme4's getME: the row-level pieces are the data's, which the fit does not hold.
+getME.lmm_aggregated <- function(object, name, ...) {
+  rows <- c("X", "Z", "Zt", "y", "mu", "offset", "weights", "Ztlist", "ALL")
+  if (!missing(name) && any(as.character(name) %in% rows))
+    stop_needs_rows(sprintf("getME(fit, \"%s\")", paste(intersect(name, rows), collapse = "\", \"")))
+  NextMethod()
+}

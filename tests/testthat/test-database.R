@@ -183,6 +183,10 @@ test_that("methods from cross-products work, methods needing rows say so", {
   g0 <- lmm(Reaction ~ 1 + (Days | Subject), sleep, REML = FALSE)
   expect_equal(anova(f1, f0)$Chisq, anova(g1, g0)$Chisq, tolerance = 1e-8)
   expect_error(anova(f, f0), "fit with REML = FALSE")
+  if (requireNamespace("lme4", quietly = TRUE)) {
+    expect_error(lme4::getME(f, "X"), "needs the rows")
+    expect_equal(lme4::getME(f, "theta"), lme4::getME(g, "theta"), tolerance = 1e-10)
+  }
   for (call in list(quote(residuals(f)), quote(fitted(f)), quote(predict(f)),
                     quote(model.frame(f)), quote(simulate(f)), quote(profile(f)),
                     quote(confint(f, method = "profile")), quote(hatvalues(f))))
@@ -218,6 +222,7 @@ test_that("what cannot be pushed down is an error naming it", {
   expect_error(lmm(Reaction ~ Days + (1 | Subject), tab, correlation = nlme::corAR1()), "need the rows")
   expect_error(lmm(Reaction ~ nope + (1 | Subject), tab), "'nope' not found")
   expect_error(lmm(Reaction ~ Days + (1 | Subject), con), "dbi_table")
+  expect_error(lmm_pieces(Reaction ~ Days + (1 | Subject), tab), "only lmm\\(\\) fits")
   expect_error(dbi_table(1, "sleep"), "DBI connection")
   expect_error(dbi_table(con, NA_character_), "table name")
 })
