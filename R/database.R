@@ -45,7 +45,7 @@ cell_query <- function(src, spec) {
             sprintf("SUM(lmm_w * %s * %s) AS lmm_s%d_%d", centred[pairs[, 1L]],
                     centred[pairs[, 2L]], pairs[, 1L], pairs[, 2L]),
             if (is.null(spec$weights)) "0.0 AS lmm_lw" else
-              sprintf("SUM(%s(lmm_w)) AS lmm_lw", dialect$ln),
+              sprintf("SUM(%s(CASE WHEN lmm_w > 0 THEN lmm_w ELSE 1.0 END)) AS lmm_lw", dialect$ln),
             "MIN(lmm_w) AS lmm_wmin", sprintf("SUM(lmm_u%d) AS lmm_u%d", seq_len(nu), seq_len(nu)))
   sql <- sprintf("SELECT %s FROM (%s) lmm_rows GROUP BY %s", paste(c(id(keys), sums), collapse = ", "),
                  inner, paste(id(keys), collapse = ", "))
