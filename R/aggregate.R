@@ -52,6 +52,9 @@ aggregate_spec <- function(formula, proto, weights, offset, env) {
   monomials <- unique(unlist(lapply(tts, term_monomials, numeric_vars = numeric_vars),
                              recursive = FALSE))
   monomials <- monomials[lengths(monomials) > 0L]
+  check_numeric_in(formula[[2L]], proto, env, "the response")
+  check_numeric_in(weights, proto, env, "'weights'")
+  for (o in offsets) check_numeric_in(o, proto, env, "the offset")
   response <- Reduce(function(a, b) call("-", a, call("(", b)), offsets, formula[[2L]])
   columns <- unique(c(all.vars(formula), all.vars(weights), all.vars(offset)))
   list(formula = formula, bars = bars, frame_terms = ftt, frame_vars = fvars, keys = keys,
@@ -70,6 +73,16 @@ check_variables_in <- function(formula, proto, weights, offset) {
     stop(sprintf(paste("variable%s %s not in the table: with a table as 'data' every variable",
                        "must be one of its columns"), if (length(outside) > 1L) "s" else "",
                  paste0("'", outside, "'", collapse = ", ")), call. = FALSE)
+}
+
+# expr (the response, weights, an offset) must be numeric in the sample rows.
+check_numeric_in <- function(expr, proto, env, what) {
+  if (is.null(expr)) return(invisible(NULL))
+  x <- tryCatch(eval(expr, proto, env), error = function(e) NULL)
+  if (!is.numeric(x) || !is.null(dim(x)))
+    stop(sprintf("%s (%s) must be a numeric column or a numeric expression of columns", what,
+                 deparse1(expr)), call. = FALSE)
+  invisible(NULL)
 }
 
 # The monomial of each term of tt: its numeric (not key-determined) variables, sorted.

@@ -221,6 +221,8 @@ test_that("what cannot be pushed down is an error naming it", {
   expect_error(lmm(Reaction ~ Days + (1 | Subject), tab, subset = Days > 2), "'subset'")
   expect_error(lmm(Reaction ~ Days + (1 | Subject), tab, correlation = nlme::corAR1()), "need the rows")
   expect_error(lmm(Reaction ~ nope + (1 | Subject), tab), "'nope' not found")
+  expect_error(lmm(Subject ~ Days + (1 | Subject), tab), "the response \\(Subject\\) must be a numeric")
+  expect_error(lmm(Reaction ~ Days + (1 | Subject), tab, weights = Subject), "'weights' \\(Subject\\)")
   expect_error(lmm(Reaction ~ Days + (1 | Subject), con), "dbi_table")
   expect_error(lmm_pieces(Reaction ~ Days + (1 | Subject), tab), "only lmm\\(\\) fits")
   expect_error(dbi_table(1, "sleep"), "DBI connection")
