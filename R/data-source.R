@@ -29,7 +29,8 @@ lmm_chunks <- function(chunks) {
   if (is.list(chunks) && !length(chunks)) stop("'chunks' is empty", call. = FALSE)
   if (is.list(chunks) && !all(vapply(chunks, is.data.frame, NA)))
     stop("every element of 'chunks' must be a data frame", call. = FALSE)
-  structure(list(chunks = chunks), class = "lmm_chunks")
+  state <- new.env(parent = emptyenv())              # a function's first chunk, read once
+  structure(list(chunks = chunks, state = state), class = "lmm_chunks")
 }
 
 # A dbplyr lazy table as a table source: its query as a derived table.
@@ -59,11 +60,14 @@ source_sample.lmm_dbi_table <- function(src, n = 1000L) {
   DBI::dbGetQuery(src$con, sprintf("SELECT * FROM %s LIMIT %d", src$from, as.integer(n)))
 }
 
+# A function's first chunk is kept (src$state) and given to the aggregation first: one pass.
 source_sample.lmm_chunks <- function(src, n = 1000L) {
-  first <- if (is.function(src$chunks)) NULL else src$chunks[[1L]]
-  if (is.null(first))
-    stop("a chunk function cannot be sampled: give lmm_chunks() a list of data frames",
-         call. = FALSE)
+  first <- if (!is.function(src$chunks)) src$chunks[[1L]] else {
+    if (is.null(src$state$first)) src$state$first <- src$chunks()
+    src$state$first
+  }
+  if (!is.data.frame(first) || !nrow(first))
+    stop("the first chunk must be a data frame with rows", call. = FALSE)
   first[seq_len(min(n, nrow(first))), , drop = FALSE]
 }
 

@@ -56,6 +56,7 @@ cell_query <- function(src, spec) {
 # numeric variables' means over the rows (for the reference grids of emmeans and ls_means).
 moments_from_columns <- function(res, spec) {
   keys <- spec$keys
+  res <- res[do.call(order, unname(as.list(res[keys]))), , drop = FALSE]   # whatever the database's order
   shift <- spec$shift
   D <- length(shift)
   num <- function(x) as.double(x)
@@ -80,7 +81,8 @@ cell_moments.lmm_chunks <- function(src, spec) {
   i <- 0L
   repeat {
     i <- i + 1L
-    chunk <- if (is.function(chunks)) chunks() else if (i <= length(chunks)) chunks[[i]]
+    chunk <- if (!is.function(chunks)) { if (i <= length(chunks)) chunks[[i]] } else
+      if (i == 1L && !is.null(src$state$first)) src$state$first else chunks()
     if (is.null(chunk)) break
     if (!is.data.frame(chunk)) stop("chunk ", i, " is not a data frame", call. = FALSE)
     parts[[length(parts) + 1L]] <- chunk_sums(chunk, spec)

@@ -157,7 +157,9 @@ test_that("chunks (a list or a function) give the data frame's fit", {
   expect_same_fit(whole, lmm(fm, lmm_chunks(parts), weights = w))
   i <- 0L
   next_chunk <- function() { i <<- i + 1L; if (i <= length(parts)) parts[[i]] }
-  sample_err <- expect_error(lmm(fm, lmm_chunks(next_chunk), weights = w), "cannot be sampled")
+  expect_same_fit(whole, lmm(fm, lmm_chunks(next_chunk), weights = w))
+  expect_identical(i, length(parts) + 1L)               # one pass: every chunk read once
+  expect_error(lmm(fm, lmm_chunks(function() NULL)), "first chunk")
   expect_error(lmm_chunks(d), "list of data frames")
   expect_error(lmm_chunks(list(d, 1)), "every element")
 })
