@@ -58,7 +58,7 @@ aggregate_spec <- function(formula, proto, weights, offset, env) {
   response <- Reduce(function(a, b) call("-", a, call("(", b)), offsets, formula[[2L]])
   columns <- unique(c(all.vars(formula), all.vars(weights), all.vars(offset)))
   list(formula = formula, bars = bars, frame_terms = ftt, frame_vars = fvars, keys = keys,
-       numeric_vars = numeric_vars, monomials = monomials, response = response,
+       numeric_vars = numeric_vars, monomials = monomials, response = response, offsets = offsets,
        weights = weights, columns = columns, env = env)
 }
 
@@ -195,6 +195,9 @@ lmm_aggregated <- function(formula, src, REML, weights, offset, contrasts, contr
   fit$frame <- summary_frame(pieces$frame, spec, cm, pr)
   fit$fixed_terms <- pieces$fixed_terms
   fit$data_source <- source_label(src)
+  fit$cells <- c(pieces$cells, list(keys = cm$keys))        # for db_augment()
+  fit$spec <- spec
+  fit$source <- src
   class(fit) <- c("lmm_aggregated", class(fit))
   fit
 }
@@ -219,20 +222,26 @@ aggregated_pieces <- function(spec, cm, pr, REML, contrasts, control) {
   D <- length(spec$shift)
   y <- pr$V[, D]
   n <- as.integer(sum(cm$n))
+  first <- !duplicated(pr$cell)                     # each cell's first pseudo-row
   fixed <- fixed_design(spec$formula, frame, contrasts)
   X <- times_monomials(fixed$X, fixed$terms, spec, pr$V)
+  cell_fixed <- cell_parts(fixed$X, fixed$terms, spec, first)
   reterms <- lapply(spec$bars, function(bar) {
     term <- make_reterm(bar, frame, spec$env)
     mm <- stats::model.matrix(term$lhs_terms, sub_frame(frame, term$lhs_terms,
                                                         term_vars(term$lhs_terms)))
-    term$Xt <- times_monomials(structure(term$Xt, assign = attr(mm, "assign")),
-                               term$lhs_terms, spec, pr$V)
+    Xt <- structure(term$Xt, assign = attr(mm, "assign"))
+    term$cell <- cell_parts(Xt, term$lhs_terms, spec, first)
+    term$Xt <- times_monomials(Xt, term$lhs_terms, spec, pr$V)
     attr(term$Xt, "assign") <- NULL
     term$group <- droplevels(term$group)
+    term$cell$level <- as.integer(term$group)[first]
     term
   })
   nl <- vapply(reterms, function(term) nlevels(term$group), 0L)
   reterms <- reterms[reterms_order(nl)]
+  cell_terms <- lapply(reterms, `[[`, "cell")
+  reterms <- lapply(reterms, function(term) { term$cell <- NULL; term })
   check_levels(reterms, n, control)
   check_zero_columns(reterms)
   attr(reterms, "checked") <- TRUE
@@ -244,7 +253,7 @@ aggregated_pieces <- function(spec, cm, pr, REML, contrasts, control) {
   })
   attr(frame, "terms") <- fixed$terms
   list(y = y, X = X, reterms = reterms, REML = REML, frame = frame,
-       fixed_terms = fixed$terms,
+       fixed_terms = fixed$terms, cells = list(fixed = cell_fixed, terms = cell_terms),
        counts = list(n = n, nrows = nrows, sumlogw = cm$sumlogw))
 }
 
@@ -292,16 +301,23 @@ summary_frame <- function(frame, spec, cm, pr) {
 
 # Column j of M (a model matrix on the pseudo frame) times the monomial of its term.
 times_monomials <- function(M, tt, spec, V) {
-  assign <- attr(M, "assign")
-  labels <- attr(tt, "term.labels")
+  k <- column_monomials(M, tt, spec)
+  for (j in which(k > 0L)) M[, j] <- M[, j] * V[, k[j]]
+  M
+}
+
+# The monomial (its index in spec$monomials; 0 for the constant 1) of each column of M.
+column_monomials <- function(M, tt, spec) {
   mono <- term_monomials(tt, spec$numeric_vars)
   names_m <- vapply(spec$monomials, monomial_name, "")
-  for (j in seq_len(ncol(M))) {
-    a <- assign[j]
-    if (a == 0L || !length(mono[[a]])) next
-    M[, j] <- M[, j] * V[, match(monomial_name(mono[[a]]), names_m)]
-  }
-  M
+  vapply(attr(M, "assign"), function(a)
+    if (a == 0L || !length(mono[[a]])) 0L else match(monomial_name(mono[[a]]), names_m), 0L)
+}
+
+# Each cell's factor parts of M's columns and their monomials (R/augment-table.R).
+cell_parts <- function(M, tt, spec, first) {
+  list(F = unclass_matrix(M[first, , drop = FALSE]), names = colnames(M),
+       mono = column_monomials(M, tt, spec))
 }
 
 # lmm()'s arguments that an aggregate source cannot honour.

@@ -5,8 +5,9 @@
 
 stop_needs_rows <- function(what) {
   stop(sprintf(paste("%s needs the rows: the fit was made from aggregated data (a database",
-                     "table or chunks), and R holds only their cross-products; use",
-                     "predict(fit, newdata = <data frame>) on rows read from the table"), what),
+                     "table or chunks), and R holds only their cross-products; db_augment(fit)",
+                     "computes fitted values and residuals in the database, and",
+                     "predict(fit, newdata = <data frame>) predicts for rows you read"), what),
        call. = FALSE)
 }
 

@@ -109,6 +109,23 @@ check_backend <- function(con) {
   expect_equal(unname(fixef(f)["MinorityYes"]), -2.93179128137024, tolerance = 1e-5)
   expect_equal(sigma(f), 5.9970900586896, tolerance = 1e-6)
 
+  # fitted values and residuals computed in the database, rows with NA left out
+  ma$id <- seq_len(nrow(ma))
+  ma$MathAch[c(5, 9)] <- NA
+  put_table(con, "ma2", ma)
+  fm <- MathAch ~ SES * Sector + Minority + (1 + SES | School) + offset(SES / 10)
+  f <- lmm(fm, dbi_table(con, "ma2"))
+  g <- lmm(fm, ma)
+  aug <- db_augment(f)
+  aug <- aug[order(aug$id), ]
+  expect_identical(nrow(aug), 7183L)
+  expect_lt(max(abs(aug$.fitted - fitted(g))), 1e-10)
+  expect_lt(max(abs(aug$.resid - residuals(g))), 1e-10)
+  db_augment(f, into = "ma2_augmented")
+  expect_equal(DBI::dbGetQuery(con, "SELECT COUNT(*) AS n FROM ma2_augmented")$n, 7183)
+  DBI::dbRemoveTable(con, "ma2_augmented")
+  expect_false(any(grepl("^lmm_cells_", DBI::dbListTables(con))))   # its cells table is gone
+
   # weights, rows with NA dropped (na.omit), transformations translated to SQL; ML
   sw <- put_table(con, "sw", sleep_weighted())
   f <- lmm(Reaction ~ Days + (Days | Subject), dbi_table(con, "sw"), weights = w, REML = FALSE)
@@ -228,6 +245,8 @@ test_that("what cannot be pushed down is an error naming it", {
   expect_error(lmm(Reaction ~ Days + (1 | Subject), con), "dbi_table")
   expect_error(lmm_pieces(Reaction ~ Days + (1 | Subject), tab), "only lmm\\(\\) fits")
   expect_error(dbi_table(1, "sleep"), "DBI connection")
+  expect_error(db_augment(lmm(Reaction ~ Days + (1 | Subject), DBI::dbReadTable(con, "sleep"))),
+               "fit from a database table")
   expect_error(dbi_table(con, NA_character_), "table name")
 })
 
