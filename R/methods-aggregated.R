@@ -65,17 +65,20 @@ print.lmm_aggregated <- function(x, ...) {
   invisible(x)
 }
 
-# Likelihood-ratio tests of aggregated fits by ML of the same table (a REML fit would be refitted
-# from its rows); the F tests of one model as for any fit.
-anova.lmm_aggregated <- function(object, ...) {
+# Likelihood-ratio tests of aggregated fits of the same table, REML fits refitted by ML from
+# their pseudo-rows (as lme4 refits); the F tests of one model as for any fit.
+anova.lmm_aggregated <- function(object, ..., refit = TRUE) {
   dots <- list(...)
   is_model <- vapply(dots, inherits, NA, "lmm")
   if (!any(is_model)) return(NextMethod())
   models <- c(list(object), dots[is_model])
   if (!all(vapply(models, inherits, NA, "lmm_aggregated")))
     stop("anova() compares fits from aggregated data only with each other", call. = FALSE)
-  if (any(vapply(models, `[[`, NA, "REML")))
-    stop_needs_rows("refitting a REML fit by ML (for anova()); fit with REML = FALSE")
+  reml <- vapply(models, `[[`, NA, "REML")
+  if (refit && any(reml)) {
+    message("refitting model(s) with ML (instead of REML)")
+    models[reml] <- lapply(models[reml], refit_ml_aggregated)
+  }
   mcall <- match.call(expand.dots = TRUE)
   names_m <- vapply(as.list(mcall)[1L + seq_along(models)], deparse1, "")
   models <- lapply(models, function(m) {                # same data: same n (checked there)
@@ -84,6 +87,20 @@ anova.lmm_aggregated <- function(object, ...) {
     m
   })
   anova_lrt(models, names_m, refit = FALSE)
+}
+
+# The ML fit of an aggregated REML fit: the engine on its pseudo-rows with the data's counts,
+# started from the REML theta.
+refit_ml_aggregated <- function(fit) {
+  ctrl <- lmm_control(check.conv.singular = "ignore", check.scaleX = "ignore",
+                      check.rankX = "ignore")
+  ml <- fit_checked(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
+                    control = ctrl, start = fit$theta, residual = NULL, counts = fit$counts)
+  keep <- setdiff(names(fit), names(ml))
+  ml[keep] <- fit[keep]
+  ml$fitted <- NULL
+  class(ml) <- class(fit)
+  ml
 }
 
 # lme4's getME: the row-level pieces are the data's, which the fit does not hold.

@@ -201,7 +201,11 @@ test_that("methods from cross-products work, methods needing rows say so", {
   g1 <- lmm(Reaction ~ Days + (Days | Subject), sleep, REML = FALSE)
   g0 <- lmm(Reaction ~ 1 + (Days | Subject), sleep, REML = FALSE)
   expect_equal(anova(f1, f0)$Chisq, anova(g1, g0)$Chisq, tolerance = 1e-8)
-  expect_error(anova(f, f0), "fit with REML = FALSE")
+  f0r <- lmm(Reaction ~ 1 + (Days | Subject), dbi_table(con, "sleep"))       # REML: refitted
+  g0r <- lmm(Reaction ~ 1 + (Days | Subject), sleep)
+  expect_equal(suppressMessages(anova(f, f0r))$Chisq, suppressMessages(anova(g, g0r))$Chisq,
+               tolerance = 1e-8)
+  expect_equal(suppressMessages(anova(f, f0r))$logLik, anova(f1, f0)$logLik, tolerance = 1e-8)
   if (requireNamespace("lme4", quietly = TRUE)) {
     expect_error(lme4::getME(f, "X"), "needs the rows")
     expect_equal(lme4::getME(f, "theta"), lme4::getME(g, "theta"), tolerance = 1e-10)
