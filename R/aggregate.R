@@ -178,7 +178,8 @@ cell_points <- function(S, m, W) {
 # lmm() for an aggregate source: the cell moments from the source, the model's pieces on the
 # pseudo-rows, the fit, and a result that knows its rows are not the data's.
 lmm_aggregated <- function(formula, src, REML, weights, offset, contrasts, control, start, env) {
-  proto <- source_sample(src)
+  used <- unique(c(all.vars(check_formula(formula, env)), all.vars(weights), all.vars(offset)))
+  proto <- source_sample(src, complete = used)
   spec <- aggregate_spec(formula, proto, weights, offset, env)
   spec$shift <- moment_shift(spec, proto)
   cm <- cell_moments(src, spec)

@@ -52,22 +52,33 @@ as_aggregate_source <- function(data) {
   NULL
 }
 
-# A few complete-or-not rows of the source (a data frame), to learn the variables' types.
-source_sample <- function(src, n = 1000L) UseMethod("source_sample")
+# A few rows of the source (a data frame), to learn the variables' types; with `complete`, rows
+# where those of its columns are not missing (a column missing in the first rows would come
+# back as logical NA, not as its type).
+source_sample <- function(src, n = 1000L, complete = character(0)) UseMethod("source_sample")
 
-source_sample.lmm_dbi_table <- function(src, n = 1000L) {
-  prepare_connection(src$con)
-  DBI::dbGetQuery(src$con, sprintf("SELECT * FROM %s LIMIT %d", src$from, as.integer(n)))
+source_sample.lmm_dbi_table <- function(src, n = 1000L, complete = character(0)) {
+  con <- src$con
+  prepare_connection(con)
+  names0 <- names(DBI::dbGetQuery(con, sprintf("SELECT * FROM %s LIMIT 0", src$from)))
+  complete <- intersect(complete, names0)
+  where <- if (length(complete)) paste(" WHERE", paste(DBI::dbQuoteIdentifier(con, complete),
+                                                       "IS NOT NULL", collapse = " AND "))
+  out <- DBI::dbGetQuery(con, sprintf("SELECT * FROM %s%s LIMIT %d", src$from, where, as.integer(n)))
+  if (!nrow(out)) out <- out[0L, names0, drop = FALSE]
+  out
 }
 
 # A function's first chunk is kept (src$state) and given to the aggregation first: one pass.
-source_sample.lmm_chunks <- function(src, n = 1000L) {
+source_sample.lmm_chunks <- function(src, n = 1000L, complete = character(0)) {
   first <- if (!is.function(src$chunks)) src$chunks[[1L]] else {
     if (is.null(src$state$first)) src$state$first <- src$chunks()
     src$state$first
   }
   if (!is.data.frame(first) || !nrow(first))
     stop("the first chunk must be a data frame with rows", call. = FALSE)
+  ok <- stats::complete.cases(first[intersect(complete, names(first))])
+  if (any(ok)) first <- first[ok, , drop = FALSE]
   first[seq_len(min(n, nrow(first))), , drop = FALSE]
 }
 

@@ -45,8 +45,9 @@ cat(sprintf("table %s: %.0f rows, %d schools in %d districts (made in %.1f s)\n"
 # the stages of lmm(y ~ x + (1 | school) + (1 | district), dbi_table(con, table)), timed
 src <- dbi_table(con, table)
 f <- y ~ x + (1 | school) + (1 | district)
-spec <- lmmc:::aggregate_spec(f, lmmc:::source_sample(src), NULL, NULL, globalenv())
-spec$shift <- lmmc:::moment_shift(spec, lmmc:::source_sample(src))
+proto <- lmmc:::source_sample(src, complete = all.vars(f))
+spec <- lmmc:::aggregate_spec(f, proto, NULL, NULL, globalenv())
+spec$shift <- lmmc:::moment_shift(spec, proto)
 t_db <- system.time(cm <- lmmc:::cell_moments(src, spec))[["elapsed"]]
 t_pseudo <- system.time(pr <- lmmc:::pseudo_rows(cm))[["elapsed"]]
 t_all <- system.time(fit <- lmm(f, src))[["elapsed"]]

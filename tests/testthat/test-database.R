@@ -138,6 +138,12 @@ check_backend <- function(con) {
   expect_same_fit(lmm(fm, sw, weights = w), f)
   expect_identical(nobs(f), 177L)
   expect_equal(logLik(f), logLik(lmm(fm, sw, weights = w)), tolerance = 1e-12)
+  # a numeric column missing in the table's first rows keeps its type
+  late <- sw
+  late$Days2[1:40] <- NA
+  put_table(con, "late", late)
+  fm <- Reaction ~ Days2 + (1 | Subject)
+  expect_same_fit(lmm(fm, DBI::dbReadTable(con, "late")), lmm(fm, dbi_table(con, "late")))
   # offsets: a term of the formula and the argument
   fm <- log(Reaction) ~ Days + offset(Days / 10) + (1 | Subject)
   expect_same_fit(lmm(fm, sw, offset = w), lmm(fm, dbi_table(con, "sw"), offset = w))
