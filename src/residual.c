@@ -144,24 +144,30 @@ static int whiten_markov(lmm_resid *rs, const double *rho, int deriv)
     return 0;
 }
 
-/* Richardson-extrapolated central difference of the family's R_g in parameter k:
-   D = (8 (R(h) - R(-h)) - (R(2h) - R(-2h))) / (12 h).  1 if a shifted point is infeasible. */
-static int cor_derivative(const lmm_resid *rs, lmm_cor_fn fn, int m, const int *rows,
-                          const double *par, int k, double *dR, double *work)
+int lmm_richardson(lmm_fd_fn F, const void *ctx, const double *par, int npar, int k, size_t len,
+                   double *D, double *work)
 {
-    size_t mm = (size_t) m * m;
-    double *p = (double *) R_alloc(rs->ncor, sizeof(double));
+    double *p = (double *) R_alloc(npar, sizeof(double));
     double h = 1e-3 * fmax(1.0, fabs(par[k]));
     const double step[] = {h, -h, 2 * h, -2 * h}, wt[] = {8, -8, -1, 1};
-    memset(dR, 0, mm * sizeof(double));
+    memset(D, 0, len * sizeof(double));
     for (int s = 0; s < 4; s++) {
-        memcpy(p, par, rs->ncor * sizeof(double));
+        memcpy(p, par, npar * sizeof(double));
         p[k] += step[s];
-        if (fn(&rs->cor, m, rows, p, work)) return 1;
-        for (size_t e = 0; e < mm; e++) dR[e] += wt[s] * work[e];
+        if (F(ctx, p, work)) return 1;
+        for (size_t e = 0; e < len; e++) D[e] += wt[s] * work[e];
     }
-    for (size_t e = 0; e < mm; e++) dR[e] /= 12 * h;
+    for (size_t e = 0; e < len; e++) D[e] /= 12 * h;
     return 0;
+}
+
+/* A dense group's R_g as a function of the correlation parameters (for lmm_richardson) */
+typedef struct { const lmm_cor *cor; lmm_cor_fn fn; int m; const int *rows; } group_cor;
+
+static int group_cor_at(const void *ctx, const double *par, double *R)
+{
+    const group_cor *g = (const group_cor *) ctx;
+    return g->fn(g->cor, g->m, g->rows, par, R);
 }
 
 /* One dense group: B = L^{-1} into Bg (m x m, lower), and, with deriv, dB_k for the correlation
@@ -180,7 +186,8 @@ static int dense_group(lmm_resid *rs, lmm_cor_fn fn, int m, const int *rows, con
     if (!deriv) return 0;
     double *dR = work, *T = work + mm, *U = work + 2 * mm, one = 1, zero = 0;
     for (int k = 0; k < rs->ncor; k++) {
-        if (cor_derivative(rs, fn, m, rows, rho, k, dR, T)) return 1;
+        group_cor g = {&rs->cor, fn, m, rows};
+        if (lmm_richardson(group_cor_at, &g, rho, rs->ncor, k, mm, dR, T)) return 1;
         /* U = B dR B', then Phi(U), then dB = -Phi(U) B */
         F77_CALL(dgemm)("N", "N", &m, &m, &m, &one, Bg, &m, dR, &m, &zero, T, &m FCONE FCONE);
         F77_CALL(dgemm)("N", "T", &m, &m, &m, &one, T, &m, Bg, &m, &zero, U, &m FCONE FCONE);

@@ -172,6 +172,12 @@ static inline double lmm_inv_sd(const lmm_resid *rs, int i)
 }
 
 /* residual.c */
+/* d out / d par_k by Richardson-extrapolated central differences,
+   D = (8 (F(h) - F(-h)) - (F(2h) - F(-2h))) / (12 h), h = 1e-3 max(1, |par_k|) (error O(h^4)
+   plus rounding): F(par) fills len doubles; 1 if it fails at a shifted point. */
+typedef int (*lmm_fd_fn)(const void *ctx, const double *par, double *out);
+int lmm_richardson(lmm_fd_fn F, const void *ctx, const double *par, int npar, int k, size_t len,
+                   double *D, double *work);
 void lmm_markov_r(const lmm_cor *c, double phi, double z, double lag, double *r, double *dr);
 void lmm_resid_pattern(lmm_resid *rs);
 void lmm_resid_free(lmm_resid *rs);

@@ -144,8 +144,17 @@ static int innov_table(const innov_dims *d, const double *par, double *T, double
     return 0;
 }
 
-/* The table at rho and, with deriv, its derivatives in the correlation parameters
-   (Richardson: D = (8 (T(h) - T(-h)) - (T(2h) - T(-2h))) / (12 h)).  1 if infeasible. */
+/* The table as a function of the correlation parameters (for lmm_richardson) */
+typedef struct { const innov_dims *d; double *v, *C; } table_ctx;
+
+static int table_at(const void *ctx, const double *par, double *T)
+{
+    const table_ctx *c = (const table_ctx *) ctx;
+    return innov_table(c->d, par, T, c->v, c->C);
+}
+
+/* The table at rho and, with deriv, its derivatives in the correlation parameters (Richardson
+   differences, lmm_richardson).  1 if infeasible. */
 int lmm_innov_tables(lmm_resid *rs, const double *rho, int deriv)
 {
     innov_dims d = dims_of(rs);
@@ -153,21 +162,11 @@ int lmm_innov_tables(lmm_resid *rs, const double *rho, int deriv)
     double *C = (double *) R_alloc(d.r + 2, sizeof(double));
     if (innov_table(&d, rho, rs->itab, v, C)) return 1;
     if (!deriv) return 0;
-    double *par = (double *) R_alloc(rs->ncor, sizeof(double));
     double *Tk = (double *) R_alloc(d.size + 1, sizeof(double));
-    const double wt[] = {8, -8, -1, 1};
-    for (int k = 0; k < rs->ncor; k++) {
-        double *D = rs->itab + (1 + k) * d.size, h = 1e-3 * fmax(1.0, fabs(rho[k]));
-        const double step[] = {h, -h, 2 * h, -2 * h};
-        memset(D, 0, d.size * sizeof(double));
-        for (int st = 0; st < 4; st++) {
-            memcpy(par, rho, rs->ncor * sizeof(double));
-            par[k] += step[st];
-            if (innov_table(&d, par, Tk, v, C)) return 1;
-            for (size_t e = 0; e < d.size; e++) D[e] += wt[st] * Tk[e];
-        }
-        for (size_t e = 0; e < d.size; e++) D[e] /= 12 * h;
-    }
+    table_ctx c = {&d, v, C};
+    for (int k = 0; k < rs->ncor; k++)
+        if (lmm_richardson(table_at, &c, rho, rs->ncor, k, d.size, rs->itab + (1 + k) * d.size, Tk))
+            return 1;
     return 0;
 }
 

@@ -114,3 +114,12 @@ es_ref <- list(
     hat_sum = 1, cook_max = 0.1559232251
   )
 )
+
+# performance::check_model() data; its newer releases need 'see' even to build the data (skip)
+es_check_model <- function(fit) {
+  tryCatch(suppressMessages(performance::check_model(fit)), error = function(e) {
+    if (grepl("'see'", conditionMessage(e), fixed = TRUE))
+      skip("this release of performance::check_model() needs the 'see' package")
+    stop(e)
+  })
+}

@@ -228,3 +228,38 @@ test_that("texreg tables go through tidy/glance", {
   expect_true(any(grepl("SexFemale", out)) && any(grepl("sd__Observation", out)))
   expect_true(any(grepl("-2\\.32", out)))
 })
+
+# modelsummary goes through tidy/glance (and insight/performance for its goodness-of-fit rows).
+# Its current releases need insight >= 1.4, newer than Debian's easystats packages, so .ci/run
+# runs this file a second time with CRAN's current modelsummary/easystats in a side library.
+modelsummary_numbers <- function(fits) {
+  tab <- modelsummary::modelsummary(fits, output = "data.frame", fmt = 8,
+                                    statistic = c("std.error", "conf.int"))
+  nums <- lapply(tab[-(1:3)], function(col) {
+    parts <- regmatches(col, gregexpr("-?[0-9.]+(e[-+]?[0-9]+)?", col))
+    vapply(parts, function(p) if (length(p)) sum(as.numeric(p)) else NA_real_, 1)
+  })
+  list(rows = paste(tab$part, tab$term, tab$statistic), values = nums)
+}
+
+test_that("modelsummary tables of lmm fits equal those of the lmer fits", {
+  skip_if_not_installed("modelsummary")
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("generics")
+  models <- list(
+    sleep = list(Reaction ~ Days + (Days | Subject), as.data.frame(ref_data("sleepstudy"))),
+    orth = list(distance ~ age + Sex + (1 | Subject), as.data.frame(ref_data("Orthodont"))),
+    pen = list(diameter ~ 1 + (1 | plate) + (1 | sample), as.data.frame(ref_data("Penicillin"))))
+  for (name in names(models)) {
+    f <- models[[name]][[1]]
+    d <- models[[name]][[2]]
+    out <- modelsummary_numbers(list(lmm = lmm(f, d), lmer = lme4::lmer(f, d)))
+    expect_true(any(grepl("SD \\(Observations\\)|sd__Observation", out$rows)))
+    expect_true(any(grepl("Num.Obs.", out$rows)))
+    # lme4 stops its optimiser earlier than lmmc: relative agreement to 1e-4
+    expect_close(out$values$lmm, out$values$lmer, tol = 1e-4,
+                 scale = pmax(1, abs(out$values$lmer)), what = paste(name, "modelsummary"))
+    expect_identical(is.na(out$values$lmm), is.na(out$values$lmer))
+    expect_gt(sum(!is.na(out$values$lmm)), 10)
+  }
+})

@@ -83,7 +83,8 @@ test_that("ci, standard_error, p_value and degrees_of_freedom", {
   expect_close(parameters::ci(fit)$CI_low, ref$fixed[, "CI_low"], tol = 1e-4)
   expect_close(parameters::standard_error(fit)$SE, ref$fixed[, "SE"], tol = 1e-4)
   expect_log_p(parameters::p_value(fit)$p, ref$fixed[, "p"])
-  expect_equal(parameters::degrees_of_freedom(fit), rep(103, 3))
+  # one df per coefficient (parameters 0.20) or one for the model (newer releases)
+  expect_true(all(parameters::degrees_of_freedom(fit) == 103))
   expect_close(parameters::degrees_of_freedom(fit, method = "satterthwaite"),
                ref$satterthwaite[, "df_error"], tol = 1e-3)
   expect_close(parameters::ci(fit, method = "satterthwaite")$CI_high,

@@ -79,7 +79,7 @@ test_that("performance::icc and r2 equal lmmc's icc and r2 where the definitions
 test_that("check_model() builds its diagnostics data as for lmerMod", {
   skip_if_not_installed("performance")
   fit <- es_fit("sleep")
-  cm <- suppressMessages(performance::check_model(fit))
+  cm <- es_check_model(fit)
   expect_s3_class(cm, "check_model")
   expect_true(all(c("QQ", "REQQ", "NORM", "NCV", "HOMOGENEITY", "OUTLIERS", "INFLUENTIAL",
                     "PP_CHECK") %in% names(cm)))
@@ -101,8 +101,8 @@ test_that("model_performance, icc, r2 and check_model agree with live lme4 fits"
     expect_close(b, a, tol = 1e-4, scale = 1e-4, what = paste(name, "performance"))
     expect_identical(performance::check_singularity(fit), performance::check_singularity(m))
   }
-  cm_a <- suppressMessages(performance::check_model(es_lmer("sleep")))
-  cm_b <- suppressMessages(performance::check_model(es_fit("sleep")))
+  cm_a <- es_check_model(es_lmer("sleep"))
+  cm_b <- es_check_model(es_fit("sleep"))
   expect_identical(names(cm_b), names(cm_a))
   # performance takes residuals() for merMod classes but rstudent() for other classes, so the
   # lmm QQ panel shows the studentized residuals (lme4's rstudent definition) where lme4's shows
