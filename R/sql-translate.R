@@ -40,7 +40,7 @@ sql_power <- function(e, con, dialect, term) {
 
 # A double written so that the database reads back the same double.
 sql_number <- function(x) {
-  s <- formatC(x, digits = 17, format = "g")
+  s <- sprintf("%.17g", x)
   if (!grepl("[.eE]", s)) s <- paste0(s, ".0")
   if (x < 0) paste0("(", s, ")") else s
 }

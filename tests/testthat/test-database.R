@@ -260,21 +260,6 @@ test_that("what cannot be pushed down is an error naming it", {
   expect_error(dbi_table(con, NA_character_), "table name")
 })
 
-test_that("pseudo-rows reproduce each cell's moment matrix", {
-  set.seed(3)
-  V <- cbind(rnorm(9, 100), rnorm(9), 1)               # a rank-2 covariance in 3 columns
-  V[, 3] <- V[, 1] - 2 * V[, 2]
-  w <- runif(9)
-  m <- colSums(w * V) / sum(w)
-  S <- crossprod(sqrt(w) * sweep(V, 2L, m)) / sum(w)
-  pts <- lmmc:::cell_points(S, m, sum(w))
-  expect_identical(nrow(pts$V), 4L)                     # 2 r points
-  M <- function(V, w) crossprod(sqrt(w) * cbind(1, V))
-  expect_equal(M(pts$V, pts$w), M(V, w), tolerance = 1e-13)
-  one <- lmmc:::cell_points(matrix(0, 3, 3), m, 2)      # a cell of identical rows: one point
-  expect_equal(one$V, matrix(m, 1L))
-})
-
 test_that("the engine's counts hook checks its input", {
   e <- lmmc:::engine_setup(c(1, 2, 4, 3), matrix(1, 4, 1), list(list(group = factor(c(1, 1, 2, 2)),
                            Xt = matrix(1, 4, 1))), rep(1, 4), rep(0, 4))
