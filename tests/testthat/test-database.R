@@ -161,6 +161,22 @@ test_that("a fit from a PostgreSQL table equals the fit from its data frame (1e-
   check_backend(con)
 })
 
+test_that("contrasts, factor(), terms without their margins and interaction groups", {
+  con <- sqlite_con()
+  on.exit(DBI::dbDisconnect(con))
+  ma <- put_table(con, "ma", math_achieve())
+  fm <- MathAch ~ SES * Sector + Minority * Sex + (1 + SES | School) + (1 | Sector:Sex)
+  ctr <- list(Sector = "contr.sum")
+  f <- suppressMessages(lmm(fm, dbi_table(con, "ma"), contrasts = ctr))
+  expect_same_fit(suppressMessages(lmm(fm, ma, contrasts = ctr)), f)
+  expect_true("SES:Sector1" %in% names(fixef(f)))
+  fm <- MathAch ~ 0 + Sector:SES + factor(Minority) + (0 + Sector | School)
+  f <- lmm(fm, dbi_table(con, "ma"))
+  expect_same_fit(lmm(fm, ma), f)
+  expect_identical(names(fixef(f)), c("factor(Minority)No", "factor(Minority)Yes",
+                                      "SectorCatholic:SES", "SectorPublic:SES"))
+})
+
 test_that("a dbplyr query is a table: its rows are the query's", {
   skip_if_not_installed("dbplyr")
   skip_if_not_installed("dplyr")
