@@ -1,7 +1,8 @@
 # Methods of fits made from aggregated data (R/aggregate.R: a database table or chunks).  The
 # fit holds the data's cross-products, not its rows: everything computed from A, the estimates and
-# their covariance works as for any fit (fixef, ranef, VarCorr, vcov, summary, anova's F tests,
-# Wald intervals, logLik, predict with newdata); what needs the observations says so.
+# their covariance works as for any fit (fixef, ranef, VarCorr, vcov, summary, anova, profiles
+# and intervals, logLik, predict with newdata, emmeans); what needs the observations says so
+# (db_augment() computes fitted values and residuals in the database).
 
 stop_needs_rows <- function(what) {
   stop(sprintf(paste("%s needs the rows: the fit was made from aggregated data (a database",
@@ -25,7 +26,6 @@ rstudent.lmm_aggregated <- function(model, ...) stop_needs_rows("rstudent()")
 cooks.distance.lmm_aggregated <- function(model, ...) stop_needs_rows("cooks.distance()")
 influence.lmm_aggregated <- function(model, ...) stop_needs_rows("influence()")
 augment.lmm_aggregated <- function(x, ...) stop_needs_rows("augment()")
-profile.lmm_aggregated <- function(fitted, ...) stop_needs_rows("profile()")
 refit.lmm_aggregated <- function(object, newresp = NULL, ...) stop_needs_rows("refit()")
 ranova.lmm_aggregated <- function(model, ...) stop_needs_rows("ranova()")
 drop1.lmm_aggregated <- function(object, ...) stop_needs_rows("drop1()")
@@ -35,10 +35,12 @@ predict.lmm_aggregated <- function(object, newdata = NULL, ...) {
   NextMethod()
 }
 
-# Wald intervals only: the profile and the bootstrap refit the model from its rows.
-confint.lmm_aggregated <- function(object, parm, level = 0.95, method = "Wald", ...) {
-  if (!identical(method, "Wald")) stop_needs_rows(sprintf("confint(method = \"%s\")", method))
-  NextMethod(method = "Wald")
+# Profile and Wald intervals; the bootstrap simulates new responses for the rows.
+confint.lmm_aggregated <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"),
+                                   ...) {
+  method <- match.arg(method)
+  if (method == "boot") stop_needs_rows("confint(method = \"boot\")")
+  NextMethod(method = method)
 }
 
 # The summary without the scaled residuals' quantiles.
