@@ -29,6 +29,7 @@ augment.lmm_aggregated <- function(x, ...) stop_needs_rows("augment()")
 refit.lmm_aggregated <- function(object, newresp = NULL, ...) stop_needs_rows("refit()")
 ranova.lmm_aggregated <- function(model, ...) stop_needs_rows("ranova()")
 drop1.lmm_aggregated <- function(object, ...) stop_needs_rows("drop1()")
+step.lmm_aggregated <- function(object, ...) stop_needs_rows("step()")
 
 predict.lmm_aggregated <- function(object, newdata = NULL, ...) {
   if (is.null(newdata)) stop_needs_rows("predict() without 'newdata'")

@@ -219,6 +219,7 @@ test_that("methods from cross-products work, methods needing rows say so", {
                suppressMessages(confint(g, parm = c(".sig01", ".sigma", "Days"))), tolerance = 1e-9)
   expect_equal(anova(f)[["F value"]], anova(g)[["F value"]], tolerance = 1e-8)
   expect_output(print(summary(f)), "aggregated: no residuals")
+  expect_equal(lmmc:::lmm_rmse(f), lmmc:::lmm_rmse(g), tolerance = 1e-10)   # from wrss / n
   expect_output(print(f), "table sleep")
   f1 <- lmm(Reaction ~ Days + (Days | Subject), dbi_table(con, "sleep"), REML = FALSE)
   f0 <- lmm(Reaction ~ 1 + (Days | Subject), dbi_table(con, "sleep"), REML = FALSE)
@@ -236,7 +237,8 @@ test_that("methods from cross-products work, methods needing rows say so", {
   }
   for (call in list(quote(residuals(f)), quote(fitted(f)), quote(predict(f)),
                     quote(model.frame(f)), quote(simulate(f)),
-                    quote(confint(f, method = "boot")), quote(hatvalues(f))))
+                    quote(confint(f, method = "boot")), quote(hatvalues(f)),
+                    quote(bootstrap_lmm(f, fixef)), quote(pve(f)), quote(step(f))))
     expect_error(eval(call), "needs the rows")
 })
 
