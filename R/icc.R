@@ -27,7 +27,7 @@ variance_parts <- function(fit) {
   groups <- vapply(fit$reterms, `[[`, "", "name")
   s2_t <- term_variances(fit)
   s2_g <- vapply(split(s2_t, factor(groups, unique(groups))), sum, 0)
-  s2_f <- if (fit$p > 0L) stats::var(drop(fit$X %*% fit$beta)) else 0
+  s2_f <- if (fit$p > 0L) fixed_variance(fit) else 0
   list(fixed = s2_f, random = s2_g, residual = fit$sigma^2)
 }
 

@@ -30,6 +30,7 @@ refit.lmm_aggregated <- function(object, newresp = NULL, ...) stop_needs_rows("r
 ranova.lmm_aggregated <- function(model, ...) stop_needs_rows("ranova()")
 drop1.lmm_aggregated <- function(object, ...) stop_needs_rows("drop1()")
 step.lmm_aggregated <- function(object, ...) stop_needs_rows("step()")
+as_lmerMod_aggregated <- function(fit) stop_needs_rows("as_lmerMod()")
 
 predict.lmm_aggregated <- function(object, newdata = NULL, ...) {
   if (is.null(newdata)) stop_needs_rows("predict() without 'newdata'")
@@ -112,4 +113,23 @@ getME.lmm_aggregated <- function(object, name, ...) {
   if (!missing(name) && any(as.character(name) %in% rows))
     stop_needs_rows(sprintf("getME(fit, \"%s\")", paste(intersect(name, rows), collapse = "\", \"")))
   NextMethod()
+}
+
+# var(X beta) over the observations (R^2, ICC).  From aggregated data the pseudo-rows carry the
+# data's weighted moments, sum_k w_k (x_k'beta)^j = sum_i w_i (x_i'beta)^j for j = 0, 1, 2, so
+# for unweighted data (w_i = 1) the variance is the pseudo-rows' weighted one with divisor n - 1;
+# for weighted data the unweighted variance is not in the moments (NA).
+fixed_variance <- function(fit) {
+  eta <- drop(fit$X %*% fit$beta)
+  if (!inherits(fit, "lmm_aggregated")) return(stats::var(eta))
+  m <- row_mean(fit, eta)
+  row_mean(fit, (eta - m)^2) * fit$n / (fit$n - 1)
+}
+
+# The mean over the observations of v, a value per row that is a quadratic (or lower) form of
+# the row's monomials: mean(v), or from aggregated unweighted data sum_k w_k v_k / n.
+row_mean <- function(fit, v) {
+  if (!inherits(fit, "lmm_aggregated")) return(mean(v))
+  if (!is.null(fit$spec$weights)) return(NA_real_)
+  sum(fit$weights * v) / fit$n
 }

@@ -220,6 +220,10 @@ test_that("methods from cross-products work, methods needing rows say so", {
   expect_equal(anova(f)[["F value"]], anova(g)[["F value"]], tolerance = 1e-8)
   expect_output(print(summary(f)), "aggregated: no residuals")
   expect_equal(lmmc:::lmm_rmse(f), lmmc:::lmm_rmse(g), tolerance = 1e-10)   # from wrss / n
+  expect_equal(lmmc:::fixed_variance(f), lmmc:::fixed_variance(g), tolerance = 1e-10)
+  expect_equal(lmmc:::variance_parts(f), lmmc:::variance_parts(g), tolerance = 1e-9)   # icc, r2
+  if (requireNamespace("insight", quietly = TRUE))
+    expect_equal(insight::get_variance(f), insight::get_variance(g), tolerance = 1e-9)
   expect_output(print(f), "table sleep")
   f1 <- lmm(Reaction ~ Days + (Days | Subject), dbi_table(con, "sleep"), REML = FALSE)
   f0 <- lmm(Reaction ~ 1 + (Days | Subject), dbi_table(con, "sleep"), REML = FALSE)
@@ -238,7 +242,8 @@ test_that("methods from cross-products work, methods needing rows say so", {
   for (call in list(quote(residuals(f)), quote(fitted(f)), quote(predict(f)),
                     quote(model.frame(f)), quote(simulate(f)),
                     quote(confint(f, method = "boot")), quote(hatvalues(f)),
-                    quote(bootstrap_lmm(f, fixef)), quote(pve(f)), quote(step(f))))
+                    quote(bootstrap_lmm(f, fixef)), quote(pve(f)), quote(step(f)),
+                    quote(shrinkage_plot(f)), quote(as_lmerMod(f))))
     expect_error(eval(call), "needs the rows")
 })
 
