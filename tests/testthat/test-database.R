@@ -212,7 +212,10 @@ test_that("methods from cross-products work, methods needing rows say so", {
   expect_s3_class(f, "lmm_aggregated")
   expect_equal(predict(f, newdata = sleep[1:30, ]), predict(g, newdata = sleep[1:30, ]),
                tolerance = 1e-10)
+  expect_equal(predict(f, newdata = sleep[1:30, ], se.fit = TRUE),
+               predict(g, newdata = sleep[1:30, ], se.fit = TRUE), tolerance = 1e-9)
   expect_equal(coef(summary(f))[, 1:2], coef(summary(g))[, 1:2], tolerance = 1e-10)
+  expect_equal(ranef(f, condVar = TRUE), ranef(g, condVar = TRUE), tolerance = 1e-9)
   expect_equal(as.data.frame(VarCorr(f)), as.data.frame(VarCorr(g)), tolerance = 1e-10)
   expect_equal(confint(f, method = "Wald"), confint(g, method = "Wald"), tolerance = 1e-10)
   expect_equal(suppressMessages(confint(f, parm = c(".sig01", ".sigma", "Days"))),   # profiles
