@@ -177,6 +177,21 @@ test_that("contrasts, factor(), terms without their margins and interaction grou
                                       "SectorCatholic:SES", "SectorPublic:SES"))
 })
 
+test_that("a table fit agrees with lme4's fit of the same rows (live)", {
+  skip_if_not_installed("lme4")
+  con <- sqlite_con()
+  on.exit(DBI::dbDisconnect(con))
+  sw <- put_table(con, "sw", sleep_weighted())
+  sw$Subject <- factor(sw$Subject)
+  fm <- Reaction ~ Days + I(Days^2) + (Days | Subject)
+  f <- lmm(fm, dbi_table(con, "sw"), weights = w, REML = FALSE)
+  m <- lme4::lmer(fm, sw, weights = w, REML = FALSE)
+  expect_equal(deviance(f), deviance(m), tolerance = 1e-6)
+  expect_equal(unname(fixef(f)), unname(lme4::fixef(m)), tolerance = 1e-5)
+  expect_equal(sigma(f), sigma(m), tolerance = 1e-5)
+  expect_equal(as.matrix(ranef(f)$Subject), as.matrix(lme4::ranef(m)$Subject), tolerance = 1e-4)
+})
+
 test_that("a dbplyr query is a table: its rows are the query's", {
   skip_if_not_installed("dbplyr")
   skip_if_not_installed("dplyr")
