@@ -3,7 +3,10 @@
 # them; the fit pulls one GROUP BY's cell moments.  Reports the time of the database's
 # aggregation, of the pseudo-rows and of the fit; run under /usr/bin/time -v for R's peak RSS:
 #
-#   /usr/bin/time -v Rscript bench/database.R [rows] [schools] [districts]
+#   /usr/bin/time -v Rscript bench/database.R [rows] [schools] [districts] [nested|crossed]
+#
+# crossed: district = floor(i / schools) mod districts, so every school meets every district and
+# the cells are the (school, district) pairs rather than the schools.
 #
 # Connection: LMMC_PG_HOST/PORT/DBNAME/USER/PASSWORD (defaults localhost/5432/lmmc/lmmc/lmmc).
 suppressMessages({library(lmmc); library(DBI)})
@@ -11,11 +14,13 @@ args <- commandArgs(TRUE)
 rows <- if (length(args) >= 1L) as.numeric(args[1L]) else 1e7
 schools <- if (length(args) >= 2L) as.integer(args[2L]) else 10000L
 districts <- if (length(args) >= 3L) as.integer(args[3L]) else 200L
+crossed <- length(args) >= 4L && args[4L] == "crossed"
 env <- function(v, default) { x <- Sys.getenv(v); if (nzchar(x)) x else default }
 con <- dbConnect(RPostgreSQL::PostgreSQL(), host = env("LMMC_PG_HOST", "localhost"),
                  port = as.integer(env("LMMC_PG_PORT", "5432")), dbname = env("LMMC_PG_DBNAME", "lmmc"),
                  user = env("LMMC_PG_USER", "lmmc"), password = env("LMMC_PG_PASSWORD", "lmmc"))
-table <- sprintf("bench_school_%.0f", rows)
+table <- sprintf("bench_%s_%.0f_%d_%d", if (crossed) "crossed" else "school", rows, schools,
+                 districts)
 
 # schools nested in districts (school s in district s %% districts); effects sd 0.5 (school) and
 # 1 (district), x ~ N(0, 1), y = 1 + 0.5 x + effects + N(0, 1) by Box-Muller from random()
@@ -29,18 +34,20 @@ make_table <- function() {
                                "0.5 * %s AS u FROM generate_series(0, %d) s"), districts, normal, schools - 1L))
   dbExecute(con, sprintf(paste("CREATE TEMP TABLE bench_district AS SELECT d AS district, %s AS v",
                                "FROM generate_series(0, %d) d"), normal, districts - 1L))
+  district <- if (crossed) sprintf("((i / %d) %% %d)", schools, districts) else "NULL::integer"
   dbExecute(con, sprintf(paste(
-    "CREATE TABLE %s AS SELECT e.school, e.district, r.x,",
+    "CREATE TABLE %s AS SELECT e.school, d.district, r.x,",
     "1 + 0.5 * r.x + e.u + d.v + %s AS y",
-    "FROM (SELECT i, (i %% %d) AS school, %s AS x FROM generate_series(1, %.0f) i) r",
-    "JOIN bench_effects e ON e.school = r.school JOIN bench_district d ON d.district = e.district"),
-    table, normal, schools, normal, rows))
+    "FROM (SELECT i, (i %% %d) AS school, %s AS district, %s AS x FROM generate_series(1, %.0f) i) r",
+    "JOIN bench_effects e ON e.school = r.school",
+    "JOIN bench_district d ON d.district = COALESCE(r.district, e.district)"),
+    table, normal, schools, district, normal, rows))
   dbExecute(con, sprintf("ANALYZE %s", table))
 }
 t_make <- system.time(if (!dbExistsTable(con, table)) make_table())[["elapsed"]]
-cat(sprintf("table %s: %.0f rows, %d schools in %d districts (made in %.1f s)\n", table,
-            dbGetQuery(con, sprintf("SELECT count(*) AS n FROM %s", table))$n, schools, districts,
-            t_make))
+cat(sprintf("table %s: %.0f rows, %d schools %s %d districts (made in %.1f s)\n", table,
+            dbGetQuery(con, sprintf("SELECT count(*) AS n FROM %s", table))$n, schools,
+            if (crossed) "crossed with" else "in", districts, t_make))
 
 # the stages of lmm(y ~ x + (1 | school) + (1 | district), dbi_table(con, table)), timed
 src <- dbi_table(con, table)
