@@ -49,18 +49,29 @@ cat(sprintf("table %s: %.0f rows, %d schools %s %d districts (made in %.1f s)\n"
             dbGetQuery(con, sprintf("SELECT count(*) AS n FROM %s", table))$n, schools,
             if (crossed) "crossed with" else "in", districts, t_make))
 
-# the stages of lmm(y ~ x + (1 | school) + (1 | district), dbi_table(con, table)), timed
+# the stages of lmm(y ~ x + (1 | school) + (1 | district), dbi_table(con, table)), timed one by
+# one as lmm() runs them (R/aggregate.R lmm_aggregated), then the whole call
 src <- dbi_table(con, table)
 f <- y ~ x + (1 | school) + (1 | district)
-proto <- lmmc:::source_sample(src, complete = all.vars(f))
-spec <- lmmc:::aggregate_spec(f, proto, NULL, NULL, globalenv())
-spec$shift <- lmmc:::moment_shift(spec, proto)
-t_db <- system.time(cm <- lmmc:::cell_moments(src, spec))[["elapsed"]]
-t_pseudo <- system.time(pr <- lmmc:::pseudo_rows(cm))[["elapsed"]]
+ns <- asNamespace("lmmc")
+t_spec <- system.time({
+  proto <- ns$source_sample(src, complete = all.vars(f))
+  spec <- ns$aggregate_spec(f, proto, NULL, NULL, globalenv())
+  spec$shift <- ns$moment_shift(spec, proto)
+})[["elapsed"]]
+t_db <- system.time(cm <- ns$cell_moments(src, spec))[["elapsed"]]
+t_pseudo <- system.time(pr <- ns$pseudo_rows(cm))[["elapsed"]]
+t_fit <- system.time({
+  pieces <- ns$aggregated_pieces(spec, cm, pr, TRUE, NULL, lmm_control())
+  staged <- ns$fit_checked(pieces$y, pieces$X, pieces$reterms, pr$w, numeric(length(pr$w)), TRUE,
+                           lmm_control(), NULL, NULL, counts = pieces$counts)
+})[["elapsed"]]
 t_all <- system.time(fit <- lmm(f, src))[["elapsed"]]
 cat(sprintf("cells %d, pseudo-rows %d\n", length(cm$W), length(pr$w)))
-cat(sprintf("database aggregation %.1f s, pseudo-rows %.2f s, whole lmm() %.1f s (fit = %.1f s)\n",
-            t_db, t_pseudo, t_all, t_all - t_db - t_pseudo))
+cat(sprintf(paste("sample and spec %.2f s, database aggregation %.1f s, pseudo-rows %.2f s,",
+                  "pieces and fit %.2f s; lmm() in one call %.1f s\n"),
+            t_spec, t_db, t_pseudo, t_fit, t_all))
+stopifnot(abs(staged$crit - fit$crit) < 1e-8 * abs(fit$crit))
 print(fixef(fit))
 print(VarCorr(fit))
 cat("R peak RSS (VmHWM):", grep("VmHWM", readLines("/proc/self/status"), value = TRUE), "\n")
