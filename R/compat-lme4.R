@@ -173,6 +173,7 @@ refit_ml_any <- function(m) if (inherits(m, "merMod")) lme4::refitML(m) else ref
 ## lme4 does not optimise: its beta, sigma and criterion are its own solution at lmmc's theta.
 as_lmerMod <- function(fit) {
   if (!inherits(fit, "lmm")) stop("'fit' must be an \"lmm\" fit", call. = FALSE)
+  if (inherits(fit, "lmm_aggregated")) as_lmerMod_aggregated(fit)
   if (!requireNamespace("lme4", quietly = TRUE))
     stop("as_lmerMod() needs the lme4 package", call. = FALSE)
   if (!is.null(fit$residual))

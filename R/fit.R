@@ -21,9 +21,11 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
 # lmm_fit() after its input checks (lmm() calls it directly with lmm_pieces()' checked pieces).
 # One path with or without a residual structure (`residual`, R/residual.R): the engine is a
 # function of (theta, rho), rho empty without one.
-fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, residual) {
+# With `counts` (R/aggregate.R) the rows are summary rows standing for counts$n observations.
+fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, residual,
+                        counts = NULL) {
   spec <- residual
-  engine <- engine_setup(y, X, reterms, weights, offset, spec)
+  engine <- engine_setup(y, X, reterms, weights, offset, spec, counts)
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower, engine, REML, control, rho = spec$rho)
   opt <- optimise_theta(engine, theta0, lower, REML, control,
@@ -32,7 +34,8 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
   theta <- pmax(opt$theta, lower)
   if (!is.finite(opt$crit)) stop_not_finite(opt, theta0, X, user_start = !is.null(start))
   sol <- engine_solution(engine, theta, REML, opt$rho)
-  fit <- assemble_fit(sol, theta, lower, y, X, reterms, weights, offset, REML, length(y))
+  fit <- assemble_fit(sol, theta, lower, y, X, reterms, weights, offset, REML,
+                      if (is.null(counts)) length(y) else counts$n)
   if (!is.null(spec)) {
     fit$devcomp$ldW <- sol$sumlogw
     fit$residual <- residual_result(spec, opt$rho, engine)

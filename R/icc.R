@@ -27,7 +27,7 @@ variance_parts <- function(fit) {
   groups <- vapply(fit$reterms, `[[`, "", "name")
   s2_t <- term_variances(fit)
   s2_g <- vapply(split(s2_t, factor(groups, unique(groups))), sum, 0)
-  s2_f <- if (fit$p > 0L) stats::var(drop(fit$X %*% fit$beta)) else 0
+  s2_f <- if (fit$p > 0L) fixed_variance(fit) else 0
   list(fixed = s2_f, random = s2_g, residual = fit$sigma^2)
 }
 
@@ -190,6 +190,7 @@ print.lmm_r2 <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
 ## for the residual variance and each grouping factor's random-effect variances (diagonals of
 ## VarCorr, matched by grouping factor and column). Negative values mean the variance grew.
 pve <- function(fit, null_fit = NULL) {
+  if (inherits(fit, "lmm_aggregated")) stop_needs_rows("pve()")      # it refits from the rows
   if (!inherits(fit, "lmm")) stop("'fit' must be an \"lmm\" fit", call. = FALSE)
   if (is.null(null_fit)) null_fit <- baseline_fit(fit)
   if (!inherits(null_fit, "lmm")) stop("'null_fit' must be an \"lmm\" fit", call. = FALSE)

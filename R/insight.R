@@ -131,7 +131,7 @@ get_variance.lmm <- function(x, component = c("all", "fixed", "random", "residua
             call. = FALSE)
   s2_e <- x$sigma^2
   out <- list(
-    var.fixed = if (want("fixed")) stats::var(drop(x$X %*% x$beta)),
+    var.fixed = if (want("fixed")) fixed_variance(x),
     var.random = if (want("random") && !singular) random_variance(x, vc),
     var.residual = if (want("residual")) s2_e,
     var.distribution = if (want("distribution") && component != "residual") s2_e,
@@ -161,7 +161,7 @@ random_variance <- function(x, vc) {
     keep <- rownames(Sigma) %in% colnames(X)
     Sigma <- Sigma[keep, keep, drop = FALSE]
     Z <- X[, rownames(Sigma), drop = FALSE]
-    sum((Z %*% Sigma) * Z) / nrow(Z)
+    row_mean(x, rowSums((Z %*% Sigma) * Z))
   }, 0)
   sum(per_group)
 }

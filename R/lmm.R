@@ -4,6 +4,14 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights = NULL, offset = NULL
                 na.action, contrasts = NULL, control = lmm_control(), start = NULL,
                 correlation = NULL, variance = NULL, verbose = 0L) {
   mc <- match.call(expand.dots = FALSE)
+  src <- as_aggregate_source(data)            # a database table or chunks (R/aggregate.R)
+  if (!is.null(src)) {
+    check_aggregate_args(mc, correlation, variance)
+    fit <- lmm_aggregated(formula, src, REML, mc$weights, mc$offset, contrasts,
+                          with_verbose(as_lmm_control(control), verbose), start, parent.frame())
+    fit$call <- mc
+    return(fit)
+  }
   pc <- mc
   pc[[1L]] <- lmm_pieces                 # weights/offset/subset are evaluated in `data` there
   pc$start <- pc$correlation <- pc$variance <- pc$verbose <- NULL

@@ -82,6 +82,9 @@ as_lmm_control <- function(control) {
 
 check_data <- function(data) {
   if (is.null(data) || is.data.frame(data)) return(data)
+  if (!is.null(as_aggregate_source(data)))
+    stop("'data' is a table or chunks: only lmm() fits from them (the pieces need the rows)",
+         call. = FALSE)
   if (is.list(data)) return(as.data.frame(data))
   stop("'data' must be a data frame", call. = FALSE)
 }

@@ -58,7 +58,7 @@ model_performance.lmm <- function(model, metrics = "all", estimator = "REML", ve
     icc_mm <- suppressWarnings(performance::icc(model))
     if (!all(is.na(icc_mm))) out$ICC <- icc_mm$ICC_adjusted
   }
-  if ("RMSE" %in% metrics) out$RMSE <- sqrt(mean(residuals.lmm(model)^2, na.rm = TRUE))
+  if ("RMSE" %in% metrics) out$RMSE <- lmm_rmse(model)
   if ("SIGMA" %in% metrics) out$Sigma <- model$sigma
   out <- as.data.frame(out)
   row.names(out) <- NULL
@@ -75,4 +75,13 @@ performance_metrics <- function(metrics, all_metrics) {
     stop("metric(s) not available for \"lmm\" fits: ", paste(bad, collapse = ", "),
          call. = FALSE)
   toupper(metrics)
+}
+
+# sqrt(mean(residual^2)); for a fit from aggregated data (no rows in R) the unweighted one is
+# sqrt(wrss / n) from the cross-products, a weighted one is not available (NA).
+lmm_rmse <- function(model) {
+  if (!inherits(model, "lmm_aggregated"))
+    return(sqrt(mean(residuals.lmm(model)^2, na.rm = TRUE)))
+  if (!is.null(model$spec$weights)) return(NA_real_)
+  sqrt(model$devcomp$wrss / model$n)
 }

@@ -140,6 +140,7 @@ panel_layout <- function(k) {
 ##               mixed model's estimates; with none, this is lmList's per-group regression);
 ##   mixed:      coef(fit) = beta + b_j (partial pooling), pulled toward beta.
 shrinkage_coefs <- function(fit, group = NULL) {
+  if (inherits(fit, "lmm_aggregated")) stop_needs_rows("the per-group fits of shrinkage_plot()")
   groups <- vapply(fit$reterms, `[[`, "", "name")
   if (is.null(group)) group <- groups[1L]
   if (!is.character(group) || length(group) != 1L || !(group %in% groups))

@@ -133,6 +133,7 @@ rho_full <- function(layout, rhof) {
 ## structure kept).
 ml_fit_of <- function(fit) {
   if (!fit$REML) return(fit)
+  if (inherits(fit, "lmm_aggregated")) return(refit_ml_aggregated(fit))    # R/methods-aggregated.R
   ctrl <- lmm_control(check.conv.singular = "ignore", check.scaleX = "ignore",
                       check.rankX = "ignore")
   ml <- lmm_fit(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
@@ -143,7 +144,7 @@ ml_fit_of <- function(fit) {
 
 ## The engine of the profiled ML fit (optionally with another X and offset).
 setup_engine <- function(setup, X = setup$X, offset = setup$offset) {
-  engine_setup(setup$y, X, setup$reterms, setup$weights, offset, setup$spec)
+  engine_setup(setup$y, X, setup$reterms, setup$weights, offset, setup$spec, setup$counts)
 }
 
 ## ---- stepping along one parameter ---------------------------------------------------------------
@@ -338,7 +339,7 @@ profile.lmm <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, del
   nptot <- length(opt)
   cutoff <- sqrt(stats::qchisq(1 - alphamax, nptot))
   setup <- list(y = ml$y, X = ml$X, reterms = reterms, weights = ml$weights, offset = ml$offset,
-                spec = ml$residual$spec, rho = rho_layout(ml),
+                spec = ml$residual$spec, rho = rho_layout(ml), counts = ml$counts,
                 n = ml$n, p = ml$p, nvp = nvp, opt = opt, base = ml$crit, theta = ml$theta,
                 theta_lower = ml$lower, lower = bounds$lower, upper = bounds$upper,
                 stderr = sqrt(diag(ml$vcov_beta)), devtol = devtol, maxpts = maxpts,

@@ -428,6 +428,7 @@ residual_npar <- function(object) {
 # log|W| of the criteria, generalised: log|V^{-1}| at the fitted residual structure (the prior
 # weights' sum of logs without one).  ML: -2 logL = ldL2 - residual_logdet + n (1 + log(2 pi r2/n)).
 residual_logdet <- function(object) {
+  if (!is.null(object$counts)) return(object$counts$sumlogw)       # aggregated data (R/aggregate.R)
   if (is.null(object$residual)) sum(log(object$weights)) else object$devcomp$ldW
 }
 

@@ -43,6 +43,8 @@ restore_rng <- function(saved) assign(".Random.seed", saved, envir = globalenv()
 
 ## n x nsim matrix of simulated responses (rows: observations of the fit or rows of newdata kept).
 simulate_matrix <- function(object, nsim, re.form, newdata, allow.new.levels, na.action) {
+  if (inherits(object, "lmm_aggregated") && is.null(newdata))      # R/methods-aggregated.R
+    stop_needs_rows("simulating responses (simulate(), bootstrap_lmm(), bootstrap intervals)")
   use <- vapply(conditioned_terms(object, re.form), `[[`, NA, "use")
   reterms <- object$reterms
   if (is.null(newdata)) {

@@ -20,6 +20,7 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
     {"lmm_gradient",       (DL_FUNC) &lmm_gradient,       4},
     {"lmm_moments",        (DL_FUNC) &lmm_moments,        3},
+    {"lmm_set_counts",     (DL_FUNC) &lmm_set_counts,     4},
     {"lmm_cor_matrix",     (DL_FUNC) &lmm_cor_matrix,     4},
     {"lmm_var_logs",       (DL_FUNC) &lmm_var_logs,       3},
     {"lmm_whitening_at",   (DL_FUNC) &lmm_whitening_at,   4},

@@ -40,7 +40,8 @@
 
 typedef struct lmm_model {
     /* dimensions */
-    int n;          /* observations (rows of G after whitening) */
+    int n;          /* observations (rows of G after whitening; the true count when the rows
+                       are summary rows, counts.c) */
     int p;          /* fixed-effect columns */
     int k;          /* random-effects terms */
     int N;          /* Z nodes; node N is the [X y] node */
@@ -230,6 +231,7 @@ SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv, SEXP explicit);
 SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z);
 SEXP lmm_whiten_apply(SEXP ptr, SEXP rho, SEXP V, SEXP inverse);
 SEXP lmm_layout_info(SEXP ptr);
+SEXP lmm_set_counts(SEXP ptr, SEXP n, SEXP nrows, SEXP sumlogw);   /* counts.c: summary rows */
 SEXP lmm_chol_dense(SEXP A);
 SEXP lmm_inverse_dense(SEXP L);                        /* dense_inverse.c: test entry */
 
