@@ -151,8 +151,15 @@ void lmm_gemm_nt_sub(int m, int n, int kk, const double *A, const double *B, dou
 /* dense_chol.c: blocked Cholesky of the dense block (lower); 0 or 1-based failing column */
 int lmm_dense_chol(int n, double *A, int lda);
 
+/* dense_schur.c: the sparse columns' coupling to the dense block, by blocks of dense columns:
+   Omega_DD -= sum_J L_DJ L_DJ' (lower triangle of m->Ld), and P_J += Sigma_DD L_DJ on J's dense
+   rows (P laid out as Lx; Sigma_DD's lower triangle, zero beyond its leading lim rows) */
+void lmm_dense_schur_update(lmm_model *m);
+void lmm_dense_schur_products(const lmm_model *m, int lim, const double *Sd, double *P);
+
 /* dense_inverse.c: S = (L L')^{-1}, both triangles, from the lower Cholesky factor L (n x n) */
 void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds);
+void lmm_dense_inverse_lower(int n, const double *L, int ldl, double *S, int lds);  /* lower only */
 
 /* dense_kernel.c: the mr x nr register tile behind dense_chol.c and dense_inverse.c, chosen at
    run time (24 x 8 with AVX-512, 12 x 4 with AVX2 + FMA, 8 x 4 otherwise; nr divides mr) */
