@@ -176,6 +176,11 @@ static void chol_master(lmm_team *team, void *arg)
 int lmm_dense_chol(int n, double *A, int lda)
 {
     if (n <= 0) return 0;
+    if (lmm_dense_lapack()) {                            /* R's LAPACK (dense_kernel.c) */
+        int info = 0;
+        F77_CALL(dpotrf)("L", &n, A, &lda, &info FCONE);
+        return info;
+    }
     lmm_kernels k = lmm_choose_kernels();
     int nthreads = lmm_dense_threads(n);
     chol_state st;

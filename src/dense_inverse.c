@@ -180,6 +180,16 @@ static void inverse_master(lmm_team *team, void *arg)
 static void dense_inverse(int n, const double *L, int ldl, double *S, int lds, int mirror)
 {
     if (n <= 0) return;
+    if (lmm_dense_lapack()) {                            /* R's LAPACK (dense_kernel.c) */
+        int info = 0;
+        for (int c = 0; c < n; c++)
+            memcpy(S + c + (size_t) c * lds, L + c + (size_t) c * ldl, (size_t) (n - c) * sizeof(double));
+        F77_CALL(dpotri)("L", &n, S, &lds, &info FCONE);
+        if (mirror)
+            for (int c = 0; c < n; c++)
+                for (int r = 0; r < c; r++) S[r + (size_t) c * lds] = S[c + (size_t) r * lds];
+        return;
+    }
     lmm_kernels k = lmm_choose_kernels();
     int nthreads = lmm_dense_threads(n);
     inverse_state v = {&k, n, ldl, lds, 0, 0, 0, mirror, L, S,

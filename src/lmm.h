@@ -181,6 +181,9 @@ typedef struct {
 } lmm_kernels;
 lmm_kernels lmm_choose_kernels(void);  /* widest available; master thread only */
 int lmm_dense_threads(int n);          /* option("lmmc.threads"); master thread only */
+int lmm_dense_lapack(void);            /* option("lmmc.dense_backend"): 1 for R's LAPACK */
+SEXP lmm_dense_backend_auto(SEXP lapack);  /* what "auto" chooses, set at load */
+SEXP lmm_dense_backend_time(SEXP n, SEXP reps);   /* seconds of chol + inverse: own, LAPACK */
 void lmm_pack_rows(int m, int kb, const double *P, int lda, int w, double *out);
 void lmm_pack_strip(int m, int kb, const double *P, int lda, int w, int s, double *out);
 void lmm_unpack_strip(int m, int kb, const double *in, int w, int s, double *P, int lda);
