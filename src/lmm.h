@@ -12,7 +12,8 @@
  * as Omega = L L' (L lower triangular, node-blocked).  A is formed once per model (per residual
  * parameter, when the rows are pre-whitened), so nothing per theta touches the n observations.
  * The first nodes (those whose columns stay sparse) are stored as node blocks along a symbolic
- * pattern; the trailing nodes whose columns fill in are held in one dense block factored by LAPACK.
+ * pattern; the trailing nodes whose columns fill in are held in one dense block, updated from the
+ * sparse columns by dense_schur.c and factored by dense_chol.c (or R's LAPACK: dense_kernel.c).
  *
  * Everything the criterion needs is on the diagonal of L:
  *     log|L_Z|^2   = 2 sum log diag over the Z nodes
