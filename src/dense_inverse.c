@@ -192,10 +192,9 @@ static void dense_inverse(int n, const double *L, int ldl, double *S, int lds, i
     }
     lmm_kernels k = lmm_choose_kernels();
     int nthreads = lmm_dense_threads(n);
-    inverse_state v = {&k, n, ldl, lds, 0, 0, 0, mirror, L, S,
-                       (double *) R_alloc(((size_t) n + k.mr) * NB, sizeof(double)),
-                       (double *) R_alloc(((size_t) n + k.mr) * NB, sizeof(double)),
-                       (double *) R_alloc((size_t) NB * NB, sizeof(double))};
+    size_t np = ((size_t) n + k.mr) * NB;
+    double *w = lmm_scratch(LMM_SCR_INV, 2 * np + (size_t) NB * NB);   /* kept between calls */
+    inverse_state v = {&k, n, ldl, lds, 0, 0, 0, mirror, L, S, w, w + np, w + 2 * np};
     for (v.pass = 0; v.pass < 2; v.pass++)
         for (int w = 0, f = 0; f < n; f += w) {
             v.from = f;

@@ -249,6 +249,38 @@ int lmm_dense_lapack(void)
     return 0;
 }
 
+/* Scratch of the dense block's kernels that stays mapped between calls: each evaluation needs
+   the same megabytes of panels and gathered columns, and fresh ones cost a page fault per 4 KB
+   (measured: 10-15% of an InstEval fit went to page faults and zeroing).  One buffer per slot
+   (lmm.h's lmm_scratch_slot), grown when needed; larger requests than SCRATCH_KEEP are R_alloc'ed
+   for the call only.  Master thread only; the kernels using one slot never run nested. */
+#define SCRATCH_KEEP ((size_t) 64 << 20)    /* bytes */
+static double *scratch[LMM_SCRATCH_SLOTS];
+static size_t scratch_len[LMM_SCRATCH_SLOTS];
+
+double *lmm_scratch(int slot, size_t len)
+{
+    if (len < 1) len = 1;
+    if (len * sizeof(double) > SCRATCH_KEEP) return (double *) R_alloc(len, sizeof(double));
+    if (scratch_len[slot] < len) {
+        if (scratch[slot]) R_Free(scratch[slot]);
+        scratch[slot] = NULL;
+        scratch_len[slot] = 0;
+        scratch[slot] = R_Calloc(len, double);
+        scratch_len[slot] = len;
+    }
+    return scratch[slot];
+}
+
+void lmm_scratch_free(void)
+{
+    for (int s = 0; s < LMM_SCRATCH_SLOTS; s++) {
+        if (scratch[s]) R_Free(scratch[s]);
+        scratch[s] = NULL;
+        scratch_len[s] = 0;
+    }
+}
+
 static double seconds(void)
 {
 #ifdef _OPENMP

@@ -65,8 +65,14 @@ static gathered gather_columns(const lmm_model *m)
     g.vb[0] = 0;
     for (int J = 0; J < Ns; J++)
         g.vb[J + 1] = g.vb[J] + (size_t) m->size[J] * (m->dk0[J + 1] - m->dk0[J]);
-    g.V = (double *) R_alloc(g.vb[Ns] + 1, sizeof(double));
+    g.V = lmm_scratch(LMM_SCR_SCHUR_V, g.vb[Ns] + 1);        /* dense_kernel.c */
     return g;
+}
+
+/* n ints of scratch kept between calls */
+static int *int_scratch(size_t n)
+{
+    return (int *) lmm_scratch(LMM_SCR_SCHUR_I, (n + 1) / 2 + 1);
 }
 
 /* V = L_DJ (to_v) or L_DJ-shaped P += V (from V back to P's layout) */
@@ -176,7 +182,7 @@ void lmm_dense_schur_update(lmm_model *m)
     copy_columns(m, &u.g, m->Lx, 1);
     u.nchunks = nthreads > 1 ? 4 * nthreads : 1;       /* interleaved blocks balance the work */
     if (u.nchunks > u.cb.nb) u.nchunks = u.cb.nb;
-    u.cursor = (int *) R_alloc((size_t) u.nchunks * Ns, sizeof(int));
+    u.cursor = int_scratch((size_t) u.nchunks * Ns);
     for (int t = 0; t < u.nchunks; t++) memcpy(u.cursor + (size_t) t * Ns, m->dk0, Ns * sizeof(int));
     int per = region_blocks(flops, u.cb.nb);
     for (u.b0 = 0; u.b0 < u.cb.nb; u.b0 = u.b1) {
@@ -266,7 +272,7 @@ void lmm_dense_schur_products(const lmm_model *m, int lim, const double *Sd, dou
     pj.cb = make_blocks(m->md);
     pj.g = gather_columns(m);
     pj.gp = pj.g;
-    pj.gp.V = (double *) R_alloc(pj.g.vb[Ns] + 1, sizeof(double));
+    pj.gp.V = lmm_scratch(LMM_SCR_SCHUR_P, pj.g.vb[Ns] + 1);
     memset(pj.gp.V, 0, (pj.g.vb[Ns] + 1) * sizeof(double));
     copy_columns(m, &pj.g, m->Lx, 1);
     pj.nchunks = nthreads > 1 ? 4 * nthreads : 1;
@@ -280,7 +286,7 @@ void lmm_dense_schur_products(const lmm_model *m, int lim, const double *Sd, dou
         if (acc >= t * share) J0[t++] = J + 1;
     }
     pj.J0 = J0;
-    pj.cursor = (int *) R_alloc(Ns, sizeof(int));
+    pj.cursor = int_scratch(Ns);
     memcpy(pj.cursor, m->dk0, Ns * sizeof(int));
     int per = region_blocks(flops, pj.cb.nb);
     for (pj.b0 = 0; pj.b0 < pj.cb.nb; pj.b0 = pj.b1) {

@@ -39,3 +39,10 @@ void R_init_lmmc(DllInfo *dll)
     R_useDynamicSymbols(dll, FALSE);
     R_forceSymbols(dll, TRUE);
 }
+
+/* the dense kernels' scratch (dense_kernel.c) goes with the library */
+void R_unload_lmmc(DllInfo *dll)
+{
+    (void) dll;
+    lmm_scratch_free();
+}

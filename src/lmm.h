@@ -182,7 +182,12 @@ typedef struct {
 } lmm_kernels;
 lmm_kernels lmm_choose_kernels(void);  /* widest available; master thread only */
 int lmm_dense_threads(int n);          /* option("lmmc.threads"); master thread only */
-int lmm_dense_lapack(void);            /* option("lmmc.dense_backend"): 1 for R's LAPACK */
+int lmm_dense_lapack(void);
+/* scratch of the dense kernels kept between calls (slots never used by two kernels at once) */
+enum lmm_scratch_slot { LMM_SCR_CHOL0, LMM_SCR_CHOL1, LMM_SCR_CHOLD, LMM_SCR_INV, LMM_SCR_SCHUR_V,
+                        LMM_SCR_SCHUR_P, LMM_SCR_SCHUR_I, LMM_SCRATCH_SLOTS };
+double *lmm_scratch(int slot, size_t len);   /* len doubles; master thread only */
+void lmm_scratch_free(void);            /* option("lmmc.dense_backend"): 1 for R's LAPACK */
 SEXP lmm_dense_backend_auto(SEXP lapack);  /* what "auto" chooses, set at load */
 SEXP lmm_dense_backend_time(SEXP n, SEXP reps);   /* seconds of chol + inverse: own, LAPACK */
 void lmm_pack_rows(int m, int kb, const double *P, int lda, int w, double *out);
