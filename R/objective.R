@@ -6,6 +6,7 @@
 # Build the C engine's model (an external pointer) from the pieces; with `spec`, a residual
 # correlation/variance structure prepared by residual_spec() (R/residual.R).
 engine_setup <- function(y, X, reterms, weights, offset, spec = NULL) {
+  dense_backend()                              # R/dense-backend.R: a bad option fails here
   refs <- lapply(reterms, `[[`, "group")      # factors: their integer codes, not copied
   Xts <- lapply(reterms, function(term) as_double_matrix(term$Xt))
   nl <- vapply(reterms, function(term) nlevels(term$group), 1L)
