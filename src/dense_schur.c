@@ -25,6 +25,7 @@
 #define PANEL_DOUBLES 65536     /* a block's panel of the dense block: about 512 KB */
 #define BLOCK_MIN 8
 #define BLOCK_MAX 1024
+#define BLOCKS_MAX 128          /* each block walks every sparse column's cursor: keep them few */
 #define REGION_FLOPS 1e9        /* interrupt.c: user interrupts are checked between regions */
 
 /* the blocks of dense columns: [bs[b], bs[b+1]), b < nb */
@@ -35,9 +36,10 @@ static column_blocks make_blocks(int md)
     column_blocks cb;
     cb.bs = (int *) R_alloc(md + 2, sizeof(int));
     cb.nb = 0;
+    int wmin = md / BLOCKS_MAX > BLOCK_MIN ? md / BLOCKS_MAX : BLOCK_MIN;
     for (int c0 = 0; c0 < md; ) {
         int w = PANEL_DOUBLES / (md - c0);
-        w = w < BLOCK_MIN ? BLOCK_MIN : w > BLOCK_MAX ? BLOCK_MAX : w;
+        w = w < wmin ? wmin : w > BLOCK_MAX ? BLOCK_MAX : w;
         cb.bs[cb.nb++] = c0;
         c0 = c0 + w < md ? c0 + w : md;
     }

@@ -130,7 +130,8 @@ void lmm_vcov_unscaled(const lmm_model *m, double *V);
 void lmm_rx_pivots(const lmm_model *m, double *piv);
 void lmm_forward_solve_zx(const lmm_model *m, double *v);
 
-/* gradient.c: the selected inverse of Omega_S (nl rows of node N) on L's pattern */
+/* gradient.c: the selected inverse of Omega_S (nl rows of node N) on L's pattern (Sd: its lower
+   triangle) */
 void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd);
 
 /* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */
