@@ -8,6 +8,7 @@
 # (R/aggregate.R), the rows are summary rows of aggregated data and counts holds the data's
 # own n, observations per level and log|W| (src/counts.c).
 engine_setup <- function(y, X, reterms, weights, offset, spec = NULL, counts = NULL) {
+  dense_backend()                              # R/dense-backend.R: a bad option fails here
   refs <- lapply(reterms, `[[`, "group")      # factors: their integer codes, not copied
   Xts <- lapply(reterms, function(term) as_double_matrix(term$Xt))
   nl <- vapply(reterms, function(term) nlevels(term$group), 1L)

@@ -32,12 +32,13 @@
 /* Packed strips and scratch for panels of width nb over n rows */
 typedef struct { double *Pa, *Lb, *rdiag; } panel_work;
 
-static panel_work panel_alloc(const lmm_kernels *k, int n, int nb)
+static panel_work panel_alloc(const lmm_kernels *k, int n, int nb, int slot)
 {
     panel_work w;
-    w.Pa = (double *) R_alloc(((size_t) n + k->mr) * nb, sizeof(double));
-    w.Lb = (double *) R_alloc(((size_t) nb + k->nr) * nb, sizeof(double));
-    w.rdiag = (double *) R_alloc(nb, sizeof(double));
+    size_t na = ((size_t) n + k->mr) * nb, nl = ((size_t) nb + k->nr) * nb;
+    w.Pa = lmm_scratch(slot, na + nl + nb);           /* dense_kernel.c: kept between calls */
+    w.Lb = w.Pa + na;
+    w.rdiag = w.Lb + nl;
     return w;
 }
 
@@ -176,14 +177,19 @@ static void chol_master(lmm_team *team, void *arg)
 int lmm_dense_chol(int n, double *A, int lda)
 {
     if (n <= 0) return 0;
+    if (lmm_dense_lapack()) {                            /* R's LAPACK (dense_kernel.c) */
+        int info = 0;
+        F77_CALL(dpotrf)("L", &n, A, &lda, &info FCONE);
+        return info;
+    }
     lmm_kernels k = lmm_choose_kernels();
     int nthreads = lmm_dense_threads(n);
     chol_state st;
     memset(&st, 0, sizeof st);
     st.k = &k; st.A = A; st.lda = lda; st.n = n;
-    st.w[0] = panel_alloc(&k, n, NB);
-    st.w[1] = panel_alloc(&k, n, NB);
-    st.wd = panel_alloc(&k, NB, NB_DIAG);
+    st.w[0] = panel_alloc(&k, n, NB, LMM_SCR_CHOL0);
+    st.w[1] = panel_alloc(&k, n, NB, LMM_SCR_CHOL1);
+    st.wd = panel_alloc(&k, NB, NB_DIAG, LMM_SCR_CHOLD);
     int kb = n < NB ? n : NB;                            /* the first diagonal block */
     int info = chol_small(&k, kb, A, lda, &st.wd);
     if (info) return info;

@@ -85,7 +85,7 @@ static void pack_zero_chunk(const void *arg, long s)
 /* state of the inverse: its arguments, scratch and the panels of this parallel region */
 typedef struct {
     const lmm_kernels *k;
-    int n, ldl, lds, pass, from, to;
+    int n, ldl, lds, pass, from, to, mirror;
     const double *L;
     double *S, *Pa, *Pb, *T;
 } inverse_state;
@@ -172,19 +172,29 @@ static void inverse_master(lmm_team *team, void *arg)
         lower_inverse(team, arg);
     } else {
         cross_lower(team, arg);
-        if (v->to >= v->n) triangle(team, v, 0);
+        if (v->to >= v->n && v->mirror) triangle(team, v, 0);
     }
 }
 
-void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds)
+/* S = (L L')^{-1}: its lower triangle, and the upper one too when mirror is set */
+static void dense_inverse(int n, const double *L, int ldl, double *S, int lds, int mirror)
 {
     if (n <= 0) return;
+    if (lmm_dense_lapack()) {                            /* R's LAPACK (dense_kernel.c) */
+        int info = 0;
+        for (int c = 0; c < n; c++)
+            memcpy(S + c + (size_t) c * lds, L + c + (size_t) c * ldl, (size_t) (n - c) * sizeof(double));
+        F77_CALL(dpotri)("L", &n, S, &lds, &info FCONE);
+        if (mirror)
+            for (int c = 0; c < n; c++)
+                for (int r = 0; r < c; r++) S[r + (size_t) c * lds] = S[c + (size_t) r * lds];
+        return;
+    }
     lmm_kernels k = lmm_choose_kernels();
     int nthreads = lmm_dense_threads(n);
-    inverse_state v = {&k, n, ldl, lds, 0, 0, 0, L, S,
-                       (double *) R_alloc(((size_t) n + k.mr) * NB, sizeof(double)),
-                       (double *) R_alloc(((size_t) n + k.mr) * NB, sizeof(double)),
-                       (double *) R_alloc((size_t) NB * NB, sizeof(double))};
+    size_t np = ((size_t) n + k.mr) * NB;
+    double *w = lmm_scratch(LMM_SCR_INV, 2 * np + (size_t) NB * NB);   /* kept between calls */
+    inverse_state v = {&k, n, ldl, lds, 0, 0, 0, mirror, L, S, w, w + np, w + 2 * np};
     for (v.pass = 0; v.pass < 2; v.pass++)
         for (int w = 0, f = 0; f < n; f += w) {
             v.from = f;
@@ -193,6 +203,18 @@ void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds)
             lmm_team_run(nthreads, inverse_master, &v);
             R_CheckUserInterrupt();
         }
+}
+
+void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds)
+{
+    dense_inverse(n, L, ldl, S, lds, 1);
+}
+
+/* the lower triangle only (the strict upper triangle is left as it was outside the diagonal
+   blocks of NB) */
+void lmm_dense_inverse_lower(int n, const double *L, int ldl, double *S, int lds)
+{
+    dense_inverse(n, L, ldl, S, lds, 0);
 }
 
 /* .Call test entry: (L L')^{-1} from a lower-triangular L (its strict upper triangle is ignored) */

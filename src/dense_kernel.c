@@ -16,6 +16,8 @@
  */
 #include "lmm.h"
 #include <string.h>
+#include <stdlib.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -213,6 +215,111 @@ int lmm_dense_threads(int n)
     (void) n;
     return 1;
 #endif
+}
+
+/* The dense block's backend: lmmc's own kernels (this file's tiles), or R's LAPACK (dpotrf,
+   dpotri), which is faster where R is linked to an optimised BLAS (OpenBLAS, MKL, ...).
+   option("lmmc.dense_backend"): "own", "lapack", or "auto" (the default), which takes what the
+   R side found when the package was loaded (R/dense-backend.R). */
+static int auto_lapack = 0;
+
+/* .Call: set the choice "auto" makes (TRUE: LAPACK; NA leaves it); returns the previous one */
+SEXP lmm_dense_backend_auto(SEXP lapack)
+{
+    int old = auto_lapack;
+    if (!isLogical(lapack) || LENGTH(lapack) != 1) error(_("'lapack' must be TRUE, FALSE or NA"));
+    if (LOGICAL(lapack)[0] != NA_LOGICAL) auto_lapack = LOGICAL(lapack)[0];
+    return ScalarLogical(old);
+}
+
+static int forced = -1;     /* while timing: 0 own, 1 LAPACK */
+
+/* 1 when the dense block goes to LAPACK.  Master thread only (reads an R option). */
+int lmm_dense_lapack(void)
+{
+    if (forced >= 0) return forced;
+    SEXP opt = Rf_GetOption1(Rf_install("lmmc.dense_backend"));
+    if (opt == R_NilValue) return auto_lapack;
+    const char *s = (isString(opt) && LENGTH(opt) == 1 && STRING_ELT(opt, 0) != NA_STRING)
+        ? CHAR(STRING_ELT(opt, 0)) : "";
+    if (!strcmp(s, "own")) return 0;
+    if (!strcmp(s, "lapack")) return 1;
+    if (!strcmp(s, "auto")) return auto_lapack;
+    error(_("option 'lmmc.dense_backend' must be \"auto\", \"own\" or \"lapack\""));
+    return 0;
+}
+
+/* Scratch of the dense block's kernels that stays mapped between calls: each evaluation needs
+   the same megabytes of panels and gathered columns, and fresh ones cost a page fault per 4 KB
+   (measured: 10-15% of an InstEval fit went to page faults and zeroing).  One buffer per slot
+   (lmm.h's lmm_scratch_slot), grown when needed; larger requests than SCRATCH_KEEP are R_alloc'ed
+   for the call only.  Master thread only; the kernels using one slot never run nested. */
+#define SCRATCH_KEEP ((size_t) 64 << 20)    /* bytes */
+static double *scratch[LMM_SCRATCH_SLOTS];
+static size_t scratch_len[LMM_SCRATCH_SLOTS];
+
+double *lmm_scratch(int slot, size_t len)
+{
+    if (len < 1) len = 1;
+    if (len * sizeof(double) > SCRATCH_KEEP) return (double *) R_alloc(len, sizeof(double));
+    if (scratch_len[slot] < len) {
+        if (scratch[slot]) R_Free(scratch[slot]);
+        scratch[slot] = NULL;
+        scratch_len[slot] = 0;
+        scratch[slot] = R_Calloc(len, double);
+        scratch_len[slot] = len;
+    }
+    return scratch[slot];
+}
+
+void lmm_scratch_free(void)
+{
+    for (int s = 0; s < LMM_SCRATCH_SLOTS; s++) {
+        if (scratch[s]) R_Free(scratch[s]);
+        scratch[s] = NULL;
+        scratch_len[s] = 0;
+    }
+}
+
+static double seconds(void)
+{
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return (double) clock() / CLOCKS_PER_SEC;
+#endif
+}
+
+/* .Call: seconds of a Cholesky factorisation and inverse of order n by each backend, c(own,
+   LAPACK), the best of `reps`; for "auto" to see whether R's LAPACK is faster here.  The matrix:
+   A_ij = 1 / (1 + |i - j|) + n [i = j], diagonally dominant. */
+SEXP lmm_dense_backend_time(SEXP n_, SEXP reps_)
+{
+    int n = asInteger(n_), reps = asInteger(reps_);
+    if (n == NA_INTEGER || n < 1 || n > 5000) error(_("'n' must be an order from 1 to 5000"));
+    if (reps == NA_INTEGER || reps < 1) error(_("'reps' must be a positive count"));
+    double *A = (double *) R_alloc((size_t) n * n, sizeof(double));
+    double *S = (double *) R_alloc((size_t) n * n, sizeof(double));
+    SEXP ans = PROTECT(allocVector(REALSXP, 2));
+    for (int b = 0; b < 2; b++) {
+        double best = R_PosInf;
+        forced = b;
+        for (int r = 0; r < reps; r++) {
+            for (int c = 0; c < n; c++)
+                for (int i = 0; i < n; i++)
+                    A[i + (size_t) c * n] = 1.0 / (1.0 + abs(i - c)) + (i == c ? n : 0);
+            double t0 = seconds();
+            int info = lmm_dense_chol(n, A, n);
+            if (!info) lmm_dense_inverse_lower(n, A, n, S, n);
+            double t = seconds() - t0;
+            if (info) { forced = -1; error(_("internal error: timing matrix not positive definite")); }
+            if (t < best) best = t;
+        }
+        REAL(ans)[b] = best;
+    }
+    forced = -1;
+    UNPROTECT(1); /* ans */
+    return ans;
 }
 
 /* Pack the m x kb matrix P into strips of w rows: strip s holds P[s*w + r, l] at [l*w + r]

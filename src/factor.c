@@ -127,36 +127,11 @@ static int eliminate_column(lmm_model *m, int J)
     return 0;
 }
 
-/* The sparse columns' contribution to the dense block, Omega_DD -= sum_J L_DJ L_DJ', one dense
-   column at a time (left-looking), so that the writes stay in one column of Ld. */
+/* The sparse columns' contribution to the dense block, Omega_DD -= sum_J L_DJ L_DJ', in blocks
+   of dense columns whose panel stays in cache (dense_schur.c). */
 static void dense_update(lmm_model *m)
 {
-    int md = m->md;
-    const double *Lx = m->Lx;
-    for (int D = m->Ns; D <= m->N; D++) {
-        int d0 = D - m->Ns;
-        for (int r = 0; r < m->size[D]; r++) {
-            double *Lc = m->Ld + (size_t) (m->doff[d0] + r) * md, work = 0;
-            for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
-                int J = m->dlJ[s], k0 = m->dlk[s] + r, k1 = m->dk0[J + 1];
-                work += (double) m->size[J] * (k1 - k0);
-                if (m->size[J] == 1) {            /* one column: its dense rows lie end to end */
-                    const double *x = Lx + m->dval[k0];
-                    const int *row = m->drow + k0;
-                    double coef = x[0];
-                    if (coef != 0) for (int k = 0; k < k1 - k0; k++) Lc[row[k]] -= x[k] * coef;
-                    continue;
-                }
-                for (int c = 0; c < m->size[J]; c++) {
-                    double coef = Lx[m->dval[k0] + c * m->dstr[k0]];      /* L_{(D,r), (J,c)} */
-                    if (coef == 0) continue;
-                    for (int k = k0; k < k1; k++)
-                        Lc[m->drow[k]] -= Lx[m->dval[k] + c * m->dstr[k]] * coef;
-                }
-            }
-            lmm_work(2 * work);
-        }
-    }
+    lmm_dense_schur_update(m);
 }
 
 #define DENSE_SMALL 48   /* dense blocks up to this order skip the blocked Cholesky */

@@ -61,7 +61,7 @@ static void add_sigma_product(const lmm_model *m, int I, int K, int nl, int pJ, 
  *     Sigma_JJ = (L_JJ^{-T} - sum_K Sigma_KJ' L_KJ) L_JJ^{-1}
  * (node N truncated to its first nl rows: the leading part of L is the factor of Omega_S).
  * W = sum_K Sigma_{.K} L_KJ is formed for all row nodes at once (nr x pJ, rows in pattern order);
- * the sum over the pairs of nodes both in the dense block is read from P (dense_products). */
+ * the sum over the pairs of nodes both in the dense block is read from P (dense_schur.c). */
 static void selinv_column(const lmm_model *m, int J, int nl, double *Sx, double *Sd,
                           const double *P, double *W, double *V)
 {
@@ -122,47 +122,6 @@ static void selinv_column(const lmm_model *m, int J, int nl, double *Sx, double 
         }
 }
 
-/* P = Sigma_DD L_DJ for every sparse column J, D its rows in the dense block, laid out as those
-   rows of L (P[dval[k] + c dstr[k]] for dense row k of column J, column c): one pass down the
-   columns of Sd, so that each column of the dense inverse is read while it is in cache; each
-   entry Sigma_xy, x >= y, of the lower triangle serves both P_x and P_y. */
-static void dense_products(const lmm_model *m, int nl, const double *Sd, double *P)
-{
-    int md = m->md, lim = m->doff[m->N - m->Ns] + nl;           /* rows of Sigma in Omega_S */
-    for (int D = m->Ns; D <= m->N; D++) {
-        int d0 = D - m->Ns;
-        if (d0 % 256 == 0) R_CheckUserInterrupt();
-        for (int r = 0; r < m->size[D] && m->doff[d0] + r < lim; r++) {
-            const double *Scol = Sd + (size_t) (m->doff[d0] + r) * md;
-            for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
-                int J = m->dlJ[s], ky = m->dlk[s] + r, k1 = m->dk0[J + 1], pJ = m->size[J];
-                if (pJ == 1) {                   /* one column: its dense rows end to end */
-                    int kb = m->dk0[J];
-                    const double *Lj = m->Lx + m->dval[kb] - kb;
-                    double *Pj = P + m->dval[kb] - kb, ly = Lj[ky], acc = 0;
-                    Pj[ky] += Scol[m->drow[ky]] * ly;
-                    for (int k = ky + 1; k < k1; k++) {
-                        double sxy = Scol[m->drow[k]];
-                        Pj[k] += sxy * ly;
-                        acc += sxy * Lj[k];
-                    }
-                    Pj[ky] += acc;
-                    continue;
-                }
-                size_t oy = m->dval[ky], sy = m->dstr[ky];
-                for (int k = ky; k < k1; k++) {          /* rows x >= y of Sigma: both halves */
-                    double sxy = Scol[m->drow[k]];
-                    if (sxy == 0) continue;
-                    size_t ox = m->dval[k], sx = m->dstr[k];
-                    for (int c = 0; c < pJ; c++) P[ox + c * sx] += sxy * m->Lx[oy + c * sy];
-                    if (k > ky)
-                        for (int c = 0; c < pJ; c++) P[oy + c * sy] += sxy * m->Lx[ox + c * sx];
-                }
-            }
-        }
-    }
-}
-
 /* The most scalar rows of any sparse column of L */
 static int max_column_rows(const lmm_model *m)
 {
@@ -176,7 +135,8 @@ static int max_column_rows(const lmm_model *m)
 }
 
 /* B = Sigma + c w w' on L's pattern: the sparse blocks Sx (Sigma's rows of node N beyond nl
-   are zero) and the dense block Sd (full, both triangles); w_J starts at w + woff[J]. */
+   are zero) and, unless Sd is NULL, the dense block Sd (full, both triangles); w_J starts at
+   w + woff[J]. */
 static void add_outer(const lmm_model *m, double c, const double *w, const int *woff,
                       double *Sx, double *Sd)
 {
@@ -191,10 +151,28 @@ static void add_outer(const lmm_model *m, double c, const double *w, const int *
                 for (int a = 0; a < pI; a++) BIJ[a + b * pI] += c * wI[a] * wJ[b];
         }
     }
+    if (!Sd) return;
     int md = m->md;
     const double *wd = w + woff[m->Ns];
     for (int b = 0; b < md; b++)
         for (int a = 0; a < md; a++) Sd[a + (size_t) b * md] += c * wd[a] * wd[b];
+}
+
+/* S's strict upper triangle from its lower one (md x md) */
+static void mirror_upper(int md, double *S)
+{
+    for (int c0 = 0; c0 < md; c0 += 64)                 /* blocks of 64 x 64: both in cache */
+        for (int r0 = 0; r0 <= c0; r0 += 64)
+            for (int c = c0; c < c0 + 64 && c < md; c++)
+                for (int r = r0; r < r0 + 64 && r < c; r++)
+                    S[r + (size_t) c * md] = S[c + (size_t) r * md];
+}
+
+/* Are all Z nodes of the dense block scalar (Lambda diagonal there)? */
+static int dense_scalar(const lmm_model *m)
+{
+    for (int J = m->Ns; J < m->N; J++) if (m->size[J] != 1) return 0;
+    return 1;
 }
 
 /* x <- T x for a lower-triangular p x p template T (NULL: identity) */
@@ -279,19 +257,44 @@ static void dense_contract(const lmm_model *m, double *Sd, const double *const *
     }
 }
 
-/* Sigma of the dense block's leading n x n (Omega_S's part of it): small blocks by LAPACK's
-   dpotri on a copy (no workspace), large ones by the threaded dense_inverse.c. */
+/* The dense block when its Z nodes are all scalar, B = Sigma + c w w' with Sigma's lower
+   triangle in Sd (not changed): C_JJ = sum_a d_a B_aJ A_aJ (d: the templates' scalars, 1 on the
+   [X y] rows), one pass down the lower triangle, each entry (r, c), r > c, serving C of both
+   its column's node and, when a Z node, its row's. */
+static void dense_contract_scalar(const lmm_model *m, const double *Sd, double cw,
+                                  const double *wd, const double *const *T, double *const *G)
+{
+    int md = m->md, Ns = m->Ns, dX = m->doff[m->N - Ns];
+    double *d = (double *) R_alloc(md, sizeof(double)), *g = (double *) R_alloc(md, sizeof(double));
+    for (int r = 0; r < md; r++) { d[r] = r < dX ? T[m->term[Ns + r]][0] : 1.0; g[r] = 0; }
+    for (int col = 0; col < dX; col++) {
+        if (col % 256 == 0) R_CheckUserInterrupt();
+        const double *Ac = m->Ad + (size_t) col * md, *Sc = Sd + (size_t) col * md;
+        double wc = cw * wd[col], gc = 0, dc = d[col];
+        for (int r = col; r < md; r++) {
+            double a = Ac[r];
+            if (a == 0) continue;
+            double v = (Sc[r] + wc * wd[r]) * a;                  /* B_rc A_rc */
+            gc += d[r] * v;
+            if (r > col && r < dX) g[r] += dc * v;
+        }
+        g[col] += gc;
+    }
+    for (int r = 0; r < dX; r++) G[m->term[Ns + r]][0] += g[r];
+}
+
+/* Sigma of the dense block's leading n x n (Omega_S's part of it), its lower triangle: small
+   blocks by LAPACK's dpotri on a copy (no workspace), large ones by the threaded
+   dense_inverse.c. */
 #define DENSE_SMALL 48
 static void dense_sigma(const lmm_model *m, int n, double *Sd)
 {
     int md = m->md, info = 0;
     if (n <= 0) return;
-    if (n > DENSE_SMALL) { lmm_dense_inverse(n, m->Ld, md, Sd, md); return; }
+    if (n > DENSE_SMALL) { lmm_dense_inverse_lower(n, m->Ld, md, Sd, md); return; }
     for (int c = 0; c < n; c++)
         for (int r = c; r < n; r++) Sd[r + (size_t) c * md] = m->Ld[r + (size_t) c * md];
     F77_CALL(dpotri)("L", &n, Sd, &md, &info FCONE);
-    for (int c = 0; c < n; c++)
-        for (int r = 0; r < c; r++) Sd[r + (size_t) c * md] = Sd[c + (size_t) r * md];
 }
 
 /* M = T B T' on L's pattern, in place (the sparse blocks Mx, the full dense block Md): block
@@ -334,7 +337,7 @@ static void selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd,
                              double *W, double *V)
 {
     dense_sigma(m, m->doff[m->N - m->Ns] + nl, Sd);
-    dense_products(m, nl, Sd, P);
+    lmm_dense_schur_products(m, m->doff[m->N - m->Ns] + nl, Sd, P);   /* P = Sigma_DD L_DJ */
     for (int J = m->Ns - 1; J >= 0; J--) {
         selinv_column(m, J, nl, Sx, Sd, P, W, V);
         lmm_work(lmm_column_work(m, J));             /* interrupt.c */
@@ -342,7 +345,7 @@ static void selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd,
 }
 
 /* The selected inverse of Omega_S at the current factor, with its own scratch (condvar.c):
-   Sx (nLx) and Sd (md x md) are overwritten. */
+   Sx (nLx) and Sd (md x md) are overwritten; Sd holds the dense block's lower triangle. */
 void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd)
 {
     size_t nx = m->nLx + 1, pmax = m->size_max;
@@ -382,8 +385,10 @@ static void gradient_at_factor(lmm_model *m, const double *theta, int REML, doub
     /* Sigma = Omega_S^{-1} on L's pattern */
     memset(Sx, 0, 2 * nx * sizeof(double));                        /* Sx, P */
     zero_outside(md, dX + nl, Sd);          /* Sd: dense_sigma sets its leading square */
-    selected_inverse(m, nl, Sx, Sd, P, W, V);
-    add_outer(m, c, w, woff, Sx, Sd);                               /* B = Sigma + c w w' */
+    selected_inverse(m, nl, Sx, Sd, P, W, V);                       /* Sd: lower triangle */
+    int scalar = !Mx && dense_scalar(m);   /* then the dense block's B is formed as it is read */
+    if (!scalar) mirror_upper(md, Sd);
+    add_outer(m, c, w, woff, Sx, scalar ? NULL : Sd);               /* B = Sigma + c w w' */
     /* templates and the per-term accumulators G_t */
     memset(Gx, 0, nT * sizeof(double));
     for (int t = 0, o = 0; t < k; o += m->pt[t] * m->pt[t], t++) {
@@ -405,7 +410,8 @@ static void gradient_at_factor(lmm_model *m, const double *theta, int REML, doub
             block_contract(m, m->Li[e], J, Sx + m->Loff[e], m->Ax + m->Loff[e], m->size[m->Li[e]],
                            T, G, V);
     }
-    dense_contract(m, Sd, T, G);
+    if (scalar) dense_contract_scalar(m, Sd, c, w + woff[Ns], T, G);
+    else dense_contract(m, Sd, T, G);
     for (int t = 0; t < k; t++) {                       /* d/d T_t[i, j] = 2 G_t[j, i], i >= j */
         int pt = m->pt[t];
         double *g = grad + m->theta0[t];

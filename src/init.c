@@ -28,6 +28,8 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_whiten_solve",   (DL_FUNC) &lmm_whiten_solve,   3},
     {"lmm_chol_dense",     (DL_FUNC) &lmm_chol_dense,     1},
     {"lmm_inverse_dense",  (DL_FUNC) &lmm_inverse_dense,  1},
+    {"lmm_dense_backend_auto", (DL_FUNC) &lmm_dense_backend_auto, 1},
+    {"lmm_dense_backend_time", (DL_FUNC) &lmm_dense_backend_time, 2},
     {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 8},
     {NULL, NULL, 0}
 };
@@ -37,4 +39,11 @@ void R_init_lmmc(DllInfo *dll)
     R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
     R_useDynamicSymbols(dll, FALSE);
     R_forceSymbols(dll, TRUE);
+}
+
+/* the dense kernels' scratch (dense_kernel.c) goes with the library */
+void R_unload_lmmc(DllInfo *dll)
+{
+    (void) dll;
+    lmm_scratch_free();
 }

@@ -12,7 +12,8 @@
  * as Omega = L L' (L lower triangular, node-blocked).  A is formed once per model (per residual
  * parameter, when the rows are pre-whitened), so nothing per theta touches the n observations.
  * The first nodes (those whose columns stay sparse) are stored as node blocks along a symbolic
- * pattern; the trailing nodes whose columns fill in are held in one dense block factored by LAPACK.
+ * pattern; the trailing nodes whose columns fill in are held in one dense block, updated from the
+ * sparse columns by dense_schur.c and factored by dense_chol.c (or R's LAPACK: dense_kernel.c).
  *
  * Everything the criterion needs is on the diagonal of L:
  *     log|L_Z|^2   = 2 sum log diag over the Z nodes
@@ -130,7 +131,8 @@ void lmm_vcov_unscaled(const lmm_model *m, double *V);
 void lmm_rx_pivots(const lmm_model *m, double *piv);
 void lmm_forward_solve_zx(const lmm_model *m, double *v);
 
-/* gradient.c: the selected inverse of Omega_S (nl rows of node N) on L's pattern */
+/* gradient.c: the selected inverse of Omega_S (nl rows of node N) on L's pattern (Sd: its lower
+   triangle) */
 void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd);
 
 /* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */
@@ -152,8 +154,15 @@ void lmm_gemm_nt_sub(int m, int n, int kk, const double *A, const double *B, dou
 /* dense_chol.c: blocked Cholesky of the dense block (lower); 0 or 1-based failing column */
 int lmm_dense_chol(int n, double *A, int lda);
 
+/* dense_schur.c: the sparse columns' coupling to the dense block, by blocks of dense columns:
+   Omega_DD -= sum_J L_DJ L_DJ' (lower triangle of m->Ld), and P_J += Sigma_DD L_DJ on J's dense
+   rows (P laid out as Lx; Sigma_DD's lower triangle, zero beyond its leading lim rows) */
+void lmm_dense_schur_update(lmm_model *m);
+void lmm_dense_schur_products(const lmm_model *m, int lim, const double *Sd, double *P);
+
 /* dense_inverse.c: S = (L L')^{-1}, both triangles, from the lower Cholesky factor L (n x n) */
 void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds);
+void lmm_dense_inverse_lower(int n, const double *L, int ldl, double *S, int lds);  /* lower only */
 
 /* dense_kernel.c: the mr x nr register tile behind dense_chol.c and dense_inverse.c, chosen at
    run time (24 x 8 with AVX-512, 12 x 4 with AVX2 + FMA, 8 x 4 otherwise; nr divides mr) */
@@ -175,6 +184,14 @@ typedef struct {
 } lmm_kernels;
 lmm_kernels lmm_choose_kernels(void);  /* widest available; master thread only */
 int lmm_dense_threads(int n);          /* option("lmmc.threads"); master thread only */
+int lmm_dense_lapack(void);
+/* scratch of the dense kernels kept between calls (slots never used by two kernels at once) */
+enum lmm_scratch_slot { LMM_SCR_CHOL0, LMM_SCR_CHOL1, LMM_SCR_CHOLD, LMM_SCR_INV, LMM_SCR_SCHUR_V,
+                        LMM_SCR_SCHUR_P, LMM_SCR_SCHUR_I, LMM_SCRATCH_SLOTS };
+double *lmm_scratch(int slot, size_t len);   /* len doubles; master thread only */
+void lmm_scratch_free(void);            /* option("lmmc.dense_backend"): 1 for R's LAPACK */
+SEXP lmm_dense_backend_auto(SEXP lapack);  /* what "auto" chooses, set at load */
+SEXP lmm_dense_backend_time(SEXP n, SEXP reps);   /* seconds of chol + inverse: own, LAPACK */
 void lmm_pack_rows(int m, int kb, const double *P, int lda, int w, double *out);
 void lmm_pack_strip(int m, int kb, const double *P, int lda, int w, int s, double *out);
 void lmm_unpack_strip(int m, int kb, const double *in, int w, int s, double *P, int lda);

@@ -163,3 +163,149 @@ test_that("conditional variances equal the dense computation with a large dense 
   fit <- lmm(y ~ x + (1 | s) + (x | t), d)
   expect_condvar_dense(fit, 1e-9)
 })
+
+# ---- the Schur update of the dense block from many sparse columns (src/dense_schur.c) ---------
+
+# 4,000 rows, f1 (795 levels present) crossed at random with f2 (200 levels): the f2 nodes and
+# [X y] form the dense block (order 203, or 403 with (x | f2)), updated from 795 sparse columns
+# of about 5 dense rows each.
+sim_crossed_dense <- function() {
+  set.seed(20261201)
+  n <- 4000
+  d <- data.frame(f1 = factor(sample(800, n, TRUE)), f2 = factor(sample(200, n, TRUE)),
+                  x = rnorm(n))
+  a <- rnorm(800); b0 <- 0.7 * rnorm(200); b1 <- 0.4 * rnorm(200)
+  d$y <- 2 + 0.5 * d$x + a[d$f1] + b0[d$f2] + b1[d$f2] * d$x + rnorm(n)
+  d
+}
+
+# lme4 1.1-31 (R 4.2.2, reference BLAS), lmer(formula, sim_crossed_dense()) with default control:
+# REMLcrit, getME(, "theta"), fixef, sigma (15 significant digits)
+ref_crossed_dense <- list(
+  scalar = list(formula = y ~ x + (1 | f1) + (1 | f2), dense_order = 203,
+                crit = 13534.2076935413, theta = c(0.943206520893949, 0.706786628002620),
+                fixef = c(2.034827657291862, 0.446239905677146), sigma = 1.05581551584127),
+  slope = list(formula = y ~ x + (1 | f1) + (x | f2), dense_order = 403,
+               crit = 13326.3462704261,
+               theta = c(1.0170493257784099, 0.7621381035914969, 0.0193805492000794,
+                         0.3868707907920036),
+               fixef = c(2.033584133097289, 0.455723946250895), sigma = 0.983674287726076)
+)
+
+expect_fit_as_reference <- function(fit, ref) {
+  expect_lt(fit$crit, ref$crit + 1e-10 * abs(ref$crit))          # never worse than lme4
+  expect_equal(fit$crit, ref$crit, tolerance = 1e-8)
+  expect_equal(unname(fit$theta), ref$theta, tolerance = 2e-5)
+  expect_equal(unname(fixef(fit)), ref$fixef, tolerance = 1e-6)
+  expect_equal(sigma(fit), ref$sigma, tolerance = 1e-6)
+}
+
+test_that("crossed design with a dense block updated from many sparse columns: lme4's fit", {
+  d <- sim_crossed_dense()
+  for (ref in ref_crossed_dense) {
+    pieces <- lmm_pieces(ref$formula, d)
+    e <- lmmc:::engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset)
+    info <- .Call(lmmc:::C_lmm_layout_info, e)
+    expect_equal(info[["dense_order"]], ref$dense_order)
+    expect_equal(info[["sparse_nodes"]], 795)
+    expect_fit_as_reference(lmm(ref$formula, d), ref)
+  }
+})
+
+test_that("crossed design with a dense block: criterion equals the dense computation", {
+  d <- sim_crossed_dense()
+  for (ref in ref_crossed_dense) {
+    pieces <- lmm_pieces(ref$formula, d)
+    f <- lmm_objective(pieces)
+    theta <- ref$theta * 1.1                                   # away from the optimum
+    expect_equal(f(theta), dense_pls(theta, pieces$y, pieces$X, pieces$reterms)$crit,
+                 tolerance = 1e-10)
+  }
+})
+
+test_that("crossed design with a dense block matches lme4 live", {
+  skip_if_not_installed("lme4")
+  d <- sim_crossed_dense()
+  for (ref in ref_crossed_dense) {
+    fm <- lme4::lmer(ref$formula, d)
+    live <- list(crit = lme4::REMLcrit(fm), theta = unname(lme4::getME(fm, "theta")),
+                 fixef = unname(lme4::fixef(fm)), sigma = sigma(fm))
+    expect_fit_as_reference(lmm(ref$formula, d), live)
+  }
+})
+
+test_that("the Schur update and the gradient are the same on one thread and on two", {
+  # a dense block of order 600 + 3 (two threads from order 500), 1,200 sparse columns
+  set.seed(5)
+  n <- 6000
+  d <- data.frame(g = factor(sample(1200, n, TRUE)), h = factor(sample(600, n, TRUE)), x = rnorm(n))
+  d$y <- d$x + rnorm(1200)[d$g] + rnorm(600)[d$h] + rnorm(n)
+  pieces <- lmm_pieces(y ~ x + (1 | g) + (1 | h), d)
+  e <- lmmc:::engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset)
+  expect_gte(.Call(lmmc:::C_lmm_layout_info, e)[["dense_order"]], 500)
+  at <- function(threads) with_dense("avx512", threads, lmmc:::engine_gradient(e, c(0.8, 0.6), TRUE))
+  g1 <- at(1); g2 <- at(2)
+  expect_identical(g2, g1)
+  expect_equal(as.numeric(g1), dense_pls(c(0.8, 0.6), pieces$y, pieces$X, pieces$reterms)$crit,
+               tolerance = 1e-10)
+})
+
+# ---- the dense backend: lmmc's own kernels or R's LAPACK (R/dense-backend.R) ------------------
+
+with_backend <- function(backend, code) {
+  old <- options(lmmc.dense_backend = backend)
+  on.exit(options(old))
+  code
+}
+
+test_that("the LAPACK backend gives the dense kernels' Cholesky factor and inverse", {
+  for (n in c(5, 97, 300)) {
+    A <- spd(n, 20 + n)
+    L <- with_backend("lapack", .Call(lmmc:::C_lmm_chol_dense, A))
+    expect_equal(L, with_backend("own", .Call(lmmc:::C_lmm_chol_dense, A)), tolerance = 1e-12)
+    expect_equal(with_backend("lapack", .Call(lmmc:::C_lmm_inverse_dense, L)),
+                 with_backend("own", .Call(lmmc:::C_lmm_inverse_dense, L)), tolerance = 1e-12)
+  }
+  expect_error(with_backend("lapack", .Call(lmmc:::C_lmm_chol_dense, diag(c(1, -1)))),
+               "not positive definite")
+})
+
+test_that("the backend switch gives the same fits", {
+  d <- sim_crossed_dense()
+  sleep <- readRDS(test_path("data", "sleepstudy.rds"))
+  models <- list(list(ref_crossed_dense$scalar$formula, d), list(ref_crossed_dense$slope$formula, d),
+                 list(Reaction ~ Days + (Days | Subject), sleep))
+  for (mod in models) {
+    own <- with_backend("own", lmm(mod[[1]], mod[[2]]))
+    lapack <- with_backend("lapack", lmm(mod[[1]], mod[[2]]))
+    expect_equal(lapack$crit, own$crit, tolerance = 1e-10)
+    expect_equal(lapack$theta, own$theta, tolerance = 1e-6)       # the optimiser's tolerance
+    expect_equal(fixef(lapack), fixef(own), tolerance = 1e-8)
+    expect_equal(lapack$condvar, own$condvar, tolerance = 1e-6)
+    pieces <- lmm_pieces(mod[[1]], mod[[2]])
+    obj <- lmm_objective(pieces, gradient = TRUE)
+    th <- own$theta * 1.05
+    go <- with_backend("own", obj$fn(th)); gl <- with_backend("lapack", obj$fn(th))
+    expect_equal(as.numeric(gl), as.numeric(go), tolerance = 1e-10)
+    expect_equal(attr(gl, "gradient"), attr(go, "gradient"), tolerance = 1e-8)
+  }
+})
+
+test_that("the backend option is checked and 'auto' follows the detection", {
+  expect_error(with_backend("fast", lmmc:::dense_backend()), "lmmc.dense_backend")
+  expect_error(with_backend("fast", .Call(lmmc:::C_lmm_chol_dense, diag(2))), "lmmc.dense_backend")
+  expect_identical(with_backend("own", lmmc:::dense_backend()), "own")
+  expect_identical(with_backend("lapack", lmmc:::dense_backend()), "lapack")
+  old <- .Call(lmmc:::C_lmm_dense_backend_auto, TRUE)
+  on.exit(.Call(lmmc:::C_lmm_dense_backend_auto, old))
+  expect_identical(with_backend("auto", lmmc:::dense_backend()), "lapack")
+  .Call(lmmc:::C_lmm_dense_backend_auto, FALSE)
+  expect_identical(with_backend("auto", lmmc:::dense_backend()), "own")
+  expect_true(lmmc:::blas_is_optimised("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3"))
+  expect_true(lmmc:::blas_is_optimised("/opt/intel/oneapi/mkl/lib/libmkl_rt.so.2"))
+  expect_false(lmmc:::blas_is_optimised(c("/nonexistent/blas/libblas.so.3.11.0",
+                                          "/nonexistent/lapack/liblapack.so.3.11.0")))
+  t <- lmmc:::dense_backend_time(60L, 1L)
+  expect_named(t, c("own", "lapack"))
+  expect_true(all(t >= 0 & is.finite(t)))
+})
