@@ -12,7 +12,8 @@
  * as Omega = L L' (L lower triangular, node-blocked).  A is formed once per model (per residual
  * parameter, when the rows are pre-whitened), so nothing per theta touches the n observations.
  * The first nodes (those whose columns stay sparse) are stored as node blocks along a symbolic
- * pattern; the trailing nodes whose columns fill in are held in one dense block factored by LAPACK.
+ * pattern; the trailing nodes whose columns fill in are held in one dense block (dense_chol.c).
+ * The levels of each term are numbered in a fill-reducing order (ordering.c); R never sees it.
  *
  * Everything the criterion needs is on the diagonal of L:
  *     log|L_Z|^2   = 2 sum log diag over the Z nodes
@@ -74,6 +75,14 @@ typedef struct lmm_model {
        first k in that column) -- so the dense block's update can run column by column. */
     int *dk0, *drow, *dval, *dstr;
     int *dlp, *dlJ, *dlk;
+
+    /* the permutation layer (ordering.c): node of term t's level l (R's order) is
+       pinv[node0[t] + l]; NULL: the identity */
+    int *pinv;
+    int Jc;         /* first column of L that is complete (holds every later node), or N */
+    /* the symbolic prediction (layout.c): dense order, sparse doubles, bytes, flops and seconds
+       of one evaluation with the gradient */
+    double pred_md, pred_values, pred_bytes, pred_flops, pred_seconds;
     double *Ad;     /* md x md, lower triangle of A */
     double *Ld;     /* md x md, lower triangle of the factor */
 
@@ -93,7 +102,14 @@ typedef struct lmm_model {
 
 /* layout.c: symbolic analysis */
 void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
-                     const int *const *refs, const int *Kp, const int *Kj);
+                     int *const *refs, const int *Kp, const int *Kj);   /* recodes refs */
+
+/* ordering.c: the permutation layer, (term, level) <-> node */
+int lmm_ordering_wanted(void);
+void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai);
+void lmm_order_recode(const lmm_model *m, int n, int *const *refs);
+void lmm_z_unpermute(const lmm_model *m, const double *in, double *out, int square);
+int lmm_z_column(const lmm_model *m, int c);
 void lmm_free(lmm_model *m);
 double *lmm_workspace(lmm_model *m, int slot, size_t len);   /* slot 0 or 1, len doubles */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);
