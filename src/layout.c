@@ -130,13 +130,14 @@ static void symbolic_factor(lmm_model *m, const int *Ap, const int *Ai)
     for (int J = m->Jc + 1; J < N; J++) m->Lp[J] = m->Lp[m->Jc + 1];
 }
 
-/* Sparse column J's scalar rows below the diagonal and its doubles in Lx. */
+/* Sparse column J's scalar Z rows below the diagonal (node N, in every column, left out) and
+   its doubles in Lx. */
 static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 {
     double r = 0;
-    for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) r += m->size[m->Li[e]];
+    for (int e = m->Lp[J]; e < m->Lp[J + 1] - 1; e++) r += m->size[m->Li[e]];
     *rows = r;
-    *vals = m->size[J] * (m->size[J] + r);
+    *vals = m->size[J] * (m->size[J] + r + m->size[m->N]);
 }
 
 #define SPARSE_SLOWDOWN 4.0     /* a sparse node column's update runs ~4x below the dense rate */
@@ -145,7 +146,8 @@ static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 /* Choose where the dense block starts, at any node Js <= Jc (a complete column is always
    cheaper dense), by the estimated work of one factorisation:
        cost(Js) = 4 sum_{J < Js} p_J (p_J + rows_J)^2 + md(Js)^3 / 3,
-   md(Js) the order of nodes Js .. N.  No cap: a user's memory_limit is checked by the caller.
+   rows_J the scalar Z rows of column J, md(Js) the order of nodes Js .. N (so a column coupled
+   to nothing but [X y], as in nested designs, stays sparse).  No cap: a user's memory_limit is checked by the caller.
    Records the prediction (memory, work per evaluation) in m. */
 static int choose_split(lmm_model *m)
 {
