@@ -26,7 +26,8 @@ engine_setup_limited <- function(limit, ...) {
 # vector: nodes, sparse_nodes, dense_order, sparse_values, sparse_blocks, split_in_term (the
 # dense block's first node within its term; 0 at a term boundary), ordered (1 when the levels
 # were renumbered to reduce fill), complete_from, and for one evaluation with the gradient:
-# bytes, flops and seconds (rough: dense kernels at 1e10 flop/s, sparse columns 4x slower).
+# bytes, flops and seconds (rough: dense kernels at 2e10 flop/s, sparse columns measured), and
+# first_term (the term, in R's order, whose levels are eliminated first).
 engine_layout_prediction <- function(engine) .Call(C_lmm_layout_info, engine)
 
 # Before a fit whose exact factor is large: say how much memory and time per evaluation it takes.

@@ -2,7 +2,8 @@
  * layout.c -- symbolic analysis: node numbering, the pattern of A = G'WG, the fill of its
  * Cholesky factor, and the split into sparse node columns and one dense trailing block.
  *
- * Node J of term t, level l: J = node0[t] + l.  A row of G touches one node per term (and, when
+ * Node J of term t, level l: J = node0[t] + l (after ordering.c's renumbering: the terms' blocks
+ * in the order chosen, node0[t] not increasing with t in general; node0[k] = N).  A row of G touches one node per term (and, when
  * the rows are whitened, those of the raw rows its whitened row combines: residual.h), so A has
  * a block (I, J) exactly when some whitened row touches both.  The factor's pattern follows from the elimination tree: column J of L holds
  * A's column J below the diagonal and the columns of its children, less J itself.
@@ -141,7 +142,17 @@ static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 }
 
 #define SPARSE_SLOWDOWN 4.0     /* a sparse node column's update runs ~4x below the dense rate */
-#define DENSE_RATE 1e10         /* flop/s of the dense kernels, 2 threads (for the message only) */
+#define DENSE_RATE 2e10         /* flop/s of the dense kernels, one core (for the message only) */
+#define SPARSE_RATE 4e8         /* p_J rows_J^2 per second in the sparse columns (scalar nodes:
+                                   scattered, latency-bound; measured on a hub design) */
+
+/* option("lmmc.sparse_slowdown"): the factor above, for tuning the split (positive) */
+static double sparse_slowdown(void)
+{
+    SEXP opt = Rf_GetOption1(Rf_install("lmmc.sparse_slowdown"));
+    double v = opt == R_NilValue ? NA_REAL : asReal(opt);
+    return (R_FINITE(v) && v > 0) ? v : SPARSE_SLOWDOWN;
+}
 
 /* Choose where the dense block starts, at any node Js <= Jc (a complete column is always
    cheaper dense), by the estimated work of one factorisation:
@@ -152,6 +163,7 @@ static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 static int choose_split(lmm_model *m)
 {
     int N = m->N, Jc = m->Jc, best = Jc;
+    double slow = sparse_slowdown();
     double *sparse = (double *) R_alloc(Jc + 1, sizeof(double));   /* prefix work */
     double *vals = (double *) R_alloc(Jc + 1, sizeof(double));     /* prefix doubles */
     sparse[0] = vals[0] = 0;
@@ -166,7 +178,7 @@ static int choose_split(lmm_model *m)
     for (int J = N - 1; J >= Jc; J--) md += m->size[J];              /* md(Jc) */
     for (int Js = Jc; Js >= 0; Js--) {
         if (Js < Jc) md += m->size[Js];
-        double c = SPARSE_SLOWDOWN * sparse[Js] + md * md * md / 3.0;
+        double c = slow * sparse[Js] + md * md * md / 3.0;
         if (c < bestcost) { bestcost = c; best = Js; }
     }
     md = m->p + 1;
@@ -176,9 +188,30 @@ static int choose_split(lmm_model *m)
     /* Ax, Lx and the gradient's two nLx-long scratch; Ad, Ld and one md^2 scratch */
     m->pred_bytes = 8.0 * (4.0 * vals[best] + 3.0 * md * md) + 4.0 * 5.0 * m->Lp[best];
     /* one evaluation with the gradient: the factor and the selected inverse, about twice the
-       factor's work in the sparse part, md^3 (factor md^3/3 + inverse 2 md^3/3) in the dense */
-    m->pred_flops = 2.0 * SPARSE_SLOWDOWN * sparse[best] + md * md * md;
-    m->pred_seconds = m->pred_flops / DENSE_RATE;
+       factor's work in the sparse part, md^3 (factor md^3/3 + inverse 2 md^3/3) in the dense;
+       its time: the gradient's sparse part measured at about 1.5 times the factor's */
+    m->pred_flops = 2.0 * slow * sparse[best] + md * md * md;
+    m->pred_seconds = 2.5 * sparse[best] / SPARSE_RATE + md * md * md / DENSE_RATE;
+    return best;
+}
+
+/* The least estimated work over the splits of a node order: column J (scalar size size[J],
+   rows[J] scalar Z rows below its diagonal) sparse for J < Js, nodes Js.. and [X y] (p1
+   columns) dense: min over Js of slowdown sum_{J < Js} size_J (size_J + rows_J)^2 + md^3 / 3
+   (choose_split's model, for ordering.c to compare orders); *md_out: the dense order there. */
+double lmm_split_cost(int N, const int *size, const double *rows, int p1, double *md_out)
+{
+    double slow = sparse_slowdown(), sparse = 0, md = p1, best = R_PosInf, bestmd = p1;
+    for (int J = 0; J < N; J++) md += size[J];
+    for (int Js = 0; Js <= N; Js++) {
+        double c = slow * sparse + md * md * md / 3.0;
+        if (c < best) { best = c; bestmd = md; }
+        if (Js == N) break;
+        double w = size[Js] + rows[Js];
+        sparse += size[Js] * w * w;
+        md -= size[Js];
+    }
+    *md_out = bestmd;
     return best;
 }
 
@@ -268,6 +301,21 @@ int lmm_theta_length(int k, const int *pt)
     return nth;
 }
 
+/* Each node's size, term and scalar offset (in node order: u and every per-node vector inside
+   the engine) from node0 -- terms' blocks in any order. */
+static void node_maps(lmm_model *m)
+{
+    for (int t = 0; t < m->k; t++)
+        for (int J = m->node0[t]; J < m->node0[t] + m->nlt[t]; J++) {
+            m->size[J] = m->pt[t];
+            m->term[J] = t;
+        }
+    m->size[m->N] = m->p + 1;
+    m->term[m->N] = m->k;
+    m->zoff[0] = 0;
+    for (int J = 0; J < m->N; J++) m->zoff[J + 1] = m->zoff[J] + m->size[J];
+}
+
 /* Fill m (zeroed, owned by the caller's external pointer) with the layout of the model. */
 void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
                      int *const *refs, const int *Kp, const int *Kj)
@@ -291,10 +339,8 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
     m->theta0[k] = m->ntheta;
     m->size = R_Calloc(m->N + 1, int);
     m->term = R_Calloc(m->N + 1, int);
-    for (int t = 0; t < k; t++)
-        for (int J = m->node0[t]; J < m->node0[t] + nlt[t]; J++) { m->size[J] = pt[t]; m->term[J] = t; }
-    m->size[m->N] = p + 1;
-    m->term[m->N] = k;
+    m->zoff = R_Calloc(m->N + 1, int);
+    node_maps(m);
     m->size_max = p + 1;
     for (int t = 0; t < k; t++) if (pt[t] > m->size_max) m->size_max = pt[t];
     m->theta_cur = R_Calloc(m->ntheta + 1, double);
@@ -303,9 +349,10 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
     int *Ap, *Ai;
     pattern_A(m, rc, Kp, Kj, &Ap, &Ai);
     if (lmm_ordering_wanted()) {                        /* ordering.c: levels renumbered */
-        lmm_order_levels(m, Ap, Ai);
+        lmm_order_levels(m, Ap, Ai);                    /* may renumber the terms' blocks */
         if (m->pinv) {
             lmm_order_recode(m, n, refs);
+            node_maps(m);
             pattern_A(m, rc, Kp, Kj, &Ap, &Ai);
         }
     }
@@ -340,7 +387,7 @@ void lmm_free(lmm_model *m)
     if (!m) return;
     for (int i = 0; i < 2; i++) if (m->work[i]) { R_Free(m->work[i]); m->work[i] = NULL; }
     int **ip[] = {&m->pt, &m->nlt, &m->node0, &m->theta0, &m->size, &m->term, &m->nrows,
-                  &m->pinv, &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
+                  &m->pinv, &m->zoff, &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
                   &m->dk0, &m->drow, &m->dval, &m->dstr, &m->dlp, &m->dlJ, &m->dlk};
     for (size_t i = 0; i < sizeof(ip) / sizeof(ip[0]); i++) if (*ip[i]) { R_Free(*ip[i]); *ip[i] = NULL; }
     double **dp[] = {&m->Ax, &m->Lx, &m->Ad, &m->Ld, &m->theta_cur, &m->std_mu, &m->std_d, &m->std_g};

@@ -49,7 +49,7 @@ typedef struct lmm_model {
     int ntheta;     /* length of theta */
     int *pt;        /* [k] columns of term t */
     int *nlt;       /* [k] levels of term t */
-    int *node0;     /* [k+1] first node of term t; node0[k] = N */
+    int *node0;     /* [k+1] first node of term t (blocks in the elimination order); node0[k] = N */
     int *theta0;    /* [k+1] first theta of term t */
     int *size;      /* [N+1] node size: pt of its term, p + 1 for node N */
     int *term;      /* [N] term of node */
@@ -76,9 +76,11 @@ typedef struct lmm_model {
     int *dk0, *drow, *dval, *dstr;
     int *dlp, *dlJ, *dlk;
 
-    /* the permutation layer (ordering.c): node of term t's level l (R's order) is
-       pinv[node0[t] + l]; NULL: the identity */
+    /* the permutation layer (ordering.c): R numbers term t's level l as r0(t) + l, r0(t) the
+       levels of the terms before t (R's order); its node is pinv[r0(t) + l] (NULL: the
+       identity).  The terms' blocks of nodes may come in another order than R's. */
     int *pinv;
+    int *zoff;      /* [N+1] scalar offset of node J in u and the engine's per-column vectors */
     int Jc;         /* first column of L that is complete (holds every later node), or N */
     /* the symbolic prediction (layout.c): dense order, sparse doubles, bytes, flops and seconds
        of one evaluation with the gradient */
@@ -110,6 +112,7 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai);
 void lmm_order_recode(const lmm_model *m, int n, int *const *refs);
 void lmm_z_unpermute(const lmm_model *m, const double *in, double *out, int square);
 int lmm_z_column(const lmm_model *m, int c);
+double lmm_split_cost(int N, const int *size, const double *rows, int p1, double *md_out);  /* layout.c */
 void lmm_free(lmm_model *m);
 double *lmm_workspace(lmm_model *m, int slot, size_t len);   /* slot 0 or 1, len doubles */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);

@@ -760,17 +760,20 @@ SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z)
 /* The layout the symbolic analysis chose and its prediction, for tests, the benchmark and the
    message before a large fit: nodes, sparse columns, dense order, sparse values and blocks,
    the first node of the dense block within its term (0: at a term boundary), whether the
-   levels were reordered, and the predicted bytes, flops and seconds of one evaluation. */
+   levels were reordered, the predicted bytes, flops and seconds of one evaluation, and the
+   term (1-based, R's order) whose levels are eliminated first. */
 SEXP lmm_layout_info(SEXP ptr)
 {
     lmm_model *m = lmm_get_model(ptr);
     const char *nm[] = {"nodes", "sparse_nodes", "dense_order", "sparse_values", "sparse_blocks",
-                        "split_in_term", "ordered", "complete_from", "bytes", "flops", "seconds"};
-    int nout = 11, in_term = 0;
+                        "split_in_term", "ordered", "complete_from", "bytes", "flops", "seconds",
+                        "first_term"};
+    int nout = 12, in_term = 0, first = 0;
     if (m->Ns < m->N) in_term = m->Ns - m->node0[m->term[m->Ns]];
+    for (int t = 0; t < m->k; t++) if (m->node0[t] == 0 && m->nlt[t] > 0) { first = t + 1; break; }
     SEXP ans = PROTECT(allocVector(REALSXP, nout)), names = PROTECT(allocVector(STRSXP, nout));
     double v[] = {m->N, m->Ns, m->md, (double) m->nLx, m->Lp[m->Ns], in_term, m->pinv != NULL,
-                  m->Jc, m->pred_bytes, m->pred_flops, m->pred_seconds};
+                  m->Jc, m->pred_bytes, m->pred_flops, m->pred_seconds, first};
     for (int i = 0; i < nout; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */

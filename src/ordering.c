@@ -18,6 +18,8 @@
  */
 #include "lmm.h"
 #include <string.h>
+#include <math.h>
+#include <limits.h>
 
 /* ---- a pool of int slices (R_alloc'ed chunks, freed with the .Call) ---------------------- */
 
@@ -200,11 +202,13 @@ static void update_degrees(md_graph *g, int p, md_heap *q)
 }
 
 /* A minimum-degree order of the n variables of the symmetric graph (Cp, Ci) (no diagonal),
-   class by class (cls nondecreasing in the result): order[k] = the k-th variable eliminated.
-   Once the eligible variables are adjacent to everything left (the rest is dense), or the
-   quotient graph outgrows `budget` ints, the rest goes in (class, degree) order. */
-static void md_order(int n, const int *Cp, const int *Ci, int ncls, const int *cls0, double budget,
-                     int *order)
+   class by class: class c's variables are cnode[cptr[c] .. cptr[c+1]-1], all eliminated before
+   class c + 1's.  order[k] = the k-th variable eliminated, rows[k] the scalar rows below the
+   diagonal of its column of L (size[v]: the scalar size of variable v).  Once the eligible
+   variables are adjacent to everything left (the rest is dense), or the quotient graph
+   outgrows `budget` ints, the rest goes in (class, degree) order, complete. */
+static void md_order(int n, const int *Cp, const int *Ci, const int *size, int ncls,
+                     const int *cnode, const int *cptr, double budget, int *order, double *rows)
 {
     md_graph g;
     memset(&g, 0, sizeof g);
@@ -227,26 +231,31 @@ static void md_order(int n, const int *Cp, const int *Ci, int ncls, const int *c
     }
     md_heap q = {(int *) R_alloc(n + 1, sizeof(int)), (int *) R_alloc(n + 1, sizeof(int)), 0, g.deg};
     for (int i = 0; i < n; i++) q.pos[i] = -1;
-    int k = 0, rest = 0;
+    int k = 0, rest = 0, krest = n;
     for (int c = 0; c < ncls; c++) {
-        for (int i = cls0[c]; i < cls0[c + 1]; i++) heap_push(&q, i);
+        for (int x = cptr[c]; x < cptr[c + 1]; x++) heap_push(&q, cnode[x]);
         while (q.n > 0) {
             if (k % 256 == 0) R_CheckUserInterrupt();
-            if (!rest && g.pool.total > budget) rest = 1;
+            if (!rest && g.pool.total > budget) { rest = 1; krest = k; }
             if (!rest && g.deg[q.h[0]] >= g.nrem - 1) {           /* dense? the exact degree says */
                 int top = q.h[0];
                 g.deg[top] = exact_degree(&g, top);
                 heap_update(&q, top);
-                if (q.h[0] == top && g.deg[top] >= g.nrem - 1) rest = 1;
+                if (q.h[0] == top && g.deg[top] >= g.nrem - 1) { rest = 1; krest = k; }
                 continue;
             }
             int p = heap_pop(&q);
             order[k++] = p;
             if (rest) continue;                               /* the dense rest: no elimination */
             form_element(&g, p, buf);
+            double r = 0;
+            for (int x = 0; x < g.Lsize[p]; x++) r += size[g.Le[p][x]];
+            rows[k - 1] = r;
             update_degrees(&g, p, &q);
         }
     }                      /* once dense, the later classes are complete: they stay in order */
+    double r = 0;
+    for (int x = n - 1; x >= krest; x--) { rows[x] = r; r += size[order[x]]; }
 }
 
 /* ---- the model's permutation ------------------------------------------------------------- */
@@ -277,47 +286,141 @@ int lmm_ordering_wanted(void)
     return 1;
 }
 
-/* Choose the order of each term's levels from the pattern of A (term-major numbering) and keep
-   it in m->pinv (pinv[node0[t] + l] = the node of level l); m->pinv stays NULL when the order
-   found is the identity. */
+/* The constraint classes, term by term in the order tord: each term's levels split into the
+   ordinary ones and the fraction f of them with the most neighbours in A (its busiest levels:
+   popular items), the latter after the former -- a hint that keeps hubs, which join otherwise
+   separate parts of the graph, out of the greedy order's early steps.  Nodes: R's numbering. */
+static int defer_classes(const lmm_model *m, const int *r0, const int *tord, const int *Cp,
+                         double f, int *cnode, int *cptr)
+{
+    int nc = 0, x = 0;
+    for (int i = 0; i < m->k; i++) {
+        int t = tord[i], J0 = r0[t], nl = m->nlt[t], nd = (int) ceil(f * nl);
+        if (nd > nl) nd = nl;
+        int thr = INT_MAX;                                  /* degree of the nd-th busiest */
+        if (nd > 0) {
+            int *deg = (int *) R_alloc(nl, sizeof(int));
+            for (int l = 0; l < nl; l++) deg[l] = -(Cp[J0 + l + 1] - Cp[J0 + l]);
+            R_isort(deg, nl);
+            thr = -deg[nd - 1];
+        }
+        cptr[nc++] = x;
+        for (int l = 0; l < nl; l++) if (Cp[J0 + l + 1] - Cp[J0 + l] < thr) cnode[x++] = J0 + l;
+        cptr[nc++] = x;
+        for (int l = 0; l < nl; l++) if (Cp[J0 + l + 1] - Cp[J0 + l] >= thr) cnode[x++] = J0 + l;
+    }
+    cptr[nc] = x;
+    return nc;
+}
+
+/* The orders of the terms tried: all of them for up to 3 terms, else R's (lme4's) alone. */
+static int term_orders(int k, int *tords)
+{
+    if (k > 3 || k < 2) { for (int t = 0; t < k; t++) tords[t] = t; return 1; }
+    int n = 0;
+    for (int a = 0; a < k; a++)
+        for (int b = 0; b < k; b++) {
+            if (b == a) continue;
+            if (k == 2) { tords[2 * n] = a; tords[2 * n + 1] = b; n++; continue; }
+            int c = 3 - a - b;
+            tords[3 * n] = a; tords[3 * n + 1] = b; tords[3 * n + 2] = c; n++;
+        }
+    return n;
+}
+
+typedef struct {
+    int N, ncls, *order, *cnode, *cptr, *osize;
+    double *rows, budget;
+    const int *Cp, *Ci;
+} order_try;
+
+/* One candidate: the constrained minimum-degree order for term order tord and deferred
+   fraction f, and its least predicted work over the splits. */
+static double try_order(const lmm_model *m, const int *r0, const int *tord, double f,
+                        order_try *w, double *md)
+{
+    const void *vmax = vmaxget();
+    int ncls = defer_classes(m, r0, tord, w->Cp, f, w->cnode, w->cptr);
+    md_order(w->N, w->Cp, w->Ci, m->size, ncls, w->cnode, w->cptr, w->budget, w->order, w->rows);
+    for (int J = 0; J < w->N; J++) w->osize[J] = m->size[w->order[J]];
+    double cost = lmm_split_cost(w->N, w->osize, w->rows, m->p + 1, md);
+    vmaxset(vmax);
+    return cost;
+}
+
+/* Choose the order of the terms and of each term's levels from the pattern of A (R's
+   numbering on entry: node0 increasing) and keep it in m->pinv (R's node -> node) with the
+   terms' new first nodes in m->node0; m->pinv stays NULL when the order is the identity.
+   For each term order, the plain constrained minimum-degree order; for the best of them, when
+   it leaves a large dense block, the same with a growing fraction of each term's busiest
+   levels deferred -- keeping the order of least predicted work (lmm_split_cost). */
 void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
 {
-    int N = m->N;
+    int N = m->N, k = m->k;
     if (N < 2) return;
     int *Cp, *Ci;
     symmetric_graph(N, Ap, Ai, &Cp, &Ci);
-    int *order = (int *) R_alloc(N, sizeof(int));
-    double budget = 4.0 * Cp[N] + 2e7;                        /* ints of quotient graph */
-    md_order(N, Cp, Ci, m->k, m->node0, budget, order);
+    order_try w = {N, 0, (int *) R_alloc(N, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
+                   (int *) R_alloc(2 * k + 1, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
+                   (double *) R_alloc(N, sizeof(double)), 4.0 * Cp[N] + 2e7, Cp, Ci};
+    int *r0 = (int *) R_alloc(k + 1, sizeof(int)), *best = (int *) R_alloc(N, sizeof(int));
+    int *tords = (int *) R_alloc(6 * (k + 1), sizeof(int)), *tbest = (int *) R_alloc(k + 1, sizeof(int));
+    for (int t = 0; t < k; t++) r0[t] = m->node0[t];
+    int nord = term_orders(k, tords);
+    double bestcost = R_PosInf, md, bestmd = 0;
+    for (int o = 0; o < nord; o++) {
+        double cost = try_order(m, r0, tords + o * k, 0.0, &w, &md);
+        if (cost < bestcost) {
+            bestcost = cost; bestmd = md;
+            memcpy(best, w.order, N * sizeof(int));
+            memcpy(tbest, tords + o * k, k * sizeof(int));
+        }
+    }
+    const double fractions[] = {0.005, 0.01, 0.02, 0.05, 0.1, 0.2};
+    for (int c = 0; c < 6 && bestmd > 1000; c++) {          /* a large dense block: hubs? */
+        double cost = try_order(m, r0, tbest, fractions[c], &w, &md);
+        if (cost < bestcost) { bestcost = cost; memcpy(best, w.order, N * sizeof(int)); }
+    }
     int ident = 1;
-    for (int J = 0; J < N; J++) if (order[J] != J) { ident = 0; break; }
+    for (int J = 0; J < N; J++) if (best[J] != J) { ident = 0; break; }
     if (ident) return;
     m->pinv = R_Calloc(N + 1, int);
-    for (int J = 0; J < N; J++) m->pinv[order[J]] = J;
+    for (int J = 0; J < N; J++) m->pinv[best[J]] = J;
+    for (int i = 0, J0 = 0; i < k; J0 += m->nlt[tbest[i]], i++) m->node0[tbest[i]] = J0;
 }
 
-/* Recode the 0-based level codes of the n raw rows through pinv, in place. */
+/* R's first node of term t: the levels of the terms before it. */
+static int r_node0(const lmm_model *m, int t)
+{
+    int r = 0;
+    for (int s = 0; s < t; s++) r += m->nlt[s];
+    return r;
+}
+
+/* Recode the 0-based level codes of the n raw rows through pinv, in place (node0: the new). */
 void lmm_order_recode(const lmm_model *m, int n, int *const *refs)
 {
     if (!m->pinv) return;
     for (int t = 0; t < m->k; t++) {
-        const int *pt = m->pinv + m->node0[t];
+        const int *pt = m->pinv + r_node0(m, t);
         int *r = refs[t], J0 = m->node0[t];
         for (int i = 0; i < n; i++) r[i] = pt[r[i]] - J0;
     }
 }
 
-/* Per-Z-column values in node order (block b_t per level: p_t, or p_t^2 when `square`) back
-   to R's order (term-major, levels in R's order): out[level l] = in[node pinv(l)]. */
+/* Per-Z-column values in node order (block b_J per node: p_J, or p_J^2 when `square`) to R's
+   order (term by term in R's order, levels in R's order). */
 void lmm_z_unpermute(const lmm_model *m, const double *in, double *out, int square)
 {
-    size_t off = 0;
-    for (int t = 0; t < m->k; t++) {
+    size_t *ioff = (size_t *) R_alloc(m->N + 1, sizeof(size_t)), off = 0;
+    ioff[0] = 0;
+    for (int J = 0; J < m->N; J++)
+        ioff[J + 1] = ioff[J] + (square ? (size_t) m->size[J] * m->size[J] : (size_t) m->size[J]);
+    for (int t = 0, R0 = 0; t < m->k; R0 += m->nlt[t], t++) {
         size_t b = square ? (size_t) m->pt[t] * m->pt[t] : (size_t) m->pt[t];
-        int J0 = m->node0[t];
         for (int l = 0; l < m->nlt[t]; l++) {
-            int node = m->pinv ? m->pinv[J0 + l] - J0 : l;
-            memcpy(out + off + l * b, in + off + node * b, b * sizeof(double));
+            int J = m->pinv ? m->pinv[R0 + l] : R0 + l;
+            memcpy(out + off + l * b, in + ioff[J], b * sizeof(double));
         }
         off += b * m->nlt[t];
     }
@@ -328,11 +431,11 @@ int lmm_z_column(const lmm_model *m, int c)
 {
     if (!m->pinv || c >= m->q) return c;
     int off = 0;
-    for (int t = 0; t < m->k; t++) {
+    for (int t = 0, R0 = 0; t < m->k; R0 += m->nlt[t], t++) {
         int width = m->nlt[t] * m->pt[t];
         if (c < off + width) {
-            int l = (c - off) / m->pt[t], r = (c - off) % m->pt[t], J0 = m->node0[t];
-            return off + (m->pinv[J0 + l] - J0) * m->pt[t] + r;
+            int l = (c - off) / m->pt[t], r = (c - off) % m->pt[t];
+            return m->zoff[m->pinv[R0 + l]] + r;
         }
         off += width;
     }

@@ -82,6 +82,23 @@ test_that("a hub design is ordered: communities sparse, hubs in a dense block sp
                tolerance = 1e-8)
 })
 
+test_that("the terms are reordered when eliminating the larger one first fills in more", {
+  d <- sim_hub_small(ncomm = 60)                       # 930 items > 800 users: lme4 puts items first
+  f <- y ~ x + (1 | user) + (1 | item)
+  pc <- lmm_pieces(f, d)
+  expect_equal(nlevels(pc$reterms[[1]]$group), 930)
+  info <- layout_of(f, d)
+  expect_equal(info[["first_term"]], 2)                # users eliminated first
+  expect_lt(info[["dense_order"]], 100)
+  expect_equal(without_ordering(layout_of(f, d))[["first_term"]], 1)
+  fit <- lmm(f, d, REML = FALSE)
+  fit0 <- without_ordering(lmm(f, d, REML = FALSE))
+  expect_same_fit(fit, fit0)
+  nd <- d[c(2, 77, 900), ]
+  expect_equal(predict(fit, nd, se.fit = TRUE), without_ordering(predict(fit0, nd, se.fit = TRUE)),
+               tolerance = 1e-8)
+})
+
 test_that("random slopes over ordered levels agree with the unordered fit and lme4", {
   d <- sim_hub_small()
   f <- y ~ x + (1 | user) + (x | item)
