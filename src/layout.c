@@ -142,6 +142,7 @@ static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 }
 
 #define SPARSE_SLOWDOWN 4.0     /* a sparse node column's update runs ~4x below the dense rate */
+#define SPLIT_GAIN 2.0         /* a split inside a term must halve the work */
 #define DENSE_RATE 2e10         /* flop/s of the dense kernels, one core (for the message only) */
 #define SPARSE_RATE 4e8         /* p_J rows_J^2 per second in the sparse columns (scalar nodes:
                                    scattered, latency-bound; measured on a hub design) */
@@ -158,7 +159,9 @@ static double sparse_slowdown(void)
    cheaper dense), by the estimated work of one factorisation:
        cost(Js) = 4 sum_{J < Js} p_J (p_J + rows_J)^2 + md(Js)^3 / 3,
    rows_J the scalar Z rows of column J, md(Js) the order of nodes Js .. N (so a column coupled
-   to nothing but [X y], as in nested designs, stays sparse).  No cap: a user's memory_limit is checked by the caller.
+   to nothing but [X y], as in nested designs, stays sparse).  The best split at a term
+   boundary (or Jc) is kept unless one inside a term halves the work.  No cap: a user's
+   memory_limit is checked by the caller.
    Records the prediction (memory, work per evaluation) in m. */
 static int choose_split(lmm_model *m)
 {
@@ -174,13 +177,16 @@ static int choose_split(lmm_model *m)
         sparse[J + 1] = sparse[J] + m->size[J] * w * w;
         vals[J + 1] = vals[J] + v;
     }
-    double md = m->p + 1, bestcost = R_PosInf;
+    double md = m->p + 1, bestcost = R_PosInf, bndcost = R_PosInf;
+    int bnd = Jc;
     for (int J = N - 1; J >= Jc; J--) md += m->size[J];              /* md(Jc) */
     for (int Js = Jc; Js >= 0; Js--) {
         if (Js < Jc) md += m->size[Js];
         double c = slow * sparse[Js] + md * md * md / 3.0;
         if (c < bestcost) { bestcost = c; best = Js; }
+        if ((Js == 0 || m->term[Js - 1] != m->term[Js]) && c < bndcost) { bndcost = c; bnd = Js; }
     }
+    if (bndcost <= SPLIT_GAIN * bestcost) best = bnd;   /* inside a term only when it pays */
     md = m->p + 1;
     for (int J = best; J < N; J++) md += m->size[J];
     m->pred_md = md;

@@ -83,10 +83,10 @@ test_that("a hub design is ordered: communities sparse, hubs in a dense block sp
 })
 
 test_that("the terms are reordered when eliminating the larger one first fills in more", {
-  d <- sim_hub_small(ncomm = 60)                       # 930 items > 800 users: lme4 puts items first
+  d <- sim_hub_small(ncomm = 60)                       # 919 items rated, 800 users
   f <- y ~ x + (1 | user) + (1 | item)
   pc <- lmm_pieces(f, d)
-  expect_equal(nlevels(pc$reterms[[1]]$group), 930)
+  expect_gt(nlevels(pc$reterms[[1]]$group), 800)    # lme4 puts the items first
   info <- layout_of(f, d)
   expect_equal(info[["first_term"]], 2)                # users eliminated first
   expect_lt(info[["dense_order"]], 100)
