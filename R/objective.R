@@ -30,6 +30,14 @@ engine_setup_limited <- function(limit, ...) {
 # first_term (the term, in R's order, whose levels are eliminated first).
 engine_layout_prediction <- function(engine) .Call(C_lmm_layout_info, engine)
 
+# The same prediction without forming the model: the symbolic analysis alone (no numeric
+# storage, no cross-products), for choosing a backend before committing memory.
+layout_prediction <- function(y, X, reterms, weights, offset, spec = NULL) {
+  old <- options(lmmc.predict_only = TRUE, lmmc.memory_limit = NULL)
+  on.exit(options(old))
+  engine_layout_prediction(engine_setup(y, X, reterms, weights, offset, spec))
+}
+
 # Before a fit whose exact factor is large: say how much memory and time per evaluation it takes.
 report_layout <- function(engine, bytes = 2e9, seconds = 5) {
   info <- engine_layout_prediction(engine)

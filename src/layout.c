@@ -234,6 +234,14 @@ static void check_memory_limit(const lmm_model *m)
           m->pred_values, lim / 1e9);
 }
 
+/* option("lmmc.predict_only"): TRUE stops the setup after the symbolic analysis, before any
+   numeric storage is allocated (engine_layout_prediction() on a model too large to form). */
+static int predict_only(void)
+{
+    SEXP opt = Rf_GetOption1(Rf_install("lmmc.predict_only"));
+    return opt != R_NilValue && asLogical(opt) == TRUE;
+}
+
 /* Value offsets of the sparse blocks and of the dense block's nodes. */
 static void assign_storage(lmm_model *m)
 {
@@ -368,6 +376,7 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
     symbolic_factor(m, Ap, Ai);
     m->Ns = choose_split(m);
     check_memory_limit(m);
+    if (predict_only()) { m->predict_only = 1; return; }   /* the prediction alone */
     assign_storage(m);
     index_dense_rows(m);
 }

@@ -85,6 +85,7 @@ typedef struct lmm_model {
     /* the symbolic prediction (layout.c): dense order, sparse doubles, bytes, flops and seconds
        of one evaluation with the gradient */
     double pred_md, pred_values, pred_bytes, pred_flops, pred_seconds;
+    int predict_only;   /* the setup stopped after the symbolic analysis: no numeric storage */
     double *Ad;     /* md x md, lower triangle of A */
     double *Ld;     /* md x md, lower triangle of the factor */
 

@@ -21,6 +21,7 @@ lmm_model *lmm_get_model(SEXP ptr)
     if (TYPEOF(ptr) != EXTPTRSXP) error(_("not an lmmc engine model"));
     lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
     if (!m) error(_("the lmmc engine model is no longer valid (was it saved and reloaded?)"));
+    if (m->predict_only) error(_("the lmmc engine holds only a layout prediction"));
     return m;
 }
 
@@ -218,6 +219,7 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP re
     R_RegisterCFinalizerEx(ptr, model_finalise, TRUE);
     if (isNull(resid)) {
         lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), (int *const *) ref0, NULL, NULL);
+        if (m->predict_only) { UNPROTECT(2); return ptr; }   /* prot, ptr: the layout alone */
         lmm_standardise(m, REAL(X), REAL(y));
         lmm_whitening K = lmm_diagonal_whitening(n, sw);
         lmm_crossprod(m, ref0, Xt, REAL(X), REAL(y), &K);
@@ -240,6 +242,7 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP re
     lmm_resid_pattern(rs);
     rs->refs = ref0;                       /* R_alloc'd: re-pointed at every .Call (get_model) */
     lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), (int *const *) ref0, rs->K.Kp, rs->K.Kj);
+    if (m->predict_only) { rs->refs = NULL; UNPROTECT(2); return ptr; }   /* prot, ptr */
     lmm_standardise(m, REAL(X), REAL(y));
     SEXP pcs = lmm_list_elt(resid, "pieces");
     rs->pieces = pieces_from(pcs, rs);
@@ -764,7 +767,8 @@ SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z)
    term (1-based, R's order) whose levels are eliminated first. */
 SEXP lmm_layout_info(SEXP ptr)
 {
-    lmm_model *m = lmm_get_model(ptr);
+    if (TYPEOF(ptr) != EXTPTRSXP || !R_ExternalPtrAddr(ptr)) error(_("not an lmmc engine model"));
+    lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
     const char *nm[] = {"nodes", "sparse_nodes", "dense_order", "sparse_values", "sparse_blocks",
                         "split_in_term", "ordered", "complete_from", "bytes", "flops", "seconds",
                         "first_term"};
@@ -772,7 +776,7 @@ SEXP lmm_layout_info(SEXP ptr)
     if (m->Ns < m->N) in_term = m->Ns - m->node0[m->term[m->Ns]];
     for (int t = 0; t < m->k; t++) if (m->node0[t] == 0 && m->nlt[t] > 0) { first = t + 1; break; }
     SEXP ans = PROTECT(allocVector(REALSXP, nout)), names = PROTECT(allocVector(STRSXP, nout));
-    double v[] = {m->N, m->Ns, m->md, (double) m->nLx, m->Lp[m->Ns], in_term, m->pinv != NULL,
+    double v[] = {m->N, m->Ns, m->pred_md, m->pred_values, m->Lp[m->Ns], in_term, m->pinv != NULL,
                   m->Jc, m->pred_bytes, m->pred_flops, m->pred_seconds, first};
     for (int i = 0; i < nout; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
     setAttrib(ans, R_NamesSymbol, names);

@@ -153,6 +153,11 @@ test_that("the prediction is reported and memory_limit stops a fit before it sta
   expect_error(lmm(f, d, control = lmm_control(memory_limit = 1e4)),
                "exact factor would need about .* GB .* over memory_limit")
   expect_error(lmm_control(memory_limit = -1), "memory_limit")
+  pc <- lmm_pieces(f, d)                               # the prediction alone, nothing formed
+  alone <- lmmc:::layout_prediction(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  expect_equal(alone, info)
+  e <- lmmc:::engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  expect_equal(lmmc:::engine_layout_prediction(e), info)
   expect_silent(lmm(f, d, control = lmm_control(memory_limit = 1e9)))
   expect_message(lmmc:::report_layout(lmmc:::engine_for(lmm(f, d)), bytes = 1),
                  "exact factor takes about")
