@@ -5,8 +5,8 @@
  *     L_JJ = chol(Omega_JJ)                         (Omega_JJ already updated by earlier columns)
  *     L_IJ = Omega_IJ L_JJ^{-T}                     for the row nodes I of column J
  *     Omega_{I_a I_b} -= L_{I_a J} L_{I_b J}'       for every pair I_a >= I_b of them
- * and the updated trailing dense block (nodes Ns .. N, the [X y] node last) is factored whole
- * (dense_chol.c).
+ * and the updated trailing dense block (nodes Ns .. N, the [X y] node last; Ns anywhere, also
+ * inside a term: layout.c) is factored whole (dense_chol.c).
  */
 #include "lmm.h"
 #include <string.h>

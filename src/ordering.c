@@ -1,19 +1,24 @@
 /*
  * ordering.c -- the permutation layer: (term, level) <-> node.
  *
- * The engine numbers nodes term-major, J = node0[t] + l.  Here the levels l of each term are
- * renumbered so that the Cholesky factor of A = G'WG fills in little: a minimum-degree order
- * constrained by term (all of term 0's nodes first, then term 1's, ...; CAMD's constraint
- * sets), found on the quotient graph of the elimination (Amestoy, Davis & Duff's approximate
- * external degree, without supervariables).  Eliminating term 0 turns each of its levels into
- * a clique of the later levels it touches; the later terms' levels are then ordered on that
- * Schur complement, so that, in a users x items design, items of small communities come first
- * and the popular "hub" items, adjacent to nearly everything, last -- where the dense block
- * takes them.
+ * R numbers the random effects term by term (lme4's order of the terms), levels in R's order.
+ * The engine numbers nodes term-major too, J = node0[t] + l, but both the order of the terms'
+ * blocks and the order of the levels within each term are chosen here, so that the Cholesky
+ * factor of A = G'WG fills in little: a minimum-degree order constrained by term (all of one
+ * term's nodes before the next term's: CAMD's constraint sets), found on the quotient graph of
+ * the elimination (Amestoy, Davis & Duff's approximate external degree, without supervariables),
+ * for every order of up to three terms, keeping the one of least predicted work (layout.c's
+ * cost model).  Eliminating the first term turns each of its levels into a clique of the later
+ * levels it touches; the later terms' levels are ordered on that Schur complement, so that in a
+ * users x items design the users go first (whichever term lme4 puts first), the items of small
+ * communities next and the popular "hub" items, adjacent to nearly everything, last -- where
+ * the dense block takes them.  When a large dense block remains, the busiest levels of each
+ * term (most neighbours in A) are also tried deferred to the end of their term.
  *
- * pinv[node0[t] + l] is the node of term t's level l (1-based code l + 1 in R); the 0-based
- * level codes are recoded through it once (lmm_order_recode), so that everything downstream
- * keeps using node0[t] + code.  R never sees the order: the .Call entries map per-Z-column
+ * pinv[r0(t) + l] is the node of term t's level l (r0(t): the levels of the terms before t in
+ * R's order); the 0-based level codes are recoded through it once (lmm_order_recode), so that
+ * everything downstream keeps using node0[t] + code, and u and every per-node vector inside the
+ * engine are in node order.  R never sees the order: the .Call entries map per-Z-column
  * vectors back (lmm_z_unpermute) and column indices in (lmm_z_column).
  */
 #include "lmm.h"
