@@ -141,7 +141,8 @@ static void column_size(const lmm_model *m, int J, double *rows, double *vals)
     *vals = m->size[J] * (m->size[J] + r + m->size[m->N]);
 }
 
-#define SPARSE_SLOWDOWN 4.0     /* a sparse node column's update runs ~4x below the dense rate */
+#define SPARSE_SLOWDOWN 16.0    /* a sparse node column's update runs ~16x below the dense rate
+                                   (scalar nodes: scattered, latency-bound updates) */
 #define SPLIT_GAIN 2.0         /* a split inside a term must halve the work */
 #define DENSE_RATE 2e10         /* flop/s of the dense kernels, one core (for the message only) */
 #define SPARSE_RATE 4e8         /* p_J rows_J^2 per second in the sparse columns (scalar nodes:
@@ -157,7 +158,7 @@ static double sparse_slowdown(void)
 
 /* Choose where the dense block starts, at any node Js <= Jc (a complete column is always
    cheaper dense), by the estimated work of one factorisation:
-       cost(Js) = 4 sum_{J < Js} p_J (p_J + rows_J)^2 + md(Js)^3 / 3,
+       cost(Js) = 16 sum_{J < Js} p_J (p_J + rows_J)^2 + md(Js)^3 / 3,
    rows_J the scalar Z rows of column J, md(Js) the order of nodes Js .. N (so a column coupled
    to nothing but [X y], as in nested designs, stays sparse).  The best split at a term
    boundary (or Jc) is kept unless one inside a term halves the work.  No cap: a user's

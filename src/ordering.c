@@ -318,7 +318,14 @@ static int defer_classes(const lmm_model *m, const int *r0, const int *tord, con
     return nc;
 }
 
-/* The orders of the terms tried: all of them for up to 3 terms, else R's (lme4's) alone. */
+/* Other orders of the terms are not tried when R's is cheap already (its predicted work per
+   evaluation below SMALL_WORK) and the graph is large (more than SMALL_GRAPH entries, so that
+   each try costs setup time): they cannot pay. */
+#define SMALL_WORK 1e9
+#define SMALL_GRAPH 1e5
+
+/* The orders of the terms tried: all of them for up to 3 terms, else R's (lme4's) alone; R's
+   order first. */
 static int term_orders(int k, int *tords)
 {
     if (k > 3 || k < 2) { for (int t = 0; t < k; t++) tords[t] = t; return 1; }
@@ -373,7 +380,8 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
     for (int t = 0; t < k; t++) r0[t] = m->node0[t];
     int nord = term_orders(k, tords);
     double bestcost = R_PosInf, md, bestmd = 0;
-    for (int o = 0; o < nord; o++) {
+    for (int o = 0; o < nord; o++) {                      /* R's order first (o = 0) */
+        if (o > 0 && bestcost < SMALL_WORK && Cp[N] > SMALL_GRAPH) break;   /* cannot pay */
         double cost = try_order(m, r0, tords + o * k, 0.0, &w, &md);
         if (cost < bestcost) {
             bestcost = cost; bestmd = md;
