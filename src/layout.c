@@ -131,18 +131,16 @@ static void symbolic_factor(lmm_model *m, const int *Ap, const int *Ai)
     for (int J = m->Jc + 1; J < N; J++) m->Lp[J] = m->Lp[m->Jc + 1];
 }
 
-/* Sparse column J's scalar Z rows below the diagonal (node N, in every column, left out) and
-   its doubles in Lx. */
+/* Sparse column J's scalar rows below the diagonal ([X y] included) and its doubles in Lx. */
 static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 {
     double r = 0;
-    for (int e = m->Lp[J]; e < m->Lp[J + 1] - 1; e++) r += m->size[m->Li[e]];
+    for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) r += m->size[m->Li[e]];
     *rows = r;
-    *vals = m->size[J] * (m->size[J] + r + m->size[m->N]);
+    *vals = m->size[J] * (m->size[J] + r);
 }
 
-#define SPARSE_SLOWDOWN 16.0    /* a sparse node column's update runs ~16x below the dense rate
-                                   (scalar nodes: scattered, latency-bound updates) */
+#define SPARSE_SLOWDOWN 4.0     /* a sparse node column's update weighed 4x a dense flop */
 #define SPLIT_GAIN 2.0         /* a split inside a term must halve the work */
 #define DENSE_RATE 2e10         /* flop/s of the dense kernels, one core (for the message only) */
 #define SPARSE_RATE 4e8         /* p_J rows_J^2 per second in the sparse columns (scalar nodes:
@@ -158,10 +156,11 @@ static double sparse_slowdown(void)
 
 /* Choose where the dense block starts, at any node Js <= Jc (a complete column is always
    cheaper dense), by the estimated work of one factorisation:
-       cost(Js) = 16 sum_{J < Js} p_J (p_J + rows_J)^2 + md(Js)^3 / 3,
-   rows_J the scalar Z rows of column J, md(Js) the order of nodes Js .. N (so a column coupled
-   to nothing but [X y], as in nested designs, stays sparse).  The best split at a term
-   boundary (or Jc) is kept unless one inside a term halves the work.  No cap: a user's
+       cost(Js) = 4 sum_{J < Js} p_J (p_J + rows_J)^2 + md(Js)^3 / 3,
+   rows_J the scalar rows of column J ([X y]'s included), md(Js) the order of nodes Js .. N.
+   The best split at a term boundary (or Jc) is kept unless one inside a term halves the work
+   (so that ordinary designs keep their layout: nested ones all sparse, crossed ones with the
+   smaller term dense).  No cap: a user's
    memory_limit is checked by the caller.
    Records the prediction (memory, work per evaluation) in m. */
 static int choose_split(lmm_model *m)
@@ -203,8 +202,8 @@ static int choose_split(lmm_model *m)
 }
 
 /* The least estimated work over the splits of a node order: column J (scalar size size[J],
-   rows[J] scalar Z rows below its diagonal) sparse for J < Js, nodes Js.. and [X y] (p1
-   columns) dense: min over Js of slowdown sum_{J < Js} size_J (size_J + rows_J)^2 + md^3 / 3
+   rows[J] scalar Z rows below its diagonal, and [X y]'s p1) sparse for J < Js, nodes Js.. and
+   [X y] dense: min over Js of slowdown sum_{J < Js} size_J (size_J + rows_J)^2 + md^3 / 3
    (choose_split's model, for ordering.c to compare orders); *md_out: the dense order there. */
 double lmm_split_cost(int N, const int *size, const double *rows, int p1, double *md_out)
 {
@@ -214,7 +213,7 @@ double lmm_split_cost(int N, const int *size, const double *rows, int p1, double
         double c = slow * sparse + md * md * md / 3.0;
         if (c < best) { best = c; bestmd = md; }
         if (Js == N) break;
-        double w = size[Js] + rows[Js];
+        double w = size[Js] + rows[Js] + p1;
         sparse += size[Js] * w * w;
         md -= size[Js];
     }
