@@ -2,10 +2,11 @@
  * layout.c -- symbolic analysis: node numbering, the pattern of A = G'WG, the fill of its
  * Cholesky factor, and the split into sparse node columns and one dense trailing block.
  *
- * Node J of term t, level l: J = node0[t] + l (after ordering.c's renumbering: the terms' blocks
- * in the order chosen, node0[t] not increasing with t in general; node0[k] = N).  A row of G touches one node per term (and, when
- * the rows are whitened, those of the raw rows its whitened row combines: residual.h), so A has
- * a block (I, J) exactly when some whitened row touches both.  The factor's pattern follows from the elimination tree: column J of L holds
+ * Node J of term t, level l: J = node0[t] + l (after ordering.c's renumbering: the terms'
+ * blocks in the order chosen, node0[t] not increasing with t in general; node0[k] = N).  A row
+ * of G touches one node per term (and, when the rows are whitened, those of the raw rows its
+ * whitened row combines: residual.h), so A has a block (I, J) exactly when some whitened row
+ * touches both.  The factor's pattern follows from the elimination tree: column J of L holds
  * A's column J below the diagonal and the columns of its children, less J itself.
  */
 #include "lmm.h"
@@ -160,9 +161,8 @@ static double sparse_slowdown(void)
    rows_J the scalar rows of column J ([X y]'s included), md(Js) the order of nodes Js .. N.
    The best split at a term boundary (or Jc) is kept unless one inside a term halves the work
    (so that ordinary designs keep their layout: nested ones all sparse, crossed ones with the
-   smaller term dense).  No cap: a user's
-   memory_limit is checked by the caller.
-   Records the prediction (memory, work per evaluation) in m. */
+   smaller term dense).  No cap: a user's memory_limit is checked by the caller.  Records the
+   prediction (memory, work per evaluation) in m. */
 static int choose_split(lmm_model *m)
 {
     int N = m->N, Jc = m->Jc, best = Jc;
