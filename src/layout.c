@@ -142,7 +142,9 @@ static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 }
 
 #define SPARSE_SLOWDOWN 4.0     /* a sparse node column's update weighed 4x a dense flop */
-#define SPLIT_GAIN 2.0         /* a split inside a term must halve the work */
+#define SPLIT_GAIN 2.0         /* a split inside a term must halve the work ... */
+#define SPARSE_MEASURED 16.0   /* ... with sparse columns weighed as measured (scalar nodes:
+                                  scattered, latency-bound updates, ~16x a dense flop) */
 #define DENSE_RATE 2e10         /* flop/s of the dense kernels, one core (for the message only) */
 #define SPARSE_RATE 4e8         /* p_J rows_J^2 per second in the sparse columns (scalar nodes:
                                    scattered, latency-bound; measured on a hub design) */
@@ -159,9 +161,10 @@ static double sparse_slowdown(void)
    cheaper dense), by the estimated work of one factorisation:
        cost(Js) = 4 sum_{J < Js} p_J (p_J + rows_J)^2 + md(Js)^3 / 3,
    rows_J the scalar rows of column J ([X y]'s included), md(Js) the order of nodes Js .. N.
-   The best split at a term boundary (or Jc) is kept unless one inside a term halves the work
-   (so that ordinary designs keep their layout: nested ones all sparse, crossed ones with the
-   smaller term dense).  No cap: a user's memory_limit is checked by the caller.  Records the
+   The best split at a term boundary (or Jc) by this cost is kept (so that ordinary designs
+   keep their layout: nested ones all sparse, crossed ones with the smaller term dense) unless
+   a split anywhere halves the work weighed with the measured slowdown of the sparse columns
+   (16 instead of 4).  No cap: a user's memory_limit is checked by the caller.  Records the
    prediction (memory, work per evaluation) in m. */
 static int choose_split(lmm_model *m)
 {
@@ -178,15 +181,17 @@ static int choose_split(lmm_model *m)
         vals[J + 1] = vals[J] + v;
     }
     double md = m->p + 1, bestcost = R_PosInf, bndcost = R_PosInf;
+    double *cm = (double *) R_alloc(Jc + 1, sizeof(double));      /* cost, measured weights */
     int bnd = Jc;
     for (int J = N - 1; J >= Jc; J--) md += m->size[J];              /* md(Jc) */
     for (int Js = Jc; Js >= 0; Js--) {
         if (Js < Jc) md += m->size[Js];
         double c = slow * sparse[Js] + md * md * md / 3.0;
-        if (c < bestcost) { bestcost = c; best = Js; }
+        cm[Js] = SPARSE_MEASURED * sparse[Js] + md * md * md / 3.0;
+        if (cm[Js] < bestcost) { bestcost = cm[Js]; best = Js; }
         if ((Js == 0 || m->term[Js - 1] != m->term[Js]) && c < bndcost) { bndcost = c; bnd = Js; }
     }
-    if (bndcost <= SPLIT_GAIN * bestcost) best = bnd;   /* inside a term only when it pays */
+    if (cm[bnd] <= SPLIT_GAIN * bestcost) best = bnd;   /* inside a term only when it pays */
     md = m->p + 1;
     for (int J = best; J < N; J++) md += m->size[J];
     m->pred_md = md;
