@@ -206,23 +206,29 @@ static int choose_split(lmm_model *m)
     return best;
 }
 
-/* The least estimated work over the splits of a node order: column J (scalar size size[J],
-   rows[J] scalar Z rows below its diagonal, and [X y]'s p1) sparse for J < Js, nodes Js.. and
-   [X y] dense: min over Js of slowdown sum_{J < Js} size_J (size_J + rows_J)^2 + md^3 / 3
-   (choose_split's model, for ordering.c to compare orders); *md_out: the dense order there. */
-double lmm_split_cost(int N, const int *size, const double *rows, int p1, double *md_out)
+/* The estimated work of a node order at the split choose_split would take: column J (scalar
+   size size[J], term term[J], rows[J] scalar Z rows below its diagonal, and [X y]'s p1) sparse
+   for J < Js, nodes Js.. and [X y] dense; the work weighed as measured (choose_split's rule,
+   for ordering.c to compare orders); *md_out: the dense order there. */
+double lmm_split_cost(int N, const int *size, const int *term, const double *rows, int p1,
+                      double *md_out)
 {
-    double slow = sparse_slowdown(), sparse = 0, md = p1, best = R_PosInf, bestmd = p1;
+    double slow = sparse_slowdown(), sparse = 0, md = p1, best = R_PosInf, bnd = R_PosInf;
+    double bestm = 0, bndm = 0, bnd_measured = 0;
     for (int J = 0; J < N; J++) md += size[J];
     for (int Js = 0; Js <= N; Js++) {
-        double c = slow * sparse + md * md * md / 3.0;
-        if (c < best) { best = c; bestmd = md; }
+        double d3 = md * md * md / 3.0, c = slow * sparse + d3, cm = SPARSE_MEASURED * sparse + d3;
+        if (cm < best) { best = cm; bestm = md; }
+        if ((Js == 0 || Js == N || term[Js - 1] != term[Js]) && c < bnd) {
+            bnd = c; bndm = md; bnd_measured = cm;
+        }
         if (Js == N) break;
         double w = size[Js] + rows[Js] + p1;
         sparse += size[Js] * w * w;
         md -= size[Js];
     }
-    *md_out = bestmd;
+    if (bnd_measured <= SPLIT_GAIN * best) { *md_out = bndm; return bnd_measured; }
+    *md_out = bestm;
     return best;
 }
 

@@ -113,7 +113,8 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai);
 void lmm_order_recode(const lmm_model *m, int n, int *const *refs);
 void lmm_z_unpermute(const lmm_model *m, const double *in, double *out, int square);
 int lmm_z_column(const lmm_model *m, int c);
-double lmm_split_cost(int N, const int *size, const double *rows, int p1, double *md_out);  /* layout.c */
+double lmm_split_cost(int N, const int *size, const int *term, const double *rows, int p1,
+                      double *md_out);                                       /* layout.c */
 void lmm_free(lmm_model *m);
 double *lmm_workspace(lmm_model *m, int slot, size_t len);   /* slot 0 or 1, len doubles */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);

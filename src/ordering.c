@@ -341,7 +341,7 @@ static int term_orders(int k, int *tords)
 }
 
 typedef struct {
-    int N, ncls, *order, *cnode, *cptr, *osize;
+    int N, ncls, *order, *cnode, *cptr, *osize, *oterm;
     double *rows, budget;
     const int *Cp, *Ci;
 } order_try;
@@ -354,8 +354,30 @@ static double try_order(const lmm_model *m, const int *r0, const int *tord, doub
     const void *vmax = vmaxget();
     int ncls = defer_classes(m, r0, tord, w->Cp, f, w->cnode, w->cptr);
     md_order(w->N, w->Cp, w->Ci, m->size, ncls, w->cnode, w->cptr, w->budget, w->order, w->rows);
-    for (int J = 0; J < w->N; J++) w->osize[J] = m->size[w->order[J]];
-    double cost = lmm_split_cost(w->N, w->osize, w->rows, m->p + 1, md);
+    for (int J = 0; J < w->N; J++) {
+        w->osize[J] = m->size[w->order[J]];
+        w->oterm[J] = m->term[w->order[J]];
+    }
+    double cost = lmm_split_cost(w->N, w->osize, w->oterm, w->rows, m->p + 1, md);
+    vmaxset(vmax);
+    return cost;
+}
+
+#define KEEP_GAIN 0.8   /* an order is taken when it saves a fifth of R's order's work */
+
+/* The predicted work of R's own order (every node its own class: the elimination in order). */
+static double identity_cost(const lmm_model *m, order_try *w)
+{
+    const void *vmax = vmaxget();
+    int N = w->N, *cptr = (int *) R_alloc(N + 1, sizeof(int));
+    for (int J = 0; J <= N; J++) cptr[J] = J;
+    for (int J = 0; J < N; J++) w->cnode[J] = J;
+    md_order(N, w->Cp, w->Ci, m->size, N, w->cnode, cptr, w->budget, w->order, w->rows);
+    for (int J = 0; J < N; J++) {
+        w->osize[J] = m->size[w->order[J]];
+        w->oterm[J] = m->term[w->order[J]];
+    }
+    double md, cost = lmm_split_cost(N, w->osize, w->oterm, w->rows, m->p + 1, &md);
     vmaxset(vmax);
     return cost;
 }
@@ -365,7 +387,8 @@ static double try_order(const lmm_model *m, const int *r0, const int *tord, doub
    terms' new first nodes in m->node0; m->pinv stays NULL when the order is the identity.
    For each term order, the plain constrained minimum-degree order; for the best of them, when
    it leaves a large dense block, the same with a growing fraction of each term's busiest
-   levels deferred -- keeping the order of least predicted work (lmm_split_cost). */
+   levels deferred -- keeping the order of least predicted work (lmm_split_cost), unless R's
+   own order is within a fifth of it (then nothing changes). */
 void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
 {
     int N = m->N, k = m->k;
@@ -374,7 +397,8 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
     symmetric_graph(N, Ap, Ai, &Cp, &Ci);
     order_try w = {N, 0, (int *) R_alloc(N, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
                    (int *) R_alloc(2 * k + 1, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
-                   (double *) R_alloc(N, sizeof(double)), 4.0 * Cp[N] + 2e7, Cp, Ci};
+                   (int *) R_alloc(N, sizeof(int)), (double *) R_alloc(N, sizeof(double)),
+                   4.0 * Cp[N] + 2e7, Cp, Ci};
     int *r0 = (int *) R_alloc(k + 1, sizeof(int)), *best = (int *) R_alloc(N, sizeof(int));
     int *tords = (int *) R_alloc(6 * (k + 1), sizeof(int)), *tbest = (int *) R_alloc(k + 1, sizeof(int));
     for (int t = 0; t < k; t++) r0[t] = m->node0[t];
@@ -394,6 +418,7 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
         double cost = try_order(m, r0, tbest, fractions[c], &w, &md);
         if (cost < bestcost) { bestcost = cost; memcpy(best, w.order, N * sizeof(int)); }
     }
+    if (bestcost > KEEP_GAIN * identity_cost(m, &w)) return;  /* R's order is about as good */
     int ident = 1;
     for (int J = 0; J < N; J++) if (best[J] != J) { ident = 0; break; }
     if (ident) return;
