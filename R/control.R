@@ -28,7 +28,7 @@ lmm_control <- function(optimizer = "quasi-newton", rhobeg = NULL, rhoend = NULL
                         check.nobs.vs.nRE = "stop", check.scaleX = "warning",
                         check.rankX = "message+drop.cols",
                         check.conv.singular = "message", calc.derivs = FALSE,
-                        check.nlev.gtreq.5 = "ignore") {
+                        check.nlev.gtreq.5 = "ignore", memory_limit = Inf) {
   opts <- getOption("lmm.control")
   if (!nargs() && is.null(opts) && !is.null(default_control)) return(default_control)
   if (!is.null(opts)) {      # user defaults: every setting not given in this call
@@ -59,7 +59,8 @@ lmm_control <- function(optimizer = "quasi-newton", rhobeg = NULL, rhoend = NULL
     check.conv.singular = match_choice(check.conv.singular,
                                        check_actions$check.conv.singular,
                                        "check.conv.singular"),
-    calc.derivs = single_flag(calc.derivs, "calc.derivs")
+    calc.derivs = single_flag(calc.derivs, "calc.derivs"),
+    memory_limit = memory_limit_bytes(memory_limit)
   )
   if (!is.null(ctrl$rhobeg) && !is.null(ctrl$rhoend) && ctrl$rhoend > ctrl$rhobeg)
     stop("'rhoend' (", ctrl$rhoend, ") must not exceed 'rhobeg' (", ctrl$rhobeg, ")",
@@ -126,6 +127,13 @@ check_action <- function(action, msg) {
          message = message(msg),
          warning = warning(msg, call. = FALSE),
          stop = stop(msg, call. = FALSE))
+}
+
+# memory_limit: the bytes the exact factor may take (a positive number; Inf: no limit).
+memory_limit_bytes <- function(x) {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x <= 0)
+    stop("'memory_limit' must be a positive number of bytes (Inf: no limit)", call. = FALSE)
+  as.double(x)
 }
 
 default_control <- lmm_control()

@@ -25,7 +25,9 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
 fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, residual,
                         counts = NULL) {
   spec <- residual
-  engine <- engine_setup(y, X, reterms, weights, offset, spec, counts)
+  engine <- engine_setup_limited(if (is.null(control$memory_limit)) Inf else control$memory_limit,
+                                 y, X, reterms, weights, offset, spec, counts)
+  report_layout(engine)
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower, engine, REML, control, rho = spec$rho)
   opt <- optimise_theta(engine, theta0, lower, REML, control,

@@ -20,6 +20,42 @@ engine_setup <- function(y, X, reterms, weights, offset, spec = NULL, counts = N
   engine
 }
 
+# engine_setup() under a memory budget: the C symbolic analysis stops with a clear error before
+# allocating when its predicted memory (bytes) exceeds `limit` (Inf: none).
+engine_setup_limited <- function(limit, ...) {
+  old <- options(lmmc.memory_limit = if (is.finite(limit)) limit else NULL)
+  on.exit(options(old))
+  engine_setup(...)
+}
+
+# What the symbolic analysis (src/layout.c, src/ordering.c) chose and predicts, a named numeric
+# vector: nodes, sparse_nodes, dense_order, sparse_values, sparse_blocks, split_in_term (the
+# dense block's first node within its term; 0 at a term boundary), ordered (1 when the levels
+# were renumbered to reduce fill), complete_from, and for one evaluation with the gradient:
+# bytes, flops and seconds (rough: dense kernels at 2e10 flop/s, sparse columns measured), and
+# first_term (the term, in R's order, whose levels are eliminated first).
+engine_layout_prediction <- function(engine) .Call(C_lmm_layout_info, engine)
+
+# The same prediction without forming the model: the symbolic analysis alone (no numeric
+# storage, no cross-products), for choosing a backend before committing memory.
+layout_prediction <- function(y, X, reterms, weights, offset, spec = NULL) {
+  old <- options(lmmc.predict_only = TRUE, lmmc.memory_limit = NULL)
+  on.exit(options(old))
+  engine_layout_prediction(engine_setup(y, X, reterms, weights, offset, spec))
+}
+
+# Before a fit whose exact factor is large: say how much memory and time per evaluation it takes.
+report_layout <- function(engine, bytes = 2e9, seconds = 5) {
+  info <- engine_layout_prediction(engine)
+  if (info[["bytes"]] < bytes && info[["seconds"]] < seconds) return(invisible(info))
+  message(sprintf(paste("lmm: the exact factor takes about %.1f GB and roughly %.2g s per",
+                        "evaluation (dense block of order %d, %.3g sparse values);",
+                        "lmm_control(memory_limit = ) sets a budget"),
+                  info[["bytes"]] / 1e9, info[["seconds"]], as.integer(info[["dense_order"]]),
+                  info[["sparse_values"]]))
+  invisible(info)
+}
+
 # all(x == v) without an n-long logical temporary
 all_equal_to <- function(x, v) min(x) == v && max(x) == v
 

@@ -33,8 +33,9 @@ SEXP lmm_set_counts(SEXP ptr, SEXP n, SEXP nrows, SEXP sumlogw)
             if (INTEGER(c)[j] == NA_INTEGER || INTEGER(c)[j] < 0)
                 error(_("term %d: 'nrows' has a negative or missing count"), t + 1);
     }
-    for (int t = 0; t < m->k; t++)                       /* n_J, J = node0[t] + level (layout.c) */
-        for (int j = 0; j < m->nlt[t]; j++) m->nrows[m->node0[t] + j] = INTEGER(VECTOR_ELT(nrows, t))[j];
+    for (int t = 0; t < m->k; t++)                       /* n_J, J the level's node (ordering.c) */
+        for (int j = 0; j < m->nlt[t]; j++)
+            m->nrows[lmm_level_node(m, t, j)] = INTEGER(VECTOR_ELT(nrows, t))[j];
     m->n = (int) asReal(n);
     m->sumlogw = REAL(sumlogw)[0];
     m->factored = 0;

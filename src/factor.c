@@ -5,8 +5,8 @@
  *     L_JJ = chol(Omega_JJ)                         (Omega_JJ already updated by earlier columns)
  *     L_IJ = Omega_IJ L_JJ^{-T}                     for the row nodes I of column J
  *     Omega_{I_a I_b} -= L_{I_a J} L_{I_b J}'       for every pair I_a >= I_b of them
- * and the updated trailing dense block (nodes Ns .. N, the [X y] node last) is factored whole
- * (dense_chol.c).
+ * and the updated trailing dense block (nodes Ns .. N, the [X y] node last; Ns anywhere, also
+ * inside a term: layout.c) is factored whole (dense_chol.c).
  */
 #include "lmm.h"
 #include <string.h>
@@ -115,13 +115,17 @@ static int eliminate_column(lmm_model *m, int J)
     for (int e = e0; e < e1; e++)                                      /* L_IJ = Omega_IJ L_JJ^{-T} */
         lmm_trsm_right_lt(m->size[m->Li[e]], pJ, LJJ, m->Lx + m->Loff[e]);
     for (int eb = e0; eb < e1 && m->Li[eb] < m->Ns; eb++) {            /* Omega_ab -= L_aJ L_bJ' */
-        int Ib = m->Li[eb], pb = m->size[Ib];
+        int Ib = m->Li[eb], pb = m->size[Ib], pos = m->Lp[Ib], end = m->Lp[Ib + 1];
         const double *LbJ = m->Lx + m->Loff[eb];
-        for (int ea = eb; ea < e1; ea++) {
-            int Ia = m->Li[ea], ld;
-            double *C = lmm_block_ptr(m, m->Lx, m->Ld, Ia, Ib, &ld);
-            if (!C) error(_("internal error: fill block (%d, %d) missing"), Ia, Ib);
-            lmm_gemm_nt_sub(m->size[Ia], pb, pJ, m->Lx + m->Loff[ea], LbJ, C, ld);
+        lmm_gemm_nt_sub(pb, pb, pJ, LbJ, LbJ, m->Lx + m->Ldiag[Ib], pb);  /* diagonal block */
+        for (int ea = eb + 1; ea < e1; ea++) {       /* column J's rows below Ib lie in column Ib's
+                                                        pattern (sorted): one merged walk */
+            int Ia = m->Li[ea];
+            while (pos < end && m->Li[pos] < Ia) pos++;
+            if (pos == end || m->Li[pos] != Ia)
+                error(_("internal error: fill block (%d, %d) missing"), Ia, Ib);
+            lmm_gemm_nt_sub(m->size[Ia], pb, pJ, m->Lx + m->Loff[ea], LbJ, m->Lx + m->Loff[pos],
+                            m->size[Ia]);
         }
     }
     return 0;

@@ -29,29 +29,20 @@ static int eff_rows(const lmm_model *m, int I, int nl)
     return I == m->N ? nl : m->size[I];
 }
 
-/* Sigma block (I, K) for any I, K in the pattern (block (K, I) transposed when I < K) */
-static const double *sigma_block(const lmm_model *m, double *Sx, double *Sd, int I, int K,
-                                 int *ld, int *trans)
+/* W_I += S L_KJ, S = Sigma_IK (rI x rK, leading dimension ld) or, with tr, the transpose of the
+   stored block Sigma_KI (W_I: rows of I in W, ld nr; L_KJ: leading dimension ldK) */
+static void add_block_product(int rI, int rK, int ldK, int pJ, const double *S, int ld, int tr,
+                              const double *LKJ, double *WI, int nr)
 {
-    *trans = I < K;
-    return *trans ? lmm_block_ptr(m, Sx, Sd, K, I, ld) : lmm_block_ptr(m, Sx, Sd, I, K, ld);
-}
-
-/* W_I += Sigma_IK L_KJ for one pair of row nodes of column J (W_I: rows of I in W, ld nr) */
-static void add_sigma_product(const lmm_model *m, int I, int K, int nl, int pJ, double *Sx,
-                              double *Sd, const double *LKJ, double *WI, int nr)
-{
-    int rI = eff_rows(m, I, nl), rK = eff_rows(m, K, nl), ldK = m->size[K], ld, tr;
-    const double *SIK = sigma_block(m, Sx, Sd, I, K, &ld, &tr);
     for (int c = 0; c < pJ; c++)
         for (int l = 0; l < rK; l++) {
             double b = LKJ[l + c * ldK];
             if (b == 0) continue;
             double *Wc = WI + (size_t) c * nr;
-            if (tr) for (int r = 0; r < rI; r++) Wc[r] += SIK[l + (size_t) r * ld] * b;
+            if (tr) for (int r = 0; r < rI; r++) Wc[r] += S[l + (size_t) r * ld] * b;
             else {
-                const double *S = SIK + (size_t) l * ld;
-                for (int r = 0; r < rI; r++) Wc[r] += S[r] * b;
+                const double *Sl = S + (size_t) l * ld;
+                for (int r = 0; r < rI; r++) Wc[r] += Sl[r] * b;
             }
         }
 }
@@ -71,11 +62,25 @@ static void selinv_column(const lmm_model *m, int J, int nl, double *Sx, double 
     int nsr = nr;
     for (int e = ed; e < e1; e++) nr += eff_rows(m, m->Li[e], nl);
     memset(W, 0, (size_t) nr * pJ * sizeof(double));
-    for (int ek = e0; ek < e1 && ed > e0; ek++) {         /* pairs with a sparse node I or K */
-        int K = m->Li[ek], eI = ek < ed ? e1 : ed;
-        const double *LKJ = m->Lx + m->Loff[ek];
-        for (int ei = e0, off = 0; ei < eI; off += eff_rows(m, m->Li[ei], nl), ei++)
-            add_sigma_product(m, m->Li[ei], K, nl, pJ, Sx, Sd, LKJ, W + off, nr);
+    /* pairs with a sparse node: by their lower node Lo (sparse), whose column holds block
+       (Hi, Lo) for every later row node Hi of column J -- found by one merged walk down
+       column Lo's sorted pattern; the block serves W_Hi += S L_LoJ and W_Lo += S' L_HiJ */
+    for (int elo = e0, olo = 0; elo < ed; olo += m->size[m->Li[elo]], elo++) {
+        int Lo = m->Li[elo], pos = m->Lp[Lo], end = m->Lp[Lo + 1];
+        const double *LloJ = m->Lx + m->Loff[elo];
+        add_block_product(m->size[Lo], m->size[Lo], m->size[Lo], pJ, Sx + m->Ldiag[Lo],
+                          m->size[Lo], 0, LloJ, W + olo, nr);
+        for (int ehi = elo + 1, ohi = olo + m->size[Lo]; ehi < e1; ohi += eff_rows(m, m->Li[ehi], nl), ehi++) {
+            int Hi = m->Li[ehi], rHi = eff_rows(m, Hi, nl);
+            while (pos < end && m->Li[pos] < Hi) pos++;
+            if (pos == end || m->Li[pos] != Hi)
+                error(_("internal error: fill block (%d, %d) missing"), Hi, Lo);
+            const double *S = Sx + m->Loff[pos];             /* Sigma_{Hi,Lo}, ld size_Hi */
+            add_block_product(rHi, m->size[Lo], m->size[Lo], pJ, S, m->size[Hi], 0, LloJ,
+                              W + ohi, nr);
+            add_block_product(m->size[Lo], rHi, m->size[Hi], pJ, S, m->size[Hi], 1,
+                              m->Lx + m->Loff[ehi], W + olo, nr);
+        }
     }
     int k0 = m->dk0[J];                                  /* pairs of dense nodes: from P */
     for (int x = 0; x < nr - nsr; x++)

@@ -2,9 +2,11 @@
  * layout.c -- symbolic analysis: node numbering, the pattern of A = G'WG, the fill of its
  * Cholesky factor, and the split into sparse node columns and one dense trailing block.
  *
- * Node J of term t, level l: J = node0[t] + l.  A row of G touches one node per term (and, when
- * the rows are whitened, those of the raw rows its whitened row combines: residual.h), so A has
- * a block (I, J) exactly when some whitened row touches both.  The factor's pattern follows from the elimination tree: column J of L holds
+ * Node J of term t, level l: J = node0[t] + l (after ordering.c's renumbering: the terms'
+ * blocks in the order chosen, node0[t] not increasing with t in general; node0[k] = N).  A row
+ * of G touches one node per term (and, when the rows are whitened, those of the raw rows its
+ * whitened row combines: residual.h), so A has a block (I, J) exactly when some whitened row
+ * touches both.  The factor's pattern follows from the elimination tree: column J of L holds
  * A's column J below the diagonal and the columns of its children, less J itself.
  */
 #include "lmm.h"
@@ -93,8 +95,10 @@ static void push_row(lmm_model *m, int *cap, int pos, int I)
     m->Li[pos] = I;
 }
 
-/* Column patterns of L for all Z nodes (node N appended to every column), via the
-   elimination tree: pattern(J) = A(:,J) u (pattern(children of J) \ {J}). */
+/* Column patterns of L for the Z nodes (node N appended to every column), via the
+   elimination tree: pattern(J) = A(:,J) u (pattern(children of J) \ {J}).  A column whose
+   pattern holds every later node is complete, and so are all columns after it (its parent is
+   J + 1): they are not stored, and m->Jc is the first of them (N when none is). */
 static void symbolic_factor(lmm_model *m, const int *Ap, const int *Ai)
 {
     int N = m->N, cap = 0, nz = 0;
@@ -102,10 +106,12 @@ static void symbolic_factor(lmm_model *m, const int *Ap, const int *Ai)
     int *mark = (int *) R_alloc(N + 1, sizeof(int));
     for (int J = 0; J <= N; J++) { head[J] = -1; mark[J] = -1; }
     m->Lp = R_Calloc(N + 1, int);
+    m->Jc = N;
     for (int J = 0; J < N; J++) {
         if (J % 1024 == 0) R_CheckUserInterrupt();
         int start = nz;
         m->Lp[J] = start;                               /* ends column J - 1 for its parent */
+        if (J > m->Jc) continue;                        /* complete: not stored */
         mark[J] = J;
         for (int e = Ap[J]; e < Ap[J + 1]; e++) {       /* A(:,J) */
             int I = Ai[e];
@@ -117,39 +123,134 @@ static void symbolic_factor(lmm_model *m, const int *Ap, const int *Ai)
                 if (mark[I] != J) { mark[I] = J; push_row(m, &cap, nz++, I); }
             }
         if (nz > start) qsort(m->Li + start, nz - start, sizeof(int), cmp_int);  /* m->Li may be NULL */
+        if (nz - start == N - 1 - J && J < N - 1) m->Jc = J;
         push_row(m, &cap, nz++, N);                     /* the [X y] node */
         int parent = m->Li[start];                      /* smallest row below the diagonal */
         if (parent < N) { next[J] = head[parent]; head[parent] = J; }
     }
     m->Lp[N] = nz;
+    for (int J = m->Jc + 1; J < N; J++) m->Lp[J] = m->Lp[m->Jc + 1];
 }
 
-/* Estimated work of one factorisation if the dense block starts at node Js:
-   a sparse column J costs about size_J * (its scalar rows)^2 updates, at ~4x the dense rate. */
-static double cost_split(const lmm_model *m, int Js, double *md_out)
+/* Sparse column J's scalar rows below the diagonal ([X y] included) and its doubles in Lx. */
+static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 {
-    double sparse = 0, md = m->p + 1;
-    for (int J = 0; J < Js; J++) {
-        double rows = m->size[J];
-        for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) rows += m->size[m->Li[e]];
-        sparse += m->size[J] * rows * rows;
-    }
-    for (int J = Js; J < m->N; J++) md += m->size[J];
-    *md_out = md;
-    return 4.0 * sparse + md * md * md / 3.0;
+    double r = 0;
+    for (int e = m->Lp[J]; e < m->Lp[J + 1]; e++) r += m->size[m->Li[e]];
+    *rows = r;
+    *vals = m->size[J] * (m->size[J] + r);
 }
 
-/* Choose where the dense block starts: at a term boundary, cheapest estimated factorisation,
-   the dense block at most 8000 square. */
-static int choose_split(const lmm_model *m)
+#define SPARSE_SLOWDOWN 4.0     /* a sparse node column's update weighed 4x a dense flop */
+#define SPLIT_GAIN 2.0         /* a split inside a term must halve the work ... */
+#define SPARSE_MEASURED 16.0   /* ... with sparse columns weighed as measured (scalar nodes:
+                                  scattered, latency-bound updates, ~16x a dense flop) */
+#define DENSE_RATE 2e10         /* flop/s of the dense kernels, one core (for the message only) */
+#define SPARSE_RATE 4e8         /* p_J rows_J^2 per second in the sparse columns (scalar nodes:
+                                   scattered, latency-bound; measured on a hub design) */
+
+/* option("lmmc.sparse_slowdown"): the factor above, for tuning the split (positive) */
+static double sparse_slowdown(void)
 {
-    int best = m->N;
-    double md, bestcost = cost_split(m, m->N, &md);
-    for (int t = 0; t < m->k; t++) {
-        double c = cost_split(m, m->node0[t], &md);
-        if (md <= 8000 && c < bestcost) { bestcost = c; best = m->node0[t]; }
+    SEXP opt = Rf_GetOption1(Rf_install("lmmc.sparse_slowdown"));
+    double v = opt == R_NilValue ? NA_REAL : asReal(opt);
+    return (R_FINITE(v) && v > 0) ? v : SPARSE_SLOWDOWN;
+}
+
+/* Choose where the dense block starts, at any node Js <= Jc (a complete column is always
+   cheaper dense), by the estimated work of one factorisation:
+       cost(Js) = 4 sum_{J < Js} p_J (p_J + rows_J)^2 + md(Js)^3 / 3,
+   rows_J the scalar rows of column J ([X y]'s included), md(Js) the order of nodes Js .. N.
+   The best split at a term boundary (or Jc) by this cost is kept (so that ordinary designs
+   keep their layout: nested ones all sparse, crossed ones with the smaller term dense) unless
+   a split anywhere halves the work weighed with the measured slowdown of the sparse columns
+   (16 instead of 4).  No cap: a user's memory_limit is checked by the caller.  Records the
+   prediction (memory, work per evaluation) in m. */
+static int choose_split(lmm_model *m)
+{
+    int N = m->N, Jc = m->Jc, best = Jc;
+    double slow = sparse_slowdown();
+    double *sparse = (double *) R_alloc(Jc + 1, sizeof(double));   /* prefix work */
+    double *vals = (double *) R_alloc(Jc + 1, sizeof(double));     /* prefix doubles */
+    sparse[0] = vals[0] = 0;
+    for (int J = 0; J < Jc; J++) {
+        double rows, v;
+        column_size(m, J, &rows, &v);
+        double w = m->size[J] + rows;
+        sparse[J + 1] = sparse[J] + m->size[J] * w * w;
+        vals[J + 1] = vals[J] + v;
     }
+    double md = m->p + 1, bestcost = R_PosInf, bndcost = R_PosInf;
+    double *cm = (double *) R_alloc(Jc + 1, sizeof(double));      /* cost, measured weights */
+    int bnd = Jc;
+    for (int J = N - 1; J >= Jc; J--) md += m->size[J];              /* md(Jc) */
+    for (int Js = Jc; Js >= 0; Js--) {
+        if (Js < Jc) md += m->size[Js];
+        double c = slow * sparse[Js] + md * md * md / 3.0;
+        cm[Js] = SPARSE_MEASURED * sparse[Js] + md * md * md / 3.0;
+        if (cm[Js] < bestcost) { bestcost = cm[Js]; best = Js; }
+        if ((Js == 0 || m->term[Js - 1] != m->term[Js]) && c < bndcost) { bndcost = c; bnd = Js; }
+    }
+    if (cm[bnd] <= SPLIT_GAIN * bestcost) best = bnd;   /* inside a term only when it pays */
+    md = m->p + 1;
+    for (int J = best; J < N; J++) md += m->size[J];
+    m->pred_md = md;
+    m->pred_values = vals[best];
+    /* Ax, Lx and the gradient's two nLx-long scratch; Ad, Ld and one md^2 scratch */
+    m->pred_bytes = 8.0 * (4.0 * vals[best] + 3.0 * md * md) + 4.0 * 5.0 * m->Lp[best];
+    /* one evaluation with the gradient: the factor and the selected inverse, about twice the
+       factor's work in the sparse part, md^3 (factor md^3/3 + inverse 2 md^3/3) in the dense;
+       its time: the gradient's sparse part measured at about 1.5 times the factor's */
+    m->pred_flops = 2.0 * slow * sparse[best] + md * md * md;
+    m->pred_seconds = 2.5 * sparse[best] / SPARSE_RATE + md * md * md / DENSE_RATE;
     return best;
+}
+
+/* The estimated work of a node order at the split choose_split would take: column J (scalar
+   size size[J], term term[J], rows[J] scalar Z rows below its diagonal, and [X y]'s p1) sparse
+   for J < Js, nodes Js.. and [X y] dense; the work weighed as measured (choose_split's rule,
+   for ordering.c to compare orders); *md_out: the dense order there. */
+double lmm_split_cost(int N, const int *size, const int *term, const double *rows, int p1,
+                      double *md_out)
+{
+    double slow = sparse_slowdown(), sparse = 0, md = p1, best = R_PosInf, bnd = R_PosInf;
+    double bestm = 0, bndm = 0, bnd_measured = 0;
+    for (int J = 0; J < N; J++) md += size[J];
+    for (int Js = 0; Js <= N; Js++) {
+        double d3 = md * md * md / 3.0, c = slow * sparse + d3, cm = SPARSE_MEASURED * sparse + d3;
+        if (cm < best) { best = cm; bestm = md; }
+        if ((Js == 0 || Js == N || term[Js - 1] != term[Js]) && c < bnd) {
+            bnd = c; bndm = md; bnd_measured = cm;
+        }
+        if (Js == N) break;
+        double w = size[Js] + rows[Js] + p1;
+        sparse += size[Js] * w * w;
+        md -= size[Js];
+    }
+    if (bnd_measured <= SPLIT_GAIN * best) { *md_out = bndm; return bnd_measured; }
+    *md_out = bestm;
+    return best;
+}
+
+/* option("lmmc.memory_limit"): bytes the exact factor may take (unset, NA or Inf: no limit). */
+static void check_memory_limit(const lmm_model *m)
+{
+    SEXP opt = Rf_GetOption1(Rf_install("lmmc.memory_limit"));
+    if (opt == R_NilValue) return;
+    double lim = asReal(opt);
+    if (ISNAN(lim) || !R_FINITE(lim) || m->pred_bytes <= lim) return;
+    error(_("the exact factor would need about %.2f GB (dense block of order %.0f: %.2f GB; "
+            "sparse part: %.0f values), over memory_limit = %.2f GB"),
+          m->pred_bytes / 1e9, m->pred_md, 24.0 * m->pred_md * m->pred_md / 1e9,
+          m->pred_values, lim / 1e9);
+}
+
+/* option("lmmc.predict_only"): TRUE stops the setup after the symbolic analysis, before any
+   numeric storage is allocated (engine_layout_prediction() on a model too large to form). */
+static int predict_only(void)
+{
+    SEXP opt = Rf_GetOption1(Rf_install("lmmc.predict_only"));
+    return opt != R_NilValue && asLogical(opt) == TRUE;
 }
 
 /* Value offsets of the sparse blocks and of the dense block's nodes. */
@@ -225,9 +326,24 @@ int lmm_theta_length(int k, const int *pt)
     return nth;
 }
 
+/* Each node's size, term and scalar offset (in node order: u and every per-node vector inside
+   the engine) from node0 -- terms' blocks in any order. */
+static void node_maps(lmm_model *m)
+{
+    for (int t = 0; t < m->k; t++)
+        for (int J = m->node0[t]; J < m->node0[t] + m->nlt[t]; J++) {
+            m->size[J] = m->pt[t];
+            m->term[J] = t;
+        }
+    m->size[m->N] = m->p + 1;
+    m->term[m->N] = m->k;
+    m->zoff[0] = 0;
+    for (int J = 0; J < m->N; J++) m->zoff[J + 1] = m->zoff[J] + m->size[J];
+}
+
 /* Fill m (zeroed, owned by the caller's external pointer) with the layout of the model. */
 void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
-                     const int *const *refs, const int *Kp, const int *Kj)
+                     int *const *refs, const int *Kp, const int *Kj)
 {
     m->n = n; m->p = p; m->k = k;
     m->pt = R_Calloc(k + 1, int);
@@ -248,21 +364,30 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
     m->theta0[k] = m->ntheta;
     m->size = R_Calloc(m->N + 1, int);
     m->term = R_Calloc(m->N + 1, int);
-    for (int t = 0; t < k; t++)
-        for (int J = m->node0[t]; J < m->node0[t] + nlt[t]; J++) { m->size[J] = pt[t]; m->term[J] = t; }
-    m->size[m->N] = p + 1;
-    m->term[m->N] = k;
+    m->zoff = R_Calloc(m->N + 1, int);
+    node_maps(m);
     m->size_max = p + 1;
     for (int t = 0; t < k; t++) if (pt[t] > m->size_max) m->size_max = pt[t];
     m->theta_cur = R_Calloc(m->ntheta + 1, double);
+
+    const int *const *rc = (const int *const *) refs;
+    int *Ap, *Ai;
+    pattern_A(m, rc, Kp, Kj, &Ap, &Ai);
+    if (lmm_ordering_wanted()) {                        /* ordering.c: levels renumbered */
+        lmm_order_levels(m, Ap, Ai);                    /* may renumber the terms' blocks */
+        if (m->pinv) {
+            lmm_order_recode(m, n, refs);
+            node_maps(m);
+            pattern_A(m, rc, Kp, Kj, &Ap, &Ai);
+        }
+    }
     m->nrows = R_Calloc(m->N + 1, int);                 /* n_J: rows of the data in level J */
     for (int t = 0; t < k; t++)
         for (int i = 0; i < n; i++) m->nrows[m->node0[t] + refs[t][i]]++;
-
-    int *Ap, *Ai;
-    pattern_A(m, refs, Kp, Kj, &Ap, &Ai);
     symbolic_factor(m, Ap, Ai);
     m->Ns = choose_split(m);
+    check_memory_limit(m);
+    if (predict_only()) { m->predict_only = 1; return; }   /* the prediction alone */
     assign_storage(m);
     index_dense_rows(m);
 }
@@ -288,7 +413,7 @@ void lmm_free(lmm_model *m)
     if (!m) return;
     for (int i = 0; i < 2; i++) if (m->work[i]) { R_Free(m->work[i]); m->work[i] = NULL; }
     int **ip[] = {&m->pt, &m->nlt, &m->node0, &m->theta0, &m->size, &m->term, &m->nrows,
-                  &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
+                  &m->pinv, &m->zoff, &m->Lp, &m->Li, &m->Loff, &m->Ldiag, &m->doff,
                   &m->dk0, &m->drow, &m->dval, &m->dstr, &m->dlp, &m->dlJ, &m->dlk};
     for (size_t i = 0; i < sizeof(ip) / sizeof(ip[0]); i++) if (*ip[i]) { R_Free(*ip[i]); *ip[i] = NULL; }
     double **dp[] = {&m->Ax, &m->Lx, &m->Ad, &m->Ld, &m->theta_cur, &m->std_mu, &m->std_d, &m->std_g};

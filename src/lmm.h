@@ -14,6 +14,7 @@
  * The first nodes (those whose columns stay sparse) are stored as node blocks along a symbolic
  * pattern; the trailing nodes whose columns fill in are held in one dense block, updated from the
  * sparse columns by dense_schur.c and factored by dense_chol.c (or R's LAPACK: dense_kernel.c).
+ * The levels of each term are numbered in a fill-reducing order (ordering.c); R never sees it.
  *
  * Everything the criterion needs is on the diagonal of L:
  *     log|L_Z|^2   = 2 sum log diag over the Z nodes
@@ -50,7 +51,7 @@ typedef struct lmm_model {
     int ntheta;     /* length of theta */
     int *pt;        /* [k] columns of term t */
     int *nlt;       /* [k] levels of term t */
-    int *node0;     /* [k+1] first node of term t; node0[k] = N */
+    int *node0;     /* [k+1] first node of term t (blocks in the elimination order); node0[k] = N */
     int *theta0;    /* [k+1] first theta of term t */
     int *size;      /* [N+1] node size: pt of its term, p + 1 for node N */
     int *term;      /* [N] term of node */
@@ -76,6 +77,17 @@ typedef struct lmm_model {
        first k in that column) -- so the dense block's update can run column by column. */
     int *dk0, *drow, *dval, *dstr;
     int *dlp, *dlJ, *dlk;
+
+    /* the permutation layer (ordering.c): R numbers term t's level l as r0(t) + l, r0(t) the
+       levels of the terms before t (R's order); its node is pinv[r0(t) + l] (NULL: the
+       identity).  The terms' blocks of nodes may come in another order than R's. */
+    int *pinv;
+    int *zoff;      /* [N+1] scalar offset of node J in u and the engine's per-column vectors */
+    int Jc;         /* first column of L that is complete (holds every later node), or N */
+    /* the symbolic prediction (layout.c): dense order, sparse doubles, bytes, flops and seconds
+       of one evaluation with the gradient */
+    double pred_md, pred_values, pred_bytes, pred_flops, pred_seconds;
+    int predict_only;   /* the setup stopped after the symbolic analysis: no numeric storage */
     double *Ad;     /* md x md, lower triangle of A */
     double *Ld;     /* md x md, lower triangle of the factor */
 
@@ -95,7 +107,17 @@ typedef struct lmm_model {
 
 /* layout.c: symbolic analysis */
 void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
-                     const int *const *refs, const int *Kp, const int *Kj);
+                     int *const *refs, const int *Kp, const int *Kj);   /* recodes refs */
+
+/* ordering.c: the permutation layer, (term, level) <-> node */
+int lmm_ordering_wanted(void);
+void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai);
+void lmm_order_recode(const lmm_model *m, int n, int *const *refs);
+int lmm_level_node(const lmm_model *m, int t, int l);
+void lmm_z_unpermute(const lmm_model *m, const double *in, double *out, int square);
+int lmm_z_column(const lmm_model *m, int c);
+double lmm_split_cost(int N, const int *size, const int *term, const double *rows, int p1,
+                      double *md_out);                                       /* layout.c */
 void lmm_free(lmm_model *m);
 double *lmm_workspace(lmm_model *m, int slot, size_t len);   /* slot 0 or 1, len doubles */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);

@@ -21,6 +21,7 @@ lmm_model *lmm_get_model(SEXP ptr)
     if (TYPEOF(ptr) != EXTPTRSXP) error(_("not an lmmc engine model"));
     lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
     if (!m) error(_("the lmmc engine model is no longer valid (was it saved and reloaded?)"));
+    if (m->predict_only) error(_("the lmmc engine holds only a layout prediction"));
     return m;
 }
 
@@ -217,7 +218,8 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP re
     SEXP ptr = PROTECT(R_MakeExternalPtr(m, R_NilValue, isNull(resid) ? R_NilValue : prot));
     R_RegisterCFinalizerEx(ptr, model_finalise, TRUE);
     if (isNull(resid)) {
-        lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, NULL, NULL);
+        lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), (int *const *) ref0, NULL, NULL);
+        if (m->predict_only) { UNPROTECT(2); return ptr; }   /* prot, ptr: the layout alone */
         lmm_standardise(m, REAL(X), REAL(y));
         lmm_whitening K = lmm_diagonal_whitening(n, sw);
         lmm_crossprod(m, ref0, Xt, REAL(X), REAL(y), &K);
@@ -239,7 +241,8 @@ SEXP lmm_setup(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP re
         lmm_innov_groups(rs, k, ref0);                /* ARMA(p, q > 0): recursive where allowed */
     lmm_resid_pattern(rs);
     rs->refs = ref0;                       /* R_alloc'd: re-pointed at every .Call (get_model) */
-    lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), ref0, rs->K.Kp, rs->K.Kj);
+    lmm_layout_fill(m, n, p, k, pt, INTEGER(nl), (int *const *) ref0, rs->K.Kp, rs->K.Kj);
+    if (m->predict_only) { rs->refs = NULL; UNPROTECT(2); return ptr; }   /* prot, ptr */
     lmm_standardise(m, REAL(X), REAL(y));
     SEXP pcs = lmm_list_elt(resid, "pieces");
     rs->pieces = pieces_from(pcs, rs);
@@ -550,7 +553,7 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A, SEXP rho)
             int col = INTEGER(P)[i + (size_t) k * nr];
             if (col == NA_INTEGER) continue;
             if (col < 1 || col > dim) error(_("column %d of row %d is out of range"), col, i + 1);
-            v[col - 1] += REAL(A)[i + (size_t) k * nr];
+            v[lmm_z_column(m, col - 1)] += REAL(A)[i + (size_t) k * nr];      /* ordering.c */
         }
         lmm_std_dual(m, v + m->q);                       /* X's part in X* coordinates */
         lmm_forward_solve_zx(m, v);
@@ -582,7 +585,9 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar)
     SEXP names = PROTECT(allocVector(STRSXP, nout));
     SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, p));
     SET_VECTOR_ELT(ans, 1, allocVector(REALSXP, q));
-    lmm_solve(m, REAL(VECTOR_ELT(ans, 1)), REAL(VECTOR_ELT(ans, 0)));
+    double *u = (double *) R_alloc(q > 0 ? q : 1, sizeof(double));
+    lmm_solve(m, u, REAL(VECTOR_ELT(ans, 0)));
+    lmm_z_unpermute(m, u, REAL(VECTOR_ELT(ans, 1)), 0);           /* R's order of the levels */
     lmm_std_beta(m, REAL(VECTOR_ELT(ans, 0)));                 /* back to X's coordinates */
     if (m->std_d) for (int i = 0; i < q; i++) REAL(VECTOR_ELT(ans, 1))[i] *= m->std_s;
     SET_VECTOR_ELT(ans, 2, ScalarReal(cp.ldL2));
@@ -591,7 +596,9 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar)
     SET_VECTOR_ELT(ans, 5, ScalarReal(cp.crit));
     if (asLogical(condvar) == TRUE) {
         SET_VECTOR_ELT(ans, 6, allocVector(REALSXP, (R_xlen_t) ncv));
-        lmm_condvar(m, REAL(VECTOR_ELT(ans, 6)));
+        double *cv = (double *) R_alloc((size_t) ncv + 1, sizeof(double));
+        lmm_condvar(m, cv);
+        lmm_z_unpermute(m, cv, REAL(VECTOR_ELT(ans, 6)), 1);
     }
     SET_VECTOR_ELT(ans, 7, allocMatrix(REALSXP, p, p));
     lmm_vcov_unscaled(m, REAL(VECTOR_ELT(ans, 7)));
@@ -753,14 +760,25 @@ SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z)
     return E;
 }
 
-/* The layout the symbolic analysis chose, for tests and the benchmark. */
+/* The layout the symbolic analysis chose and its prediction, for tests, the benchmark and the
+   message before a large fit: nodes, sparse columns, dense order, sparse values and blocks,
+   the first node of the dense block within its term (0: at a term boundary), whether the
+   levels were reordered, the predicted bytes, flops and seconds of one evaluation, and the
+   term (1-based, R's order) whose levels are eliminated first. */
 SEXP lmm_layout_info(SEXP ptr)
 {
-    lmm_model *m = lmm_get_model(ptr);
-    const char *nm[] = {"nodes", "sparse_nodes", "dense_order", "sparse_values", "sparse_blocks"};
-    SEXP ans = PROTECT(allocVector(REALSXP, 5)), names = PROTECT(allocVector(STRSXP, 5));
-    double v[] = {m->N, m->Ns, m->md, (double) m->nLx, m->Lp[m->Ns]};
-    for (int i = 0; i < 5; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
+    if (TYPEOF(ptr) != EXTPTRSXP || !R_ExternalPtrAddr(ptr)) error(_("not an lmmc engine model"));
+    lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
+    const char *nm[] = {"nodes", "sparse_nodes", "dense_order", "sparse_values", "sparse_blocks",
+                        "split_in_term", "ordered", "complete_from", "bytes", "flops", "seconds",
+                        "first_term"};
+    int nout = 12, in_term = 0, first = 0;
+    if (m->Ns < m->N) in_term = m->Ns - m->node0[m->term[m->Ns]];
+    for (int t = 0; t < m->k; t++) if (m->node0[t] == 0 && m->nlt[t] > 0) { first = t + 1; break; }
+    SEXP ans = PROTECT(allocVector(REALSXP, nout)), names = PROTECT(allocVector(STRSXP, nout));
+    double v[] = {m->N, m->Ns, m->pred_md, m->pred_values, m->Lp[m->Ns], in_term, m->pinv != NULL,
+                  m->Jc, m->pred_bytes, m->pred_flops, m->pred_seconds, first};
+    for (int i = 0; i < nout; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */
     return ans;

@@ -206,8 +206,9 @@ static void pair_coefs(const lmm_model *m, int t, int u, double *kappa, double *
         else d[j] = 0;                                    /* unused level of t */
     }
     for (int k = 0; k < nu; k++) { diag_block(m, u0 + k, &G); Du += G; colG[k] = 0; }
-    int lo = t < u ? t : u, hi = t < u ? u : t, h0 = m->node0[hi], h1 = m->node0[hi + 1];
-    for (int Jn = m->node0[lo]; Jn < m->node0[lo + 1]; Jn++) {
+    int lo = t0 < u0 ? t : u, hi = t0 < u0 ? u : t;       /* lo: the term of lower nodes */
+    int h0 = m->node0[hi], h1 = h0 + m->nlt[hi];
+    for (int Jn = m->node0[lo]; Jn < m->node0[lo] + m->nlt[lo]; Jn++) {
         int e0 = Jn < Ns ? m->Lp[Jn] : h0, e1 = Jn < Ns ? m->Lp[Jn + 1] : h1;
         for (int e = e0; e < e1; e++) {                   /* sparse column's rows, or dense rows */
             int I = Jn < Ns ? m->Li[e] : e;
@@ -296,7 +297,7 @@ static int term_theta(const lmm_model *m, int t, const double *Sigma, double s2,
     double *rms = dalloc(p), *G = dalloc(pp), *S = dalloc(pp), *V = dalloc(pp), *ev = dalloc(p);
     double *work = dalloc(lwork);
     for (int a = 0; a < p; a++) rms[a] = 0;
-    for (int J = m->node0[t]; J < m->node0[t + 1]; J++) {  /* sum_j diag(G_j) = colSums(Z^2 W) */
+    for (int J = m->node0[t]; J < m->node0[t] + m->nlt[t]; J++) {  /* colSums(Z^2 W) */
         diag_block(m, J, G);
         for (int a = 0; a < p; a++) rms[a] += G[a + a * p];
     }

@@ -8,12 +8,10 @@
 #include "lmm.h"
 #include <string.h>
 
-/* Scalar offset in u of node J: term blocks are laid end to end, level-major within a term. */
+/* Scalar offset in u of node J: u is in node order (ordering.c maps it to R's at the .Call). */
 static int zoffset(const lmm_model *m, int J)
 {
-    int t = m->term[J], off = 0;
-    for (int s = 0; s < t; s++) off += m->nlt[s] * m->pt[s];
-    return off + (J - m->node0[t]) * m->pt[t];
+    return m->zoff[J];
 }
 
 /* u* and beta* in the internal coordinates (standardise.c: u = s u*, beta = M (g + s beta*)) */

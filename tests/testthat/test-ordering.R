@@ -1,0 +1,182 @@
+# The permutation layer (src/ordering.c) and the dense split at any node (src/layout.c):
+# fill-reducing orders of each term's levels must change nothing R sees.
+
+# users x items with communities and hub items (bench/bench_scale.R's design, scaled down)
+sim_hub_small <- function(ncomm = 20, csize = 15, nhub = 30, nusers = 800, per_comm = 5,
+                          per_hub = 2, seed = 11) {
+  set.seed(seed)
+  comm <- sample.int(ncomm, nusers, replace = TRUE)
+  hub_p <- 1 / seq_len(nhub)
+  k <- per_comm + per_hub
+  user <- rep(seq_len(nusers), each = k)
+  item <- integer(length(user))
+  for (u in seq_len(nusers))
+    item[(u - 1L) * k + seq_len(k)] <- c((comm[u] - 1L) * csize + sample.int(csize, per_comm),
+                                         ncomm * csize + sample.int(nhub, per_hub, prob = hub_p))
+  nitems <- ncomm * csize + nhub
+  item <- sample.int(nitems)[item]
+  n <- length(user)
+  x <- rnorm(n)
+  y <- 3 + 0.5 * x + rnorm(nusers, sd = 0.8)[user] + rnorm(nitems, sd = 0.6)[item] +
+    0.3 * rnorm(nitems)[item] * x + rnorm(n)
+  data.frame(y = y, x = x, user = factor(user), item = factor(item))
+}
+
+# crossed a x b, b's levels of very unequal frequency: 30 frequent, 400 rare (most seen once)
+sim_skewed_crossed <- function(n = 3000, na = 300, nfreq = 30, nrare = 400, seed = 5) {
+  set.seed(seed)
+  a <- sample.int(na, n, replace = TRUE)
+  p <- c(rep(0.85 / nfreq, nfreq), rep(0.15 / nrare, nrare))
+  b <- sample.int(nfreq + nrare, n, replace = TRUE, prob = p)
+  b <- sample.int(nfreq + nrare)[b]
+  x <- rnorm(n)
+  y <- 1 + 0.5 * x + rnorm(na)[a] + rnorm(nfreq + nrare, sd = 0.5)[b] + rnorm(n, sd = 1.5)
+  data.frame(y = y, x = x, a = factor(a), b = factor(b))
+}
+
+layout_of <- function(formula, data) {
+  pc <- lmm_pieces(formula, data)
+  lmmc:::engine_layout_prediction(
+    lmmc:::engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset))
+}
+
+without_ordering <- function(expr) {
+  old <- options(lmmc.ordering = "none")
+  on.exit(options(old))
+  expr
+}
+
+# Every per-level output of two fits agrees: estimates, modes, conditional variances, and
+# predictions with standard errors (lmm_quadform's per-Z-column input).
+expect_same_fit <- function(a, b, tol = 1e-8) {
+  expect_equal(as.numeric(logLik(a)), as.numeric(logLik(b)), tolerance = tol)
+  expect_equal(a$theta, b$theta, tolerance = tol)
+  expect_equal(fixef(a), fixef(b), tolerance = tol)
+  ra <- ranef(a, condVar = TRUE)
+  rb <- ranef(b, condVar = TRUE)
+  for (g in names(ra)) {
+    expect_equal(as.matrix(ra[[g]]), as.matrix(rb[[g]]), tolerance = tol)
+    expect_equal(attr(ra[[g]], "postVar"), attr(rb[[g]], "postVar"), tolerance = tol)
+  }
+}
+
+test_that("a hub design is ordered: communities sparse, hubs in a dense block split inside the term", {
+  d <- sim_hub_small()
+  f <- y ~ x + (1 | user) + (1 | item)
+  info <- layout_of(f, d)
+  expect_equal(info[["ordered"]], 1)
+  expect_gt(info[["split_in_term"]], 0)                # the dense block starts inside `item`
+  expect_lt(info[["dense_order"]], 150)                # the hubs (30) and the busiest items, not 332
+  plain <- without_ordering(layout_of(f, d))
+  expect_equal(plain[["ordered"]], 0)
+  expect_lt(info[["flops"]], plain[["flops"]] / 3)     # the prediction: much less work
+  fit <- lmm(f, d, REML = FALSE)
+  fit0 <- without_ordering(lmm(f, d, REML = FALSE))
+  expect_same_fit(fit, fit0)
+  # lme4 1.1-31 (bobyqa, rhoend 1e-10)
+  expect_equal(deviance(fit), 18339.1487518987, tolerance = 1e-8)
+  expect_equal(unname(fit$theta), c(0.759779750433138, 0.577944512856503), tolerance = 2e-5)
+  expect_equal(unname(fixef(fit)), c(2.997487557395633, 0.529632014639252), tolerance = 1e-6)
+  nd <- d[c(1, 50, 400, 2000), ]
+  expect_equal(predict(fit, nd, se.fit = TRUE), without_ordering(predict(fit0, nd, se.fit = TRUE)),
+               tolerance = 1e-8)
+})
+
+test_that("the terms are reordered when eliminating the larger one first fills in more", {
+  d <- sim_hub_small(ncomm = 60)                       # 919 items rated, 800 users
+  f <- y ~ x + (1 | user) + (1 | item)
+  pc <- lmm_pieces(f, d)
+  expect_gt(nlevels(pc$reterms[[1]]$group), 800)    # lme4 puts the items first
+  info <- layout_of(f, d)
+  expect_equal(info[["first_term"]], 2)                # users eliminated first
+  expect_lt(info[["dense_order"]], 100)
+  expect_equal(without_ordering(layout_of(f, d))[["first_term"]], 1)
+  fit <- lmm(f, d, REML = FALSE)
+  fit0 <- without_ordering(lmm(f, d, REML = FALSE))
+  expect_same_fit(fit, fit0)
+  nd <- d[c(2, 77, 900), ]
+  expect_equal(predict(fit, nd, se.fit = TRUE), without_ordering(predict(fit0, nd, se.fit = TRUE)),
+               tolerance = 1e-8)
+})
+
+test_that("random slopes over ordered levels agree with the unordered fit and lme4", {
+  d <- sim_hub_small()
+  f <- y ~ x + (1 | user) + (x | item)
+  expect_equal(layout_of(f, d)[["ordered"]], 1)
+  fit <- lmm(f, d)
+  fit0 <- without_ordering(lmm(f, d))
+  expect_same_fit(fit, fit0)
+  # lme4 1.1-31 (REML, bobyqa, rhoend 1e-10)
+  expect_equal(REMLcrit(fit), 18160.0655799566, tolerance = 1e-8)
+  expect_equal(unname(fit$theta), c(0.8084536455592775, 0.6045417579273688, 0.0154411355440712,
+                                    0.3196716311281150), tolerance = 1e-4)
+  expect_equal(unname(fixef(fit)), c(2.996794078365228, 0.525193448781185), tolerance = 1e-6)
+})
+
+test_that("crossed levels of unequal frequency: the rare ones sparse, the frequent ones dense", {
+  d <- sim_skewed_crossed()
+  f <- y ~ x + (1 | a) + (1 | b)
+  info <- layout_of(f, d)
+  expect_equal(info[["ordered"]], 1)
+  expect_gt(info[["split_in_term"]], 0)
+  expect_lt(info[["dense_order"]], nlevels(d$b) / 2)
+  fit <- lmm(f, d)
+  fit0 <- without_ordering(lmm(f, d))
+  expect_same_fit(fit, fit0)
+  # lme4 1.1-31 (REML, bobyqa, rhoend 1e-10)
+  expect_equal(REMLcrit(fit), 11567.4096437995, tolerance = 1e-8)
+  expect_equal(unname(fit$theta), c(0.652411333848184, 0.293164595867092), tolerance = 2e-5)
+  expect_equal(unname(fixef(fit)), c(0.970109943083484, 0.482810066054038), tolerance = 1e-6)
+})
+
+test_that("a residual structure over ordered levels gives the unordered fit", {
+  d <- sim_hub_small(nusers = 300)
+  f <- y ~ x + (1 | user) + (1 | item)
+  cor <- nlme::corAR1(form = ~ 1 | user)
+  fit <- lmm(f, d, correlation = cor)
+  fit0 <- without_ordering(lmm(f, d, correlation = cor))
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(fit0)), tolerance = 1e-8)
+  expect_equal(fit$theta, fit0$theta, tolerance = 1e-7)
+  expect_equal(fixef(fit), fixef(fit0), tolerance = 1e-8)
+  expect_equal(ranef(fit)$item, ranef(fit0)$item, tolerance = 1e-7)
+  nd <- d[c(3, 30, 300), ]
+  expect_equal(predict(fit, nd, se.fit = TRUE)$se.fit,
+               without_ordering(predict(fit0, nd, se.fit = TRUE))$se.fit, tolerance = 1e-7)
+})
+
+test_that("the prediction is reported and memory_limit stops a fit before it starts", {
+  d <- sim_skewed_crossed()
+  f <- y ~ x + (1 | a) + (1 | b)
+  info <- layout_of(f, d)
+  expect_true(all(c("bytes", "flops", "seconds") %in% names(info)))
+  expect_gt(info[["bytes"]], 8 * info[["dense_order"]]^2)
+  expect_error(lmm(f, d, control = lmm_control(memory_limit = 1e4)),
+               "exact factor would need about .* GB .* over memory_limit")
+  expect_error(lmm_control(memory_limit = -1), "memory_limit")
+  pc <- lmm_pieces(f, d)                               # the prediction alone, nothing formed
+  alone <- lmmc:::layout_prediction(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  expect_equal(alone, info)
+  e <- lmmc:::engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  expect_equal(lmmc:::engine_layout_prediction(e), info)
+  expect_silent(lmm(f, d, control = lmm_control(memory_limit = 1e9)))
+  expect_message(lmmc:::report_layout(lmmc:::engine_for(lmm(f, d)), bytes = 1),
+                 "exact factor takes about")
+})
+
+test_that("the ordered fits agree with lme4 (live)", {
+  skip_if_not_installed("lme4")
+  d <- sim_hub_small()
+  f <- y ~ x + (1 | user) + (1 | item)
+  fit <- lmm(f, d, REML = FALSE)
+  ref <- lme4::lmer(f, d, REML = FALSE)
+  expect_lte(deviance(fit), deviance(ref) + 1e-6)
+  expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-5)
+  expect_equal(as.matrix(ranef(fit)$item), as.matrix(lme4::ranef(ref)$item), tolerance = 1e-4,
+               ignore_attr = TRUE)
+  s <- sim_skewed_crossed()
+  fit <- lmm(y ~ x + (1 | a) + (1 | b), s)
+  ref <- lme4::lmer(y ~ x + (1 | a) + (1 | b), s)
+  expect_equal(REMLcrit(fit), lme4::REMLcrit(ref), tolerance = 1e-8)
+  expect_equal(as.matrix(ranef(fit)$b), as.matrix(lme4::ranef(ref)$b), tolerance = 1e-4,
+               ignore_attr = TRUE)
+})
