@@ -180,3 +180,24 @@ test_that("the ordered fits agree with lme4 (live)", {
   expect_equal(as.matrix(ranef(fit)$b), as.matrix(lme4::ranef(ref)$b), tolerance = 1e-4,
                ignore_attr = TRUE)
 })
+
+test_that("aggregated data over ordered levels: the counts follow the permutation", {
+  d <- sim_hub_small(ncomm = 60)                       # terms and levels reordered
+  f <- y ~ x + (1 | user) + (1 + x | item)    # vector term: levels with n_J < 2 drop out
+  whole <- lmm(f, d, REML = FALSE)
+  parts <- split(d, rep(1:3, length.out = nrow(d)))
+  agg <- lmm(f, lmm_chunks(parts), REML = FALSE)
+  expect_same_fit(agg, whole)
+  # the moment start reads n_J, which lmm_set_counts takes in R's level order: setting the
+  # data's own counts on an ordered engine must leave the moment estimates as they are
+  pc <- lmm_pieces(f, d)
+  e <- lmmc:::engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  expect_equal(lmmc:::engine_layout_prediction(e)[["ordered"]], 1)
+  before <- lmmc:::moment_estimates(e, REML = FALSE)
+  nJ <- lapply(pc$reterms, function(term) as.integer(table(term$group)))
+  .Call(lmmc:::C_lmm_set_counts, e, nrow(d), nJ, 0)
+  expect_equal(lmmc:::moment_estimates(e, REML = FALSE), before, tolerance = 1e-12)
+  nJ[[1]] <- rev(nJ[[1]])                              # the test can fail: misplaced counts
+  .Call(lmmc:::C_lmm_set_counts, e, nrow(d), nJ, 0)
+  expect_false(isTRUE(all.equal(lmmc:::moment_estimates(e, REML = FALSE), before)))
+})
