@@ -23,7 +23,8 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
 # function of (theta, rho), rho empty without one.
 fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, residual) {
   spec <- residual
-  engine <- engine_setup(y, X, reterms, weights, offset, spec)
+  backend <- choose_backend(control, reterms, spec)             # R/iterative.R
+  engine <- engine_setup(y, X, reterms, weights, offset, spec, backend)
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower, engine, REML, control, rho = spec$rho)
   opt <- optimise_theta(engine, theta0, lower, REML, control,
@@ -37,7 +38,8 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
     fit$devcomp$ldW <- sol$sumlogw
     fit$residual <- residual_result(spec, opt$rho, engine)
   }
-  fit$optinfo <- optimiser_info(opt, control)
+  if (!is.null(backend)) fit$iterative <- iterative_result(engine, backend, sol)
+  fit$optinfo <- optimiser_info(opt, control, iterative = !is.null(backend))
   class(fit) <- "lmm"
   report_singular(fit, control)
   if (identical(control$check.rankX, "ignore")) report_collinear(sol, X)
@@ -195,6 +197,7 @@ random_part <- function(b, reterms) {
 # (ranef(condVar = TRUE)): the selected inverse at the fit's (theta, rho).
 fit_condvar <- function(fit) {
   if (!length(fit$reterms)) return(list())
+  stop_if_iterative(fit, "the conditional variances")
   sol <- engine_solution(engine_for(fit), fit$theta, fit$REML, fit_rho(fit), condvar = TRUE)
   conditional_variances(sol$condvar, theta_templates(fit$theta, fit$reterms), fit$reterms,
                         fit$sigma)

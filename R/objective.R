@@ -5,12 +5,15 @@
 
 # Build the C engine's model (an external pointer) from the pieces; with `spec`, a residual
 # correlation/variance structure prepared by residual_spec() (R/residual.R).
-engine_setup <- function(y, X, reterms, weights, offset, spec = NULL) {
+# With `backend` (R/iterative.R's settings), the iterative engine.
+engine_setup <- function(y, X, reterms, weights, offset, spec = NULL, backend = NULL) {
   refs <- lapply(reterms, `[[`, "group")      # factors: their integer codes, not copied
   Xts <- lapply(reterms, function(term) as_double_matrix(term$Xt))
   nl <- vapply(reterms, function(term) nlevels(term$group), 1L)
   sqrtw <- if (all_equal_to(weights, 1)) NULL else sqrt(as.double(weights))
   yo <- if (all_equal_to(offset, 0)) as.double(y) else as.double(y - offset)
+  if (!is.null(backend))
+    return(.Call(C_lmm_setup_iterative, yo, as_double_matrix(X), refs, Xts, nl, sqrtw, backend))
   .Call(C_lmm_setup, yo, as_double_matrix(X), refs, Xts, nl, sqrtw, spec$engine)
 }
 
@@ -104,7 +107,8 @@ lmm_objective <- function(x, REML = NULL, gradient = FALSE) {
 
 # The engine of a fitted model, its residual structure included.
 engine_for <- function(fit, X = fit$X, offset = fit$offset) {
-  engine_setup(fit$y, X, fit$reterms, fit$weights, offset, fit$residual$spec)
+  engine_setup(fit$y, X, fit$reterms, fit$weights, offset, fit$residual$spec,
+               fit$iterative$settings)
 }
 
 # The fit's residual-structure parameters on the engine's scale (numeric(0) without one).

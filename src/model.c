@@ -5,6 +5,7 @@
 #include "residual.h"
 #include "optimise.h"
 #include "quasi_newton.h"
+#include "iterative.h"
 #include <string.h>
 
 static void model_finalise(SEXP ptr)
@@ -348,6 +349,7 @@ static int criterion_gradient(lmm_model *m, const double *theta, const double *r
                               double *f, double *grad)
 {
     int nt = m->ntheta, nr = nrho_of(m);
+    if (m->iter) return lmm_iter_criterion_gradient(m, theta, REML, f, grad);   /* iterative.h */
     if (set_rho(m, rho, 1)) { *f = R_PosInf; return 1; }
     if (!nr) return lmm_criterion_gradient(m, theta, REML, f, grad);
     const void *vmax = vmaxget();
@@ -372,6 +374,7 @@ SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
     int bad;
     lmm_model *m = engine_at(ptr, theta, rho, 1, &bad);
     if (bad) return ScalarReal(R_PosInf);
+    if (m->iter) return ScalarReal(lmm_iter_crit(m, REAL(theta), asLogical(REML)));
     return ScalarReal(lmm_criterion(m, REAL(theta), asLogical(REML)).crit);
 }
 
@@ -411,6 +414,7 @@ static double objective(const double *x, void *ctx)
     crit_ctx *c = (crit_ctx *) ctx;
     unpack_rho(c, x);
     if (set_rho(c->m, c->rho, 0)) return R_PosInf;
+    if (c->m->iter) return lmm_iter_crit(c->m, x, c->REML);
     return lmm_criterion(c->m, x, c->REML).crit;
 }
 
@@ -514,6 +518,7 @@ SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
 {
     int bad;
     lmm_model *m = engine_at(ptr, theta, rho, 0, &bad);
+    if (m->iter) return lmm_iter_parts_list(m, REAL(theta), asLogical(REML));
     lmm_crit_parts cp = lmm_criterion(m, REAL(theta), asLogical(REML));
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     const char *nm[] = {"ldL2", "ldRX2", "pwrss", "crit", "sumlogw", "RXinv2"};
@@ -538,6 +543,9 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A, SEXP rho)
     if (!isInteger(P) || !isReal(A) || !isMatrix(P) || !isMatrix(A) ||
         nrows(P) != nrows(A) || ncols(P) != ncols(A))
         error(_("P and A must be integer and numeric matrices of the same shape"));
+    if (m->iter)
+        error(_("this method needs the exact factor: not available for a fit with the iterative "
+                "backend (refit with lmm_control(backend = \"direct\"))"));
     lmm_criterion(m, REAL(theta), 1);
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     int nr = nrows(P), nc = ncols(P), dim = m->q + m->p;
@@ -570,6 +578,7 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar)
 {
     int bad;
     lmm_model *m = engine_at(ptr, theta, rho, 0, &bad);
+    if (m->iter) return lmm_iter_solution(m, REAL(theta), asLogical(REML), asLogical(condvar) == TRUE);
     lmm_crit_parts cp = lmm_criterion(m, REAL(theta), asLogical(REML));
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     int p = m->p, q = m->q;
@@ -757,6 +766,7 @@ SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z)
 SEXP lmm_layout_info(SEXP ptr)
 {
     lmm_model *m = lmm_get_model(ptr);
+    if (m->iter) return lmm_iter_info(ptr);
     const char *nm[] = {"nodes", "sparse_nodes", "dense_order", "sparse_values", "sparse_blocks"};
     SEXP ans = PROTECT(allocVector(REALSXP, 5)), names = PROTECT(allocVector(STRSXP, 5));
     double v[] = {m->N, m->Ns, m->md, (double) m->nLx, m->Lp[m->Ns]};

@@ -1,0 +1,83 @@
+# The backend that evaluates the criterion: "direct" (the Cholesky factor of the penalised
+# cross-product, src/factor.c) or "iterative" (src/iterative*.c: conjugate gradients on A's own
+# sparse pattern, the log-determinant by stochastic Lanczos quadrature with fixed probes), and
+# "auto": the iterative one when the exact factor would need more than
+# lmm_control(memory_budget) bytes.  The iterative fit is approximate: log|Omega_Z| (and so the
+# criterion) carries a Monte Carlo error, reported with the fit; the fixed effects, sigma and
+# the conditional modes at the returned theta are exact up to the solver's tolerance.
+# (lmm_backends is in R/control.R.)
+
+# The iterative engine's settings for this fit (a list for src/iterative.c), or NULL for the
+# direct backend.
+choose_backend <- function(control, reterms, spec) {
+  backend <- if (is.null(control$backend)) "auto" else control$backend
+  if (identical(backend, "direct")) return(NULL)
+  width <- vapply(reterms, function(term) NCOL(term$Xt), 1L)
+  if (identical(backend, "iterative")) {
+    if (!is.null(spec))
+      stop("backend = \"iterative\" does not support residual correlation or variance ",
+           "structures: use backend = \"direct\"", call. = FALSE)
+    if (!length(reterms))
+      stop("backend = \"iterative\" needs random-effects terms", call. = FALSE)
+    if (any(width > 1L)) {
+      t <- which(width > 1L)[1L]
+      stop(sprintf(paste("backend = \"iterative\" handles scalar random-effect terms only",
+                         "((1 | g), (0 + x | g)); term %d (%s) has %d columns: use",
+                         "backend = \"direct\" or split it with ||"),
+                   t, reterms[[t]]$name, width[t]), call. = FALSE)
+    }
+    return(iterative_settings(control))
+  }
+  if (!is.null(spec) || !length(reterms) || any(width > 1L)) return(NULL)
+  need <- exact_memory(reterms)
+  budget <- if (is.null(control$memory_budget)) 2^31 else control$memory_budget
+  if (need <= budget) return(NULL)
+  message(sprintf(paste("lmm: the exact factor would need about %.1f GB (memory_budget %.1f GB):",
+                        "using the iterative backend (approximate; see lmm_control(backend =))"),
+                  need / 1e9, budget / 1e9))
+  iterative_settings(control)
+}
+
+# Predicted bytes of the exact factor, a simple estimate: with two or more terms crossing,
+# the levels of all but the largest term end up in the dense block (order md, held twice: A
+# and its factor), 16 md^2 bytes.  (The layout's own prediction will replace it.)
+exact_memory <- function(reterms) {
+  if (length(reterms) < 2L) return(0)
+  cols <- vapply(reterms, function(term) nlevels(term$group) * NCOL(term$Xt), 1)
+  md <- sum(cols) - max(cols)
+  16 * md^2
+}
+
+iterative_settings <- function(control) {
+  list(probes = if (is.null(control$probes)) 30L else control$probes,
+       tol = if (is.null(control$iter_tol)) 1e-10 else control$iter_tol,
+       tol_probe = 1e-8, maxit = 5000L,
+       seed = if (is.null(control$probe_seed)) 1L else control$probe_seed)
+}
+
+# What the fit reports about the iterative evaluation: the settings, the probe count, the
+# Monte Carlo standard error of the criterion at the optimum (that of log|Omega_Z|, the only
+# stochastic part) and the solver's work at the last evaluation.
+iterative_result <- function(engine, settings, sol) {
+  info <- .Call(C_lmm_iter_info, engine)
+  list(settings = settings, probes = settings$probes, crit_se = sol$ld_se,
+       evaluations = info[["evaluations"]], iterations = info[["iters_B"]],
+       probe_iterations = info[["iters_probe"]], unconverged = info[["unconverged"]],
+       nnz = info[["nnz"]])
+}
+
+# The print/summary line of an iterative fit.
+print_iterative <- function(it) {
+  if (is.null(it)) return(invisible())
+  cat(sprintf(paste("Approximate fit (iterative backend): log-determinant by stochastic Lanczos",
+                    "quadrature with %d probes; Monte Carlo standard error of the criterion %.2g\n"),
+              as.integer(it$probes), it$crit_se))
+}
+
+# Methods that need the exact factor stop with this for an iterative fit.
+stop_if_iterative <- function(fit, what) {
+  if (!is.null(fit$iterative))
+    stop(sprintf(paste("%s needs the exact factor: not available for a fit with the iterative",
+                       "backend (refit with lmm_control(backend = \"direct\"))"), what),
+         call. = FALSE)
+}

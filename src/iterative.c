@@ -1,0 +1,335 @@
+/*
+ * iterative.c -- the iterative backend's model (iterative.h): setup from the rows, the fixed
+ * probes, and the .Call glue the exact engine's entries dispatch to (model.c).
+ *
+ * The setup reads the rows once, as crossprod.c does, but keeps A on its own pattern:
+ *     C = Z'WZ (diagonal Cd, off-diagonal rows Cp/Ci/Cx),  F = Z'W[X* y*],  H = [X* y*]'W[X* y*],
+ * with [X* y*] the internal coordinates of standardise.c.  Row i adds w_i z_s z_t to C at
+ * (node of term s, node of term t) for every pair of terms: nnz(C) <= q + n k (k - 1).  No
+ * symbolic factorisation: nothing here grows with the fill of L.
+ */
+#include "iterative.h"
+#include <string.h>
+
+static void iter_finalise(SEXP ptr)
+{
+    lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
+    if (m) { lmm_iter_free(m->iter); m->iter = NULL; }
+    lmm_free(m);
+    R_ClearExternalPtr(ptr);
+}
+
+void lmm_iter_free(lmm_iter *it)
+{
+    if (!it) return;
+    int *ip[] = {it->Cp, it->Ci};
+    double *dp[] = {it->Cx, it->Cd, it->F, it->H};
+    for (int i = 0; i < 2; i++) if (ip[i]) R_Free(ip[i]);
+    for (int i = 0; i < 4; i++) if (dp[i]) R_Free(dp[i]);
+    if (it->Z) R_Free(it->Z);
+    R_Free(it);
+}
+
+/* Dimensions and the (term, level) -> node map (scalar terms: node = column of Z). */
+static void nodes(lmm_model *m, int n, int p, int k, const int *nlt, const int *const *refs)
+{
+    m->n = n; m->p = p; m->k = k;
+    m->pt = R_Calloc(k + 1, int);
+    m->nlt = R_Calloc(k + 1, int);
+    m->node0 = R_Calloc(k + 1, int);
+    m->theta0 = R_Calloc(k + 1, int);
+    double N = 0;
+    for (int t = 0; t < k; t++) {
+        m->pt[t] = 1; m->nlt[t] = nlt[t]; m->node0[t] = (int) N; m->theta0[t] = t;
+        N += nlt[t];
+    }
+    if (N > INT_MAX / 2) error(_("too many random effects"));
+    m->N = m->q = (int) N;
+    m->node0[k] = m->N;
+    m->ntheta = m->theta0[k] = k;
+    m->size = R_Calloc(m->N + 1, int);
+    m->term = R_Calloc(m->N + 1, int);
+    for (int t = 0; t < k; t++)
+        for (int J = m->node0[t]; J < m->node0[t + 1]; J++) { m->size[J] = 1; m->term[J] = t; }
+    m->size[m->N] = p + 1;
+    m->term[m->N] = k;
+    m->size_max = p + 1;
+    m->Ns = m->N;
+    m->theta_cur = R_Calloc(k + 1, double);
+    m->nrows = R_Calloc(m->N + 1, int);
+    for (int t = 0; t < k; t++)
+        for (int i = 0; i < n; i++) m->nrows[m->node0[t] + refs[t][i]]++;
+}
+
+/* C's off-diagonal part: every row's pairs of terms listed by row node, then merged (one entry
+   per distinct column, values summed) into Cp/Ci/Cx. */
+static void pairs(lmm_model *m, const int *const *refs, const double *const *Xt, const double *w)
+{
+    lmm_iter *it = m->iter;
+    int n = m->n, k = m->k, q = it->q;
+    size_t *cnt = (size_t *) R_alloc(q + 1, sizeof(size_t));
+    memset(cnt, 0, (q + 1) * sizeof(size_t));
+    for (int t = 0; t < k; t++)
+        for (int i = 0; i < n; i++) cnt[m->node0[t] + refs[t][i] + 1] += k - 1;
+    for (int j = 0; j < q; j++) cnt[j + 1] += cnt[j];
+    size_t total = cnt[q];
+    int *ti = (int *) R_alloc(total + 1, sizeof(int));
+    double *tx = (double *) R_alloc(total + 1, sizeof(double));
+    size_t *fill = (size_t *) R_alloc(q + 1, sizeof(size_t));
+    memcpy(fill, cnt, (q + 1) * sizeof(size_t));
+    for (int i = 0; i < n; i++) {
+        if (i % 65536 == 0) R_CheckUserInterrupt();
+        for (int s = 0; s < k; s++)
+            for (int t = 0; t < k; t++) {
+                if (s == t) continue;
+                size_t e = fill[m->node0[s] + refs[s][i]]++;
+                ti[e] = m->node0[t] + refs[t][i];
+                tx[e] = w[i] * Xt[s][i] * Xt[t][i];
+            }
+    }
+    int *where = (int *) R_alloc(q + 1, sizeof(int));            /* entry of column i in row j */
+    for (int j = 0; j < q; j++) where[j] = -1;
+    size_t nz = 0;
+    for (int j = 0; j < q; j++) {                                 /* merge in place, row by row */
+        size_t start = nz;
+        for (size_t e = cnt[j]; e < cnt[j + 1]; e++) {
+            int i = ti[e];
+            if (where[i] >= 0 && (size_t) where[i] >= start) tx[where[i]] += tx[e];
+            else { where[i] = (int) nz; ti[nz] = i; tx[nz] = tx[e]; nz++; }
+            if (nz > INT_MAX) error(_("random-effects design too large: %.0f pairs"), (double) nz);
+        }
+        cnt[j] = start;
+    }
+    cnt[q] = nz;
+    it->Cp = R_Calloc(q + 1, int);
+    it->Ci = R_Calloc(nz + 1, int);
+    it->Cx = R_Calloc(nz + 1, double);
+    for (int j = 0; j <= q; j++) it->Cp[j] = (int) cnt[j];
+    memcpy(it->Ci, ti, nz * sizeof(int));
+    memcpy(it->Cx, tx, nz * sizeof(double));
+}
+
+/* C's diagonal, F and H (H summed in chunks of 1024 rows, as crossprod.c does) */
+#define CHUNK 1024
+static void blocks(lmm_model *m, const int *const *refs, const double *const *Xt,
+                   const double *X, const double *y, const double *w)
+{
+    lmm_iter *it = m->iter;
+    int n = m->n, p1 = it->p1, q = it->q;
+    it->Cd = R_Calloc(q, double);
+    it->F = R_Calloc((size_t) q * p1, double);
+    it->H = R_Calloc((size_t) p1 * p1, double);
+    double *xs = (double *) R_alloc(p1, sizeof(double));
+    double *chunk = (double *) R_alloc((size_t) p1 * p1, sizeof(double));
+    memset(chunk, 0, (size_t) p1 * p1 * sizeof(double));
+    for (int i = 0; i < n; i++) {
+        if (i % 65536 == 0) R_CheckUserInterrupt();
+        if (i % CHUNK == 0)
+            for (int e = 0; e < p1 * p1; e++) { it->H[e] += chunk[e]; chunk[e] = 0; }
+        lmm_std_row(m, X, y, i, xs);
+        for (int t = 0; t < m->k; t++) {
+            int J = m->node0[t] + refs[t][i];
+            double z = Xt[t][i];
+            it->Cd[J] += w[i] * z * z;
+            for (int a = 0; a < p1; a++) it->F[J + (size_t) a * q] += w[i] * z * xs[a];
+        }
+        for (int b = 0; b < p1; b++)
+            for (int a = 0; a < p1; a++) chunk[a + b * p1] += w[i] * xs[a] * xs[b];
+    }
+    for (int e = 0; e < p1 * p1; e++) it->H[e] += chunk[e];
+}
+
+/* Rademacher probes from a fixed seed (splitmix64): the same z_k at every theta of a fit. */
+static void probes(lmm_iter *it, double seed)
+{
+    uint64_t s = (uint64_t) seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
+    size_t len = (size_t) it->q * it->K;
+    it->Z = R_Calloc(len + 1, signed char);
+    for (size_t e = 0; e < len; e += 64) {
+        uint64_t x = (s += 0x9E3779B97F4A7C15ULL);
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+        x ^= x >> 31;
+        for (size_t b = 0; b < 64 && e + b < len; b++) it->Z[e + b] = (x >> b) & 1 ? 1 : -1;
+    }
+}
+
+static double list_num(SEXP list, const char *name, double dflt)
+{
+    SEXP v = lmm_list_elt(list, name);
+    return isNull(v) ? dflt : asReal(v);
+}
+
+/* lmm_setup_iterative(y, X, refs, Xts, nl, sqrtw, control): lmm_setup's arguments (no residual
+   structure), scalar terms only; control = list(probes, tol, tol_probe, maxit, seed). */
+SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP control)
+{
+    int n = lmm_check_setup(y, X, refs, Xts, nl, sqrtw), k = LENGTH(refs), p = ncols(X);
+    if (k < 1) error(_("the iterative backend needs at least one random-effects term"));
+    if (!isNewList(control)) error(_("control must be a list"));
+    double K = list_num(control, "probes", 30), maxit = list_num(control, "maxit", 2000);
+    double tol = list_num(control, "tol", 1e-10), tolp = list_num(control, "tol_probe", 1e-8);
+    if (!(K >= 2 && K <= 10000)) error(_("probes must be between 2 and 10000"));
+    if (!(maxit >= 1 && maxit <= 1e6)) error(_("maxit must be between 1 and 1e6"));
+    if (!(tol > 0 && tol < 1) || !(tolp > 0 && tolp < 1)) error(_("tolerances must be in (0, 1)"));
+    const int **ref0 = (const int **) R_alloc(k, sizeof(int *));
+    const double **Xt = (const double **) R_alloc(k, sizeof(double *));
+    for (int t = 0; t < k; t++) {
+        SEXP xt = VECTOR_ELT(Xts, t);
+        int *r0 = (int *) R_alloc(n > 0 ? n : 1, sizeof(int));
+        lmm_term_codes(VECTOR_ELT(refs, t), xt, INTEGER(nl)[t], n, t, r0);
+        if (ncols(xt) != 1)
+            error(_("term %d: the iterative backend handles scalar random-effect terms only "
+                    "((1 | g), (0 + x | g)); use backend = \"direct\""), t + 1);
+        ref0[t] = r0;
+        Xt[t] = REAL(xt);
+    }
+    double *w = (double *) R_alloc(n > 0 ? n : 1, sizeof(double)), sumlogw = 0;
+    for (int i = 0; i < n; i++) {
+        double s = isNull(sqrtw) ? 1.0 : REAL(sqrtw)[i];
+        w[i] = s * s;
+        sumlogw += 2 * log(s);
+    }
+    lmm_model *m = R_Calloc(1, lmm_model);
+    SEXP ptr = PROTECT(R_MakeExternalPtr(m, R_NilValue, R_NilValue));
+    R_RegisterCFinalizerEx(ptr, iter_finalise, TRUE);
+    nodes(m, n, p, k, INTEGER(nl), ref0);
+    lmm_iter *it = m->iter = R_Calloc(1, lmm_iter);
+    it->q = m->q;
+    it->p1 = p + 1;
+    it->K = (int) K;
+    it->tol = tol;
+    it->tol_probe = tolp;
+    it->maxit = (int) maxit;
+    it->ld_se = NA_REAL;
+    lmm_standardise(m, REAL(X), REAL(y));
+    blocks(m, ref0, Xt, REAL(X), REAL(y), w);
+    pairs(m, ref0, Xt, w);
+    probes(it, list_num(control, "seed", 1));
+    m->sumlogw = sumlogw;
+    UNPROTECT(1); /* ptr */
+    return ptr;
+}
+
+/* ---- what model.c's entries dispatch to ----------------------------------------------------- */
+
+double lmm_iter_crit(lmm_model *m, const double *theta, int REML)
+{
+    lmm_iter_parts cp = {0, 0, 0, 0, 0, NULL};
+    lmm_iter_evaluate(m, theta, REML, &cp, NULL, NULL, NULL, NULL);
+    return cp.crit;
+}
+
+int lmm_iter_criterion_gradient(lmm_model *m, const double *theta, int REML, double *f,
+                                double *grad)
+{
+    lmm_iter_parts cp = {0, 0, 0, 0, 0, NULL};
+    int status = lmm_iter_evaluate(m, theta, REML, &cp, grad, NULL, NULL, NULL);
+    *f = cp.crit;
+    return status;
+}
+
+/* The run's diagnostics: list(probes, ld_se, iters_B, iters_probe, unconverged, evaluations,
+   nnz, q) -- ld_se the Monte Carlo standard error of the last log-determinant. */
+SEXP lmm_iter_info(SEXP ptr)
+{
+    lmm_model *m = lmm_get_model(ptr);
+    lmm_iter *it = m->iter;
+    if (!it) error(_("the engine does not use the iterative backend"));
+    const char *nm[] = {"probes", "ld_se", "iters_B", "iters_probe", "unconverged",
+                        "evaluations", "nnz", "q"};
+    double v[] = {it->K, it->ld_se, it->iters_B, it->iters_probe, it->unconverged,
+                  it->evaluations, it->Cp[it->q] + (double) it->q, it->q};
+    SEXP ans = PROTECT(allocVector(REALSXP, 8)), names = PROTECT(allocVector(STRSXP, 8));
+    for (int i = 0; i < 8; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(2); /* ans, names */
+    return ans;
+}
+
+/* A start for the optimiser from C, F and H (moments.c's simplest case, term by term): with y*
+   the OLS residuals (standardise.c), c_j = (Z'Wy*)_j and d_j = C_jj, the level estimates
+   b_j = c_j / d_j have variance sigma_t^2 + s2w_t mean(1/d_j), s2w_t = (y*'Wy* - sum c_j^2/d_j)
+   / (n - J_t); for crossed terms the total variance y*'Wy* / n = s2 + sum_t sigma_t^2 gives s2.
+   theta_t = sqrt(sigma_t^2 / s2), floored.  list(theta). */
+SEXP lmm_iter_moments(lmm_model *m, int REML, double floor)
+{
+    lmm_iter *it = m->iter;
+    int p = m->p, q = it->q, p1 = it->p1;
+    double tot = it->H[p + p * p1] / m->n, sumsig = 0;
+    double *sig = (double *) R_alloc(m->k, sizeof(double));
+    for (int t = 0; t < m->k; t++) {
+        double ssb = 0, sb = 0, sb2 = 0, sinv = 0, J = 0;
+        for (int j = m->node0[t]; j < m->node0[t + 1]; j++) {
+            double d = it->Cd[j], c = it->F[j + (size_t) p * q];
+            if (!(d > 0)) continue;
+            ssb += c * c / d; sb += c / d; sb2 += c * c / d / d; sinv += 1 / d; J++;
+        }
+        double s2w = m->n > J ? (it->H[p + p * p1] - ssb) / (m->n - J) : tot;
+        double vb = J > 1 ? (sb2 - sb * sb / J) / (J - (REML ? 1 : 0)) : 0;
+        sig[t] = J > 1 ? fmax(vb - s2w * sinv / J, 0) : NA_REAL;
+        if (R_FINITE(sig[t])) sumsig += sig[t];
+    }
+    double s2 = fmax(tot - sumsig, 0.05 * tot);
+    SEXP ans = PROTECT(allocVector(VECSXP, 1)), names = PROTECT(mkString("theta"));
+    SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, m->k));
+    for (int t = 0; t < m->k; t++)
+        REAL(VECTOR_ELT(ans, 0))[t] = R_FINITE(sig[t]) && s2 > 0 ? fmax(sqrt(sig[t] / s2), floor) : 1.0;
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(2); /* ans, names */
+    return ans;
+}
+
+/* lmm_solution's list for an iterative engine: beta, u, the criterion's parts, RXinv2,
+   rx_pivot and sumlogw, plus ld_se; no conditional variances (they need the factor). */
+SEXP lmm_iter_solution(lmm_model *m, const double *theta, int REML, int condvar)
+{
+    if (condvar)
+        error(_("conditional variances need the exact factor: they are not available for a fit "
+                "with the iterative backend (refit with lmm_control(backend = \"direct\"))"));
+    int p = m->p, q = m->q;
+    const char *nm[] = {"beta", "u", "ldL2", "ldRX2", "pwrss", "crit", "condvar", "RXinv2",
+                        "rx_pivot", "sumlogw", "ld_se"};
+    int nout = 11;
+    SEXP ans = PROTECT(allocVector(VECSXP, nout)), names = PROTECT(allocVector(STRSXP, nout));
+    SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, p));
+    SET_VECTOR_ELT(ans, 1, allocVector(REALSXP, q));
+    SET_VECTOR_ELT(ans, 7, allocMatrix(REALSXP, p, p));
+    SET_VECTOR_ELT(ans, 8, allocVector(REALSXP, p));
+    double *beta = REAL(VECTOR_ELT(ans, 0)), *u = REAL(VECTOR_ELT(ans, 1));
+    lmm_iter_parts cp;
+    cp.rx_pivot = REAL(VECTOR_ELT(ans, 8));
+    if (lmm_iter_evaluate(m, theta, REML, &cp, NULL, u, beta, REAL(VECTOR_ELT(ans, 7))))
+        error(_("the penalised system is not positive definite at theta"));
+    lmm_std_beta(m, beta);                                      /* back to X's coordinates */
+    if (m->std_d) for (int i = 0; i < q; i++) u[i] *= m->std_s;
+    lmm_std_vcov(m, REAL(VECTOR_ELT(ans, 7)));
+    double v[] = {cp.ldL2, cp.ldRX2, cp.pwrss, cp.crit};
+    for (int i = 0; i < 4; i++) SET_VECTOR_ELT(ans, 2 + i, ScalarReal(v[i]));
+    SET_VECTOR_ELT(ans, 9, ScalarReal(m->sumlogw));
+    SET_VECTOR_ELT(ans, 10, ScalarReal(cp.ld_se));
+    for (int i = 0; i < nout; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(2); /* ans, names */
+    return ans;
+}
+
+/* lmm_parts' list for an iterative engine: ldL2, ldRX2, pwrss, crit, sumlogw, RXinv2. */
+SEXP lmm_iter_parts_list(lmm_model *m, const double *theta, int REML)
+{
+    int p = m->p;
+    const char *nm[] = {"ldL2", "ldRX2", "pwrss", "crit", "sumlogw", "RXinv2"};
+    SEXP ans = PROTECT(allocVector(VECSXP, 6)), names = PROTECT(allocVector(STRSXP, 6));
+    SET_VECTOR_ELT(ans, 5, allocMatrix(REALSXP, p, p));
+    lmm_iter_parts cp;
+    cp.rx_pivot = NULL;
+    if (lmm_iter_evaluate(m, theta, REML, &cp, NULL, NULL, NULL, REAL(VECTOR_ELT(ans, 5))))
+        error(_("the penalised system is not positive definite at theta"));
+    lmm_std_vcov(m, REAL(VECTOR_ELT(ans, 5)));
+    double v[] = {cp.ldL2, cp.ldRX2, cp.pwrss, cp.crit, m->sumlogw};
+    for (int i = 0; i < 5; i++) SET_VECTOR_ELT(ans, i, ScalarReal(v[i]));
+    for (int i = 0; i < 6; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));
+    setAttrib(ans, R_NamesSymbol, names);
+    UNPROTECT(2); /* ans, names */
+    return ans;
+}
