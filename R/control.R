@@ -33,7 +33,8 @@ lmm_control <- function(optimizer = "quasi-newton", rhobeg = NULL, rhoend = NULL
                         check.rankX = "message+drop.cols",
                         check.conv.singular = "message", calc.derivs = FALSE,
                         check.nlev.gtreq.5 = "ignore", backend = "auto", probes = 30L,
-                        iter_tol = 1e-10, memory_budget = 2^31, probe_seed = 1L) {
+                        iter_tol = 1e-10, memory_budget = 2^31, probe_seed = 1L,
+                        exact_levels = 200L) {
   opts <- getOption("lmm.control")
   if (!nargs() && is.null(opts) && !is.null(default_control)) return(default_control)
   if (!is.null(opts)) {      # user defaults: every setting not given in this call
@@ -70,7 +71,8 @@ lmm_control <- function(optimizer = "quasi-newton", rhobeg = NULL, rhoend = NULL
     probes = positive_count(probes, "probes"),
     iter_tol = nonneg_number(iter_tol, "iter_tol"),
     memory_budget = nonneg_number(memory_budget, "memory_budget"),
-    probe_seed = positive_count(probe_seed, "probe_seed")
+    probe_seed = positive_count(probe_seed, "probe_seed"),
+    exact_levels = as.integer(nonneg_number(exact_levels, "exact_levels"))
   )
   if (ctrl$probes < 2L) stop("'probes' must be at least 2 (the Monte Carlo error needs two)",
                              call. = FALSE)

@@ -22,10 +22,10 @@ static void iter_finalise(SEXP ptr)
 void lmm_iter_free(lmm_iter *it)
 {
     if (!it) return;
-    int *ip[] = {it->Cp, it->Ci};
-    double *dp[] = {it->Cx, it->Cd, it->F, it->H};
-    for (int i = 0; i < 2; i++) if (ip[i]) R_Free(ip[i]);
-    for (int i = 0; i < 4; i++) if (dp[i]) R_Free(dp[i]);
+    int *ip[] = {it->Cp, it->Ci, it->snode, it->spos};
+    double *dp[] = {it->Cx, it->Cd, it->F, it->H, it->grad_se};
+    for (int i = 0; i < 4; i++) if (ip[i]) R_Free(ip[i]);
+    for (int i = 0; i < 5; i++) if (dp[i]) R_Free(dp[i]);
     if (it->Z) R_Free(it->Z);
     R_Free(it);
 }
@@ -154,6 +154,31 @@ static void probes(lmm_iter *it, double seed)
     }
 }
 
+/* The tail: the columns of the terms with fewest levels, smallest first, while they number at
+   most max_tail in all and at least one term stays out (its block is then solved by CG). */
+static void choose_tail(lmm_model *m, int max_tail)
+{
+    lmm_iter *it = m->iter;
+    int k = m->k, *in = (int *) R_alloc(k, sizeof(int)), ns = 0;
+    for (int t = 0; t < k; t++) in[t] = 0;
+    for (int added = 0; added < k - 1; added++) {
+        int best = -1;
+        for (int t = 0; t < k; t++)
+            if (!in[t] && (best < 0 || m->nlt[t] < m->nlt[best])) best = t;
+        if (ns + m->nlt[best] > max_tail) break;
+        in[best] = 1;
+        ns += m->nlt[best];
+    }
+    it->ns = ns;
+    it->nL = it->q - ns;
+    it->snode = R_Calloc(ns + 1, int);
+    it->spos = R_Calloc(it->q + 1, int);
+    for (int j = 0, s = 0; j < it->q; j++) {
+        it->spos[j] = in[m->term[j]] ? s : -1;
+        if (in[m->term[j]]) it->snode[s++] = j;
+    }
+}
+
 static double list_num(SEXP list, const char *name, double dflt)
 {
     SEXP v = lmm_list_elt(list, name);
@@ -161,7 +186,7 @@ static double list_num(SEXP list, const char *name, double dflt)
 }
 
 /* lmm_setup_iterative(y, X, refs, Xts, nl, sqrtw, control): lmm_setup's arguments (no residual
-   structure), scalar terms only; control = list(probes, tol, tol_probe, maxit, seed). */
+   structure), scalar terms only; control = list(probes, tol, tol_probe, maxit, seed, tail). */
 SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP control)
 {
     int n = lmm_check_setup(y, X, refs, Xts, nl, sqrtw), k = LENGTH(refs), p = ncols(X);
@@ -206,6 +231,8 @@ SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrt
     blocks(m, ref0, Xt, REAL(X), REAL(y), w);
     pairs(m, ref0, Xt, w);
     probes(it, list_num(control, "seed", 1));
+    choose_tail(m, (int) fmin(fmax(list_num(control, "tail", 200), 0), 5000));
+    it->grad_se = R_Calloc(k + 1, double);
     m->sumlogw = sumlogw;
     UNPROTECT(1); /* ptr */
     return ptr;
@@ -237,13 +264,16 @@ SEXP lmm_iter_info(SEXP ptr)
     lmm_iter *it = m->iter;
     if (!it) error(_("the engine does not use the iterative backend"));
     const char *nm[] = {"probes", "ld_se", "iters_B", "iters_probe", "unconverged",
-                        "evaluations", "nnz", "q"};
+                        "evaluations", "nnz", "q", "tail"};
     double v[] = {it->K, it->ld_se, it->iters_B, it->iters_probe, it->unconverged,
-                  it->evaluations, it->Cp[it->q] + (double) it->q, it->q};
-    SEXP ans = PROTECT(allocVector(REALSXP, 8)), names = PROTECT(allocVector(STRSXP, 8));
-    for (int i = 0; i < 8; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
+                  it->evaluations, it->Cp[it->q] + (double) it->q, it->q, it->ns};
+    SEXP ans = PROTECT(allocVector(REALSXP, 9)), names = PROTECT(allocVector(STRSXP, 9));
+    for (int i = 0; i < 9; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
     setAttrib(ans, R_NamesSymbol, names);
-    UNPROTECT(2); /* ans, names */
+    SEXP gse = PROTECT(allocVector(REALSXP, m->ntheta));
+    memcpy(REAL(gse), it->grad_se, m->ntheta * sizeof(double));
+    setAttrib(ans, install("grad_se"), gse);
+    UNPROTECT(3); /* ans, names, gse */
     return ans;
 }
 

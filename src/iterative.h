@@ -38,6 +38,9 @@ typedef struct lmm_iter {
     double *Cx, *Cd;      /* C's off-diagonal values; its diagonal [q] */
     double *F;            /* q x p1, column-major: Z'W[X* y*] */
     double *H;            /* p1 x p1: [X* y*]'W[X* y*] */
+    int ns, nL;           /* columns in the dense tail (terms with few levels); the others */
+    int *snode;           /* [ns] the tail's columns, increasing */
+    int *spos;            /* [q] position of column j in the tail, or -1 */
     int K;                /* probes */
     signed char *Z;       /* q x K, row-major: the Rademacher probes z_k */
     double tol;           /* relative (preconditioned) residual of the solves with B */
@@ -48,6 +51,7 @@ typedef struct lmm_iter {
     int iters_B, iters_probe;   /* iterations of the slowest solve with B and with a probe */
     int unconverged;      /* solves stopped at maxit */
     int evaluations;
+    double *grad_se;      /* [ntheta] Monte Carlo standard error of the last gradient */
 } lmm_iter;
 
 /* iterative_operator.c: V, W q x nc row-major (entry (j, c) at j nc + c) */
