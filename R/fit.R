@@ -27,6 +27,7 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
   engine <- engine_setup(y, X, reterms, weights, offset, spec, backend)
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower, engine, REML, control, rho = spec$rho)
+  if (!is.null(backend)) control$gtol <- iterative_gtol(engine, theta0, REML, control$gtol)
   opt <- optimise_theta(engine, theta0, lower, REML, control,
                         default_start = theta_start(reterms),
                         in_vector_term = theta_in_vector_term(reterms), spec = spec)

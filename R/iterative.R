@@ -32,7 +32,7 @@ choose_backend <- function(control, reterms, spec) {
   need <- exact_memory(reterms)
   budget <- if (is.null(control$memory_budget)) 2^31 else control$memory_budget
   if (need <= budget) return(NULL)
-  message(sprintf(paste("lmm: the exact factor would need about %.1f GB (memory_budget %.1f GB):",
+  message(sprintf(paste("lmm: the exact factor would need about %.3g GB (memory_budget %.3g GB):",
                         "using the iterative backend (approximate; see lmm_control(backend =))"),
                   need / 1e9, budget / 1e9))
   iterative_settings(control)
@@ -78,7 +78,19 @@ print_iterative <- function(it) {
 # Methods that need the exact factor stop with this for an iterative fit.
 stop_if_iterative <- function(fit, what) {
   if (!is.null(fit$iterative))
-    stop(sprintf(paste("%s needs the exact factor: not available for a fit with the iterative",
-                       "backend (refit with lmm_control(backend = \"direct\"))"), what),
+    stop(sprintf(paste("%s: not available for a fit with the iterative backend (it needs the",
+                       "exact factor; refit with lmm_control(backend = \"direct\"))"), what),
          call. = FALSE)
+}
+
+# The optimiser's first-order tolerance for an iterative fit: the gradient of log|Omega_Z| is a
+# Monte Carlo estimate (the probes' Hutchinson average), consistent with the quadrature's
+# criterion only to within its standard error, so asking for a gradient far below that error
+# makes the quasi-Newton search dither at the optimum.  The tolerance (relative to max(1, |f|),
+# as gtol) is a tenth of the largest scaled standard error at the start, or gtol when larger.
+iterative_gtol <- function(engine, theta0, REML, gtol) {
+  g <- tryCatch(engine_gradient(engine, theta0, REML), error = function(e) NULL)
+  se <- attr(.Call(C_lmm_iter_info, engine), "grad_se")
+  if (is.null(g) || !is.finite(g) || !length(se) || anyNA(se)) return(gtol)
+  max(gtol, 0.1 * max(se * pmax(1, abs(theta0))) / max(1, abs(as.numeric(g))))
 }
