@@ -39,7 +39,7 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
     fit$devcomp$ldW <- sol$sumlogw
     fit$residual <- residual_result(spec, opt$rho, engine)
   }
-  if (!is.null(backend)) fit$iterative <- iterative_result(engine, backend, sol)
+  if (!is.null(backend)) fit$iterative <- iterative_result(engine, backend, sol, opt)
   fit$optinfo <- optimiser_info(opt, control, iterative = !is.null(backend))
   class(fit) <- "lmm"
   report_singular(fit, control)

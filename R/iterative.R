@@ -31,21 +31,29 @@ choose_backend <- function(control, reterms, spec) {
   if (!is.null(spec) || !length(reterms) || any(width > 1L)) return(NULL)
   need <- exact_memory(reterms)
   budget <- if (is.null(control$memory_budget)) 2^31 else control$memory_budget
-  if (need <= budget) return(NULL)
-  message(sprintf(paste("lmm: the exact factor would need about %.3g GB (memory_budget %.3g GB):",
-                        "using the iterative backend (approximate; see lmm_control(backend =))"),
-                  need / 1e9, budget / 1e9))
+  if (need <= budget && dense_order(reterms) <= dense_cap) return(NULL)
+  why <- if (need > budget) sprintf("about %.3g GB (memory_budget %.3g GB)", need / 1e9, budget / 1e9)
+         else sprintf("a dense block of order %d, beyond the layout's %d", dense_order(reterms), dense_cap)
+  message("lmm: the exact factor would need ", why,
+          ": using the iterative backend (approximate; see lmm_control(backend =))")
   iterative_settings(control)
 }
+
+# The dense block's largest order in today's layout (src/layout.c, choose_split): beyond it the
+# crossed columns stay sparse and fill in completely, slower than the iterative backend.
+# (Provisional, like exact_memory(): the layout's own prediction will replace both.)
+dense_cap <- 8000
 
 # Predicted bytes of the exact factor, a simple estimate: with two or more terms crossing,
 # the levels of all but the largest term end up in the dense block (order md, held twice: A
 # and its factor), 16 md^2 bytes.  (The layout's own prediction will replace it.)
-exact_memory <- function(reterms) {
+exact_memory <- function(reterms) 16 * dense_order(reterms)^2
+
+# The order of that dense block: the columns of all terms but the largest (0 for one term).
+dense_order <- function(reterms) {
   if (length(reterms) < 2L) return(0)
   cols <- vapply(reterms, function(term) nlevels(term$group) * NCOL(term$Xt), 1)
-  md <- sum(cols) - max(cols)
-  16 * md^2
+  sum(cols) - max(cols)
 }
 
 iterative_settings <- function(control) {
@@ -59,9 +67,19 @@ iterative_settings <- function(control) {
 # What the fit reports about the iterative evaluation: the settings, the probe count, the
 # Monte Carlo standard error of the criterion at the optimum (that of log|Omega_Z|, the only
 # stochastic part) and the solver's work at the last evaluation.
-iterative_result <- function(engine, settings, sol) {
+# theta_se: the Monte Carlo standard error of theta from that of the last gradient (near the
+# optimum) through the BFGS Hessian, sqrt(diag(H^-1 diag(se^2) H^-1)) -- how far other probes
+# would move the optimum (NA without a Hessian).
+iterative_result <- function(engine, settings, sol, opt) {
   info <- .Call(C_lmm_iter_info, engine)
-  list(settings = settings, probes = settings$probes, crit_se = sol$ld_se,
+  gse <- attr(info, "grad_se")
+  H <- opt$hessian
+  theta_se <- rep(NA_real_, length(gse))
+  if (length(H) && !anyNA(H) && length(gse) == nrow(H)) {
+    Hi <- tryCatch(solve(H), error = function(e) NULL)
+    if (!is.null(Hi)) theta_se <- sqrt(pmax(diag(Hi %*% diag(gse^2, length(gse)) %*% Hi), 0))
+  }
+  list(settings = settings, probes = settings$probes, crit_se = sol$ld_se, theta_se = theta_se,
        evaluations = info[["evaluations"]], iterations = info[["iters_B"]],
        probe_iterations = info[["iters_probe"]], unconverged = info[["unconverged"]],
        nnz = info[["nnz"]])
@@ -70,9 +88,11 @@ iterative_result <- function(engine, settings, sol) {
 # The print/summary line of an iterative fit.
 print_iterative <- function(it) {
   if (is.null(it)) return(invisible())
+  theta <- if (length(it$theta_se) && !anyNA(it$theta_se))
+    sprintf(", of theta at most %.2g", max(it$theta_se)) else ""
   cat(sprintf(paste("Approximate fit (iterative backend): log-determinant by stochastic Lanczos",
-                    "quadrature with %d probes; Monte Carlo standard error of the criterion %.2g\n"),
-              as.integer(it$probes), it$crit_se))
+                    "quadrature with %d probes; Monte Carlo standard error of the criterion %.2g%s\n"),
+              as.integer(it$probes), it$crit_se, theta))
 }
 
 # Methods that need the exact factor stop with this for an iterative fit.

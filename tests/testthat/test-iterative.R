@@ -37,6 +37,9 @@ test_that("crossed 2,000 x 500: the iterative fit meets the accuracy targets of 
   it <- fi$iterative
   expect_identical(it$probes, 30L)
   expect_true(is.finite(it$crit_se) && it$crit_se > 0)
+  # the Monte Carlo error of theta (through the BFGS Hessian) covers the actual difference
+  expect_true(all(is.finite(it$theta_se) & it$theta_se > 0))
+  expect_true(all(abs(fi$theta - fe$theta) < 3 * it$theta_se))
   expect_lt(abs(fi$crit - fe$crit), 5 * it$crit_se)
   expect_equal(it$unconverged, 0)
   expect_true(fi$optinfo$converged)
@@ -167,6 +170,8 @@ test_that("backend = 'auto' goes iterative when the exact factor exceeds the mem
                            control = lmm_control(memory_budget = 100)),
                  "using the iterative backend")
   expect_false(is.null(fb$iterative))
+  # beyond the current layout's dense cap (8000) "auto" goes iterative whatever the budget
+  expect_identical(dense_order(lmm_pieces(y ~ x + (1 | a) + (1 | b), crossed)$reterms), 500)
   # vector-valued terms stay direct under "auto"
   sleep <- ref_data("sleepstudy")
   expect_null(lmm(Reaction ~ Days + (Days | Subject), sleep,
