@@ -40,7 +40,7 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
     fit$residual <- residual_result(spec, opt$rho, engine)
   }
   if (!is.null(backend)) fit$iterative <- iterative_result(engine, backend, sol, opt)
-  fit$optinfo <- optimiser_info(opt, control, iterative = !is.null(backend))
+  fit$optinfo <- optimiser_info(opt, control)
   class(fit) <- "lmm"
   report_singular(fit, control)
   if (identical(control$check.rankX, "ignore")) report_collinear(sol, X)

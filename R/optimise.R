@@ -205,7 +205,7 @@ certify_optimum <- function(prob, opt, settings, control) {
 # The fit's optinfo: which optimiser ran, evaluations (criterion, and gradient for
 # quasi-Newton), the status and the certificate; a warning when the optimiser stopped early
 # or the first-order conditions fail.
-optimiser_info <- function(opt, control, iterative = FALSE) {
+optimiser_info <- function(opt, control) {
   message <- switch(as.character(opt$status),
                     "0" = "converged",
                     "1" = "maximum number of evaluations reached",

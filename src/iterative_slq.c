@@ -13,9 +13,15 @@
  */
 #include "iterative.h"
 
+/* At most this many nodes: the k-node quadrature uses only the first k Lanczos steps and
+   converges much faster than the CG residual (a solve that needs thousands of steps, at an
+   extreme theta, would otherwise need a k x k eigendecomposition of that size). */
+#define SLQ_NODES 400
+
 double lmm_iter_quadrature(int m, const double *alpha, const double *beta)
 {
     if (m < 1) return 0.0;
+    if (m > SLQ_NODES) m = SLQ_NODES;
     double *d = (double *) R_alloc(m, sizeof(double));
     double *e = (double *) R_alloc(m, sizeof(double));
     double *V = (double *) R_alloc((size_t) m * m, sizeof(double));
