@@ -12,23 +12,15 @@
 choose_backend <- function(control, reterms, spec) {
   backend <- if (is.null(control$backend)) "auto" else control$backend
   if (identical(backend, "direct")) return(NULL)
-  width <- vapply(reterms, function(term) NCOL(term$Xt), 1L)
   if (identical(backend, "iterative")) {
     if (!is.null(spec))
       stop("backend = \"iterative\" does not support residual correlation or variance ",
            "structures: use backend = \"direct\"", call. = FALSE)
     if (!length(reterms))
       stop("backend = \"iterative\" needs random-effects terms", call. = FALSE)
-    if (any(width > 1L)) {
-      t <- which(width > 1L)[1L]
-      stop(sprintf(paste("backend = \"iterative\" handles scalar random-effect terms only",
-                         "((1 | g), (0 + x | g)); term %d (%s) has %d columns: use",
-                         "backend = \"direct\" or split it with ||"),
-                   t, reterms[[t]]$name, width[t]), call. = FALSE)
-    }
     return(iterative_settings(control))
   }
-  if (!is.null(spec) || !length(reterms) || any(width > 1L)) return(NULL)
+  if (!is.null(spec) || !length(reterms)) return(NULL)
   need <- exact_memory(reterms)
   budget <- if (is.null(control$memory_budget)) 2^31 else control$memory_budget
   if (need <= budget && dense_order(reterms) <= dense_cap) return(NULL)

@@ -22,55 +22,101 @@ static void iter_finalise(SEXP ptr)
 void lmm_iter_free(lmm_iter *it)
 {
     if (!it) return;
-    int *ip[] = {it->Cp, it->Ci, it->snode, it->spos};
-    double *dp[] = {it->Cx, it->Cd, it->F, it->H, it->grad_se};
-    for (int i = 0; i < 4; i++) if (ip[i]) R_Free(ip[i]);
-    for (int i = 0; i < 5; i++) if (dp[i]) R_Free(dp[i]);
+    int *ip[] = {it->Cp, it->Ci, it->snode, it->spos, it->zoff, it->cnode, it->cjoff};
+    double *dp[] = {it->Cx, it->Cd, it->F, it->H, it->grad_se, it->CJ};
+    for (int i = 0; i < 7; i++) if (ip[i]) R_Free(ip[i]);
+    for (int i = 0; i < 6; i++) if (dp[i]) R_Free(dp[i]);
     if (it->Z) R_Free(it->Z);
     R_Free(it);
 }
 
-/* Dimensions and the (term, level) -> node map (scalar terms: node = column of Z). */
-static void nodes(lmm_model *m, int n, int p, int k, const int *nlt, const int *const *refs)
+/* Dimensions, the (term, level) -> node map and the scalar columns of each node: node J of term
+   t has columns zoff[J] .. zoff[J] + p_t - 1 (term blocks end to end, level-major, as u). */
+static void nodes(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
+                  const int *const *refs)
 {
     m->n = n; m->p = p; m->k = k;
     m->pt = R_Calloc(k + 1, int);
     m->nlt = R_Calloc(k + 1, int);
     m->node0 = R_Calloc(k + 1, int);
     m->theta0 = R_Calloc(k + 1, int);
-    double N = 0;
+    double N = 0, q = 0;
     for (int t = 0; t < k; t++) {
-        m->pt[t] = 1; m->nlt[t] = nlt[t]; m->node0[t] = (int) N; m->theta0[t] = t;
-        N += nlt[t];
+        m->pt[t] = pt[t]; m->nlt[t] = nlt[t]; m->node0[t] = (int) N;
+        m->theta0[t] = t ? m->theta0[t - 1] + pt[t - 1] * (pt[t - 1] + 1) / 2 : 0;
+        N += nlt[t]; q += (double) nlt[t] * pt[t];
     }
-    if (N > INT_MAX / 2) error(_("too many random effects"));
-    m->N = m->q = (int) N;
+    if (N > INT_MAX / 2 || q > INT_MAX / 2) error(_("too many random effects"));
+    m->N = (int) N; m->q = (int) q;
     m->node0[k] = m->N;
-    m->ntheta = m->theta0[k] = k;
+    m->ntheta = m->theta0[k] = lmm_theta_length(k, pt);
     m->size = R_Calloc(m->N + 1, int);
     m->term = R_Calloc(m->N + 1, int);
-    for (int t = 0; t < k; t++)
-        for (int J = m->node0[t]; J < m->node0[t + 1]; J++) { m->size[J] = 1; m->term[J] = t; }
+    m->size_max = p + 1;
+    for (int t = 0; t < k; t++) {
+        if (pt[t] > m->size_max) m->size_max = pt[t];
+        for (int J = m->node0[t]; J < m->node0[t + 1]; J++) { m->size[J] = pt[t]; m->term[J] = t; }
+    }
     m->size[m->N] = p + 1;
     m->term[m->N] = k;
-    m->size_max = p + 1;
     m->Ns = m->N;
-    m->theta_cur = R_Calloc(k + 1, double);
+    m->theta_cur = R_Calloc(m->ntheta + 1, double);
     m->nrows = R_Calloc(m->N + 1, int);
     for (int t = 0; t < k; t++)
         for (int i = 0; i < n; i++) m->nrows[m->node0[t] + refs[t][i]]++;
 }
 
-/* C's off-diagonal part: every row's pairs of terms listed by row node, then merged (one entry
-   per distinct column, values summed) into Cp/Ci/Cx. */
+/* zoff (node -> first column), cnode (column -> node) and the offsets of the node blocks CJ */
+static void columns(lmm_model *m)
+{
+    lmm_iter *it = m->iter;
+    it->zoff = R_Calloc(m->N + 1, int);
+    it->cnode = R_Calloc(it->q + 1, int);
+    it->cjoff = R_Calloc(m->N + 1, int);
+    int z = 0, cj = 0;
+    for (int J = 0; J < m->N; J++) {
+        it->zoff[J] = z;
+        it->cjoff[J] = cj;
+        for (int c = 0; c < m->size[J]; c++) it->cnode[z++] = J;
+        cj += m->size[J] * m->size[J];
+    }
+    it->zoff[m->N] = z;
+    it->cjoff[m->N] = cj;
+    int scalar = 1;
+    for (int t = 0; t < m->k; t++) scalar &= m->pt[t] == 1;
+    it->scalar = scalar;
+}
+
+/* The scalar entries of row i: columns col[e] with values z[e] (one per column of each term). */
+static int row_entries(const lmm_model *m, const int *const *refs, const double *const *Xt, int i,
+                       int *col, double *z)
+{
+    int s = 0;
+    for (int t = 0; t < m->k; t++) {
+        int J = m->node0[t] + refs[t][i];
+        for (int c = 0; c < m->pt[t]; c++, s++) {
+            col[s] = m->iter->zoff[J] + c;
+            z[s] = Xt[t][i + (size_t) c * m->n];
+        }
+    }
+    return s;
+}
+
+/* C's off-diagonal part: every row's pairs of scalar columns listed by row column, then merged
+   (one entry per distinct column, values summed) into Cp/Ci/Cx. */
 static void pairs(lmm_model *m, const int *const *refs, const double *const *Xt, const double *w)
 {
     lmm_iter *it = m->iter;
-    int n = m->n, k = m->k, q = it->q;
+    int n = m->n, q = it->q, width = 0;
+    for (int t = 0; t < m->k; t++) width += m->pt[t];
+    int *col = (int *) R_alloc(width, sizeof(int));
+    double *z = (double *) R_alloc(width, sizeof(double));
     size_t *cnt = (size_t *) R_alloc(q + 1, sizeof(size_t));
     memset(cnt, 0, (q + 1) * sizeof(size_t));
-    for (int t = 0; t < k; t++)
-        for (int i = 0; i < n; i++) cnt[m->node0[t] + refs[t][i] + 1] += k - 1;
+    for (int i = 0; i < n; i++) {
+        int s = row_entries(m, refs, Xt, i, col, z);
+        for (int a = 0; a < s; a++) cnt[col[a] + 1] += s - 1;
+    }
     for (int j = 0; j < q; j++) cnt[j + 1] += cnt[j];
     size_t total = cnt[q];
     int *ti = (int *) R_alloc(total + 1, sizeof(int));
@@ -79,12 +125,13 @@ static void pairs(lmm_model *m, const int *const *refs, const double *const *Xt,
     memcpy(fill, cnt, (q + 1) * sizeof(size_t));
     for (int i = 0; i < n; i++) {
         if (i % 65536 == 0) R_CheckUserInterrupt();
-        for (int s = 0; s < k; s++)
-            for (int t = 0; t < k; t++) {
-                if (s == t) continue;
-                size_t e = fill[m->node0[s] + refs[s][i]]++;
-                ti[e] = m->node0[t] + refs[t][i];
-                tx[e] = w[i] * Xt[s][i] * Xt[t][i];
+        int s = row_entries(m, refs, Xt, i, col, z);
+        for (int a = 0; a < s; a++)
+            for (int b = 0; b < s; b++) {
+                if (a == b) continue;
+                size_t e = fill[col[a]]++;
+                ti[e] = col[b];
+                tx[e] = w[i] * z[a] * z[b];
             }
     }
     int *where = (int *) R_alloc(q + 1, sizeof(int));            /* entry of column i in row j */
@@ -109,13 +156,30 @@ static void pairs(lmm_model *m, const int *const *refs, const double *const *Xt,
     memcpy(it->Cx, tx, nz * sizeof(double));
 }
 
+/* CJ: each node's diagonal block of C (p_J x p_J, column-major), from Cd and the stored pairs */
+static void node_blocks(lmm_model *m)
+{
+    lmm_iter *it = m->iter;
+    it->CJ = R_Calloc(it->cjoff[m->N] + 1, double);
+    for (int j = 0; j < it->q; j++) {
+        int J = it->cnode[j], pJ = m->size[J], a = j - it->zoff[J];
+        double *B = it->CJ + it->cjoff[J];
+        B[a + a * pJ] = it->Cd[j];
+        for (int e = it->Cp[j]; e < it->Cp[j + 1]; e++)
+            if (it->cnode[it->Ci[e]] == J) B[a + (it->Ci[e] - it->zoff[J]) * pJ] = it->Cx[e];
+    }
+}
+
 /* C's diagonal, F and H (H summed in chunks of 1024 rows, as crossprod.c does) */
 #define CHUNK 1024
 static void blocks(lmm_model *m, const int *const *refs, const double *const *Xt,
                    const double *X, const double *y, const double *w)
 {
     lmm_iter *it = m->iter;
-    int n = m->n, p1 = it->p1, q = it->q;
+    int n = m->n, p1 = it->p1, q = it->q, width = 0;
+    for (int t = 0; t < m->k; t++) width += m->pt[t];
+    int *col = (int *) R_alloc(width, sizeof(int));
+    double *z = (double *) R_alloc(width, sizeof(double));
     it->Cd = R_Calloc(q, double);
     it->F = R_Calloc((size_t) q * p1, double);
     it->H = R_Calloc((size_t) p1 * p1, double);
@@ -127,11 +191,10 @@ static void blocks(lmm_model *m, const int *const *refs, const double *const *Xt
         if (i % CHUNK == 0)
             for (int e = 0; e < p1 * p1; e++) { it->H[e] += chunk[e]; chunk[e] = 0; }
         lmm_std_row(m, X, y, i, xs);
-        for (int t = 0; t < m->k; t++) {
-            int J = m->node0[t] + refs[t][i];
-            double z = Xt[t][i];
-            it->Cd[J] += w[i] * z * z;
-            for (int a = 0; a < p1; a++) it->F[J + (size_t) a * q] += w[i] * z * xs[a];
+        int s = row_entries(m, refs, Xt, i, col, z);
+        for (int e = 0; e < s; e++) {
+            it->Cd[col[e]] += w[i] * z[e] * z[e];
+            for (int a = 0; a < p1; a++) it->F[col[e] + (size_t) a * q] += w[i] * z[e] * xs[a];
         }
         for (int b = 0; b < p1; b++)
             for (int a = 0; a < p1; a++) chunk[a + b * p1] += w[i] * xs[a] * xs[b];
@@ -164,18 +227,19 @@ static void choose_tail(lmm_model *m, int max_tail)
     for (int added = 0; added < k - 1; added++) {
         int best = -1;
         for (int t = 0; t < k; t++)
-            if (!in[t] && (best < 0 || m->nlt[t] < m->nlt[best])) best = t;
-        if (ns + m->nlt[best] > max_tail) break;
+            if (!in[t] && (best < 0 || m->nlt[t] * m->pt[t] < m->nlt[best] * m->pt[best])) best = t;
+        if (ns + m->nlt[best] * m->pt[best] > max_tail) break;
         in[best] = 1;
-        ns += m->nlt[best];
+        ns += m->nlt[best] * m->pt[best];
     }
     it->ns = ns;
     it->nL = it->q - ns;
     it->snode = R_Calloc(ns + 1, int);
     it->spos = R_Calloc(it->q + 1, int);
     for (int j = 0, s = 0; j < it->q; j++) {
-        it->spos[j] = in[m->term[j]] ? s : -1;
-        if (in[m->term[j]]) it->snode[s++] = j;
+        int t = m->term[it->cnode[j]];
+        it->spos[j] = in[t] ? s : -1;
+        if (in[t]) it->snode[s++] = j;
     }
 }
 
@@ -199,15 +263,14 @@ SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrt
     if (!(tol > 0 && tol < 1) || !(tolp > 0 && tolp < 1)) error(_("tolerances must be in (0, 1)"));
     const int **ref0 = (const int **) R_alloc(k, sizeof(int *));
     const double **Xt = (const double **) R_alloc(k, sizeof(double *));
+    int *pt = (int *) R_alloc(k, sizeof(int));
     for (int t = 0; t < k; t++) {
         SEXP xt = VECTOR_ELT(Xts, t);
         int *r0 = (int *) R_alloc(n > 0 ? n : 1, sizeof(int));
         lmm_term_codes(VECTOR_ELT(refs, t), xt, INTEGER(nl)[t], n, t, r0);
-        if (ncols(xt) != 1)
-            error(_("term %d: the iterative backend handles scalar random-effect terms only "
-                    "((1 | g), (0 + x | g)); use backend = \"direct\""), t + 1);
         ref0[t] = r0;
         Xt[t] = REAL(xt);
+        pt[t] = ncols(xt);
     }
     double *w = (double *) R_alloc(n > 0 ? n : 1, sizeof(double)), sumlogw = 0;
     for (int i = 0; i < n; i++) {
@@ -218,7 +281,7 @@ SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrt
     lmm_model *m = R_Calloc(1, lmm_model);
     SEXP ptr = PROTECT(R_MakeExternalPtr(m, R_NilValue, R_NilValue));
     R_RegisterCFinalizerEx(ptr, iter_finalise, TRUE);
-    nodes(m, n, p, k, INTEGER(nl), ref0);
+    nodes(m, n, p, k, pt, INTEGER(nl), ref0);
     lmm_iter *it = m->iter = R_Calloc(1, lmm_iter);
     it->q = m->q;
     it->p1 = p + 1;
@@ -227,12 +290,14 @@ SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrt
     it->tol_probe = tolp;
     it->maxit = (int) maxit;
     it->ld_se = NA_REAL;
+    columns(m);
     lmm_standardise(m, REAL(X), REAL(y));
     blocks(m, ref0, Xt, REAL(X), REAL(y), w);
     pairs(m, ref0, Xt, w);
+    node_blocks(m);
     probes(it, list_num(control, "seed", 1));
     choose_tail(m, (int) fmin(fmax(list_num(control, "tail", 200), 0), 5000));
-    it->grad_se = R_Calloc(k + 1, double);
+    it->grad_se = R_Calloc(m->ntheta + 1, double);
     m->sumlogw = sumlogw;
     UNPROTECT(1); /* ptr */
     return ptr;
@@ -281,7 +346,8 @@ SEXP lmm_iter_info(SEXP ptr)
    the OLS residuals (standardise.c), c_j = (Z'Wy*)_j and d_j = C_jj, the level estimates
    b_j = c_j / d_j have variance sigma_t^2 + s2w_t mean(1/d_j), s2w_t = (y*'Wy* - sum c_j^2/d_j)
    / (n - J_t); for crossed terms the total variance y*'Wy* / n = s2 + sum_t sigma_t^2 gives s2.
-   theta_t = sqrt(sigma_t^2 / s2), floored.  list(theta). */
+   theta_t = sqrt(sigma_t^2 / s2), floored; vector-valued terms start at the identity template
+   (lme4's start).  list(theta). */
 SEXP lmm_iter_moments(lmm_model *m, int REML, double floor)
 {
     lmm_iter *it = m->iter;
@@ -290,21 +356,32 @@ SEXP lmm_iter_moments(lmm_model *m, int REML, double floor)
     double *sig = (double *) R_alloc(m->k, sizeof(double));
     for (int t = 0; t < m->k; t++) {
         double ssb = 0, sb = 0, sb2 = 0, sinv = 0, J = 0;
-        for (int j = m->node0[t]; j < m->node0[t + 1]; j++) {
+        sig[t] = NA_REAL;
+        if (m->pt[t] != 1) continue;
+        for (int K = m->node0[t]; K < m->node0[t + 1]; K++) {
+            int j = it->zoff[K];
             double d = it->Cd[j], c = it->F[j + (size_t) p * q];
             if (!(d > 0)) continue;
             ssb += c * c / d; sb += c / d; sb2 += c * c / d / d; sinv += 1 / d; J++;
         }
         double s2w = m->n > J ? (it->H[p + p * p1] - ssb) / (m->n - J) : tot;
         double vb = J > 1 ? (sb2 - sb * sb / J) / (J - (REML ? 1 : 0)) : 0;
-        sig[t] = J > 1 ? fmax(vb - s2w * sinv / J, 0) : NA_REAL;
+        if (J > 1) sig[t] = fmax(vb - s2w * sinv / J, 0);
         if (R_FINITE(sig[t])) sumsig += sig[t];
     }
     double s2 = fmax(tot - sumsig, 0.05 * tot);
     SEXP ans = PROTECT(allocVector(VECSXP, 1)), names = PROTECT(mkString("theta"));
-    SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, m->k));
-    for (int t = 0; t < m->k; t++)
-        REAL(VECTOR_ELT(ans, 0))[t] = R_FINITE(sig[t]) && s2 > 0 ? fmax(sqrt(sig[t] / s2), floor) : 1.0;
+    SET_VECTOR_ELT(ans, 0, allocVector(REALSXP, m->ntheta));
+    double *th = REAL(VECTOR_ELT(ans, 0));
+    for (int t = 0; t < m->k; t++) {
+        int pt = m->pt[t], e = m->theta0[t];
+        if (pt == 1) {
+            th[e] = R_FINITE(sig[t]) && s2 > 0 ? fmax(sqrt(sig[t] / s2), floor) : 1.0;
+            continue;
+        }
+        for (int c = 0; c < pt; c++)
+            for (int r = c; r < pt; r++) th[e++] = r == c ? 1.0 : 0.0;
+    }
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */
     return ans;

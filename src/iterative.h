@@ -17,9 +17,10 @@
  * each z_k' log(M) z_k by the Gauss quadrature of the Lanczos tridiagonal matrix, read off the
  * preconditioned conjugate-gradient coefficients of the solve Omega_Z x_k = P^{1/2} z_k.
  *
- * Scope: scalar random-effect terms (one column each), so that Lambda is diagonal and each
- * term's block of C is diagonal; no residual structures.  Files:
+ * Scalar and vector-valued random-effect terms (Lambda block diagonal; the preconditioner is
+ * the diagonal of Omega_Z); no residual structures.  Files:
  *     iterative.c            setup: C, F, H from the rows; probes; the .Call glue
+ *     iterative_lambda.c     Lambda and Lambda' on blocks of vectors
  *     iterative_operator.c   products with C and Omega_Z on blocks of vectors
  *     iterative_pcg.c        preconditioned conjugate gradients on many right-hand sides at once
  *     iterative_slq.c        the Gauss quadrature e1' log(T) e1 of a Lanczos matrix T
@@ -33,13 +34,18 @@
 #include <stdint.h>
 
 typedef struct lmm_iter {
-    int q, p1;            /* columns of Z (= nodes, scalar terms); p + 1 */
+    int q, p1;            /* columns of Z; p + 1 */
+    int scalar;           /* every term has one column (Lambda diagonal) */
+    int *zoff;            /* [N+1] first column of node J */
+    int *cnode;           /* [q] node of column j */
+    int *cjoff;           /* [N+1] offset of node J's diagonal block of C in CJ */
+    double *CJ;           /* the nodes' diagonal blocks of C (p_J x p_J, column-major) */
     int *Cp, *Ci;         /* C off its diagonal, both triangles, rows Cp[j] .. Cp[j+1]-1 */
     double *Cx, *Cd;      /* C's off-diagonal values; its diagonal [q] */
     double *F;            /* q x p1, column-major: Z'W[X* y*] */
     double *H;            /* p1 x p1: [X* y*]'W[X* y*] */
     int ns, nL;           /* columns in the dense tail (terms with few levels); the others */
-    int *snode;           /* [ns] the tail's columns, increasing */
+    int *snode;           /* [ns] the tail's columns (whole terms), increasing */
     int *spos;            /* [q] position of column j in the tail, or -1 */
     int K;                /* probes */
     signed char *Z;       /* q x K, row-major: the Rademacher probes z_k */
@@ -54,19 +60,32 @@ typedef struct lmm_iter {
     double *grad_se;      /* [ntheta] Monte Carlo standard error of the last gradient */
 } lmm_iter;
 
-/* iterative_operator.c: V, W q x nc row-major (entry (j, c) at j nc + c) */
-void lmm_iter_C(const lmm_iter *it, int nc, const double *V, double *W);          /* W = C V */
-void lmm_iter_omega(const lmm_iter *it, const double *lambda, int nc, const int *cols, int na,
-                    const double *V, double *W);   /* W = Omega_Z V in the columns cols[0..na) */
+/* iterative_lambda.c: Lambda's templates, applied to q x nc row-major blocks */
+typedef struct {
+    const lmm_model *m;
+    double *T;            /* term t's template at T + toff[t] (p_t x p_t, lower) */
+    int *toff;
+    double *diag;         /* [q] Lambda's diagonal when every term is scalar, else NULL */
+} lmm_lambda;
+void lmm_lambda_make(lmm_lambda *L, const lmm_model *m, const double *theta, int drop_tail);
+void lmm_lambda_apply(const lmm_lambda *L, int trans, int nc, const int *cols, int na,
+                      const double *V, double *W);
 
-/* iterative_pcg.c: solve Omega_Z X = Bm (q x nc, row-major) with the preconditioner P
+/* iterative_operator.c: V, W q x nc row-major (entry (j, c) at j nc + c) */
+void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const double *V,
+                double *W);                                   /* W = C V (cols NULL: all) */
+void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int *cols, int na,
+                    const double *V, double *W, double *work);
+    /* W = Omega V in the columns cols[0..na); work: 2 q nc doubles (vector-valued terms) */
+
+/* iterative_pcg.c: solve Omega X = Bm (q x nc, row-major) with the preconditioner P
    (Pinv = 1 / diag P), zero start; columns c >= crec record their Lanczos matrices */
 typedef struct {
     int steps;            /* iterations taken */
     int converged;
     double *alpha, *beta; /* [maxit] the CG coefficients (recorded columns) */
 } lmm_pcg_column;
-void lmm_iter_pcg(const lmm_iter *it, const double *lambda, const double *Pinv, int nc,
+void lmm_iter_pcg(const lmm_iter *it, const lmm_lambda *lam, const double *Pinv, int nc,
                   const double *Bm, double *X, const double *tol, int crec, lmm_pcg_column *col);
 
 /* iterative_slq.c: e1' log(T) e1 for the Lanczos matrix T of CG coefficients alpha, beta */

@@ -2,6 +2,7 @@
  * iterative_criterion.c -- the profiled criterion (criterion.c's formula), its gradient in theta
  * and the conditional modes, from one batch of preconditioned CG solves (iterative.h).
  *
+ * Omega_Z = Lambda' C Lambda + I, B = Lambda' F (iterative.h; Lambda block diagonal, theta.c).
  * The Z columns are split into L (the large terms) and S (the columns of the terms with few
  * levels, at most it->ns of them; iterative.c chooses).  As in the exact engine's dense block,
  * S and [X y] form a dense "tail" of order nt = ns + p + 1, and the L columns are eliminated --
@@ -14,12 +15,13 @@
  * The solves Omega_LL Y = G_L (tolerance it->tol) make T exact to that tolerance; only
  * log|Omega_LL| is estimated, by stochastic Lanczos quadrature on probes supported on L
  * (iterative_slq.c), and it does not depend on the theta of the S terms.  The solves run on all
- * q columns with lambda set to 0 on S (so that Omega' = diag(Omega_LL, I)).
+ * q columns with the S terms' templates set to 0 (so that Omega' = diag(Omega_LL, I)).
  *
  * Gradient.  With Ah = [C F; F' H], Th = diag(Lambda, I) and Yh = [-Y; I_tail] (q + p + 1 rows:
- * L rows -Y, the tail's own rows the identity), dT = Yh' dOmega_aug Yh, dOmega_aug = E_t'Ah Th +
- * Th'Ah E_t (E_t = D_t, the columns of term t), so for a symmetric weight W_T,
- *     tr(W_T dT) = 2 sum_{j in t} (Yh W_T)_j . (C Lambda Yh_Z + F Yh_XY)_j.
+ * L rows -Y, the tail's own rows the identity), dT = Yh' dOmega_aug Yh, dOmega_aug = E_k'Ah Th +
+ * Th'Ah E_k, E_k = dLambda/dtheta_k: for theta_k = T_t[r, c], a 1 at (J r, J c) of every node J
+ * of term t.  So for a symmetric weight W_T,
+ *     tr(W_T dT) = 2 sum_{J in t} (Yh W_T)_{J c} . (C Lambda Yh_Z + F Yh_XY)_{J r}.
  * The criterion's T-part is log|T_[ns]| + REML log|R_X|^2 + (n - p REML) log r^2, with
  * log|R_X|^2 = log|T_[ns+p]| - log|T_[ns]| and r^2 = |T| / |T_[ns+p]| (T_[k]: leading k x k), so
  *     W_T = (1 - REML) T_[ns]^{-1} + (REML - nmp) T_[ns+p]^{-1} + nmp T^{-1}   (padded).
@@ -27,7 +29,8 @@
  * is d log|P| + (1/K) sum_k z_k' M^{-1} dM z_k (Hutchinson with the same probes), where with
  * E = -P^{-1} dP / 2, zo = P^{-1/2} z and x = Omega_LL^{-1} P^{1/2} z:
  *     z' M^{-1} dM z = x' E Omega zo + z'Ez + x' dOmega zo,    z'Ez = tr E,
- *     x' dOmega zo = sum_{j in t} (x_j (C Lambda zo)_j + zo_j (C Lambda x)_j).
+ *     x' dOmega zo = sum_{J in t} (x_{J c} (C Lambda zo)_{J r} + zo_{J c} (C Lambda x)_{J r}),
+ *     (Omega zo)_{J c} = (Lambda' C Lambda zo)_{J c} + zo_{J c},  dP_{J c} = 2 (C_JJ T_t)_{r c}.
  * The spread of the K probes' terms gives the gradient's Monte Carlo standard error.
  */
 #include "iterative.h"
@@ -39,28 +42,65 @@ typedef struct {
     lmm_model *m;
     lmm_iter *it;
     int q, p1, p, K, ns, nt, nc;    /* nt = ns + p1 tail columns, nc = nt + K solves */
-    double *lambda, *lamL, *Pinv;   /* lambda; lambda with S zeroed; 1 / diag(Omega') */
+    lmm_lambda LA, LL;              /* Lambda; Lambda with the tail's terms zeroed */
+    double *Pinv;                   /* 1 / diag(Omega') */
+    double *U, *BF;                 /* Lambda' C Lambda E_S (q x ns), Lambda' F (q x p1) */
     double *Bm, *X;                 /* right-hand sides and solutions, q x nc row-major */
     double *T, *R;                  /* nt x nt: the tail's Schur complement and its factor */
 } batch;
+
+/* theta index of template entry (r, c), r >= c, of a term with p columns (theta.c's order) */
+static int entry_index(int p, int r, int c) { return c * p - c * (c - 1) / 2 + (r - c); }
+
+/* P = diag(Omega'): P_{J c} = (T' C_JJ T)_cc + 1 with the dropped-tail templates */
+static void preconditioner(batch *b)
+{
+    const lmm_model *m = b->m;
+    const lmm_iter *it = b->it;
+    for (int J = 0; J < m->N; J++) {
+        int t = m->term[J], p = m->pt[t], z = it->zoff[J];
+        const double *T = b->LL.T + b->LL.toff[t], *CJ = it->CJ + it->cjoff[J];
+        for (int c = 0; c < p; c++) {
+            double s = 0;
+            for (int a = c; a < p; a++)
+                for (int d = c; d < p; d++) s += T[a + c * p] * CJ[a + d * p] * T[d + c * p];
+            b->Pinv[z + c] = 1 / (s + 1);
+        }
+    }
+}
+
+/* U = Lambda' C Lambda E_S (the tail's columns of Omega_Z without I) and BF = Lambda' F */
+static void tail_products(batch *b)
+{
+    const lmm_iter *it = b->it;
+    int q = b->q, ns = b->ns, p1 = b->p1;
+    double *V = dalloc((size_t) q * (ns > p1 ? ns : p1)), *W = dalloc((size_t) q * (ns > 0 ? ns : 1));
+    b->U = dalloc((size_t) q * (ns > 0 ? ns : 1));
+    b->BF = dalloc((size_t) q * p1);
+    if (ns > 0) {
+        memset(V, 0, (size_t) q * ns * sizeof(double));
+        for (int c = 0; c < ns; c++) V[(size_t) it->snode[c] * ns + c] = 1;      /* E_S */
+        double *LV = dalloc((size_t) q * ns);
+        lmm_lambda_apply(&b->LA, 0, ns, NULL, 0, V, LV);
+        lmm_iter_C(it, ns, NULL, 0, LV, W);
+        lmm_lambda_apply(&b->LA, 1, ns, NULL, 0, W, b->U);
+    }
+    for (int j = 0; j < q; j++)                                                   /* F by rows */
+        for (int a = 0; a < p1; a++) V[(size_t) j * p1 + a] = it->F[j + (size_t) a * q];
+    lmm_lambda_apply(&b->LA, 1, p1, NULL, 0, V, b->BF);
+}
 
 /* The right-hand sides [Omega_LS, B_L, P^{1/2} z_1 .. P^{1/2} z_K] (zero on S rows). */
 static void right_sides(batch *b)
 {
     const lmm_iter *it = b->it;
-    int nc = b->nc, K = b->K;
+    int nc = b->nc, K = b->K, ns = b->ns;
     memset(b->Bm, 0, (size_t) b->q * nc * sizeof(double));
-    for (int c = 0; c < b->ns; c++) {                      /* (Lambda C Lambda)_{L, s} */
-        int s = it->snode[c];
-        for (int e = it->Cp[s]; e < it->Cp[s + 1]; e++) {
-            int i = it->Ci[e];
-            if (it->spos[i] < 0) b->Bm[(size_t) i * nc + c] = b->lambda[i] * it->Cx[e] * b->lambda[s];
-        }
-    }
     for (int j = 0; j < b->q; j++) {
         if (it->spos[j] >= 0) continue;
         double *r = b->Bm + (size_t) j * nc, sp = 1 / sqrt(b->Pinv[j]);
-        for (int a = 0; a < b->p1; a++) r[b->ns + a] = b->lambda[j] * it->F[j + (size_t) a * b->q];
+        for (int c = 0; c < ns; c++) r[c] = b->U[(size_t) j * ns + c];
+        for (int a = 0; a < b->p1; a++) r[ns + a] = b->BF[(size_t) j * b->p1 + a];
         for (int k = 0; k < K; k++) r[b->nt + k] = sp * it->Z[(size_t) j * K + k];
     }
 }
@@ -69,21 +109,17 @@ static void right_sides(batch *b)
 static void tail(batch *b)
 {
     const lmm_iter *it = b->it;
-    int nt = b->nt, ns = b->ns, nc = b->nc;
+    int nt = b->nt, ns = b->ns, nc = b->nc, p1 = b->p1;
     double *T = b->T;
     memset(T, 0, (size_t) nt * nt * sizeof(double));
     for (int c = 0; c < ns; c++) {
         int s = it->snode[c];
-        double ls = b->lambda[s];
-        T[c + c * nt] = ls * it->Cd[s] * ls + 1;
-        for (int e = it->Cp[s]; e < it->Cp[s + 1]; e++) {
-            int d = it->spos[it->Ci[e]];
-            if (d >= 0) T[d + c * nt] += b->lambda[it->Ci[e]] * it->Cx[e] * ls;
-        }
-        for (int a = 0; a < b->p1; a++) T[ns + a + c * nt] = T[c + (ns + a) * nt] = ls * it->F[s + (size_t) a * b->q];
+        for (int d = 0; d < ns; d++) T[d + c * nt] = b->U[(size_t) it->snode[d] * ns + c];
+        T[c + c * nt] += 1;
+        for (int a = 0; a < p1; a++) T[ns + a + c * nt] = T[c + (ns + a) * nt] = b->BF[(size_t) s * p1 + a];
     }
-    for (int a = 0; a < b->p1; a++)
-        for (int d = 0; d < b->p1; d++) T[ns + a + (ns + d) * nt] = it->H[a + d * b->p1];
+    for (int a = 0; a < p1; a++)
+        for (int d = 0; d < p1; d++) T[ns + a + (ns + d) * nt] = it->H[a + d * p1];
     for (int j = 0; j < b->q; j++) {
         if (it->spos[j] >= 0) continue;
         const double *g = b->Bm + (size_t) j * nc, *y = b->X + (size_t) j * nc;
@@ -95,7 +131,6 @@ static void tail(batch *b)
     for (int c = 0; c < nt; c++)
         for (int d = 0; d < c; d++) T[c + d * nt] = T[d + c * nt] = 0.5 * (T[c + d * nt] + T[d + c * nt]);
 }
-
 /* log|Omega_LL| = log|P| + mean of the probes' quadratures (|z|^2 = the L columns); its Monte
    Carlo standard error */
 static double logdet(const batch *b, const lmm_pcg_column *col, double *se)
@@ -147,58 +182,87 @@ static double *yhat(const batch *b)
 static double *products(const batch *b, const double *Yh, int w)
 {
     int nt = b->nt, K = b->K;
-    double *V = dalloc((size_t) b->q * w), *CL = dalloc((size_t) b->q * w);
+    double *V = dalloc((size_t) b->q * w), *LV = dalloc((size_t) b->q * w);
+    double *CL = dalloc((size_t) b->q * w);
     for (int j = 0; j < b->q; j++) {
-        double *v = V + (size_t) j * w, l = b->lambda[j], sp = sqrt(b->Pinv[j]);
+        double *v = V + (size_t) j * w, sp = sqrt(b->Pinv[j]);
         const double *x = b->X + (size_t) j * b->nc, *yh = Yh + (size_t) j * nt;
         int small = b->it->spos[j] >= 0;
-        for (int c = 0; c < nt; c++) v[c] = l * yh[c];
+        for (int c = 0; c < nt; c++) v[c] = yh[c];
         for (int k = 0; k < K; k++) {
-            v[nt + k] = small ? 0 : l * sp * b->it->Z[(size_t) j * K + k];
-            v[nt + K + k] = l * x[nt + k];
+            v[nt + k] = small ? 0 : sp * b->it->Z[(size_t) j * K + k];
+            v[nt + K + k] = x[nt + k];
         }
     }
-    lmm_iter_C(b->it, w, V, CL);
+    lmm_lambda_apply(&b->LA, 0, w, NULL, 0, V, LV);
+    lmm_iter_C(b->it, w, NULL, 0, LV, CL);
     return CL;
 }
 
-/* grad_t += 2 sum_{j in t} (Yh W)_j . (C Lambda Yh_Z + F Yh_XY)_j */
+/* grad_k += 2 sum_{J in t} (Yh W)_{J c} . (C Lambda Yh_Z + F Yh_XY)_{J r},  theta_k = T_t[r, c] */
 static void gradient_exact(const batch *b, const double *Yh, const double *CL, int w,
                            const double *W, double *grad)
 {
+    const lmm_model *m = b->m;
+    const lmm_iter *it = b->it;
     int nt = b->nt, ns = b->ns;
-    double *yw = dalloc(nt);
+    double *YW = dalloc((size_t) b->q * nt), *A = dalloc((size_t) b->q * nt);
     for (int j = 0; j < b->q; j++) {
         const double *yh = Yh + (size_t) j * nt, *cl = CL + (size_t) j * w;
+        double *yw = YW + (size_t) j * nt, *aj = A + (size_t) j * nt;
         for (int a = 0; a < nt; a++) {
             double s = 0;
             for (int c = 0; c < nt; c++) s += yh[c] * W[c + a * nt];
             yw[a] = s;
+            aj[a] = cl[a] + (a >= ns ? it->F[j + (size_t) (a - ns) * b->q] : 0.0);
         }
-        double g = 0;
-        for (int a = 0; a < nt; a++)
-            g += yw[a] * (cl[a] + (a >= ns ? b->it->F[j + (size_t) (a - ns) * b->q] : 0.0));
-        grad[b->m->term[j]] += 2 * g;
+    }
+    for (int J = 0; J < m->N; J++) {
+        int t = m->term[J], p = m->pt[t], z = it->zoff[J];
+        for (int c = 0; c < p; c++)
+            for (int r = c; r < p; r++) {
+                const double *yw = YW + (size_t) (z + c) * nt, *aj = A + (size_t) (z + r) * nt;
+                double g = 0;
+                for (int a = 0; a < nt; a++) g += yw[a] * aj[a];
+                grad[m->theta0[t] + entry_index(p, r, c)] += 2 * g;
+            }
     }
 }
 
 /* log|Omega_LL|'s part (header comment): the probes' average, and their spread in gse */
 static void gradient_logdet(const batch *b, const double *CL, int w, double *grad, double *gse)
 {
+    const lmm_model *m = b->m;
     const lmm_iter *it = b->it;
-    int nt = b->nt, K = b->K, nth = b->m->ntheta;
-    double *gk = dalloc((size_t) nth * K);
+    int nt = b->nt, K = b->K, nth = m->ntheta;
+    double *gk = dalloc((size_t) nth * K), *ltw = dalloc(K);
     memset(gk, 0, (size_t) nth * K * sizeof(double));
-    for (int j = 0; j < b->q; j++) {
-        if (it->spos[j] >= 0) continue;                      /* Omega_LL has no S column */
-        double l = b->lamL[j], dP = 2 * l * it->Cd[j], E = -0.5 * dP * b->Pinv[j];
-        double sp = sqrt(b->Pinv[j]), *g = gk + (size_t) b->m->term[j] * K;
-        const double *x = b->X + (size_t) j * b->nc + nt, *cl = CL + (size_t) j * w + nt;
-        for (int k = 0; k < K; k++) {
-            double zo = sp * it->Z[(size_t) j * K + k], w1 = cl[k], w2 = cl[K + k];
-            g[k] += x[k] * w1 + zo * w2 + x[k] * E * (l * w1 + zo);
+    for (int J = 0; J < m->N; J++) {
+        int t = m->term[J], p = m->pt[t], z = it->zoff[J];
+        if (it->spos[z] >= 0) continue;                      /* Omega_LL has no S column */
+        const double *T = b->LL.T + b->LL.toff[t], *CJ = it->CJ + it->cjoff[J];
+        for (int c = 0; c < p; c++) {
+            double Pc = b->Pinv[z + c], sp = sqrt(Pc);
+            const double *x = b->X + (size_t) (z + c) * b->nc + nt;
+            for (int k = 0; k < K; k++) {                    /* (Lambda' C Lambda zo)_{J c} */
+                double s = 0;
+                for (int a = c; a < p; a++) s += T[a + c * p] * CL[(size_t) (z + a) * w + nt + k];
+                ltw[k] = s;
+            }
+            for (int r = c; r < p; r++) {
+                int e = m->theta0[t] + entry_index(p, r, c);
+                double dP = 0;
+                for (int a = c; a < p; a++) dP += CJ[r + a * p] * T[a + c * p];
+                dP *= 2;                                     /* 2 (C_JJ T)_{r c} */
+                double E = -0.5 * dP * Pc, *g = gk + (size_t) e * K;
+                const double *cl = CL + (size_t) (z + r) * w + nt;
+                for (int k = 0; k < K; k++) {
+                    double zo = sp * it->Z[(size_t) (z + c) * K + k];
+                    g[k] += x[k] * cl[k] + zo * cl[K + k] + x[k] * E * (ltw[k] + zo);
+                }
+                grad[e] += E + dP * Pc;                      /* tr E + d log P_{J c} */
+            }
         }
-        grad[b->m->term[j]] += E + dP * b->Pinv[j];          /* tr E + d log P_j */
     }
     for (int t = 0; t < nth; t++) {
         double s = 0, s2 = 0;
@@ -232,17 +296,18 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
                     double *grad, double *u, double *beta, double *RXinv)
 {
     lmm_iter *it = m->iter;
-    batch b = {m, it, it->q, it->p1, it->p1 - 1, it->K, it->ns, it->ns + it->p1, 0};
-    b.nc = b.nt + b.K;
+    batch b;
+    memset(&b, 0, sizeof b);
+    b.m = m; b.it = it; b.q = it->q; b.p1 = it->p1; b.p = it->p1 - 1; b.K = it->K;
+    b.ns = it->ns; b.nt = it->ns + it->p1; b.nc = b.nt + b.K;
     int q = b.q, nt = b.nt, ns = b.ns, p = b.p, nc = b.nc;
     cp->crit = cp->ldL2 = cp->ldRX2 = cp->pwrss = R_PosInf;
     cp->ld_se = NA_REAL;
-    b.lambda = dalloc(q); b.lamL = dalloc(q); b.Pinv = dalloc(q);
-    for (int j = 0; j < q; j++) {
-        b.lambda[j] = theta[m->theta0[m->term[j]]];
-        b.lamL[j] = it->spos[j] >= 0 ? 0.0 : b.lambda[j];
-        b.Pinv[j] = 1 / (b.lamL[j] * b.lamL[j] * it->Cd[j] + 1);   /* P = diag(Omega') */
-    }
+    lmm_lambda_make(&b.LA, m, theta, 0);
+    lmm_lambda_make(&b.LL, m, theta, 1);
+    b.Pinv = dalloc(q);
+    preconditioner(&b);
+    tail_products(&b);
     b.Bm = dalloc((size_t) q * nc);
     b.X = dalloc((size_t) q * nc);
     double *tol = dalloc(nc);
@@ -253,7 +318,7 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
         col[c].beta = c < nt ? NULL : dalloc(it->maxit);
     }
     right_sides(&b);
-    lmm_iter_pcg(it, b.lamL, b.Pinv, nc, b.Bm, b.X, tol, nt, col);
+    lmm_iter_pcg(it, &b.LL, b.Pinv, nc, b.Bm, b.X, tol, nt, col);
     it->evaluations++;
     it->iters_B = it->iters_probe = it->unconverged = 0;
     for (int c = 0; c < nc; c++) {

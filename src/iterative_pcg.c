@@ -5,7 +5,7 @@
  * Column c, from x = 0:  r = b,  s = P^{-1} r,  d = s,  then until converged
  *     alpha = r's / d'Omega d,   x += alpha d,   r -= alpha Omega d,
  *     s = P^{-1} r,   beta = r's (new) / r's (old),   d = s + beta d.
- * P = diag(Omega_Z) (the diagonal blocks per node: scalar terms).  A column has converged when its
+ * P = diag(Omega_Z).  A column has converged when its
  * preconditioned residual norm sqrt(r' P^{-1} r) is below tol[c] times its initial one (the
  * residual of the equivalent system M y = P^{-1/2} b, M = P^{-1/2} Omega_Z P^{-1/2}).
  *
@@ -18,11 +18,12 @@
 
 static double *scratch(size_t n) { return (double *) R_alloc(n ? n : 1, sizeof(double)); }
 
-void lmm_iter_pcg(const lmm_iter *it, const double *lambda, const double *Pinv, int nc,
+void lmm_iter_pcg(const lmm_iter *it, const lmm_lambda *lam, const double *Pinv, int nc,
                   const double *Bm, double *X, const double *tol, int crec, lmm_pcg_column *col)
 {
     int q = it->q;
     size_t len = (size_t) q * nc;
+    double *work = lam->diag ? NULL : scratch(2 * len);
     double *R = scratch(len), *D = scratch(len), *AD = scratch(len);
     double *rs = scratch(nc), *rs0 = scratch(nc), *dad = scratch(nc);
     double *rsn = scratch(nc);
@@ -41,7 +42,7 @@ void lmm_iter_pcg(const lmm_iter *it, const double *lambda, const double *Pinv, 
         if (rs[c] > 0) act[na++] = c; else col[c].converged = 1;   /* b = 0: x = 0 */
     }
     for (int step = 0; na > 0 && step < it->maxit; step++) {
-        lmm_iter_omega(it, lambda, nc, act, na, D, AD);           /* Omega d */
+        lmm_iter_omega(it, lam, nc, act, na, D, AD, work);        /* Omega d */
         for (int a = 0; a < na; a++) dad[act[a]] = 0;
         for (int j = 0; j < q; j++)
             for (int a = 0; a < na; a++) {
