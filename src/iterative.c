@@ -4,9 +4,10 @@
  *
  * The setup reads the rows once, as crossprod.c does, but keeps A on its own pattern:
  *     C = Z'WZ (diagonal Cd, off-diagonal rows Cp/Ci/Cx),  F = Z'W[X* y*],  H = [X* y*]'W[X* y*],
- * with [X* y*] the internal coordinates of standardise.c.  Row i adds w_i z_s z_t to C at
- * (node of term s, node of term t) for every pair of terms: nnz(C) <= q + n k (k - 1).  No
- * symbolic factorisation: nothing here grows with the fill of L.
+ * with [X* y*] the internal coordinates of standardise.c, C held by scalar columns (node J of
+ * term t has p_t of them).  Row i adds w_i z_a z_b to C at every pair of the w scalar columns it
+ * touches (one per column of each term): nnz(C) <= q + n w (w - 1).  No symbolic factorisation:
+ * nothing here grows with the fill of L.
  */
 #include "iterative.h"
 #include <string.h>
@@ -250,7 +251,7 @@ static double list_num(SEXP list, const char *name, double dflt)
 }
 
 /* lmm_setup_iterative(y, X, refs, Xts, nl, sqrtw, control): lmm_setup's arguments (no residual
-   structure), scalar terms only; control = list(probes, tol, tol_probe, maxit, seed, tail). */
+   structure); control = list(probes, tol, tol_probe, maxit, seed, tail). */
 SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP control)
 {
     int n = lmm_check_setup(y, X, refs, Xts, nl, sqrtw), k = LENGTH(refs), p = ncols(X);

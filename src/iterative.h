@@ -9,7 +9,8 @@
  *     S       = H - B' Omega_Z^{-1} B     ((p+1) x (p+1)),  H = [X* y*]'W[X* y*],  S = R'R
  *
  * log|R_X|^2 and r^2 come from R exactly (up to the conjugate-gradient tolerance; the p + 1 solves
- * Omega_Z Y = B), and log|Omega_Z| by stochastic Lanczos quadrature with fixed probe vectors:
+ * Omega_Z Y = B), and log|Omega_Z| by stochastic Lanczos quadrature with fixed probe vectors
+ * (iterative_criterion.c first eliminates the terms with few levels exactly, in a dense tail):
  *
  *     log|Omega_Z| = log|P| + tr log(P^{-1/2} Omega_Z P^{-1/2}),   P = diag(Omega_Z),
  *     tr log(M) ~ (1/K) sum_k z_k' log(M) z_k    (z_k Rademacher, fixed per fit)
