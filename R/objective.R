@@ -77,7 +77,8 @@ lmm_objective <- function(x, REML = NULL, gradient = FALSE) {
     stop("'gradient' must be TRUE or FALSE", call. = FALSE)
   if (is.null(REML)) REML <- x$REML
   REML <- isTRUE(REML)
-  engine <- engine_setup(x$y, x$X, x$reterms, x$weights, x$offset)
+  engine <- engine_setup(x$y, x$X, x$reterms, x$weights, x$offset,
+                         backend = x$iterative$settings)        # an iterative fit's backend
   lower <- theta_lower(x$reterms)
   check <- function(theta) {
     if (!is.numeric(theta) || length(theta) != length(lower))

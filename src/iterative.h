@@ -58,6 +58,7 @@ typedef struct lmm_iter {
     int iters_B, iters_probe;   /* iterations of the slowest solve with B and with a probe */
     int unconverged;      /* solves stopped at maxit */
     int evaluations;
+    int threads;          /* OpenMP threads of the products (lmm_dense_threads, per evaluation) */
     double *grad_se;      /* [ntheta] Monte Carlo standard error of the last gradient */
 } lmm_iter;
 

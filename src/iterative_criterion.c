@@ -303,6 +303,7 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
     int q = b.q, nt = b.nt, ns = b.ns, p = b.p, nc = b.nc;
     cp->crit = cp->ldL2 = cp->ldRX2 = cp->pwrss = R_PosInf;
     cp->ld_se = NA_REAL;
+    it->threads = lmm_dense_threads(q);                /* option lmmc.threads; 1 under load */
     lmm_lambda_make(&b.LA, m, theta, 0);
     lmm_lambda_make(&b.LL, m, theta, 1);
     b.Pinv = dalloc(q);

@@ -6,7 +6,8 @@
  * C_ji is read once per block and meets nc contiguous values of row i of V: the product is one
  * pass over C's nnz, whatever the number of right-hand sides.  The cost is O(nnz(C) nc), with
  * nnz(C) at most q + n w(w - 1) (w = the columns of Z a row touches): never more than a pass
- * over the data, and independent of n once the levels are fixed.
+ * over the data, and independent of n once the levels are fixed.  Rows of W are independent:
+ * with OpenMP they are shared among it->threads threads (the interrupt check stays outside).
  */
 #include "iterative.h"
 
@@ -14,6 +15,9 @@
 void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const double *V, double *W)
 {
     int all = cols == NULL, nn = all ? nc : na;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(it->threads) schedule(static, 256) if (it->threads > 1)
+#endif
     for (int j = 0; j < it->q; j++) {
         double *w = W + (size_t) j * nc;
         const double *vj = V + (size_t) j * nc;
@@ -45,6 +49,9 @@ void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int
         return;
     }
     const double *lambda = lam->diag;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(it->threads) schedule(static, 256) if (it->threads > 1)
+#endif
     for (int j = 0; j < it->q; j++) {
         double *w = W + (size_t) j * nc, lj = lambda[j], d = it->Cd[j] * lj;
         const double *vj = V + (size_t) j * nc;

@@ -143,6 +143,9 @@ test_that("methods that need the exact factor say so; the others work", {
   fe <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
   expect_equal(re$plate[[1]], ranef(fe)$plate[[1]], tolerance = 1e-5)
   expect_equal(unname(predict(fi)), unname(predict(fe)), tolerance = 1e-6)
+  # lmm_objective() of an iterative fit evaluates with its backend
+  f <- lmm_objective(fi)
+  expect_equal(f(fi$theta), fi$crit, tolerance = 1e-10)
 })
 
 test_that("backend = 'iterative' refuses what it does not handle, by name", {
