@@ -53,7 +53,8 @@ iterative_settings <- function(control) {
        tol = if (is.null(control$iter_tol)) 1e-10 else control$iter_tol,
        tol_probe = 1e-8, maxit = 5000L,
        seed = if (is.null(control$probe_seed)) 1L else control$probe_seed,
-       tail = if (is.null(control$exact_levels)) 200L else control$exact_levels)
+       tail = if (is.null(control$exact_levels)) 200L else control$exact_levels,
+       schur = TRUE)          # the largest scalar term eliminated by its diagonal
 }
 
 # What the fit reports about the iterative evaluation: the settings, the probe count, the

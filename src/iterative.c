@@ -203,24 +203,31 @@ static void blocks(lmm_model *m, const int *const *refs, const double *const *Xt
     for (int e = 0; e < p1 * p1; e++) it->H[e] += chunk[e];
 }
 
-/* Rademacher probes from a fixed seed (splitmix64): the same z_k at every theta of a fit. */
+/* splitmix64's output function: a bijective mix of 64 bits */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* Rademacher probes from a fixed seed (splitmix64): the same z_k at every theta of a fit.  The
+   seed is mixed first, so that different seeds start at unrelated points of the sequence (not
+   at shifts of one another). */
 static void probes(lmm_iter *it, double seed)
 {
-    uint64_t s = (uint64_t) seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
+    uint64_t s = mix64((uint64_t) seed ^ 0x632BE59BD9B4E019ULL);
     size_t len = (size_t) it->q * it->K;
     it->Z = R_Calloc(len + 1, signed char);
     for (size_t e = 0; e < len; e += 64) {
-        uint64_t x = (s += 0x9E3779B97F4A7C15ULL);
-        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-        x ^= x >> 31;
+        uint64_t x = mix64(s += 0x9E3779B97F4A7C15ULL);
         for (size_t b = 0; b < 64 && e + b < len; b++) it->Z[e + b] = (x >> b) & 1 ? 1 : -1;
     }
 }
 
 /* The tail: the columns of the terms with fewest levels, smallest first, while they number at
    most max_tail in all and at least one term stays out (its block is then solved by CG). */
-static void choose_tail(lmm_model *m, int max_tail)
+static void choose_tail(lmm_model *m, int max_tail, int use_head)
 {
     lmm_iter *it = m->iter;
     int k = m->k, *in = (int *) R_alloc(k, sizeof(int)), ns = 0;
@@ -235,6 +242,15 @@ static void choose_tail(lmm_model *m, int max_tail)
     }
     it->ns = ns;
     it->nL = it->q - ns;
+    /* the head: the largest CG-solved term, eliminated by its diagonal when all terms are
+       scalar and at least one other is CG-solved (iterative_schur.c) */
+    int head = -1, others = 0;
+    for (int t = 0; t < k; t++) {
+        if (in[t]) continue;
+        others++;
+        if (head < 0 || m->nlt[t] > m->nlt[head]) head = t;
+    }
+    it->head = use_head && it->scalar && others >= 2 ? head : -1;
     it->snode = R_Calloc(ns + 1, int);
     it->spos = R_Calloc(it->q + 1, int);
     for (int j = 0, s = 0; j < it->q; j++) {
@@ -251,7 +267,7 @@ static double list_num(SEXP list, const char *name, double dflt)
 }
 
 /* lmm_setup_iterative(y, X, refs, Xts, nl, sqrtw, control): lmm_setup's arguments (no residual
-   structure); control = list(probes, tol, tol_probe, maxit, seed, tail). */
+   structure); control = list(probes, tol, tol_probe, maxit, seed, tail, schur). */
 SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrtw, SEXP control)
 {
     int n = lmm_check_setup(y, X, refs, Xts, nl, sqrtw), k = LENGTH(refs), p = ncols(X);
@@ -297,7 +313,8 @@ SEXP lmm_setup_iterative(SEXP y, SEXP X, SEXP refs, SEXP Xts, SEXP nl, SEXP sqrt
     pairs(m, ref0, Xt, w);
     node_blocks(m);
     probes(it, list_num(control, "seed", 1));
-    choose_tail(m, (int) fmin(fmax(list_num(control, "tail", 200), 0), 5000));
+    choose_tail(m, (int) fmin(fmax(list_num(control, "tail", 200), 0), 5000),
+                list_num(control, "schur", 1) != 0);
     it->grad_se = R_Calloc(m->ntheta + 1, double);
     m->sumlogw = sumlogw;
     UNPROTECT(1); /* ptr */

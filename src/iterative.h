@@ -24,6 +24,7 @@
  *     iterative_lambda.c     Lambda and Lambda' on blocks of vectors
  *     iterative_operator.c   products with C and Omega_Z on blocks of vectors
  *     iterative_pcg.c        preconditioned conjugate gradients on many right-hand sides at once
+ *     iterative_schur.c      the largest scalar term eliminated exactly (CG on the Schur complement)
  *     iterative_slq.c        the Gauss quadrature e1' log(T) e1 of a Lanczos matrix T
  *     iterative_criterion.c  the criterion, its gradient and the solution from the solves
  */
@@ -48,6 +49,7 @@ typedef struct lmm_iter {
     int ns, nL;           /* columns in the dense tail (terms with few levels); the others */
     int *snode;           /* [ns] the tail's columns (whole terms), increasing */
     int *spos;            /* [q] position of column j in the tail, or -1 */
+    int head;             /* the term eliminated exactly by its diagonal (iterative_schur.c), or -1 */
     int K;                /* probes */
     signed char *Z;       /* q x K, row-major: the Rademacher probes z_k */
     double tol;           /* relative (preconditioned) residual of the solves with B */
@@ -80,15 +82,37 @@ void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int
                     const double *V, double *W, double *work);
     /* W = Omega V in the columns cols[0..na); work: 2 q nc doubles (vector-valued terms) */
 
-/* iterative_pcg.c: solve Omega X = Bm (q x nc, row-major) with the preconditioner P
-   (Pinv = 1 / diag P), zero start; columns c >= crec record their Lanczos matrices */
+/* iterative_pcg.c: solve A X = Bm (q x nc, row-major) for the operator A (W = A V in the columns
+   cols[0..na)) with the preconditioner P (Pinv = 1 / diag P), zero start; columns c >= crec
+   record their Lanczos matrices */
+typedef void (*lmm_iter_op)(const void *ctx, int nc, const int *cols, int na, const double *V,
+                            double *W);
 typedef struct {
     int steps;            /* iterations taken */
     int converged;
     double *alpha, *beta; /* [maxit] the CG coefficients (recorded columns) */
 } lmm_pcg_column;
-void lmm_iter_pcg(const lmm_iter *it, const lmm_lambda *lam, const double *Pinv, int nc,
-                  const double *Bm, double *X, const double *tol, int crec, lmm_pcg_column *col);
+void lmm_iter_pcg(const lmm_iter *it, lmm_iter_op op, const void *ctx, const double *Pinv,
+                  int nc, const double *Bm, double *X, const double *tol, int crec,
+                  lmm_pcg_column *col);
+typedef struct { const lmm_iter *it; const lmm_lambda *lam; double *work; } lmm_omega_ctx;
+void lmm_omega_op(const void *ctx, int nc, const int *cols, int na, const double *V, double *W);
+
+/* iterative_schur.c: the head term eliminated by its diagonal (scalar terms) */
+typedef struct {
+    const lmm_model *m;
+    const lmm_iter *it;
+    const lmm_lambda *lam;    /* Omega' (the tail's terms zeroed) */
+    int head;
+    double *Dinv;             /* [q] 1 / D_h on the head's rows, 0 elsewhere */
+    double *dS_own, *dS_head; /* [q] d S_jj / d theta (j's term; the head's) on R rows */
+    double *work;             /* 2 q nc doubles */
+} lmm_schur;
+void lmm_schur_make(lmm_schur *s, const lmm_model *m, const lmm_lambda *lam, double *Pinv);
+void lmm_schur_op(const void *ctx, int nc, const int *cols, int na, const double *V, double *W);
+void lmm_schur_rhs(const lmm_schur *s, int nc, int nr, const double *Bm, double *Bs);
+void lmm_schur_complete(const lmm_schur *s, int nc, int nr, const double *Bm, double *X);
+void lmm_schur_extend(const lmm_schur *s, int K, double *ZO);
 
 /* iterative_slq.c: e1' log(T) e1 for the Lanczos matrix T of CG coefficients alpha, beta */
 double lmm_iter_quadrature(int m, const double *alpha, const double *beta);

@@ -47,6 +47,9 @@ typedef struct {
     double *U, *BF;                 /* Lambda' C Lambda E_S (q x ns), Lambda' F (q x p1) */
     double *Bm, *X;                 /* right-hand sides and solutions, q x nc row-major */
     double *T, *R;                  /* nt x nt: the tail's Schur complement and its factor */
+    double *ZO;                     /* q x K: zo = P^{-1/2} z (with the head: zh, H rows filled) */
+    int nz;                         /* columns the probes cover (|z|^2) */
+    lmm_schur S;                    /* the head's elimination (S.head < 0: none) */
 } batch;
 
 /* theta index of template entry (r, c), r >= c, of a term with p columns (theta.c's order) */
@@ -98,10 +101,10 @@ static void right_sides(batch *b)
     memset(b->Bm, 0, (size_t) b->q * nc * sizeof(double));
     for (int j = 0; j < b->q; j++) {
         if (it->spos[j] >= 0) continue;
-        double *r = b->Bm + (size_t) j * nc, sp = 1 / sqrt(b->Pinv[j]);
+        double *r = b->Bm + (size_t) j * nc, Pj = b->Pinv[j], sp = Pj > 0 ? 1 / sqrt(Pj) : 0.0;
         for (int c = 0; c < ns; c++) r[c] = b->U[(size_t) j * ns + c];
         for (int a = 0; a < b->p1; a++) r[ns + a] = b->BF[(size_t) j * b->p1 + a];
-        for (int k = 0; k < K; k++) r[b->nt + k] = sp * it->Z[(size_t) j * K + k];
+        for (int k = 0; k < K; k++) r[b->nt + k] = sp * it->Z[(size_t) j * K + k];  /* 0 on H */
     }
 }
 
@@ -131,17 +134,17 @@ static void tail(batch *b)
     for (int c = 0; c < nt; c++)
         for (int d = 0; d < c; d++) T[c + d * nt] = T[d + c * nt] = 0.5 * (T[c + d * nt] + T[d + c * nt]);
 }
-/* log|Omega_LL| = log|P| + mean of the probes' quadratures (|z|^2 = the L columns); its Monte
-   Carlo standard error */
+/* log|Omega_LL| = log|P| + mean of the probes' quadratures (|z|^2 = nz, the columns probed),
+   with the head: log|D| + log|diag S| + the quadratures of S; its Monte Carlo standard error */
 static double logdet(const batch *b, const lmm_pcg_column *col, double *se)
 {
-    const lmm_iter *it = b->it;
     int K = b->K;
     double ldP = 0, sum = 0, sum2 = 0;
-    for (int j = 0; j < b->q; j++) ldP -= log(b->Pinv[j]);
+    for (int j = 0; j < b->q; j++)
+        ldP += b->Pinv[j] > 0 ? -log(b->Pinv[j]) : log(1 / b->S.Dinv[j]);
     for (int k = 0; k < K; k++) {
         const lmm_pcg_column *c = col + b->nt + k;
-        double e = it->nL * lmm_iter_quadrature(c->steps, c->alpha, c->beta);
+        double e = b->nz * lmm_iter_quadrature(c->steps, c->alpha, c->beta);
         if (!R_FINITE(e)) return NA_REAL;
         sum += e;
         sum2 += e * e;
@@ -185,12 +188,11 @@ static double *products(const batch *b, const double *Yh, int w)
     double *V = dalloc((size_t) b->q * w), *LV = dalloc((size_t) b->q * w);
     double *CL = dalloc((size_t) b->q * w);
     for (int j = 0; j < b->q; j++) {
-        double *v = V + (size_t) j * w, sp = sqrt(b->Pinv[j]);
+        double *v = V + (size_t) j * w;
         const double *x = b->X + (size_t) j * b->nc, *yh = Yh + (size_t) j * nt;
-        int small = b->it->spos[j] >= 0;
         for (int c = 0; c < nt; c++) v[c] = yh[c];
         for (int k = 0; k < K; k++) {
-            v[nt + k] = small ? 0 : sp * b->it->Z[(size_t) j * K + k];
+            v[nt + k] = b->ZO[(size_t) j * K + k];
             v[nt + K + k] = x[nt + k];
         }
     }
@@ -242,7 +244,7 @@ static void gradient_logdet(const batch *b, const double *CL, int w, double *gra
         if (it->spos[z] >= 0) continue;                      /* Omega_LL has no S column */
         const double *T = b->LL.T + b->LL.toff[t], *CJ = it->CJ + it->cjoff[J];
         for (int c = 0; c < p; c++) {
-            double Pc = b->Pinv[z + c], sp = sqrt(Pc);
+            double Pc = b->Pinv[z + c];
             const double *x = b->X + (size_t) (z + c) * b->nc + nt;
             for (int k = 0; k < K; k++) {                    /* (Lambda' C Lambda zo)_{J c} */
                 double s = 0;
@@ -257,11 +259,52 @@ static void gradient_logdet(const batch *b, const double *CL, int w, double *gra
                 double E = -0.5 * dP * Pc, *g = gk + (size_t) e * K;
                 const double *cl = CL + (size_t) (z + r) * w + nt;
                 for (int k = 0; k < K; k++) {
-                    double zo = sp * it->Z[(size_t) (z + c) * K + k];
+                    double zo = b->ZO[(size_t) (z + c) * K + k];
                     g[k] += x[k] * cl[k] + zo * cl[K + k] + x[k] * E * (ltw[k] + zo);
                 }
                 grad[e] += E + dP * Pc;                      /* tr E + d log P_{J c} */
             }
+        }
+    }
+    for (int t = 0; t < nth; t++) {
+        double s = 0, s2 = 0;
+        for (int k = 0; k < K; k++) { s += gk[t * K + k]; s2 += gk[t * K + k] * gk[t * K + k]; }
+        double mean = s / K;
+        grad[t] += mean;
+        gse[t] = sqrt(fmax((s2 - K * mean * mean) / (K - 1), 0) / K);
+    }
+}
+
+/* The same with the head eliminated (scalar terms; iterative_schur.c): the probes' terms
+   xh' dOmega zh over all CG-solved rows, x' E (S zo) on the R rows with dS_jj for the theta of
+   j's term and of the head, and d log|D| exactly. */
+static void gradient_logdet_schur(const batch *b, const double *CL, int w, double *grad,
+                                  double *gse)
+{
+    const lmm_model *m = b->m;
+    const lmm_iter *it = b->it;
+    const lmm_schur *S = &b->S;
+    int nt = b->nt, K = b->K, nth = m->ntheta, th = S->head;
+    double *gk = dalloc((size_t) nth * K);
+    memset(gk, 0, (size_t) nth * K * sizeof(double));
+    for (int j = 0; j < b->q; j++) {
+        if (it->spos[j] >= 0) continue;
+        int t = m->term[it->cnode[j]];
+        double l = b->LL.diag[j];
+        const double *x = b->X + (size_t) j * b->nc + nt, *zo = b->ZO + (size_t) j * K;
+        const double *w1 = CL + (size_t) j * w + nt, *w2 = w1 + K;
+        double *g = gk + (size_t) t * K;
+        for (int k = 0; k < K; k++) g[k] += x[k] * w1[k] + zo[k] * w2[k];      /* xh' dOmega zh */
+        if (t == th) {                                                      /* d log D_h */
+            grad[th] += 2 * l * it->Cd[j] * S->Dinv[j];
+            continue;
+        }
+        double Pj = b->Pinv[j], dS[2] = {S->dS_own[j], S->dS_head[j]};
+        int tt[2] = {t, th};
+        for (int a = 0; a < 2; a++) {
+            double E = -0.5 * dS[a] * Pj, *ga = gk + (size_t) tt[a] * K;
+            for (int k = 0; k < K; k++) ga[k] += x[k] * E * (l * w1[k] + zo[k]);   /* (S zo)_j */
+            grad[tt[a]] += 0.5 * dS[a] * Pj;                                   /* tr E + d log S_jj */
         }
     }
     for (int t = 0; t < nth; t++) {
@@ -308,6 +351,11 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
     lmm_lambda_make(&b.LL, m, theta, 1);
     b.Pinv = dalloc(q);
     preconditioner(&b);
+    b.S.head = -1;
+    if (it->head >= 0) {                                /* P = diag(S) on R, 0 on H */
+        b.S.work = dalloc(2 * (size_t) q * nc);
+        lmm_schur_make(&b.S, m, &b.LL, b.Pinv);
+    }
     tail_products(&b);
     b.Bm = dalloc((size_t) q * nc);
     b.X = dalloc((size_t) q * nc);
@@ -319,7 +367,24 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
         col[c].beta = c < nt ? NULL : dalloc(it->maxit);
     }
     right_sides(&b);
-    lmm_iter_pcg(it, &b.LL, b.Pinv, nc, b.Bm, b.X, tol, nt, col);
+    if (b.S.head >= 0) {                                /* CG on S, then x_H */
+        double *Bs = dalloc((size_t) q * nc);
+        lmm_schur_rhs(&b.S, nc, nt, b.Bm, Bs);
+        lmm_iter_pcg(it, lmm_schur_op, &b.S, b.Pinv, nc, Bs, b.X, tol, nt, col);
+        lmm_schur_complete(&b.S, nc, nt, b.Bm, b.X);
+    } else {
+        lmm_omega_ctx oc = {it, &b.LL, b.LL.diag ? NULL : dalloc(2 * (size_t) q * nc)};
+        lmm_iter_pcg(it, lmm_omega_op, &oc, b.Pinv, nc, b.Bm, b.X, tol, nt, col);
+    }
+    b.ZO = dalloc((size_t) q * b.K);                    /* zo = P^{-1/2} z on the probed rows */
+    b.nz = 0;
+    for (int j = 0; j < q; j++) {
+        int probed = it->spos[j] < 0 && b.Pinv[j] > 0;
+        b.nz += probed;
+        for (int k = 0; k < b.K; k++)
+            b.ZO[(size_t) j * b.K + k] = probed ? sqrt(b.Pinv[j]) * it->Z[(size_t) j * b.K + k] : 0.0;
+    }
+    if (b.S.head >= 0) lmm_schur_extend(&b.S, b.K, b.ZO);
     it->evaluations++;
     it->iters_B = it->iters_probe = it->unconverged = 0;
     for (int c = 0; c < nc; c++) {
@@ -357,7 +422,8 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
         double *CL = products(&b, Yh, w);
         for (int t = 0; t < m->ntheta; t++) grad[t] = 0;
         gradient_exact(&b, Yh, CL, w, W, grad);
-        gradient_logdet(&b, CL, w, grad, it->grad_se);
+        if (b.S.head >= 0) gradient_logdet_schur(&b, CL, w, grad, it->grad_se);
+        else gradient_logdet(&b, CL, w, grad, it->grad_se);
     }
     if (beta || u) solution(&b, u, beta ? beta : dalloc(p + 1));
     if (cp->rx_pivot)

@@ -1,6 +1,7 @@
 /*
- * iterative_pcg.c -- preconditioned conjugate gradients for Omega_Z X = B, many right-hand sides
- * at once (one product with Omega_Z per iteration serves them all; iterative_operator.c).
+ * iterative_pcg.c -- preconditioned conjugate gradients for A X = B, many right-hand sides at
+ * once (one product per iteration serves them all): A = Omega' (iterative_operator.c) or its
+ * Schur complement S (iterative_schur.c).
  *
  * Column c, from x = 0:  r = b,  s = P^{-1} r,  d = s,  then until converged
  *     alpha = r's / d'Omega d,   x += alpha d,   r -= alpha Omega d,
@@ -18,12 +19,19 @@
 
 static double *scratch(size_t n) { return (double *) R_alloc(n ? n : 1, sizeof(double)); }
 
-void lmm_iter_pcg(const lmm_iter *it, const lmm_lambda *lam, const double *Pinv, int nc,
-                  const double *Bm, double *X, const double *tol, int crec, lmm_pcg_column *col)
+/* the operator Omega' (iterative_operator.c) as an lmm_iter_op */
+void lmm_omega_op(const void *ctx, int nc, const int *cols, int na, const double *V, double *W)
+{
+    const lmm_omega_ctx *o = (const lmm_omega_ctx *) ctx;
+    lmm_iter_omega(o->it, o->lam, nc, cols, na, V, W, o->work);
+}
+
+void lmm_iter_pcg(const lmm_iter *it, lmm_iter_op op, const void *ctx, const double *Pinv,
+                  int nc, const double *Bm, double *X, const double *tol, int crec,
+                  lmm_pcg_column *col)
 {
     int q = it->q;
     size_t len = (size_t) q * nc;
-    double *work = lam->diag ? NULL : scratch(2 * len);
     double *R = scratch(len), *D = scratch(len), *AD = scratch(len);
     double *rs = scratch(nc), *rs0 = scratch(nc), *dad = scratch(nc);
     double *rsn = scratch(nc);
@@ -42,7 +50,7 @@ void lmm_iter_pcg(const lmm_iter *it, const lmm_lambda *lam, const double *Pinv,
         if (rs[c] > 0) act[na++] = c; else col[c].converged = 1;   /* b = 0: x = 0 */
     }
     for (int step = 0; na > 0 && step < it->maxit; step++) {
-        lmm_iter_omega(it, lam, nc, act, na, D, AD, work);        /* Omega d */
+        op(ctx, nc, act, na, D, AD);                              /* A d */
         for (int a = 0; a < na; a++) dad[act[a]] = 0;
         for (int j = 0; j < q; j++)
             for (int a = 0; a < na; a++) {
