@@ -79,8 +79,9 @@ void lmm_lambda_apply(const lmm_lambda *L, int trans, int nc, const int *cols, i
 void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const double *V,
                 double *W);                                   /* W = C V (cols NULL: all) */
 void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int *cols, int na,
-                    const double *V, double *W, double *work);
-    /* W = Omega V in the columns cols[0..na); work: 2 q nc doubles (vector-valued terms) */
+                    const double *V, double *W, double *work, const char *rows);
+    /* W = Omega V in the columns cols[0..na); work: 2 q nc doubles (vector-valued terms);
+       rows: NULL, or (scalar terms) only the rows j with rows[j] != 0 */
 
 /* iterative_pcg.c: solve A X = Bm (q x nc, row-major) for the operator A (W = A V in the columns
    cols[0..na)) with the preconditioner P (Pinv = 1 / diag P), zero start; columns c >= crec
@@ -105,6 +106,7 @@ typedef struct {
     const lmm_lambda *lam;    /* Omega' (the tail's terms zeroed) */
     int head;
     double *Dinv;             /* [q] 1 / D_h on the head's rows, 0 elsewhere */
+    char *ish, *isr;          /* [q] row in the head; row in R (CG-solved, not the head) */
     double *dS_own, *dS_head; /* [q] d S_jj / d theta (j's term; the head's) on R rows */
     double *work;             /* 2 q nc doubles */
 } lmm_schur;

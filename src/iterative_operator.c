@@ -34,10 +34,11 @@ void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const doubl
 }
 
 /* W = Omega_Z V in the columns cols[0 .. na) (the others of W untouched).  Scalar terms:
-   (Omega_Z v)_j = lambda_j (C_jj lambda_j v_j + sum_i C_ji lambda_i v_i) + v_j in one pass;
-   otherwise Lambda' (C (Lambda V)) + V through work (2 q nc doubles). */
+   (Omega_Z v)_j = lambda_j (C_jj lambda_j v_j + sum_i C_ji lambda_i v_i) + v_j in one pass,
+   only in the rows j with rows[j] != 0 when rows is not NULL; otherwise (vector-valued terms,
+   all rows) Lambda' (C (Lambda V)) + V through work (2 q nc doubles). */
 void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int *cols, int na,
-                    const double *V, double *W, double *work)
+                    const double *V, double *W, double *work, const char *rows)
 {
     if (!lam->diag) {
         double *LV = work, *CLV = work + (size_t) it->q * nc;
@@ -53,6 +54,7 @@ void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int
 #pragma omp parallel for num_threads(it->threads) schedule(static, 256) if (it->threads > 1)
 #endif
     for (int j = 0; j < it->q; j++) {
+        if (rows && !rows[j]) continue;
         double *w = W + (size_t) j * nc, lj = lambda[j], d = it->Cd[j] * lj;
         const double *vj = V + (size_t) j * nc;
         for (int a = 0; a < na; a++) w[cols[a]] = d * vj[cols[a]];

@@ -23,7 +23,7 @@ static double *scratch(size_t n) { return (double *) R_alloc(n ? n : 1, sizeof(d
 void lmm_omega_op(const void *ctx, int nc, const int *cols, int na, const double *V, double *W)
 {
     const lmm_omega_ctx *o = (const lmm_omega_ctx *) ctx;
-    lmm_iter_omega(o->it, o->lam, nc, cols, na, V, W, o->work);
+    lmm_iter_omega(o->it, o->lam, nc, cols, na, V, W, o->work, NULL);
 }
 
 void lmm_iter_pcg(const lmm_iter *it, lmm_iter_op op, const void *ctx, const double *Pinv,

@@ -20,10 +20,7 @@
 #include "iterative.h"
 #include <string.h>
 
-static int in_head(const lmm_schur *s, int j)
-{
-    return s->head >= 0 && s->m->term[s->it->cnode[j]] == s->head;
-}
+static int in_head(const lmm_schur *s, int j) { return s->ish[j]; }
 
 /* diag(S) (as 1/S_jj in Pinv on R rows; 0 on H rows), D^{-1}, and dS_jj with respect to the
    theta of j's own term (dS_own) and of the head (dS_head).  Scalar terms. */
@@ -33,6 +30,12 @@ void lmm_schur_make(lmm_schur *s, const lmm_model *m, const lmm_lambda *lam, dou
     int q = it->q;
     const double *l = lam->diag;
     s->m = m; s->it = it; s->lam = lam; s->head = it->head;
+    s->ish = (char *) R_alloc(q, 1);
+    s->isr = (char *) R_alloc(q, 1);
+    for (int j = 0; j < q; j++) {
+        s->ish[j] = m->term[it->cnode[j]] == s->head;
+        s->isr[j] = !s->ish[j] && it->spos[j] < 0;
+    }
     s->Dinv = (double *) R_alloc(q, sizeof(double));
     s->dS_own = (double *) R_alloc(q, sizeof(double));
     s->dS_head = (double *) R_alloc(q, sizeof(double));
@@ -64,18 +67,19 @@ void lmm_schur_op(const void *ctx, int nc, const int *cols, int na, const double
     const lmm_schur *s = (const lmm_schur *) ctx;
     int q = s->it->q;
     double *w1 = s->work, *t = s->work + (size_t) q * nc;
-    lmm_iter_omega(s->it, s->lam, nc, cols, na, V, w1, NULL);           /* Omega' [0; v] */
-    for (int j = 0; j < q; j++)
-        for (int a = 0; a < na; a++) {
-            size_t jc = (size_t) j * nc + cols[a];
-            t[jc] = in_head(s, j) ? s->Dinv[j] * w1[jc] : 0.0;
-        }
-    lmm_iter_omega(s->it, s->lam, nc, cols, na, t, W, NULL);             /* Omega' [D^-1 w_H; 0] */
-    for (int j = 0; j < q; j++)
-        for (int a = 0; a < na; a++) {
-            size_t jc = (size_t) j * nc + cols[a];
-            W[jc] = in_head(s, j) ? 0.0 : w1[jc] - W[jc];
-        }
+    lmm_iter_omega(s->it, s->lam, nc, cols, na, V, w1, NULL, NULL);     /* Omega' [0; v] */
+    for (int j = 0; j < q; j++) {
+        double dj = s->ish[j] ? s->Dinv[j] : 0.0, *tj = t + (size_t) j * nc;
+        const double *wj = w1 + (size_t) j * nc;
+        for (int a = 0; a < na; a++) tj[cols[a]] = dj * wj[cols[a]];
+    }
+    lmm_iter_omega(s->it, s->lam, nc, cols, na, t, W, NULL, s->isr);    /* (Omega' [D^-1 w_H; 0])_R */
+    for (int j = 0; j < q; j++) {
+        double *Wj = W + (size_t) j * nc;
+        const double *wj = w1 + (size_t) j * nc;
+        if (s->isr[j]) for (int a = 0; a < na; a++) Wj[cols[a]] = wj[cols[a]] - Wj[cols[a]];
+        else for (int a = 0; a < na; a++) Wj[cols[a]] = s->ish[j] ? 0.0 : wj[cols[a]];
+    }
 }
 
 /* The reduced right-hand sides of the first nr columns: g_R - (Omega' [D^{-1} g_H; 0])_R, H rows
@@ -91,11 +95,11 @@ void lmm_schur_rhs(const lmm_schur *s, int nc, int nr, const double *Bm, double 
     double *t = s->work, *w = s->work + len;
     for (int j = 0; j < q; j++)
         for (int c = 0; c < nr; c++) t[(size_t) j * nc + c] = in_head(s, j) ? s->Dinv[j] * Bm[(size_t) j * nc + c] : 0.0;
-    lmm_iter_omega(s->it, s->lam, nc, cols, nr, t, w, NULL);
+    lmm_iter_omega(s->it, s->lam, nc, cols, nr, t, w, NULL, s->isr);
     for (int j = 0; j < q; j++)
         for (int c = 0; c < nr; c++) {
             size_t jc = (size_t) j * nc + c;
-            Bs[jc] = in_head(s, j) ? 0.0 : Bm[jc] - w[jc];
+            Bs[jc] = s->ish[j] ? 0.0 : s->isr[j] ? Bm[jc] - w[jc] : Bm[jc];
         }
 }
 
@@ -107,7 +111,7 @@ void lmm_schur_complete(const lmm_schur *s, int nc, int nr, const double *Bm, do
     double *w = s->work;
     int *cols = (int *) R_alloc(nc, sizeof(int));
     for (int c = 0; c < nc; c++) cols[c] = c;
-    lmm_iter_omega(s->it, s->lam, nc, cols, nc, X, w, NULL);
+    lmm_iter_omega(s->it, s->lam, nc, cols, nc, X, w, NULL, s->ish);
     for (int j = 0; j < q; j++) {
         if (!in_head(s, j)) continue;
         for (int c = 0; c < nc; c++) {
@@ -125,7 +129,7 @@ void lmm_schur_extend(const lmm_schur *s, int K, double *ZO)
     int *cols = (int *) R_alloc(K, sizeof(int));
     for (int c = 0; c < K; c++) cols[c] = c;
     for (int j = 0; j < q; j++) if (in_head(s, j)) memset(ZO + (size_t) j * K, 0, K * sizeof(double));
-    lmm_iter_omega(s->it, s->lam, K, cols, K, ZO, w, NULL);
+    lmm_iter_omega(s->it, s->lam, K, cols, K, ZO, w, NULL, s->ish);
     for (int j = 0; j < q; j++)
         if (in_head(s, j))
             for (int c = 0; c < K; c++) ZO[(size_t) j * K + c] = -s->Dinv[j] * w[(size_t) j * K + c];
