@@ -1,6 +1,8 @@
 # The backend that evaluates the criterion: "direct" (the Cholesky factor of the penalised
 # cross-product, src/factor.c) or "iterative" (src/iterative*.c: conjugate gradients on A's own
-# sparse pattern, the log-determinant by stochastic Lanczos quadrature with fixed probes), and
+# sparse pattern -- on the Schur complement of the largest scalar term, with the terms of few
+# levels eliminated exactly -- and the remaining log-determinant by stochastic Lanczos quadrature
+# with fixed probes), and
 # "auto": the iterative one when the exact factor would need more than
 # lmm_control(memory_budget) bytes.  The iterative fit is approximate: log|Omega_Z| (and so the
 # criterion) carries a Monte Carlo error, reported with the fit; the fixed effects, sigma and

@@ -339,19 +339,22 @@ int lmm_iter_criterion_gradient(lmm_model *m, const double *theta, int REML, dou
     return status;
 }
 
-/* The run's diagnostics: list(probes, ld_se, iters_B, iters_probe, unconverged, evaluations,
-   nnz, q) -- ld_se the Monte Carlo standard error of the last log-determinant. */
+/* The run's diagnostics: c(probes, ld_se, iters_B, iters_probe, unconverged, evaluations, nnz,
+   q, tail, head) -- ld_se the Monte Carlo standard error of the last log-determinant, tail the
+   columns eliminated densely, head the (1-based) term eliminated by its diagonal or 0 -- with
+   attribute grad_se, the last gradient's Monte Carlo standard errors. */
 SEXP lmm_iter_info(SEXP ptr)
 {
     lmm_model *m = lmm_get_model(ptr);
     lmm_iter *it = m->iter;
     if (!it) error(_("the engine does not use the iterative backend"));
     const char *nm[] = {"probes", "ld_se", "iters_B", "iters_probe", "unconverged",
-                        "evaluations", "nnz", "q", "tail"};
+                        "evaluations", "nnz", "q", "tail", "head"};
     double v[] = {it->K, it->ld_se, it->iters_B, it->iters_probe, it->unconverged,
-                  it->evaluations, it->Cp[it->q] + (double) it->q, it->q, it->ns};
-    SEXP ans = PROTECT(allocVector(REALSXP, 9)), names = PROTECT(allocVector(STRSXP, 9));
-    for (int i = 0; i < 9; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
+                  it->evaluations, it->Cp[it->q] + (double) it->q, it->q, it->ns,
+                  it->head >= 0 ? it->head + 1 : 0};
+    SEXP ans = PROTECT(allocVector(REALSXP, 10)), names = PROTECT(allocVector(STRSXP, 10));
+    for (int i = 0; i < 10; i++) { REAL(ans)[i] = v[i]; SET_STRING_ELT(names, i, mkChar(nm[i])); }
     setAttrib(ans, R_NamesSymbol, names);
     SEXP gse = PROTECT(allocVector(REALSXP, m->ntheta));
     memcpy(REAL(gse), it->grad_se, m->ntheta * sizeof(double));

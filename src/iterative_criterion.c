@@ -32,6 +32,9 @@
  *     x' dOmega zo = sum_{J in t} (x_{J c} (C Lambda zo)_{J r} + zo_{J c} (C Lambda x)_{J r}),
  *     (Omega zo)_{J c} = (Lambda' C Lambda zo)_{J c} + zo_{J c},  dP_{J c} = 2 (C_JJ T_t)_{r c}.
  * The spread of the K probes' terms gives the gradient's Monte Carlo standard error.
+ * With a head term (all terms scalar, iterative_schur.c) Omega_LL is reduced further to its
+ * Schur complement S on the other CG-solved columns: CG runs on S, the probes estimate log|S|,
+ * and the same formulas hold with Omega -> S, P = diag(S), x and zo extended to xh, zh.
  */
 #include "iterative.h"
 #include <string.h>
