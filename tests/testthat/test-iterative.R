@@ -138,6 +138,7 @@ test_that("methods that need the exact factor say so; the others work", {
   pen <- ref_data("Penicillin")
   fi <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen, control = iterative)
   expect_error(ranef(fi, condVar = TRUE), "not available for a fit with the iterative backend")
+  expect_error(profile(fi), "profile\\(\\): not available for a fit with the iterative backend")
   re <- ranef(fi)                                      # the modes, without variances
   expect_null(attr(re$plate, "postVar"))
   fe <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
