@@ -118,6 +118,37 @@ test_that("three crossed terms, one small (InstEval's shape): targets met", {
   expect_true(fi$optinfo$converged)
 })
 
+test_that("weights, ML, head and tail together: parts exact, log-determinant within its error", {
+  set.seed(6)
+  n <- 8000
+  d <- data.frame(a = factor(sample(600, n, TRUE)), b = factor(sample(300, n, TRUE)),
+                  c = factor(sample(20, n, TRUE)), x = rnorm(n), w = runif(n, 0.5, 2))
+  d$y <- 1 + 0.5 * d$x + rnorm(600, sd = 0.7)[d$a] + rnorm(300, sd = 0.4)[d$b] +
+    rnorm(20, sd = 0.3)[d$c] + rnorm(n) / sqrt(d$w)
+  pc <- lmm_pieces(y ~ x + (1 | a) + (1 | b) + (1 | c), d, weights = w, REML = FALSE)
+  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
+                     backend = iterative_settings(iterative))
+  theta <- c(0.7, 0.4, 0.3)
+  se <- engine_solution(ex, theta, FALSE)
+  si <- engine_solution(it, theta, FALSE)
+  info <- .Call(C_lmm_iter_info, it)
+  expect_identical(unname(info[c("tail", "head")]), c(20, 1))     # c in the tail, a the head
+  expect_equal(si$sumlogw, se$sumlogw, tolerance = 1e-12)
+  expect_equal(si$pwrss, se$pwrss, tolerance = 1e-10)
+  expect_equal(si$ldRX2, se$ldRX2, tolerance = 1e-10)
+  expect_lt(max(abs(si$u - se$u)), 1e-6)
+  expect_lt(abs(si$ldL2 - se$ldL2), 4 * si$ld_se)
+  ge <- attr(engine_gradient(ex, theta, FALSE), "gradient")
+  gi <- engine_gradient(it, theta, FALSE)
+  gse <- attr(.Call(C_lmm_iter_info, it), "grad_se")
+  expect_equal(attr(gi, "gradient")[3], ge[3], tolerance = 1e-6)  # the tail's term: exact
+  expect_true(all(abs(attr(gi, "gradient") - ge)[1:2] < 4 * gse[1:2]))
+  fe <- lmm(y ~ x + (1 | a) + (1 | b) + (1 | c), d, weights = w, REML = FALSE, control = direct)
+  fi <- lmm(y ~ x + (1 | a) + (1 | b) + (1 | c), d, weights = w, REML = FALSE, control = iterative)
+  expect_targets(fi, fe)
+})
+
 test_that("the fit says it is approximate, with the probes and the Monte Carlo error", {
   pen <- ref_data("Penicillin")
   fs <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen,
