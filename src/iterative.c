@@ -103,58 +103,75 @@ static int row_entries(const lmm_model *m, const int *const *refs, const double 
     return s;
 }
 
-/* C's off-diagonal part: every row's pairs of scalar columns listed by row column, then merged
-   (one entry per distinct column, values summed) into Cp/Ci/Cx. */
+/* One sweep over the columns j of C, in order: for each, the rows of its level (order[start[l]
+   .. start[l+1]-1], the rows sorted by the level of j's term) and every other column those rows
+   touch, summed in acc with mark/list (the distinct columns of row j of C).  fill = 0: count
+   them into Cp; fill = 1: write Ci/Cx. */
+static void sweep_pairs(lmm_model *m, const int *const *refs, const double *const *Xt,
+                        const double *w, int fill, int *order, int *start, int *col, double *z,
+                        double *acc, int *mark, int *list)
+{
+    lmm_iter *it = m->iter;
+    int n = m->n, pos0 = 0;
+    size_t nz = 0;
+    for (int t = 0; t < m->k; t++) {
+        int nl = m->nlt[t];
+        memset(start, 0, (nl + 1) * sizeof(int));                 /* rows by level of t */
+        for (int i = 0; i < n; i++) start[refs[t][i] + 1]++;
+        for (int l = 0; l < nl; l++) start[l + 1] += start[l];
+        for (int i = 0; i < n; i++) order[start[refs[t][i]]++] = i;
+        for (int l = nl; l > 0; l--) start[l] = start[l - 1];
+        start[0] = 0;
+        for (int l = 0; l < nl; l++) {
+            if (l % 1024 == 0) R_CheckUserInterrupt();
+            int J = m->node0[t] + l;
+            for (int c = 0; c < m->pt[t]; c++) {
+                int j = it->zoff[J] + c, nd = 0;
+                for (int a = start[l]; a < start[l + 1]; a++) {
+                    int r = order[a], s = row_entries(m, refs, Xt, r, col, z);
+                    double wz = w[r] * z[pos0 + c];                /* w_r z_j */
+                    for (int e = 0; e < s; e++) {
+                        int i = col[e];
+                        if (i == j) continue;
+                        if (mark[i] != j) { mark[i] = j; list[nd++] = i; acc[i] = 0; }
+                        acc[i] += wz * z[e];
+                    }
+                }
+                if (fill)
+                    for (int e = 0; e < nd; e++) {
+                        it->Ci[nz + e] = list[e];
+                        it->Cx[nz + e] = acc[list[e]];
+                    }
+                nz += nd;
+                if (nz > INT_MAX) error(_("random-effects design too large: %.0f pairs"), (double) nz);
+                if (!fill) it->Cp[j + 1] = (int) nz;
+            }
+        }
+        pos0 += m->pt[t];
+    }
+}
+
+/* C's off-diagonal part, rows Cp/Ci/Cx, without a list of all the rows' pairs: the scratch is
+   one row order (n ints) and a few q-vectors, whatever the number of pairs. */
 static void pairs(lmm_model *m, const int *const *refs, const double *const *Xt, const double *w)
 {
     lmm_iter *it = m->iter;
-    int n = m->n, q = it->q, width = 0;
-    for (int t = 0; t < m->k; t++) width += m->pt[t];
-    int *col = (int *) R_alloc(width, sizeof(int));
-    double *z = (double *) R_alloc(width, sizeof(double));
-    size_t *cnt = (size_t *) R_alloc(q + 1, sizeof(size_t));
-    memset(cnt, 0, (q + 1) * sizeof(size_t));
-    for (int i = 0; i < n; i++) {
-        int s = row_entries(m, refs, Xt, i, col, z);
-        for (int a = 0; a < s; a++) cnt[col[a] + 1] += s - 1;
+    int q = it->q, width = 0, nlmax = 1;
+    for (int t = 0; t < m->k; t++) {
+        width += m->pt[t];
+        if (m->nlt[t] > nlmax) nlmax = m->nlt[t];
     }
-    for (int j = 0; j < q; j++) cnt[j + 1] += cnt[j];
-    size_t total = cnt[q];
-    int *ti = (int *) R_alloc(total + 1, sizeof(int));
-    double *tx = (double *) R_alloc(total + 1, sizeof(double));
-    size_t *fill = (size_t *) R_alloc(q + 1, sizeof(size_t));
-    memcpy(fill, cnt, (q + 1) * sizeof(size_t));
-    for (int i = 0; i < n; i++) {
-        if (i % 65536 == 0) R_CheckUserInterrupt();
-        int s = row_entries(m, refs, Xt, i, col, z);
-        for (int a = 0; a < s; a++)
-            for (int b = 0; b < s; b++) {
-                if (a == b) continue;
-                size_t e = fill[col[a]]++;
-                ti[e] = col[b];
-                tx[e] = w[i] * z[a] * z[b];
-            }
-    }
-    int *where = (int *) R_alloc(q + 1, sizeof(int));            /* entry of column i in row j */
-    for (int j = 0; j < q; j++) where[j] = -1;
-    size_t nz = 0;
-    for (int j = 0; j < q; j++) {                                 /* merge in place, row by row */
-        size_t start = nz;
-        for (size_t e = cnt[j]; e < cnt[j + 1]; e++) {
-            int i = ti[e];
-            if (where[i] >= 0 && (size_t) where[i] >= start) tx[where[i]] += tx[e];
-            else { where[i] = (int) nz; ti[nz] = i; tx[nz] = tx[e]; nz++; }
-            if (nz > INT_MAX) error(_("random-effects design too large: %.0f pairs"), (double) nz);
-        }
-        cnt[j] = start;
-    }
-    cnt[q] = nz;
+    int *col = (int *) R_alloc(width, sizeof(int)), *order = (int *) R_alloc(m->n + 1, sizeof(int));
+    int *start = (int *) R_alloc(nlmax + 1, sizeof(int)), *mark = (int *) R_alloc(q + 1, sizeof(int));
+    int *list = (int *) R_alloc(q + 1, sizeof(int));
+    double *z = (double *) R_alloc(width, sizeof(double)), *acc = (double *) R_alloc(q + 1, sizeof(double));
     it->Cp = R_Calloc(q + 1, int);
-    it->Ci = R_Calloc(nz + 1, int);
-    it->Cx = R_Calloc(nz + 1, double);
-    for (int j = 0; j <= q; j++) it->Cp[j] = (int) cnt[j];
-    memcpy(it->Ci, ti, nz * sizeof(int));
-    memcpy(it->Cx, tx, nz * sizeof(double));
+    for (int j = 0; j < q; j++) mark[j] = -1;
+    sweep_pairs(m, refs, Xt, w, 0, order, start, col, z, acc, mark, list);     /* count */
+    it->Ci = R_Calloc((size_t) it->Cp[q] + 1, int);
+    it->Cx = R_Calloc((size_t) it->Cp[q] + 1, double);
+    for (int j = 0; j < q; j++) mark[j] = -1;
+    sweep_pairs(m, refs, Xt, w, 1, order, start, col, z, acc, mark, list);     /* fill */
 }
 
 /* CJ: each node's diagonal block of C (p_J x p_J, column-major), from Cd and the stored pairs */
