@@ -5,6 +5,10 @@
 # gradient; models without a residual structure) and "bobyqa" (src/optimise.c, derivative-free).
 lmm_optimizers <- c("quasi-newton", "bobyqa")
 
+# Backends evaluating the criterion (R/iterative.R): the exact factor, the iterative solver, or
+# chosen by the exact factor's predicted memory.
+lmm_backends <- c("auto", "direct", "iterative")
+
 # Allowed actions of each check.
 check_actions <- list(
   check.nobs.vs.nlev  = c("ignore", "warning", "message", "stop"),
@@ -28,7 +32,9 @@ lmm_control <- function(optimizer = "quasi-newton", rhobeg = NULL, rhoend = NULL
                         check.nobs.vs.nRE = "stop", check.scaleX = "warning",
                         check.rankX = "message+drop.cols",
                         check.conv.singular = "message", calc.derivs = FALSE,
-                        check.nlev.gtreq.5 = "ignore", memory_limit = Inf) {
+                        check.nlev.gtreq.5 = "ignore", memory_limit = NULL,
+                        backend = "auto", probes = 30L, iter_tol = 1e-10, probe_seed = 1L,
+                        exact_levels = 200L) {
   opts <- getOption("lmm.control")
   if (!nargs() && is.null(opts) && !is.null(default_control)) return(default_control)
   if (!is.null(opts)) {      # user defaults: every setting not given in this call
@@ -60,8 +66,18 @@ lmm_control <- function(optimizer = "quasi-newton", rhobeg = NULL, rhoend = NULL
                                        check_actions$check.conv.singular,
                                        "check.conv.singular"),
     calc.derivs = single_flag(calc.derivs, "calc.derivs"),
-    memory_limit = memory_limit_bytes(memory_limit)
+    memory_limit = memory_limit_bytes(memory_limit),
+    # the backend (R/iterative.R): the exact Cholesky factor or the iterative solver
+    backend = match_choice(backend, lmm_backends, "backend"),
+    probes = positive_count(probes, "probes"),
+    iter_tol = nonneg_number(iter_tol, "iter_tol"),
+    probe_seed = positive_count(probe_seed, "probe_seed"),
+    exact_levels = as.integer(nonneg_number(exact_levels, "exact_levels"))
   )
+  if (ctrl$probes < 2L) stop("'probes' must be at least 2 (the Monte Carlo error needs two)",
+                             call. = FALSE)
+  if (!(ctrl$iter_tol > 0 && ctrl$iter_tol < 1e-3))
+    stop("'iter_tol' must be in (0, 1e-3)", call. = FALSE)
   if (!is.null(ctrl$rhobeg) && !is.null(ctrl$rhoend) && ctrl$rhoend > ctrl$rhobeg)
     stop("'rhoend' (", ctrl$rhoend, ") must not exceed 'rhobeg' (", ctrl$rhobeg, ")",
          call. = FALSE)
@@ -129,10 +145,12 @@ check_action <- function(action, msg) {
          stop = stop(msg, call. = FALSE))
 }
 
-# memory_limit: the bytes the exact factor may take (a positive number; Inf: no limit).
+# memory_limit: the bytes the exact factor may take (a positive number, Inf: no limit), or NULL:
+# no limit for backend = "direct", 2 GiB before "auto" turns to the iterative backend.
 memory_limit_bytes <- function(x) {
+  if (is.null(x)) return(NULL)
   if (!is.numeric(x) || length(x) != 1L || is.na(x) || x <= 0)
-    stop("'memory_limit' must be a positive number of bytes (Inf: no limit)", call. = FALSE)
+    stop("'memory_limit' must be a positive number of bytes (Inf: no limit) or NULL", call. = FALSE)
   as.double(x)
 }
 

@@ -25,11 +25,15 @@ lmm_fit <- function(y, X, reterms, weights = NULL, offset = NULL, REML = TRUE,
 fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, residual,
                         counts = NULL) {
   spec <- residual
-  engine <- engine_setup_limited(if (is.null(control$memory_limit)) Inf else control$memory_limit,
-                                 y, X, reterms, weights, offset, spec, counts)
-  report_layout(engine)
+  backend <- choose_backend(control, y, X, reterms, weights, offset, spec)   # R/iterative.R
+  engine <- if (is.null(backend))
+    engine_setup_limited(if (is.null(control$memory_limit)) Inf else control$memory_limit,
+                         y, X, reterms, weights, offset, spec, counts)
+  else engine_setup(y, X, reterms, weights, offset, spec, counts, backend)
+  if (is.null(backend)) report_layout(engine)
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower, engine, REML, control, rho = spec$rho)
+  if (!is.null(backend)) control$gtol <- iterative_gtol(engine, theta0, REML, control$gtol)
   opt <- optimise_theta(engine, theta0, lower, REML, control,
                         default_start = theta_start(reterms),
                         in_vector_term = theta_in_vector_term(reterms), spec = spec)
@@ -42,6 +46,7 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
     fit$devcomp$ldW <- sol$sumlogw
     fit$residual <- residual_result(spec, opt$rho, engine)
   }
+  if (!is.null(backend)) fit$iterative <- iterative_result(engine, backend, sol, opt)
   fit$optinfo <- optimiser_info(opt, control)
   class(fit) <- "lmm"
   report_singular(fit, control)
@@ -200,6 +205,7 @@ random_part <- function(b, reterms) {
 # (ranef(condVar = TRUE)): the selected inverse at the fit's (theta, rho).
 fit_condvar <- function(fit) {
   if (!length(fit$reterms)) return(list())
+  stop_if_iterative(fit, "the conditional variances")
   sol <- engine_solution(engine_for(fit), fit$theta, fit$REML, fit_rho(fit), condvar = TRUE)
   conditional_variances(sol$condvar, theta_templates(fit$theta, fit$reterms), fit$reterms,
                         fit$sigma)

@@ -91,6 +91,7 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ranef.comp = 
   } else cat("No fixed effect coefficients\n")
   print_nonconvergence(x$optinfo)
   print_singular(x)
+  print_iterative(x$iterative)
   invisible(x)
 }
 
@@ -125,7 +126,8 @@ summary.lmm <- function(object, correlation = (p <= 12),
                  varcor = VarCorr(object), AICtab = aic_table(object), call = object$call,
                  residuals = residuals(object, "pearson", scaled = TRUE),
                  optinfo = object$optinfo, singular = isSingular(object),
-                 residual_lines = format_residual_structure(object)),
+                 residual_lines = format_residual_structure(object),
+                 iterative = object$iterative),
             class = "summary.lmm")
 }
 
@@ -155,6 +157,7 @@ print.summary.lmm <- function(x, digits = max(3, getOption("digits") - 3), corre
   }
   optimizer_line(x$optinfo)
   if (isTRUE(x$singular)) cat("boundary (singular) fit: see help('isSingular')\n")
+  print_iterative(x$iterative)
   invisible(x)
 }
 

@@ -40,6 +40,8 @@ ranef.lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = names(ans)
     warning("additional arguments to ranef.lmm ignored: ", paste(...names(), collapse = ", "),
             call. = FALSE)
   if (!missing(postVar) && missing(condVar)) condVar <- postVar
+  # an iterative fit has no factor for the conditional variances: by default none (R/iterative.R)
+  if (missing(condVar) && missing(postVar) && !is.null(object$iterative)) condVar <- FALSE
   fl <- re_flist(object$reterms)
   asgn <- attr(fl, "assign")
   bm <- term_b_matrix(object$b, object$reterms)

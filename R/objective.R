@@ -6,15 +6,19 @@
 # Build the C engine's model (an external pointer) from the pieces; with `spec`, a residual
 # correlation/variance structure prepared by residual_spec() (R/residual.R).  With `counts`
 # (R/aggregate.R), the rows are summary rows of aggregated data and counts holds the data's
-# own n, observations per level and log|W| (src/counts.c).
-engine_setup <- function(y, X, reterms, weights, offset, spec = NULL, counts = NULL) {
+# own n, observations per level and log|W| (src/counts.c).  With `backend` (R/iterative.R's
+# settings), the iterative engine.
+engine_setup <- function(y, X, reterms, weights, offset, spec = NULL, counts = NULL,
+                         backend = NULL) {
   dense_backend()                              # R/dense-backend.R: a bad option fails here
   refs <- lapply(reterms, `[[`, "group")      # factors: their integer codes, not copied
   Xts <- lapply(reterms, function(term) as_double_matrix(term$Xt))
   nl <- vapply(reterms, function(term) nlevels(term$group), 1L)
   sqrtw <- if (all_equal_to(weights, 1)) NULL else sqrt(as.double(weights))
   yo <- if (all_equal_to(offset, 0)) as.double(y) else as.double(y - offset)
-  engine <- .Call(C_lmm_setup, yo, as_double_matrix(X), refs, Xts, nl, sqrtw, spec$engine)
+  engine <- if (!is.null(backend))
+    .Call(C_lmm_setup_iterative, yo, as_double_matrix(X), refs, Xts, nl, sqrtw, backend)
+  else .Call(C_lmm_setup, yo, as_double_matrix(X), refs, Xts, nl, sqrtw, spec$engine)
   if (!is.null(counts))
     .Call(C_lmm_set_counts, engine, counts$n, counts$nrows, as.double(counts$sumlogw))
   engine
@@ -116,7 +120,8 @@ lmm_objective <- function(x, REML = NULL, gradient = FALSE) {
     stop("'gradient' must be TRUE or FALSE", call. = FALSE)
   if (is.null(REML)) REML <- x$REML
   REML <- isTRUE(REML)
-  engine <- engine_setup(x$y, x$X, x$reterms, x$weights, x$offset, counts = x$counts)
+  engine <- engine_setup(x$y, x$X, x$reterms, x$weights, x$offset, counts = x$counts,
+                         backend = x$iterative$settings)        # an iterative fit's backend
   lower <- theta_lower(x$reterms)
   check <- function(theta) {
     if (!is.numeric(theta) || length(theta) != length(lower))
@@ -146,7 +151,8 @@ lmm_objective <- function(x, REML = NULL, gradient = FALSE) {
 
 # The engine of a fitted model, its residual structure included.
 engine_for <- function(fit, X = fit$X, offset = fit$offset) {
-  engine_setup(fit$y, X, fit$reterms, fit$weights, offset, fit$residual$spec, fit$counts)
+  engine_setup(fit$y, X, fit$reterms, fit$weights, offset, fit$residual$spec, fit$counts,
+               fit$iterative$settings)
 }
 
 # The fit's residual-structure parameters on the engine's scale (numeric(0) without one).

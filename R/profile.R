@@ -329,6 +329,8 @@ profile.lmm <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, del
                         progress = interactive(), ...) {
   if (...length() > 0L)
     warning("unused arguments ignored: ", paste(...names(), collapse = ", "), call. = FALSE)
+  # the profile of a criterion with Monte Carlo error would trace that error (R/iterative.R)
+  stop_if_iterative(fitted, "profile()")
   parallel <- match.arg(parallel)
   ml <- ml_fit_of(fitted)
   reterms <- ml$reterms

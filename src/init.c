@@ -4,6 +4,7 @@
 #include "lmm.h"
 #include "optimise.h"
 #include "residual.h"
+#include "iterative.h"
 #include <R_ext/Rdynload.h>
 
 /* optimise.c: test entry minimising an R function (tests only) */
@@ -30,6 +31,8 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_inverse_dense",  (DL_FUNC) &lmm_inverse_dense,  1},
     {"lmm_dense_backend_auto", (DL_FUNC) &lmm_dense_backend_auto, 1},
     {"lmm_dense_backend_time", (DL_FUNC) &lmm_dense_backend_time, 2},
+    {"lmm_setup_iterative", (DL_FUNC) &lmm_setup_iterative, 7},
+    {"lmm_iter_info",      (DL_FUNC) &lmm_iter_info,      1},
     {"lmm_test_optimiser", (DL_FUNC) &lmm_test_optimiser, 8},
     {NULL, NULL, 0}
 };

@@ -101,6 +101,7 @@ typedef struct lmm_model {
     struct lmm_resid *resid;   /* the residual structure (residual.h), or NULL */
     double *work[2];           /* persistent workspaces (lmm_workspace): the gradient's */
     size_t work_len[2];        /* buffers stay mapped between evaluations */
+    struct lmm_iter *iter;     /* the iterative backend (iterative.h), or NULL: the exact one */
     int factored;   /* Lx/Ld hold the factor at theta_cur */
     double *theta_cur;
 } lmm_model;

@@ -5,6 +5,7 @@
 #include "residual.h"
 #include "optimise.h"
 #include "quasi_newton.h"
+#include "iterative.h"
 #include <string.h>
 
 static void model_finalise(SEXP ptr)
@@ -351,6 +352,7 @@ static int criterion_gradient(lmm_model *m, const double *theta, const double *r
                               double *f, double *grad)
 {
     int nt = m->ntheta, nr = nrho_of(m);
+    if (m->iter) return lmm_iter_criterion_gradient(m, theta, REML, f, grad);   /* iterative.h */
     if (set_rho(m, rho, 1)) { *f = R_PosInf; return 1; }
     if (!nr) return lmm_criterion_gradient(m, theta, REML, f, grad);
     const void *vmax = vmaxget();
@@ -375,6 +377,7 @@ SEXP lmm_crit(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
     int bad;
     lmm_model *m = engine_at(ptr, theta, rho, 1, &bad);
     if (bad) return ScalarReal(R_PosInf);
+    if (m->iter) return ScalarReal(lmm_iter_crit(m, REAL(theta), asLogical(REML)));
     return ScalarReal(lmm_criterion(m, REAL(theta), asLogical(REML)).crit);
 }
 
@@ -414,6 +417,7 @@ static double objective(const double *x, void *ctx)
     crit_ctx *c = (crit_ctx *) ctx;
     unpack_rho(c, x);
     if (set_rho(c->m, c->rho, 0)) return R_PosInf;
+    if (c->m->iter) return lmm_iter_crit(c->m, x, c->REML);
     return lmm_criterion(c->m, x, c->REML).crit;
 }
 
@@ -517,6 +521,7 @@ SEXP lmm_parts(SEXP ptr, SEXP theta, SEXP REML, SEXP rho)
 {
     int bad;
     lmm_model *m = engine_at(ptr, theta, rho, 0, &bad);
+    if (m->iter) return lmm_iter_parts_list(m, REAL(theta), asLogical(REML));
     lmm_crit_parts cp = lmm_criterion(m, REAL(theta), asLogical(REML));
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     const char *nm[] = {"ldL2", "ldRX2", "pwrss", "crit", "sumlogw", "RXinv2"};
@@ -541,6 +546,9 @@ SEXP lmm_quadform(SEXP ptr, SEXP theta, SEXP P, SEXP A, SEXP rho)
     if (!isInteger(P) || !isReal(A) || !isMatrix(P) || !isMatrix(A) ||
         nrows(P) != nrows(A) || ncols(P) != ncols(A))
         error(_("P and A must be integer and numeric matrices of the same shape"));
+    if (m->iter)
+        error(_("this method needs the exact factor: not available for a fit with the iterative "
+                "backend (refit with lmm_control(backend = \"direct\"))"));
     lmm_criterion(m, REAL(theta), 1);
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     int nr = nrows(P), nc = ncols(P), dim = m->q + m->p;
@@ -573,6 +581,7 @@ SEXP lmm_solution(SEXP ptr, SEXP theta, SEXP REML, SEXP rho, SEXP condvar)
 {
     int bad;
     lmm_model *m = engine_at(ptr, theta, rho, 0, &bad);
+    if (m->iter) return lmm_iter_solution(m, REAL(theta), asLogical(REML), asLogical(condvar) == TRUE);
     lmm_crit_parts cp = lmm_criterion(m, REAL(theta), asLogical(REML));
     if (!m->factored) error(_("the penalised system is not positive definite at theta"));
     int p = m->p, q = m->q;
@@ -769,6 +778,7 @@ SEXP lmm_layout_info(SEXP ptr)
 {
     if (TYPEOF(ptr) != EXTPTRSXP || !R_ExternalPtrAddr(ptr)) error(_("not an lmmc engine model"));
     lmm_model *m = (lmm_model *) R_ExternalPtrAddr(ptr);
+    if (m->iter) return lmm_iter_info(ptr);
     const char *nm[] = {"nodes", "sparse_nodes", "dense_order", "sparse_values", "sparse_blocks",
                         "split_in_term", "ordered", "complete_from", "bytes", "flops", "seconds",
                         "first_term"};

@@ -29,7 +29,7 @@
  * Precision: r'Wr is a difference of cross-products (as in the engine's criterion), so it loses
  * about log10(y'Wy / r'Wr) digits; the start is rounded to 3 significant digits anyway.
  */
-#include "lmm.h"
+#include "iterative.h"
 #include <float.h>
 #include <string.h>
 
@@ -343,6 +343,7 @@ SEXP lmm_moments(SEXP ptr, SEXP REML_, SEXP floor_)
     if (!m) error(_("the lmmc engine model is no longer valid (was it saved and reloaded?)"));
     int REML = asLogical(REML_), k = m->k;
     double start_floor = asReal(floor_);
+    if (m->iter) return lmm_iter_moments(m, REML, start_floor);     /* iterative.h */
     const char *nm[] = {"theta", "s2", "s2w", "Sigma", "kappa", "lambda"};
     SEXP ans = PROTECT(allocVector(VECSXP, 6)), names = PROTECT(allocVector(STRSXP, 6));
     for (int i = 0; i < 6; i++) SET_STRING_ELT(names, i, mkChar(nm[i]));

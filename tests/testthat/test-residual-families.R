@@ -336,14 +336,15 @@ test_that("Wafer with varPower(~ voltage): the mirrored start finds the better o
   # nlme::lme stops ("iteration limit reached"); with opt = "optim" it reaches logLik 258.2274
   # at power -5.227.  From the start power = 0 the quasi-Newton run ends at the local optimum
   # 151.49 (power 1.07); the restart at -1.07 reaches 258.233.
-  # It ends at the criterion's rounding level with no quasi-Newton matrix left; the Newton
-  # decrement of a finite-difference Hessian (1.2e-10, below f's rounding) certifies it.
+  # It ends at the criterion's rounding level: whether a quasi-Newton matrix is left there to
+  # certify it, or the Newton decrement of a finite-difference Hessian (1.2e-10, below f's
+  # rounding) does, depends on the last bits of the run (the level order and the dense kernels').
   W <- as.data.frame(nlme::Wafer)
   f <- suppressMessages(lmm(current ~ voltage + I(voltage^2) + (voltage + I(voltage^2) || Wafer) +
                               (voltage + I(voltage^2) || Wafer:Site), W,
                             variance = nlme::varPower(form = ~ voltage)))
   expect_true(f$optinfo$converged)
-  expect_identical(f$optinfo$hessian, "finite differences")
+  expect_true(f$optinfo$hessian %in% c("BFGS", "finite differences"))
   expect_gt(f$optinfo$min_eigen, 0)
   expect_gte(c(logLik(f)), 258.2274)
   expect_equal(residual_parameters(f)$variance[["power"]], -5.2297, tolerance = 1e-3)

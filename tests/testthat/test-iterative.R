@@ -1,0 +1,269 @@
+# The iterative backend (R/iterative.R, src/iterative*.c): conjugate gradients on A's own
+# pattern and log|Omega_Z| by stochastic Lanczos quadrature with fixed probes.  Issue 11's
+# accuracy targets against the direct (exact) backend: variance parameters within 1e-3 relative,
+# fixed effects within 0.01 standard errors, conditional modes to 1e-6 at the same theta; the
+# fit reports that it is approximate, the probe count and the Monte Carlo error.
+
+# (1 | a) + (1 | b) randomly crossed, 2,000 x 500 levels, 50,000 rows: with the default
+# exact_levels (200) both terms are solved by CG and log|Omega_Z| is stochastic.
+sim_crossed <- function(n1 = 2000, n2 = 500, n = 50000, seed = 11) {
+  set.seed(seed)
+  a <- sample.int(n1, n, replace = TRUE)
+  b <- sample.int(n2, n, replace = TRUE)
+  x <- rnorm(n)
+  y <- 1 + 0.5 * x + rnorm(n1, sd = 0.8)[a] + rnorm(n2, sd = 0.5)[b] + rnorm(n)
+  data.frame(y = y, x = x, a = factor(a), b = factor(b))
+}
+crossed <- sim_crossed()
+iterative <- lmm_control(backend = "iterative")
+direct <- lmm_control(backend = "direct")
+
+expect_targets <- function(fi, fe, theta_tol = 1e-3) {
+  expect_lt(max(abs(fi$theta / fe$theta - 1)), theta_tol)
+  expect_lt(max(abs(fi$beta - fe$beta) / sqrt(diag(fe$vcov_beta))), 0.01)
+  expect_lt(abs(fi$sigma / fe$sigma - 1), theta_tol)
+}
+
+test_that("crossed 2,000 x 500: the iterative fit meets the accuracy targets of the exact one", {
+  fi <- lmm(y ~ x + (1 | a) + (1 | b), crossed, control = iterative)
+  fe <- lmm(y ~ x + (1 | a) + (1 | b), crossed, control = direct)
+  expect_null(fe$iterative)
+  expect_targets(fi, fe)
+  # lme4 1.1-31's lmer() on the same data (REML)
+  expect_equal(unname(fi$theta), c(0.7827641060, 0.4779030474), tolerance = 1e-3)
+  expect_lt(max(abs(fi$beta - c(1.0204830285, 0.5029061927)) / c(0.02813516, 0.00459955)), 0.01)
+  expect_equal(fi$sigma, 1.00471622, tolerance = 1e-4)
+  # the criterion is approximate: within a few Monte Carlo standard errors of the exact one
+  it <- fi$iterative
+  expect_identical(it$probes, 30L)
+  expect_true(is.finite(it$crit_se) && it$crit_se > 0)
+  # the Monte Carlo error of theta (through the BFGS Hessian) covers the actual difference
+  expect_true(all(is.finite(it$theta_se) & it$theta_se > 0))
+  expect_true(all(abs(fi$theta - fe$theta) < 3 * it$theta_se))
+  expect_lt(abs(fi$crit - fe$crit), 5 * it$crit_se)
+  expect_equal(it$unconverged, 0)
+  expect_true(fi$optinfo$converged)
+})
+
+test_that("conditional modes at a given theta are exact to the CG tolerance (1e-6)", {
+  pc <- lmm_pieces(y ~ x + (1 | a) + (1 | b), crossed)
+  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
+                     backend = iterative_settings(iterative))
+  theta <- c(0.78, 0.48)
+  se <- engine_solution(ex, theta, TRUE)
+  si <- engine_solution(it, theta, TRUE)
+  expect_lt(max(abs(si$u - se$u)), 1e-6)
+  expect_lt(max(abs(si$beta - se$beta)), 1e-8)
+  expect_equal(si$pwrss, se$pwrss, tolerance = 1e-10)
+  expect_equal(si$ldRX2, se$ldRX2, tolerance = 1e-10)
+  expect_equal(si$RXinv2, se$RXinv2, tolerance = 1e-8)
+  expect_lt(abs(si$ldL2 - se$ldL2), 5 * si$ld_se)
+})
+
+test_that("the criterion is a deterministic function of theta; the gradient matches it", {
+  pc <- lmm_pieces(y ~ x + (1 | a) + (1 | b), crossed)
+  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
+                     backend = iterative_settings(iterative))
+  theta <- c(0.7, 0.5)
+  f1 <- engine_crit(it, theta, TRUE)
+  expect_identical(engine_crit(it, theta, TRUE), f1)          # fixed probes
+  g <- engine_gradient(it, theta, TRUE)
+  se <- attr(.Call(C_lmm_iter_info, it), "grad_se")
+  h <- 1e-5
+  fd <- vapply(1:2, function(i) {
+    e <- replace(numeric(2), i, h)
+    (engine_crit(it, theta + e, TRUE) - engine_crit(it, theta - e, TRUE)) / (2 * h)
+  }, 1)
+  # the Hutchinson gradient of the log-determinant and the quadrature's derivative agree to
+  # within the gradient's Monte Carlo error
+  expect_true(all(abs(attr(g, "gradient") - fd) < 3 * se + 1e-3))
+  # another seed: other probes, another criterion (within the Monte Carlo error)
+  it2 <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
+                      backend = iterative_settings(lmm_control(probe_seed = 2L)))
+  f2 <- engine_crit(it2, theta, TRUE)
+  expect_false(f2 == f1)
+  expect_lt(abs(f2 - f1), 6 * .Call(C_lmm_iter_info, it)[["ld_se"]])
+})
+
+test_that("a term with few levels joins the dense tail: exact when one large term is left", {
+  # Penicillin (lme4 1.1-31: theta 1.539675554, 3.512518860; REML criterion 330.860589):
+  # sample's 6 levels are eliminated exactly, plate's block is diagonal -- nothing stochastic
+  pen <- ref_data("Penicillin")
+  fi <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen, control = iterative)
+  fe <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen, control = direct)
+  expect_equal(unname(fi$theta), c(1.539675554, 3.512518860), tolerance = 1e-4)
+  expect_equal(fi$crit, 330.860589, tolerance = 1e-8)
+  expect_equal(fi$theta, fe$theta, tolerance = 1e-6)
+  expect_equal(fi$iterative$crit_se, 0)
+  # with no tail both terms are stochastic: 30 coordinates, so the Monte Carlo error is
+  # relatively large -- the estimates stay within about 1% and the error is reported
+  fs <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen,
+            control = lmm_control(backend = "iterative", exact_levels = 0))
+  expect_gt(fs$iterative$crit_se, 0)
+  expect_equal(fs$theta, fe$theta, tolerance = 1e-2)
+  expect_equal(fs$beta, fe$beta, tolerance = 1e-8)
+})
+
+test_that("three crossed terms, one small (InstEval's shape): targets met", {
+  set.seed(3)
+  n <- 20000
+  d <- data.frame(a = factor(sample(1500, n, TRUE)), b = factor(sample(400, n, TRUE)),
+                  c = factor(sample(15, n, TRUE)), x = rnorm(n))
+  d$y <- 1 + 0.5 * d$x + rnorm(1500, sd = 0.6)[d$a] + rnorm(400, sd = 0.4)[d$b] +
+    rnorm(15, sd = 0.3)[d$c] + rnorm(n)
+  fi <- lmm(y ~ x + (1 | a) + (1 | b) + (1 | c), d, control = iterative)
+  fe <- lmm(y ~ x + (1 | a) + (1 | b) + (1 | c), d, control = direct)
+  expect_targets(fi, fe)
+  expect_true(fi$optinfo$converged)
+})
+
+test_that("weights, ML, head and tail together: parts exact, log-determinant within its error", {
+  set.seed(6)
+  n <- 8000
+  d <- data.frame(a = factor(sample(600, n, TRUE)), b = factor(sample(300, n, TRUE)),
+                  c = factor(sample(20, n, TRUE)), x = rnorm(n), w = runif(n, 0.5, 2))
+  d$y <- 1 + 0.5 * d$x + rnorm(600, sd = 0.7)[d$a] + rnorm(300, sd = 0.4)[d$b] +
+    rnorm(20, sd = 0.3)[d$c] + rnorm(n) / sqrt(d$w)
+  pc <- lmm_pieces(y ~ x + (1 | a) + (1 | b) + (1 | c), d, weights = w, REML = FALSE)
+  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
+                     backend = iterative_settings(iterative))
+  theta <- c(0.7, 0.4, 0.3)
+  se <- engine_solution(ex, theta, FALSE)
+  si <- engine_solution(it, theta, FALSE)
+  info <- .Call(C_lmm_iter_info, it)
+  expect_identical(unname(info[c("tail", "head")]), c(20, 1))     # c in the tail, a the head
+  expect_equal(si$sumlogw, se$sumlogw, tolerance = 1e-12)
+  expect_equal(si$pwrss, se$pwrss, tolerance = 1e-10)
+  expect_equal(si$ldRX2, se$ldRX2, tolerance = 1e-10)
+  expect_lt(max(abs(si$u - se$u)), 1e-6)
+  expect_lt(abs(si$ldL2 - se$ldL2), 4 * si$ld_se)
+  ge <- attr(engine_gradient(ex, theta, FALSE), "gradient")
+  gi <- engine_gradient(it, theta, FALSE)
+  gse <- attr(.Call(C_lmm_iter_info, it), "grad_se")
+  expect_equal(attr(gi, "gradient")[3], ge[3], tolerance = 1e-6)  # the tail's term: exact
+  expect_true(all(abs(attr(gi, "gradient") - ge)[1:2] < 4 * gse[1:2]))
+  fe <- lmm(y ~ x + (1 | a) + (1 | b) + (1 | c), d, weights = w, REML = FALSE, control = direct)
+  fi <- lmm(y ~ x + (1 | a) + (1 | b) + (1 | c), d, weights = w, REML = FALSE, control = iterative)
+  expect_targets(fi, fe)
+})
+
+test_that("the fit says it is approximate, with the probes and the Monte Carlo error", {
+  pen <- ref_data("Penicillin")
+  fs <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen,
+            control = lmm_control(backend = "iterative", exact_levels = 0, probes = 40L))
+  expect_identical(fs$iterative$probes, 40L)
+  out <- capture.output(print(fs))
+  line <- grep("Approximate fit (iterative backend)", out, fixed = TRUE, value = TRUE)
+  expect_length(line, 1L)
+  expect_match(line, "40 probes")
+  expect_match(line, sprintf("Monte Carlo standard error of the criterion %.2g", fs$iterative$crit_se),
+               fixed = TRUE)
+  expect_length(grep("Approximate fit", capture.output(print(summary(fs))), fixed = TRUE), 1L)
+  fe <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
+  expect_length(grep("Approximate fit", capture.output(print(fe)), fixed = TRUE), 0L)
+})
+
+test_that("methods that need the exact factor say so; the others work", {
+  pen <- ref_data("Penicillin")
+  fi <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen, control = iterative)
+  expect_error(ranef(fi, condVar = TRUE), "not available for a fit with the iterative backend")
+  expect_error(profile(fi), "profile\\(\\): not available for a fit with the iterative backend")
+  re <- ranef(fi)                                      # the modes, without variances
+  expect_null(attr(re$plate, "postVar"))
+  fe <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
+  expect_equal(re$plate[[1]], ranef(fe)$plate[[1]], tolerance = 1e-5)
+  expect_equal(unname(predict(fi)), unname(predict(fe)), tolerance = 1e-6)
+  # lmm_objective() of an iterative fit evaluates with its backend
+  f <- lmm_objective(fi)
+  expect_equal(f(fi$theta), fi$crit, tolerance = 1e-10)
+})
+
+test_that("backend = 'iterative' refuses what it does not handle, by name", {
+  sleep <- ref_data("sleepstudy")
+  expect_error(lmm(Reaction ~ Days + (1 | Subject), sleep, control = iterative,
+                   correlation = nlme::corAR1(form = ~ 1 | Subject)),
+               "does not support residual correlation or variance structures")
+  expect_error(lmm_control(backend = "cg"), "'backend' must be one of")
+  expect_error(lmm_control(probes = 1), "'probes' must be at least 2")
+  expect_error(lmm_control(iter_tol = 0.5), "'iter_tol'")
+  expect_error(lmm_control(memory_limit = -1), "'memory_limit'")
+})
+
+test_that("backend = 'auto' goes iterative when the exact factor exceeds the memory limit", {
+  expect_identical(lmm_control()$backend, "auto")
+  expect_null(lmm_control()$memory_limit)
+  pen <- ref_data("Penicillin")
+  f <- diameter ~ 1 + (1 | plate) + (1 | sample)
+  fa <- lmm(f, pen)
+  expect_null(fa$iterative)
+  # the bound without the symbolic analysis: 32 (q + p + 1)^2 bytes, q = 24 + 6
+  pc <- lmm_pieces(f, pen)
+  expect_identical(exact_memory_bound(pc$X, pc$reterms), 32 * 32^2)
+  # the layout's prediction (src/layout.c) decides beyond the bound
+  need <- layout_prediction(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)[["bytes"]]
+  expect_gt(need, 1000)
+  expect_message(fb <- lmm(f, pen, control = lmm_control(memory_limit = need / 2)),
+                 "using the iterative backend")
+  expect_false(is.null(fb$iterative))
+  expect_silent(fc <- lmm(f, pen, control = lmm_control(memory_limit = need * 2)))
+  expect_null(fc$iterative)
+  # "direct" stops at the limit instead
+  expect_error(lmm(f, pen, control = lmm_control(memory_limit = need / 2, backend = "direct")),
+               "memory_limit")
+})
+
+test_that("vector-valued terms: exact in the tail, stochastic (within its error) outside it", {
+  set.seed(4)
+  n <- 4000
+  d <- data.frame(a = factor(sample(200, n, TRUE)), b = factor(sample(40, n, TRUE)), x = rnorm(n))
+  d$y <- 1 + 0.5 * d$x + rnorm(200, sd = 0.8)[d$a] + rnorm(200, sd = 0.3)[d$a] * d$x +
+    rnorm(40, sd = 0.5)[d$b] + rnorm(40, sd = 0.4)[d$b] * d$x + rnorm(n)
+  # (1 + x | b): 80 columns in the tail, a's block diagonal: the iterative criterion is exact
+  form <- y ~ x + (1 | a) + (1 + x | b)
+  pc <- lmm_pieces(form, d)
+  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
+                     backend = iterative_settings(iterative))
+  theta <- c(0.8, 0.5, -0.1, 0.4)
+  ge <- engine_gradient(ex, theta, TRUE)
+  gi <- engine_gradient(it, theta, TRUE)
+  expect_equal(as.numeric(gi), as.numeric(ge), tolerance = 1e-10)
+  expect_equal(attr(gi, "gradient"), attr(ge, "gradient"), tolerance = 1e-6)
+  # both vector-valued: (1 + x | a) is solved by CG, its log-determinant estimated
+  form2 <- y ~ x + (1 + x | a) + (1 + x | b)
+  fe <- lmm(form2, d, control = direct)
+  fi <- lmm(form2, d, control = iterative)
+  # 4,000 rows, 400 columns estimated stochastically (no head elimination for vector-valued
+  # terms): the Monte Carlo error (theta_se, a few 1e-3 here) limits the accuracy -- not issue
+  # 11's 1e-3 at this size -- and the fit reports it
+  expect_lt(max(abs(fi$theta - fe$theta)), 3 * max(fi$iterative$theta_se))
+  expect_lt(max(abs(fi$theta - fe$theta) / pmax(abs(fe$theta), 0.1)), 5e-2)
+  expect_lt(max(abs(fi$beta - fe$beta) / sqrt(diag(fe$vcov_beta))), 0.01)
+  pc2 <- lmm_pieces(form2, d)
+  it2 <- engine_setup(pc2$y, pc2$X, pc2$reterms, pc2$weights, pc2$offset,
+                      backend = iterative_settings(iterative))
+  ex2 <- engine_setup(pc2$y, pc2$X, pc2$reterms, pc2$weights, pc2$offset)
+  expect_lt(max(abs(engine_solution(it2, fe$theta, TRUE)$u - engine_solution(ex2, fe$theta, TRUE)$u)),
+            1e-6)
+})
+
+test_that("live: lme4 agrees with the iterative fit of the crossed design", {
+  skip_if_not_installed("lme4")
+  f4 <- lme4::lmer(y ~ x + (1 | a) + (1 | b), crossed,
+                   control = lme4::lmerControl(calc.derivs = FALSE))
+  fi <- lmm(y ~ x + (1 | a) + (1 | b), crossed, control = iterative)
+  expect_lt(max(abs(fi$theta / lme4::getME(f4, "theta") - 1)), 1e-3)
+  expect_lt(max(abs(fi$beta - lme4::fixef(f4)) / sqrt(diag(as.matrix(vcov(f4))))), 0.01)
+})
+
+test_that("live: InstEval, the iterative fit against the exact one", {
+  skip_if_not_installed("lme4")
+  skip_on_cran()
+  data("InstEval", package = "lme4", envir = environment())
+  form <- y ~ service + (1 | s) + (1 | d) + (1 | dept:service)
+  fi <- lmm(form, InstEval, control = iterative)
+  fe <- lmm(form, InstEval, control = direct)
+  expect_targets(fi, fe)
+})
