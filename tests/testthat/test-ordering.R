@@ -150,8 +150,12 @@ test_that("the prediction is reported and memory_limit stops a fit before it sta
   info <- layout_of(f, d)
   expect_true(all(c("bytes", "flops", "seconds") %in% names(info)))
   expect_gt(info[["bytes"]], 8 * info[["dense_order"]]^2)
-  expect_error(lmm(f, d, control = lmm_control(memory_limit = 1e4)),
+  expect_error(lmm(f, d, control = lmm_control(memory_limit = 1e4, backend = "direct")),
                "exact factor would need about .* GB .* over memory_limit")
+  # "auto" (the default) turns to the iterative backend instead (R/iterative.R)
+  expect_message(fi <- lmm(f, d, control = lmm_control(memory_limit = 1e4)),
+                 "using the iterative backend")
+  expect_false(is.null(fi$iterative))
   expect_error(lmm_control(memory_limit = -1), "memory_limit")
   pc <- lmm_pieces(f, d)                               # the prediction alone, nothing formed
   alone <- lmmc:::layout_prediction(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
