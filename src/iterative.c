@@ -36,32 +36,8 @@ void lmm_iter_free(lmm_iter *it)
 static void nodes(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
                   const int *const *refs)
 {
-    m->n = n; m->p = p; m->k = k;
-    m->pt = R_Calloc(k + 1, int);
-    m->nlt = R_Calloc(k + 1, int);
-    m->node0 = R_Calloc(k + 1, int);
-    m->theta0 = R_Calloc(k + 1, int);
-    double N = 0, q = 0;
-    for (int t = 0; t < k; t++) {
-        m->pt[t] = pt[t]; m->nlt[t] = nlt[t]; m->node0[t] = (int) N;
-        m->theta0[t] = t ? m->theta0[t - 1] + pt[t - 1] * (pt[t - 1] + 1) / 2 : 0;
-        N += nlt[t]; q += (double) nlt[t] * pt[t];
-    }
-    if (N > INT_MAX / 2 || q > INT_MAX / 2) error(_("too many random effects"));
-    m->N = (int) N; m->q = (int) q;
-    m->node0[k] = m->N;
-    m->ntheta = m->theta0[k] = lmm_theta_length(k, pt);
-    m->size = R_Calloc(m->N + 1, int);
-    m->term = R_Calloc(m->N + 1, int);
-    m->size_max = p + 1;
-    for (int t = 0; t < k; t++) {
-        if (pt[t] > m->size_max) m->size_max = pt[t];
-        for (int J = m->node0[t]; J < m->node0[t + 1]; J++) { m->size[J] = pt[t]; m->term[J] = t; }
-    }
-    m->size[m->N] = p + 1;
-    m->term[m->N] = k;
+    lmm_layout_dims(m, n, p, k, pt, nlt);                 /* layout.c */
     m->Ns = m->N;
-    m->theta_cur = R_Calloc(m->ntheta + 1, double);
     m->nrows = R_Calloc(m->N + 1, int);
     for (int t = 0; t < k; t++)
         for (int i = 0; i < n; i++) m->nrows[m->node0[t] + refs[t][i]]++;

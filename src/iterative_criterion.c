@@ -234,6 +234,19 @@ static void gradient_exact(const batch *b, const double *Yh, const double *CL, i
     }
 }
 
+/* grad_t += the mean over the K probes of their terms gk[t K + k], and gse_t = its Monte Carlo
+   standard error, sd_k / sqrt(K) */
+static void add_probe_means(const double *gk, int nth, int K, double *grad, double *gse)
+{
+    for (int t = 0; t < nth; t++) {
+        double s = 0, s2 = 0;
+        for (int k = 0; k < K; k++) { s += gk[t * K + k]; s2 += gk[t * K + k] * gk[t * K + k]; }
+        double mean = s / K;
+        grad[t] += mean;
+        gse[t] = sqrt(fmax((s2 - K * mean * mean) / (K - 1), 0) / K);
+    }
+}
+
 /* log|Omega_LL|'s part (header comment): the probes' average, and their spread in gse */
 static void gradient_logdet(const batch *b, const double *CL, int w, double *grad, double *gse)
 {
@@ -269,13 +282,7 @@ static void gradient_logdet(const batch *b, const double *CL, int w, double *gra
             }
         }
     }
-    for (int t = 0; t < nth; t++) {
-        double s = 0, s2 = 0;
-        for (int k = 0; k < K; k++) { s += gk[t * K + k]; s2 += gk[t * K + k] * gk[t * K + k]; }
-        double mean = s / K;
-        grad[t] += mean;
-        gse[t] = sqrt(fmax((s2 - K * mean * mean) / (K - 1), 0) / K);
-    }
+    add_probe_means(gk, nth, K, grad, gse);
 }
 
 /* The same with the head eliminated (scalar terms; iterative_schur.c): the probes' terms
@@ -310,13 +317,7 @@ static void gradient_logdet_schur(const batch *b, const double *CL, int w, doubl
             grad[tt[a]] += 0.5 * dS[a] * Pj;                                   /* tr E + d log S_jj */
         }
     }
-    for (int t = 0; t < nth; t++) {
-        double s = 0, s2 = 0;
-        for (int k = 0; k < K; k++) { s += gk[t * K + k]; s2 += gk[t * K + k] * gk[t * K + k]; }
-        double mean = s / K;
-        grad[t] += mean;
-        gse[t] = sqrt(fmax((s2 - K * mean * mean) / (K - 1), 0) / K);
-    }
+    add_probe_means(gk, nth, K, grad, gse);
 }
 
 /* The tail's solution s = [u_S; beta*] of T_{-y,-y} s = T_{-y,y}, then u_L = Y_y - Y_{-y} s. */

@@ -341,9 +341,11 @@ static void node_maps(lmm_model *m)
     for (int J = 0; J < m->N; J++) m->zoff[J + 1] = m->zoff[J] + m->size[J];
 }
 
-/* Fill m (zeroed, owned by the caller's external pointer) with the layout of the model. */
-void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
-                     int *const *refs, const int *Kp, const int *Kj)
+/* The dimensions of the model and the (term, level) -> node numbering in R's order, node
+   J = node0[t] + level, term blocks end to end and the [X y] node N last (the exact and the
+   iterative setup share it): n, p, k, pt, nlt, node0, theta0, N, q, ntheta, size, term,
+   size_max, theta_cur. */
+void lmm_layout_dims(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt)
 {
     m->n = n; m->p = p; m->k = k;
     m->pt = R_Calloc(k + 1, int);
@@ -364,11 +366,23 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
     m->theta0[k] = m->ntheta;
     m->size = R_Calloc(m->N + 1, int);
     m->term = R_Calloc(m->N + 1, int);
+    m->size_max = p + 1;
+    for (int t = 0; t < k; t++) {
+        if (pt[t] > m->size_max) m->size_max = pt[t];
+        for (int J = m->node0[t]; J < m->node0[t] + nlt[t]; J++) { m->size[J] = pt[t]; m->term[J] = t; }
+    }
+    m->size[m->N] = p + 1;
+    m->term[m->N] = k;
+    m->theta_cur = R_Calloc(m->ntheta + 1, double);
+}
+
+/* Fill m (zeroed, owned by the caller's external pointer) with the layout of the model. */
+void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
+                     int *const *refs, const int *Kp, const int *Kj)
+{
+    lmm_layout_dims(m, n, p, k, pt, nlt);
     m->zoff = R_Calloc(m->N + 1, int);
     node_maps(m);
-    m->size_max = p + 1;
-    for (int t = 0; t < k; t++) if (pt[t] > m->size_max) m->size_max = pt[t];
-    m->theta_cur = R_Calloc(m->ntheta + 1, double);
 
     const int *const *rc = (const int *const *) refs;
     int *Ap, *Ai;
