@@ -32,8 +32,10 @@ typedef struct { int *chunk; size_t used, cap; double total; } int_pool;
 
 static int *pool_take(int_pool *pl, size_t len)
 {
-    if (pl->used + len > pl->cap) {
-        size_t cap = len > ((size_t) 1 << 20) ? len : ((size_t) 1 << 20);
+    if (pl->used + len > pl->cap) {             /* chunks of 4096 ints doubling to 2^20 */
+        size_t cap = pl->cap ? 2 * pl->cap : 4096;
+        if (cap > ((size_t) 1 << 20)) cap = (size_t) 1 << 20;
+        if (cap < len) cap = len;
         pl->chunk = (int *) R_alloc(cap, sizeof(int));
         pl->cap = cap;
         pl->used = 0;
@@ -392,7 +394,7 @@ static double identity_cost(const lmm_model *m, order_try *w)
 void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
 {
     int N = m->N, k = m->k;
-    if (N < 2) return;
+    if (N < 2 || Ap[N] == 0) return;             /* no two Z nodes share a row: nothing fills in */
     int *Cp, *Ci;
     symmetric_graph(N, Ap, Ai, &Cp, &Ci);
     order_try w = {N, 0, (int *) R_alloc(N, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
