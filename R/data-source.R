@@ -45,9 +45,10 @@ lazy_table_source <- function(data) {
 
 # data as an aggregate source, or NULL when it is an ordinary data frame / list / NULL.
 as_aggregate_source <- function(data) {
+  if (is.null(data) || is.data.frame(data)) return(NULL)       # the common case, at once
   if (inherits(data, c("lmm_dbi_table", "lmm_chunks"))) return(data)
   if (inherits(data, "tbl_lazy")) return(lazy_table_source(data))
-  if (methods::is(data, "DBIConnection"))
+  if (isS4(data) && methods::is(data, "DBIConnection"))
     stop("'data' is a connection: name the table, data = dbi_table(con, \"table\")", call. = FALSE)
   NULL
 }

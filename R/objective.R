@@ -27,6 +27,7 @@ engine_setup <- function(y, X, reterms, weights, offset, spec = NULL, counts = N
 # engine_setup() under a memory budget: the C symbolic analysis stops with a clear error before
 # allocating when its predicted memory (bytes) exceeds `limit` (Inf: none).
 engine_setup_limited <- function(limit, ...) {
+  if (!is.finite(limit) && is.null(getOption("lmmc.memory_limit"))) return(engine_setup(...))
   old <- options(lmmc.memory_limit = if (is.finite(limit)) limit else NULL)
   on.exit(options(old))
   engine_setup(...)
