@@ -200,28 +200,38 @@ static void direct_update(lmm_model *m)
     }
 }
 
-/* P_J += Sigma_DD L_DJ, one pass down Sigma's columns y < lim (rows x >= y: Sigma_xy serves
-   both P_x and P_y) */
+/* P_J += Sigma_DD L_DJ column by column J, with the sums of product_block() in its order
+   (entries y < lim increasing; Sigma_xy, x >= y, serves both P_x and P_y; P_J summed apart,
+   then added), so that both schedules give the same numbers */
 static void direct_products(const lmm_model *m, int lim, const double *Sd, double *P)
 {
-    int md = m->md;
-    for (int D = m->Ns; D <= m->N; D++) {
-        int d0 = D - m->Ns;
-        for (int r = 0; r < m->size[D] && m->doff[d0] + r < lim; r++) {
-            const double *Scol = Sd + (size_t) (m->doff[d0] + r) * md;
-            for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
-                int J = m->dlJ[s], ky = m->dlk[s] + r, k1 = m->dk0[J + 1], pJ = m->size[J];
-                size_t oy = m->dval[ky], sy = m->dstr[ky];
-                for (int k = ky; k < k1; k++) {
-                    double sxy = Scol[m->drow[k]];
-                    if (sxy == 0) continue;
-                    size_t ox = m->dval[k], sx = m->dstr[k];
-                    for (int c = 0; c < pJ; c++) P[ox + c * sx] += sxy * m->Lx[oy + c * sy];
-                    if (k > ky)
-                        for (int c = 0; c < pJ; c++) P[oy + c * sy] += sxy * m->Lx[ox + c * sx];
+    int md = m->md, most = 1;
+    for (int J = 0; J < m->Ns; J++) {
+        int len = (m->dk0[J + 1] - m->dk0[J]) * m->size[J];
+        if (len > most) most = len;
+    }
+    double *p = (double *) R_alloc(most, sizeof(double));
+    const int *drow = m->drow;
+    for (int J = 0; J < m->Ns; J++) {
+        int k0 = m->dk0[J], k1 = m->dk0[J + 1], nk = k1 - k0, pJ = m->size[J];
+        if (nk == 0) continue;
+        memset(p, 0, (size_t) nk * pJ * sizeof(double));
+        for (int k = k0; k < k1 && drow[k] < lim; k++) {
+            const double *Scol = Sd + (size_t) drow[k] * md;
+            for (int c = 0; c < pJ; c++) {
+                double *pc = p + (size_t) c * nk - k0;
+                double ly = m->Lx[m->dval[k] + c * m->dstr[k]], acc = Scol[drow[k]] * ly;
+                for (int x = k + 1; x < k1; x++) {
+                    double sxy = Scol[drow[x]];
+                    pc[x] += sxy * ly;
+                    acc += sxy * m->Lx[m->dval[x] + c * m->dstr[x]];
                 }
+                pc[k] += acc;
             }
         }
+        for (int c = 0; c < pJ; c++)
+            for (int k = k0; k < k1; k++)
+                P[m->dval[k] + (size_t) c * m->dstr[k]] += p[(size_t) c * nk + k - k0];
     }
 }
 
