@@ -107,6 +107,7 @@ typedef struct {
     int **adj, *alen, **el, *elen, *ecap, **Le, *Lsize;
     int *deg, *state, *mark, *w, *wmark;
     int_pool pool;
+    double work;             /* list entries scanned by update_degrees */
 } md_graph;
 
 static void add_element(md_graph *g, int i, int e)
@@ -184,6 +185,7 @@ static void update_degrees(md_graph *g, int p, md_heap *q)
     for (int a = 0; a < np; a++) {
         int i = Lp[a], keep = 0;
         double ext = 0;
+        g->work += 2.0 * g->elen[i] + g->alen[i];
         for (int b = 0; b < g->elen[i]; b++) {                /* live elements, p's absorbed */
             int e = g->el[i][b];
             if (g->state[e] != 1) continue;
@@ -214,6 +216,8 @@ static void update_degrees(md_graph *g, int p, md_heap *q)
    diagonal of its column of L (size[v]: the scalar size of variable v).  Once the eligible
    variables are adjacent to everything left (the rest is dense), or the quotient graph
    outgrows `budget` ints, the rest goes in (class, degree) order, complete. */
+#define MD_WORK_PER_EDGE 2000.0
+
 static void md_order(int n, const int *Cp, const int *Ci, const int *size, int ncls,
                      const int *cnode, const int *cptr, double budget, int *order, double *rows)
 {
@@ -238,12 +242,17 @@ static void md_order(int n, const int *Cp, const int *Ci, const int *size, int n
     }
     md_heap q = {(int *) R_alloc(n + 1, sizeof(int)), (int *) R_alloc(n + 1, sizeof(int)), 0, g.deg};
     for (int i = 0; i < n; i++) q.pos[i] = -1;
+    /* Without supervariables, a variable next to many elements (an item rated by most users)
+       makes every update that touches it scan them all: quadratic in its degree.  Past
+       MD_WORK_PER_EDGE list entries per edge of the graph the greedy order stops and the rest
+       is taken as dense (the caller then keeps R's order unless this one is still better). */
+    double work_cap = MD_WORK_PER_EDGE * ((double) Cp[n] + n) + 1e7;
     int k = 0, rest = 0, krest = n;
     for (int c = 0; c < ncls; c++) {
         for (int x = cptr[c]; x < cptr[c + 1]; x++) heap_push(&q, cnode[x]);
         while (q.n > 0) {
             if (k % 256 == 0) R_CheckUserInterrupt();
-            if (!rest && g.pool.total > budget) { rest = 1; krest = k; }
+            if (!rest && (g.pool.total > budget || g.work > work_cap)) { rest = 1; krest = k; }
             if (!rest && g.deg[q.h[0]] >= g.nrem - 1) {           /* dense? the exact degree says */
                 int top = q.h[0];
                 g.deg[top] = exact_degree(&g, top);
