@@ -32,16 +32,8 @@ load_lmmc <- function() {
 load_lmmc()
 if (!requireNamespace("lme4", quietly = TRUE)) stop("lme4 is not installed", call. = FALSE)
 
-## Simulated crossed design: n rows, factors with n1 and n2 levels assigned at random,
-## y = 1 + 0.5 x + a + b + e with SDs 1, 0.5 and 2.
-sim_crossed_big <- function(n = 1e6, n1 = 1e4, n2 = 1e3, seed = 42) {
-  set.seed(seed)
-  f1 <- sample.int(n1, n, replace = TRUE)
-  f2 <- sample.int(n2, n, replace = TRUE)
-  x <- rnorm(n)
-  y <- 1 + 0.5 * x + rnorm(n1)[f1] + rnorm(n2, sd = 0.5)[f2] + rnorm(n, sd = 2)
-  data.frame(y = y, x = x, f1 = factor(f1), f2 = factor(f2))
-}
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
+source(file.path(dirname(script), "sim_crossed.R"))      # sim_crossed()
 
 source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])),
               "sim_kb07.R"))
@@ -54,7 +46,7 @@ models <- list(
   insteval   = list(formula = y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service),
                     data = function() lme4::InstEval, reps = 2, warmup = FALSE, inner = 1L),
   crossed1e6 = list(formula = y ~ x + (1 | f1) + (1 | f2),
-                    data = function() sim_crossed_big(), reps = 1, warmup = FALSE, inner = 1L),
+                    data = function() sim_crossed(), reps = 1, warmup = FALSE, inner = 1L),
   kb07_20    = list(formula = kb07_models$theta20, data = function() sim_kb07(),
                     reps = 1, warmup = FALSE, inner = 1L),
   kb07_72    = list(formula = kb07_models$theta72, data = function() sim_kb07(),

@@ -10,7 +10,7 @@
 ##             items); each user rates 7 items of one community and 3 hubs (popularity ~ 1/rank):
 ##             2e5 rows.  y ~ x + (1 | user) + (1 | item).
 ##   hub20500  the same with 400 communities (20,500 items), 2e5 rows.
-##   crossed20k (1 | a) + (1 | b), 20,000 x 10,000 levels assigned at random, 1e6 rows.
+##   crossed20k (1 | f1) + (1 | f2), 20,000 x 10,000 levels assigned at random, 1e6 rows.
 
 args <- commandArgs(trailingOnly = TRUE)
 arg_value <- function(name, default = NULL) {
@@ -39,19 +39,14 @@ sim_hub <- function(ncomm = 140, csize = 50, nhub = 500, nusers = 20000, per_com
   data.frame(y = y, x = x, user = factor(user), item = factor(item))
 }
 
-sim_crossed <- function(n = 1e6, na = 20000, nb = 10000, seed = 42) {
-  set.seed(seed)
-  a <- sample.int(na, n, replace = TRUE)
-  b <- sample.int(nb, n, replace = TRUE)
-  x <- rnorm(n)
-  y <- 1 + 0.5 * x + rnorm(na)[a] + rnorm(nb, sd = 0.5)[b] + rnorm(n, sd = 2)
-  data.frame(y = y, x = x, a = factor(a), b = factor(b))
-}
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
+source(file.path(dirname(script), "sim_crossed.R"))      # sim_crossed()
 
 designs <- list(
   hub7500 = list(data = function() sim_hub(), formula = y ~ x + (1 | user) + (1 | item)),
   hub20500 = list(data = function() sim_hub(ncomm = 400), formula = y ~ x + (1 | user) + (1 | item)),
-  crossed20k = list(data = function() sim_crossed(), formula = y ~ x + (1 | a) + (1 | b))
+  crossed20k = list(data = function() sim_crossed(n1 = 20000, n2 = 10000),
+                    formula = y ~ x + (1 | f1) + (1 | f2))
 )
 
 peak_rss_mb <- function() {
@@ -103,7 +98,6 @@ if (!is.null(engine)) {
 } else {
   cat("load:", system("uptime", intern = TRUE), "\n")
   cat("design\tengine\tseconds\tfeval\tdeviance\ttheta\tpeak_rss_mb\tlayout\n")
-  script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   for (d in only) for (e in c("lmm", "lme4")) {
     out <- system2("Rscript", c(script, paste0("--only=", d), paste0("--engine=", e),
                                 grep("^--ordering=", args, value = TRUE)), stdout = TRUE)

@@ -16,19 +16,11 @@ threads <- sub("^--threads=", "", grep("^--threads=", args, value = TRUE))
 if (length(threads)) options(lmmc.threads = as.integer(threads))
 suppressMessages(library(lmmc))
 
-## (1 | f1) + (1 | f2) with n1 x n2 levels assigned at random to n rows (fixed seed):
-## y = 1 + 0.5 x + a + b + e with SDs 1, 0.5 and 2.
-sim_crossed <- function(n = 1e6, n1 = 2e4, n2 = 2e3, seed = 42) {
-  set.seed(seed)
-  f1 <- sample.int(n1, n, replace = TRUE)
-  f2 <- sample.int(n2, n, replace = TRUE)
-  x <- rnorm(n)
-  y <- 1 + 0.5 * x + rnorm(n1)[f1] + rnorm(n2, sd = 0.5)[f2] + rnorm(n, sd = 2)
-  data.frame(y = y, x = x, f1 = factor(f1), f2 = factor(f2))
-}
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
+source(file.path(dirname(script), "sim_crossed.R"))      # sim_crossed()
 
 designs <- list(
-  crossed = list(formula = y ~ x + (1 | f1) + (1 | f2), data = function() sim_crossed(),
+  crossed = list(formula = y ~ x + (1 | f1) + (1 | f2), data = function() sim_crossed(n1 = 2e4, n2 = 2e3),
                  theta = c(0.5, 0.25), reps = 5),
   insteval = list(formula = y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service),
                   data = function() lme4::InstEval, theta = c(0.31, 0.50, 0.30), reps = 20)

@@ -1,5 +1,5 @@
 ## The iterative backend on large randomly crossed designs (issue 11, section 2 / targets):
-## (1 | a) + (1 | b), random assignment, 10^6 rows, y = 1 + 0.5 x + a + b + e with SDs 1, 0.5, 2.
+## (1 | f1) + (1 | f2), random assignment, 10^6 rows, y = 1 + 0.5 x + a + b + e with SDs 1, 0.5, 2.
 ##
 ## Usage (after R CMD INSTALL):
 ##   /usr/bin/time -v Rscript bench/iterative.R 20000 10000      # levels of a and b
@@ -15,17 +15,13 @@ n <- if (length(num) >= 3 && !is.na(num[3])) num[3] else 1e6
 exact <- "--exact" %in% args
 suppressMessages(library(lmmc))
 
-set.seed(42)
-f1 <- sample.int(n1, n, replace = TRUE)
-f2 <- sample.int(n2, n, replace = TRUE)
-x <- rnorm(n)
-y <- 1 + 0.5 * x + rnorm(n1)[f1] + rnorm(n2, sd = 0.5)[f2] + rnorm(n, sd = 2)
-d <- data.frame(y = y, x = x, a = factor(f1), b = factor(f2))
-rm(f1, f2, x, y)
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
+source(file.path(dirname(script), "sim_crossed.R"))      # sim_crossed()
+d <- sim_crossed(n, n1, n2)
 
 run <- function(backend) {
   t0 <- proc.time()[["elapsed"]]
-  fit <- lmm(y ~ x + (1 | a) + (1 | b), d, control = lmm_control(backend = backend))
+  fit <- lmm(y ~ x + (1 | f1) + (1 | f2), d, control = lmm_control(backend = backend))
   el <- proc.time()[["elapsed"]] - t0
   it <- fit$iterative
   cat(sprintf("%-9s %6d x %-6d n = %.0e: %7.1f s, %3d evaluations (%d with gradient)%s\n",
