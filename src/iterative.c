@@ -38,9 +38,7 @@ static void nodes(lmm_model *m, int n, int p, int k, const int *pt, const int *n
 {
     lmm_layout_dims(m, n, p, k, pt, nlt);                 /* layout.c */
     m->Ns = m->N;
-    m->nrows = R_Calloc(m->N + 1, int);
-    for (int t = 0; t < k; t++)
-        for (int i = 0; i < n; i++) m->nrows[m->node0[t] + refs[t][i]]++;
+    lmm_count_rows(m, refs);                              /* layout.c */
 }
 
 /* zoff (node -> first column), cnode (column -> node) and the offsets of the node blocks CJ */

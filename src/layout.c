@@ -341,6 +341,14 @@ static void node_maps(lmm_model *m)
     for (int J = 0; J < m->N; J++) m->zoff[J + 1] = m->zoff[J] + m->size[J];
 }
 
+/* n_J: the data rows in each level's node, from the 0-based level codes (in node order) */
+void lmm_count_rows(lmm_model *m, const int *const *refs)
+{
+    m->nrows = R_Calloc(m->N + 1, int);
+    for (int t = 0; t < m->k; t++)
+        for (int i = 0; i < m->n; i++) m->nrows[m->node0[t] + refs[t][i]]++;
+}
+
 /* The dimensions of the model and the (term, level) -> node numbering in R's order, node
    J = node0[t] + level, term blocks end to end and the [X y] node N last (the exact and the
    iterative setup share it): n, p, k, pt, nlt, node0, theta0, N, q, ntheta, size, term,
@@ -395,9 +403,7 @@ void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int
             pattern_A(m, rc, Kp, Kj, &Ap, &Ai);
         }
     }
-    m->nrows = R_Calloc(m->N + 1, int);                 /* n_J: rows of the data in level J */
-    for (int t = 0; t < k; t++)
-        for (int i = 0; i < n; i++) m->nrows[m->node0[t] + refs[t][i]]++;
+    lmm_count_rows(m, (const int *const *) refs);
     symbolic_factor(m, Ap, Ai);
     m->Ns = choose_split(m);
     check_memory_limit(m);

@@ -107,6 +107,7 @@ typedef struct lmm_model {
 } lmm_model;
 
 /* layout.c: symbolic analysis */
+void lmm_count_rows(lmm_model *m, const int *const *refs);
 void lmm_layout_dims(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt);
 void lmm_layout_fill(lmm_model *m, int n, int p, int k, const int *pt, const int *nlt,
                      int *const *refs, const int *Kp, const int *Kj);   /* recodes refs */
