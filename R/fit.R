@@ -26,11 +26,11 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
                         counts = NULL) {
   spec <- residual
   backend <- choose_backend(control, y, X, reterms, weights, offset, spec)   # R/iterative.R
-  engine <- if (is.null(backend))
-    engine_setup_limited(if (is.null(control$memory_limit)) Inf else control$memory_limit,
-                         y, X, reterms, weights, offset, spec, counts)
-  else engine_setup(y, X, reterms, weights, offset, spec, counts, backend)
-  if (is.null(backend)) report_layout(engine)
+  if (is.null(backend)) {                                         # the exact factor
+    limit <- if (is.null(control$memory_limit)) Inf else control$memory_limit
+    engine <- engine_setup_limited(limit, y, X, reterms, weights, offset, spec, counts)
+    report_layout(engine)
+  } else engine <- engine_setup(y, X, reterms, weights, offset, spec, counts, backend)
   lower <- theta_lower(reterms)
   theta0 <- start_theta(start, reterms, lower, engine, REML, control, rho = spec$rho)
   if (!is.null(backend)) control$gtol <- iterative_gtol(engine, theta0, REML, control$gtol)
