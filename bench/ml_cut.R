@@ -1,23 +1,26 @@
-## The ml-32m-shaped design of bench/iterative_ml.R (same generator and seed), cut to the items
-## with at least 50 ratings, fitted exactly (issue 11, section 4: "the >= 50-ratings cut
-## exactly in under 20 minutes").
-## Usage: R_LIBS=... /usr/bin/time -v Rscript bench/ml_cut.R [rows] [min_ratings]
-args <- suppressWarnings(as.numeric(commandArgs(trailingOnly = TRUE)))
-n <- if (length(args) && !is.na(args[1])) args[1] else 32e6
-cut <- if (length(args) >= 2 && !is.na(args[2])) args[2] else 50
+## The ml-32m-shaped design (bench/sim_ml.R, as in iterative_ml.R) cut to the items with at
+## least 50 ratings, fitted exactly (issue 11, section 4: "the >= 50-ratings cut exactly in
+## under 20 minutes").
+## Usage: R_LIBS=... /usr/bin/time -v Rscript bench/ml_cut.R [rows] [min_ratings] [ordering]
+## (ordering: "auto", the default, or "none" for options(lmmc.ordering = "none"))
+args <- commandArgs(trailingOnly = TRUE)
+num <- suppressWarnings(as.numeric(args))
+n <- if (length(args) && !is.na(num[1])) num[1] else 32e6
+cut <- if (length(args) >= 2 && !is.na(num[2])) num[2] else 50
+if (length(args) >= 3) options(lmmc.ordering = args[3])
 suppressMessages(library(lmmc))
-set.seed(32)
-nu <- 200948; ni <- 84432
-u <- sample.int(nu, n, TRUE, prob = rexp(nu))
-i <- sample.int(ni, n, TRUE, prob = 1 / seq_len(ni)^0.9)
-y <- 3.5 + rnorm(nu, sd = 0.4)[u] + rnorm(ni, sd = 0.5)[i] + rnorm(n, sd = 0.9)
-keep <- tabulate(i, ni)[i] >= cut
-d <- data.frame(u = factor(u[keep]), i = factor(i[keep]), y = y[keep])
-rm(u, i, y, keep)
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(), value = TRUE))),
+                 "sim_ml.R"))
+s <- sim_ml(n)
+keep <- tabulate(s$i, s$ni)[s$i] >= cut
+d <- data.frame(u = factor(s$u[keep]), i = factor(s$i[keep]), y = s$y[keep])
+rm(s, keep)
 cat(sprintf("load: %s\nusers %d items %d rows %.0f (items with >= %d ratings)\n",
             readLines("/proc/loadavg"), nlevels(d$u), nlevels(d$i), nrow(d), cut))
 pc <- lmm_pieces(y ~ 1 + (1 | u) + (1 | i), d)
+t0 <- proc.time()[["elapsed"]]
 pred <- lmmc:::layout_prediction(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+cat(sprintf("symbolic analysis (order included): %.1f s\n", proc.time()[["elapsed"]] - t0))
 print(pred[c("dense_order", "sparse_values", "bytes", "seconds")])
 rm(pc)
 t0 <- proc.time()[["elapsed"]]
