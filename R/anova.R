@@ -190,7 +190,7 @@ refit_ml <- function(fit) {
 # describing the model (formula, frame, ...) are carried over, the residual structure kept.
 refit_estimation <- function(fit, REML) {
   other <- lmm_fit(fit$y, fit$X, fit$reterms, weights = fit$weights, offset = fit$offset,
-                   REML = REML, control = lmm_control(check.conv.singular = "ignore"),
+                   REML = REML, control = refit_control(fit, check.conv.singular = "ignore"),
                    start = unname(fit$theta), residual = fit$residual$spec)
   carry <- setdiff(names(fit), names(other))
   other[carry] <- fit[carry]
@@ -232,7 +232,7 @@ drop1_lrt <- function(object, scope, test, k, trace, scale) {
     X <- full$X[, keep, drop = FALSE]
     attr(X, "assign") <- attr(full$X, "assign")[keep]
     reduced <- lmm_fit(full$y, X, full$reterms, weights = full$weights, offset = full$offset,
-                       REML = FALSE, control = lmm_control(check.conv.singular = "ignore"),
+                       REML = FALSE, control = refit_control(object, check.conv.singular = "ignore"),
                        start = unname(full$theta), residual = full$residual$spec)
     ans[i + 1L, ] <- ml_aic(reduced, k)
   }

@@ -104,7 +104,7 @@ check_level <- function(level) {
 ## (parallel, ncpus, progress).
 icc_bootstrap <- function(fit, stat, nsim, seed, progress = FALSE, ...) {
   bootstrap_lmm(fit, stat, nsim = nsim, seed = seed, progress = progress,
-                control = quiet_control(), ...)$t
+                control = quiet_control(fit), ...)$t
 }
 
 ## Percentile bounds of each column, ignoring failed refits (NA rows).
@@ -238,7 +238,7 @@ baseline_fit <- function(fit) {
   terms <- terms[order(-vapply(terms, function(tm) nlevels(tm$group), 1L))]
   X0 <- matrix(1, fit$n, 1L, dimnames = list(NULL, "(Intercept)"))
   lmm_fit(fit$y, X0, terms, weights = fit$weights, offset = fit$offset, REML = fit$REML,
-          control = quiet_control())
+          control = quiet_control(fit))
 }
 
 print.lmm_pve <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
@@ -251,9 +251,10 @@ print.lmm_pve <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
 
 ## ---- refit controls ---------------------------------------------------------------------------
 
-## Checks silenced for refits of a design that already passed them.
-quiet_control <- function() {
-  lmm_control(check.nobs.vs.nlev = "ignore", check.nlev.gtr.1 = "ignore",
-              check.nobs.vs.nRE = "ignore", check.scaleX = "ignore",
-              check.rankX = "silent.drop.cols", check.conv.singular = "ignore")
+## The fit's own control (backend, memory_limit, optimiser) with the checks silenced for refits
+## of a design that already passed them.
+quiet_control <- function(fit) {
+  refit_control(fit, check.nobs.vs.nlev = "ignore", check.nlev.gtr.1 = "ignore",
+                check.nobs.vs.nRE = "ignore", check.scaleX = "ignore",
+                check.rankX = "silent.drop.cols", check.conv.singular = "ignore")
 }

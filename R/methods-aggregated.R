@@ -96,7 +96,7 @@ anova.lmm_aggregated <- function(object, ..., refit = TRUE) {
 # The ML fit of an aggregated REML fit: the engine on its pseudo-rows with the data's counts,
 # started from the REML theta.
 refit_ml_aggregated <- function(fit) {
-  ctrl <- lmm_control(check.conv.singular = "ignore", check.scaleX = "ignore",
+  ctrl <- refit_control(fit, check.conv.singular = "ignore", check.scaleX = "ignore",
                       check.rankX = "ignore")
   ml <- fit_checked(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
                     control = ctrl, start = fit$theta, residual = NULL, counts = fit$counts)
