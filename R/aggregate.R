@@ -26,12 +26,13 @@
 # What to aggregate for `formula`: the key columns (grouping variables, and the variables of
 # factor covariates), the monomials (each a character vector of numeric variable labels), the
 # response minus offsets, the weights, and every column the rows need (for na.omit).  `proto`:
-# a few rows of the data (types).
-aggregate_spec <- function(formula, proto, weights, offset, env) {
+# a few rows of the data (their types; no rows is enough).  random = FALSE: a model without
+# random terms (a refit by R/refit-aggregated.R) is allowed.
+aggregate_spec <- function(formula, proto, weights, offset, env, random = TRUE) {
   formula <- check_formula(formula, env)
   formula <- expand_formula(formula, proto)
   bars <- find_bars(formula)
-  if (!length(bars)) stop("no random effects terms specified in formula", call. = FALSE)
+  if (!length(bars) && random) stop("no random effects terms specified in formula", call. = FALSE)
   check_variables_in(formula, proto, weights, offset)
   ftt <- stats::terms(frame_formula(formula))
   fvars <- as.list(attr(ftt, "variables"))[-1L]
@@ -59,7 +60,7 @@ aggregate_spec <- function(formula, proto, weights, offset, env) {
   columns <- unique(c(all.vars(formula), all.vars(weights), all.vars(offset)))
   list(formula = formula, bars = bars, frame_terms = ftt, frame_vars = fvars, keys = keys,
        numeric_vars = numeric_vars, monomials = monomials, response = response, offsets = offsets,
-       weights = weights, columns = columns, env = env)
+       weights = weights, offset_arg = offset, columns = columns, env = env)
 }
 
 check_variables_in <- function(formula, proto, weights, offset) {
@@ -115,6 +116,15 @@ lmm_aggregated <- function(formula, src, REML, weights, offset, contrasts, contr
   if (cm$wmin <= 0)
     stop("zero or negative weights are not supported: drop those rows", call. = FALSE)
   pr <- pseudo_rows(cm)
+  fit <- fit_aggregated(spec, cm, pr, REML, contrasts, control, start, src)
+  fit$aggregate$proto <- proto[0L, , drop = FALSE]          # the columns' types, for refits
+  fit
+}
+
+# The fit from the cells' pseudo-rows (pr) of the model spec.  It keeps what refits with other
+# formulas need (R/refit-aggregated.R): the cells (keys, counts, sum log w, means) and their
+# pseudo-rows.
+fit_aggregated <- function(spec, cm, pr, REML, contrasts, control, start, src) {
   pieces <- aggregated_pieces(spec, cm, pr, REML, contrasts, control)
   fit <- fit_checked(pieces$y, pieces$X, pieces$reterms, pr$w, numeric(length(pr$w)),
                      pieces$REML, control, start, NULL, counts = pieces$counts)
@@ -127,6 +137,8 @@ lmm_aggregated <- function(formula, src, REML, weights, offset, contrasts, contr
   fit$cells <- c(pieces$cells, list(keys = cm$keys))        # for db_augment()
   fit$spec <- spec
   fit$source <- src
+  fit$aggregate <- list(cm = cm[c("keys", "n", "sumlogw", "means")], pr = pr,
+                        contrasts = contrasts)
   class(fit) <- c("lmm_aggregated", class(fit))
   fit
 }

@@ -75,19 +75,31 @@ moments_from_columns <- function(res, spec) {
 
 # ---- chunks ----------------------------------------------------------------------------------
 
+# A chunk function is read once; a second pass (a refit needing other sums,
+# R/refit-aggregated.R) first calls the source's `reset`, and without one stops.
 cell_moments.lmm_chunks <- function(src, spec) {
   chunks <- src$chunks
+  again <- is.function(chunks) && isTRUE(src$state$passes > 0L)
+  if (again) {
+    if (is.null(src$reset))
+      stop(sprintf(paste("fitting '%s' needs sums the fit does not hold, so another pass over",
+                         "the chunks, and the chunk function cannot be restarted: give",
+                         "lmm_chunks() a 'reset' function (rewinding the reader) or a list of",
+                         "data frames"), deparse2(spec$formula)), call. = FALSE)
+    src$reset()
+  }
   parts <- list()
   i <- 0L
   repeat {
     i <- i + 1L
     chunk <- if (!is.function(chunks)) { if (i <= length(chunks)) chunks[[i]] } else
-      if (i == 1L && !is.null(src$state$first)) src$state$first else chunks()
+      if (i == 1L && !again && !is.null(src$state$first)) src$state$first else chunks()
     if (is.null(chunk)) break
     if (!is.data.frame(chunk)) stop("chunk ", i, " is not a data frame", call. = FALSE)
     parts[[length(parts) + 1L]] <- chunk_sums(chunk, spec)
     if (length(parts) > 64L) parts <- list(merge_sums(parts))      # bounded memory
   }
+  src$state$passes <- if (is.null(src$state$passes)) 1L else src$state$passes + 1L
   res <- merge_sums(parts)
   moments_from_columns(res, spec)
 }

@@ -190,7 +190,6 @@ print.lmm_r2 <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
 ## for the residual variance and each grouping factor's random-effect variances (diagonals of
 ## VarCorr, matched by grouping factor and column). Negative values mean the variance grew.
 pve <- function(fit, null_fit = NULL) {
-  if (inherits(fit, "lmm_aggregated")) stop_needs_rows("pve()")      # it refits from the rows
   if (!inherits(fit, "lmm")) stop("'fit' must be an \"lmm\" fit", call. = FALSE)
   if (is.null(null_fit)) null_fit <- baseline_fit(fit)
   if (!inherits(null_fit, "lmm")) stop("'null_fit' must be an \"lmm\" fit", call. = FALSE)
@@ -227,8 +226,11 @@ variance_table <- function(fit) {
 }
 
 ## The textbook baseline ("empty" model): intercept only, one random intercept per grouping
-## factor of `fit`, same weights, offset and REML/ML.
+## factor of `fit`, same weights, offset and REML/ML.  From aggregated data: refitted from the
+## fit's sums (R/refit-aggregated.R) with the formula of that model.
 baseline_fit <- function(fit) {
+  if (inherits(fit, "lmm_aggregated"))
+    return(refit_aggregated(fit, baseline_formula(fit), fit$REML, quiet_control(fit)))
   groups <- vapply(fit$reterms, `[[`, "", "name")
   keep <- !duplicated(groups)
   terms <- lapply(fit$reterms[keep], function(tm) {
@@ -239,6 +241,15 @@ baseline_fit <- function(fit) {
   X0 <- matrix(1, fit$n, 1L, dimnames = list(NULL, "(Intercept)"))
   lmm_fit(fit$y, X0, terms, weights = fit$weights, offset = fit$offset, REML = fit$REML,
           control = quiet_control(fit))
+}
+
+## response ~ 1 + the formula's offset() terms + (1 | g) for each grouping factor g.
+baseline_formula <- function(fit) {
+  fv <- names(fit$spec$frame_vars)
+  offsets <- fv[attr(fit$spec$frame_terms, "offset")]
+  groups <- unique(vapply(fit$reterms, function(term) deparse2(term$gexpr), ""))
+  rhs <- paste(c("1", offsets, sprintf("(1 | %s)", groups)), collapse = " + ")
+  stats::as.formula(paste(deparse2(fit$formula[[2L]]), "~", rhs), env = environment(fit$formula))
 }
 
 print.lmm_pve <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {

@@ -27,9 +27,6 @@ cooks.distance.lmm_aggregated <- function(model, ...) stop_needs_rows("cooks.dis
 influence.lmm_aggregated <- function(model, ...) stop_needs_rows("influence()")
 augment.lmm_aggregated <- function(x, ...) stop_needs_rows("augment()")
 refit.lmm_aggregated <- function(object, newresp = NULL, ...) stop_needs_rows("refit()")
-ranova.lmm_aggregated <- function(model, ...) stop_needs_rows("ranova()")
-drop1.lmm_aggregated <- function(object, ...) stop_needs_rows("drop1()")
-step.lmm_aggregated <- function(object, ...) stop_needs_rows("step()")
 as_lmerMod_aggregated <- function(fit) stop_needs_rows("as_lmerMod()")
 
 predict.lmm_aggregated <- function(object, newdata = NULL, ...) {
