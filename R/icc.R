@@ -264,7 +264,7 @@ print.lmm_pve <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
 
 ## The fit's own control (backend, memory_limit, optimiser) with the checks silenced for refits
 ## of a design that already passed them.
-quiet_control <- function(fit) {
+quiet_control <- function(fit = NULL) {
   refit_control(fit, check.nobs.vs.nlev = "ignore", check.nlev.gtr.1 = "ignore",
                 check.nobs.vs.nRE = "ignore", check.scaleX = "ignore",
                 check.rankX = "silent.drop.cols", check.conv.singular = "ignore")

@@ -267,3 +267,18 @@ test_that("live: the same numbers as lme4 at lme4's theta, and its influence()",
   expect_close(inf[[4]], im[[4]], 1e-4)
   expect_close(cooks.distance(inf), cooks.distance(im), 1e-4)
 })
+
+test_that("deletion refits use the fit's control (iterative stays iterative)", {
+  d <- small_crossed(n = 600, n1 = 60, n2 = 6)
+  it <- iterative_control()
+  f <- lmm(y ~ x + (1 | a) + (1 | b), d, control = it)
+  inf <- influence(f, groups = "b")
+  lev <- levels(d$b)[2]
+  # the refit without b02, from the fit's theta, with the fit's control
+  g <- lmm(y ~ x + (1 | a) + (1 | b), droplevels(d[d$b != lev, ]), control = it,
+           start = f$theta)
+  expect_false(is.null(g$iterative))
+  expect_equal(unname(inf[["fixed.effects[-b]"]][lev, ]), unname(fixef(g)), tolerance = 1e-8)
+  e <- lmm(y ~ x + (1 | a) + (1 | b), droplevels(d[d$b != lev, ]), start = f$theta)
+  expect_gt(max(abs(inf[["fixed.effects[-b]"]][lev, ] - fixef(e))), 1e-7)
+})
