@@ -116,15 +116,16 @@ lmm_aggregated <- function(formula, src, REML, weights, offset, contrasts, contr
   if (cm$wmin <= 0)
     stop("zero or negative weights are not supported: drop those rows", call. = FALSE)
   pr <- pseudo_rows(cm)
-  fit <- fit_aggregated(spec, cm, pr, REML, contrasts, control, start, src)
+  fit <- fit_aggregated(spec, cm, pr, REML, contrasts, control, start, src,
+                        unweighted_pseudo_rows(cm))
   fit$aggregate$proto <- proto[0L, , drop = FALSE]          # the columns' types, for refits
   fit
 }
 
 # The fit from the cells' pseudo-rows (pr) of the model spec.  It keeps what refits with other
 # formulas need (R/refit-aggregated.R): the cells (keys, counts, sum log w, means) and their
-# pseudo-rows.
-fit_aggregated <- function(spec, cm, pr, REML, contrasts, control, start, src) {
+# pseudo-rows, and with weights the pseudo-rows of the monomials' unweighted moments (pu).
+fit_aggregated <- function(spec, cm, pr, REML, contrasts, control, start, src, pu = NULL) {
   pieces <- aggregated_pieces(spec, cm, pr, REML, contrasts, control)
   fit <- fit_checked(pieces$y, pieces$X, pieces$reterms, pr$w, numeric(length(pr$w)),
                      pieces$REML, control, start, NULL, counts = pieces$counts)
@@ -138,9 +139,18 @@ fit_aggregated <- function(spec, cm, pr, REML, contrasts, control, start, src) {
   fit$spec <- spec
   fit$source <- src
   fit$aggregate <- list(cm = cm[c("keys", "n", "sumlogw", "means")], pr = pr,
-                        contrasts = contrasts)
+                        contrasts = contrasts, unweighted = pu)
   class(fit) <- c("lmm_aggregated", class(fit))
   fit
+}
+
+# With weights: pseudo-rows of the monomials' unweighted moments (count, sum v, sum v v' per
+# cell), weights summing to each cell's count; NULL without weights (pr are those).
+unweighted_pseudo_rows <- function(cm) {
+  if (is.null(cm$T1)) return(NULL)
+  M <- ncol(cm$T1)
+  if (!M) return(list(cell = seq_along(cm$n), V = matrix(0, length(cm$n), 0L), w = cm$n))
+  pseudo_rows(list(W = cm$n, S1 = cm$T1, S2 = cm$T2, shift = cm$shift[seq_len(M)], n = cm$n))
 }
 
 # The shift a: the monomials' means over the sample's complete rows (0 where there is none).

@@ -10,14 +10,16 @@
 
 ## ---- variance parts ---------------------------------------------------------------------------
 
-## Johnson's mean random-effects variance of each term: mean(diag(Z_t Sigma_t Z_t')).
+## Johnson's mean random-effects variance of each term: mean(diag(Z_t Sigma_t Z_t')), the mean
+## over the observations (for aggregated data over mean_rows(), R/methods-aggregated.R).
 term_variances <- function(fit) {
   vc <- VarCorr(fit)
+  rows <- mean_rows(fit)
   vapply(seq_along(fit$reterms), function(t) {
-    Z_t <- fit$reterms[[t]]$Xt
+    Z_t <- rows$Xt[[t]]
     Sigma_t <- unclass(vc[[t]])
     attributes(Sigma_t) <- list(dim = dim(Sigma_t))
-    mean(rowSums((Z_t %*% Sigma_t) * Z_t))           # z_i' Sigma z_i, averaged over i
+    rows_mean(rows, rowSums((Z_t %*% Sigma_t) * Z_t))   # z_i' Sigma z_i, averaged over i
   }, 0)
 }
 

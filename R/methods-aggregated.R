@@ -112,21 +112,39 @@ getME.lmm_aggregated <- function(object, name, ...) {
   NextMethod()
 }
 
-# var(X beta) over the observations (R^2, ICC).  From aggregated data the pseudo-rows carry the
-# data's weighted moments, sum_k w_k (x_k'beta)^j = sum_i w_i (x_i'beta)^j for j = 0, 1, 2, so
-# for unweighted data (w_i = 1) the variance is the pseudo-rows' weighted one with divisor n - 1;
-# for weighted data the unweighted variance is not in the moments (NA).
+# var(X beta) over the observations (R^2, ICC), with divisor n - 1.
 fixed_variance <- function(fit) {
-  eta <- drop(fit$X %*% fit$beta)
-  if (!inherits(fit, "lmm_aggregated")) return(stats::var(eta))
-  m <- row_mean(fit, eta)
-  row_mean(fit, (eta - m)^2) * fit$n / (fit$n - 1)
+  if (!inherits(fit, "lmm_aggregated")) return(stats::var(drop(fit$X %*% fit$beta)))
+  rows <- mean_rows(fit)
+  eta <- drop(rows$X %*% fit$beta)
+  m <- rows_mean(rows, eta)
+  rows_mean(rows, (eta - m)^2) * fit$n / (fit$n - 1)
 }
 
-# The mean over the observations of v, a value per row that is a quadratic (or lower) form of
-# the row's monomials: mean(v), or from aggregated unweighted data sum_k w_k v_k / n.
-row_mean <- function(fit, v) {
-  if (!inherits(fit, "lmm_aggregated")) return(mean(v))
-  if (!is.null(fit$spec$weights)) return(NA_real_)
-  sum(fit$weights * v) / fit$n
+# The rows that means over the observations (R^2, ICC: of the linear predictor and of each
+# term's z_i' Sigma z_i, quadratic forms of a row's monomials m_i = [1, v_i]) are taken over:
+# list(X, Xt = each term's rows, w), mean_i f(row i) = sum_k w_k f(row k) / sum_k w_k.  A fit
+# from rows: its rows, w = 1.  From aggregated data the pseudo-rows carry the data's weighted
+# moments, sum_k w_k m_k m_k' = sum_i w_i m_i m_i' per cell, so for unweighted data (w_i = 1)
+# they are the rows; with prior weights the pseudo-rows of the cells' unweighted moments (summed
+# in the same GROUP BY: R/database.R), X and Z there being the cells' factor parts times those
+# rows' monomials.
+mean_rows <- function(fit) {
+  Xt <- lapply(fit$reterms, `[[`, "Xt")
+  if (!inherits(fit, "lmm_aggregated")) return(list(X = fit$X, Xt = Xt, w = rep(1, NROW(fit$X))))
+  if (is.null(fit$spec$weights)) return(list(X = fit$X, Xt = Xt, w = fit$weights))
+  pu <- fit$aggregate$unweighted
+  X <- cell_rows(fit$cells$fixed, pu)[, colnames(fit$X), drop = FALSE]
+  list(X = X, Xt = lapply(fit$cells$terms, cell_rows, pu = pu), w = pu$w)
 }
+
+# A model matrix on the pseudo-rows pu: the cells' factor parts (parts$F, a row per cell) times
+# the monomial of each column (parts$mono, 0: the constant).
+cell_rows <- function(parts, pu) {
+  V1 <- cbind(1, pu$V)
+  M <- parts$F[pu$cell, , drop = FALSE] * V1[, parts$mono + 1L, drop = FALSE]
+  colnames(M) <- parts$names
+  M
+}
+
+rows_mean <- function(rows, v) sum(rows$w * v) / sum(rows$w)

@@ -21,7 +21,8 @@ refit_aggregated <- function(fit, formula, REML = isTRUE(fit$REML), control = re
   sub <- sub_moments(spec, spec0, agg)
   out <- if (!is.null(sub)) {
     spec$shift <- sub$shift
-    out <- fit_aggregated(spec, agg$cm, sub$pr, REML, agg$contrasts, control, NULL, fit$source)
+    out <- fit_aggregated(spec, agg$cm, sub$pr, REML, agg$contrasts, control, NULL, fit$source,
+                          sub$unweighted)
     out$aggregate$proto <- agg$proto
     out
   } else {
@@ -43,8 +44,10 @@ sub_moments <- function(spec, spec0, agg) {
   if (!nested) return(NULL)
   pr <- agg$pr
   cols <- c(k, ncol(pr$V))                         # the monomials, then y - offset (last)
+  pu <- agg$unweighted
   list(pr = list(cell = pr$cell, V = pr$V[, cols, drop = FALSE], w = pr$w),
-       shift = spec0$shift[cols])
+       shift = spec0$shift[cols],
+       unweighted = if (!is.null(pu)) list(cell = pu$cell, V = pu$V[, k, drop = FALSE], w = pu$w))
 }
 
 # The fit's call with the refit's formula (and REML, unless the default).

@@ -206,6 +206,36 @@ test_that("methods from cross-products work, methods needing rows say so", {
     expect_error(eval(call), "needs the rows")
 })
 
+test_that("variance parts (R2, ICC) of unbalanced and weighted table fits are the data frame's", {
+  con <- sqlite_con()
+  on.exit(DBI::dbDisconnect(con))
+  ma <- math_achieve()
+  set.seed(1)
+  ma$w <- runif(nrow(ma), 0.5, 2)
+  ma$SES2 <- ma$SES^2
+  ma <- put_table(con, "maw", ma)
+  chunks <- lmm_chunks(unname(split(ma, rep(1:4, length.out = nrow(ma)))))
+  parts <- function(f) unlist(lmmc:::variance_parts(f))
+  for (fm in list(MathAch ~ SES + Minority + (1 + SES | School),
+                  MathAch ~ SES * Minority + I(SES^2) + (1 + SES | School) + (0 + SES2 | Sector),
+                  MathAch ~ 1 + (1 | School))) {
+    g <- lmm(fm, ma)                        # unbalanced: the pseudo-rows' weights matter
+    expect_equal(parts(lmm(fm, dbi_table(con, "maw"))), parts(g), tolerance = 1e-10)
+    gw <- lmm(fm, ma, weights = w)          # weighted: means over the unweighted moments
+    fw <- lmm(fm, dbi_table(con, "maw"), weights = w)
+    expect_false(is.null(fw$aggregate$unweighted))
+    expect_equal(parts(fw), parts(gw), tolerance = 1e-10)
+    expect_equal(parts(lmm(fm, chunks, weights = w)), parts(gw), tolerance = 1e-10)
+    expect_equal(icc(fw)$adjusted, icc(gw)$adjusted, tolerance = 1e-10)
+    if (requireNamespace("insight", quietly = TRUE))
+      expect_equal(suppressWarnings(insight::get_variance(fw)),
+                   suppressWarnings(insight::get_variance(gw)), tolerance = 1e-10)
+  }
+  # lme4 1.1-31 (lmer, REML): the random-intercept model's variance parts
+  expect_equal(unname(parts(lmm(MathAch ~ 1 + (1 | School), dbi_table(con, "maw")))),
+               c(0, 8.614024837, 39.148321891), tolerance = 1e-6)
+})
+
 test_that("reference grids (emmeans, ls_means) use the data's covariate means", {
   con <- sqlite_con()
   on.exit(DBI::dbDisconnect(con))
