@@ -183,13 +183,13 @@ lrt_heading <- function(models, data, subset) {
 # are carried over.
 refit_ml <- function(fit) {
   if (!isTRUE(fit$REML)) return(fit)
-  if (inherits(fit, "lmm_aggregated")) return(refit_ml_aggregated(fit))   # its counts kept
   refit_estimation(fit, REML = FALSE)
 }
 
 # The same model fitted by ML (REML = FALSE) or REML, started from the fit's theta; the fields
 # describing the model (formula, frame, ...) are carried over, the residual structure kept.
 refit_estimation <- function(fit, REML) {
+  if (inherits(fit, "lmm_aggregated")) return(refit_estimation_aggregated(fit, REML))
   other <- lmm_fit(fit$y, fit$X, fit$reterms, weights = fit$weights, offset = fit$offset,
                    REML = REML, control = refit_control(fit, check.conv.singular = "ignore"),
                    start = unname(fit$theta), residual = fit$residual$spec)

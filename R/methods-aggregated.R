@@ -90,19 +90,23 @@ anova.lmm_aggregated <- function(object, ..., refit = TRUE) {
   anova_lrt(models, names_m, refit = FALSE)
 }
 
-# The ML fit of an aggregated REML fit: the engine on its pseudo-rows with the data's counts,
-# started from the REML theta.
-refit_ml_aggregated <- function(fit) {
+# The aggregated fit re-estimated by ML or REML (anova()'s and drop1()'s ML refits, profiles,
+# Kenward-Roger's REML refit): the engine on its pseudo-rows with the data's counts, started from
+# its theta, with its control.
+refit_estimation_aggregated <- function(fit, REML) {
   ctrl <- refit_control(fit, check.conv.singular = "ignore", check.scaleX = "ignore",
-                      check.rankX = "ignore")
-  ml <- fit_checked(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
-                    control = ctrl, start = fit$theta, residual = NULL, counts = fit$counts)
-  keep <- setdiff(names(fit), names(ml))
-  ml[keep] <- fit[keep]
-  ml$fitted <- NULL
-  class(ml) <- class(fit)
-  ml
+                        check.rankX = "ignore")
+  out <- fit_checked(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = REML,
+                     control = ctrl, start = fit$theta, residual = NULL, counts = fit$counts)
+  keep <- setdiff(names(fit), names(out))
+  out[keep] <- fit[keep]
+  out$fitted <- NULL
+  if (!is.null(out$call)) out$call$REML <- REML
+  class(out) <- class(fit)
+  out
 }
+
+refit_ml_aggregated <- function(fit) refit_estimation_aggregated(fit, REML = FALSE)
 
 # lme4's getME: the row-level pieces are the data's, which the fit does not hold.
 getME.lmm_aggregated <- function(object, name, ...) {

@@ -147,6 +147,13 @@ test_that("a submodel needs no query; another formula aggregates the table again
   expect_same_fit(r, lmm(Reaction ~ Days + I(Days^2) + (Days | Subject), sleep))
   # a model without random terms must be a submodel
   expect_error(lmmc:::refit_aggregated(f, Reaction ~ Days + I(Days^2)), "not a submodel")
+  # re-estimation by ML / REML (anova, AIC, profiles, Kenward-Roger) keeps the data's counts
+  g <- lmm(Reaction ~ Days + (Days | Subject), sleep)
+  expect_same_fit(lmmc:::refit_ml(f), lmmc:::refit_ml(g))
+  ml <- lmm(Reaction ~ Days + (Days | Subject), dbi_table(con, "sleep"), REML = FALSE)
+  expect_same_fit(lmmc:::refit_reml(ml), g, tol = 1e-8)       # another start: optimiser tolerance
+  expect_s3_class(lmmc:::refit_reml(ml), "lmm_aggregated")
+  expect_equal(AIC(f), AIC(g), tolerance = 1e-10)
 })
 
 test_that("chunks: refits from the sums; a second pass needs a list or a reset", {
