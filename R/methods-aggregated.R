@@ -1,8 +1,12 @@
 # Methods of fits made from aggregated data (R/aggregate.R: a database table or chunks).  The
 # fit holds the data's cross-products, not its rows: everything computed from A, the estimates and
 # their covariance works as for any fit (fixef, ranef, VarCorr, vcov, summary, anova, profiles
-# and intervals, logLik, predict with newdata, emmeans); what needs the observations says so
-# (db_augment() computes fitted values and residuals in the database).
+# and intervals, logLik, predict with newdata, emmeans; R^2 and ICC from mean_rows() below).
+# Refits with other formulas (ranova, step, drop1's ML refits, pve's baseline) need other
+# formulas, not rows: R/refit-aggregated.R fits them from the fit's own sums, or aggregates the
+# source again.  What needs the observations themselves says so (db_augment() computes fitted
+# values and residuals in the database; refit(newresp =), simulate and the bootstrap need a
+# response per row).
 
 stop_needs_rows <- function(what) {
   stop(sprintf(paste("%s needs the rows: the fit was made from aggregated data (a database",
