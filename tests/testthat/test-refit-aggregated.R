@@ -34,6 +34,13 @@ sim_schools <- function(seed = 7) {
   d
 }
 
+# MathAchieve with the school's Sector
+math_achieve <- function() {
+  ma <- as.data.frame(nlme::MathAchieve)
+  ma$Sector <- nlme::MathAchSchool$Sector[match(ma$School, nlme::MathAchSchool$School)]
+  ma
+}
+
 # Every refitting function on the table's fit against the data frame's; the largest gap.
 check_refits <- function(con) {
   gaps <- numeric()
@@ -75,6 +82,20 @@ check_refits <- function(con) {
   same(drop1(f), drop1(g))
   p <- pve(f)
   expect_lt(max(abs(p$pve - pve(g)$pve)), 1e-8)
+
+  # factor covariates and an interaction: the slope goes, the interaction stays
+  ma <- math_achieve()
+  ma[] <- lapply(ma, function(x) if (is.factor(x)) as.character(x) else x)
+  ma <- put_table(con, "ma", ma)
+  fm <- MathAch ~ SES * Sector + Minority + Sex + (1 + SES | School)
+  f <- lmm(fm, dbi_table(con, "ma"))
+  g <- lmm(fm, ma)
+  s <- step(f)
+  same(s$random, step(g)$random)
+  same(s$fixed, step(g)$fixed)
+  expect_identical(rownames(s$random)[2], "SES in (1 + SES | School)")
+  same(ranova(f, reduce.terms = FALSE), ranova(g, reduce.terms = FALSE))
+  same(suppressMessages(drop1(f, test = "Chisq")), suppressMessages(drop1(g, test = "Chisq")))
 
   # step() down a school/district design: (1 | district) and z go
   sch <- put_table(con, "sch", sim_schools())
