@@ -138,7 +138,7 @@ fit_aggregated <- function(spec, cm, pr, REML, contrasts, control, start, src, p
   fit$cells <- c(pieces$cells, list(keys = cm$keys))        # for db_augment()
   fit$spec <- spec
   fit$source <- src
-  fit$aggregate <- list(cm = cm[c("keys", "n", "sumlogw", "means")], pr = pr,
+  fit$aggregate <- list(cm = cm[c("keys", "n", "sumlogw", "lw", "means")], pr = pr,
                         contrasts = contrasts, unweighted = pu)
   class(fit) <- c("lmm_aggregated", class(fit))
   fit

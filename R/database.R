@@ -94,7 +94,7 @@ moments_from_columns <- function(res, spec) {
        n = num(res$lmm_n), W = num(res$lmm_sw),
        S1 = matrix(S1, nrow(res)), S2 = matrix(S2, nrow(res)), shift = shift,
        T1 = if (!is.null(T1)) matrix(T1, nrow(res)), T2 = if (!is.null(T2)) matrix(T2, nrow(res)),
-       sumlogw = sum(num(res$lmm_lw)), wmin = if (nrow(res)) min(num(res$lmm_wmin)) else 1,
+       sumlogw = sum(num(res$lmm_lw)), lw = num(res$lmm_lw), wmin = if (nrow(res)) min(num(res$lmm_wmin)) else 1,
        means = setNames(vapply(seq_along(spec$numeric_vars), function(j)
          sum(num(res[[sprintf("lmm_u%d", j)]])) / sum(num(res$lmm_n)), 0), spec$numeric_vars))
 }

@@ -28,7 +28,29 @@ hatvalues.lmm_aggregated <- function(model, ...) stop_needs_rows("hatvalues()")
 rstandard.lmm_aggregated <- function(model, ...) stop_needs_rows("rstandard()")
 rstudent.lmm_aggregated <- function(model, ...) stop_needs_rows("rstudent()")
 cooks.distance.lmm_aggregated <- function(model, ...) stop_needs_rows("cooks.distance()")
-influence.lmm_aggregated <- function(model, ...) stop_needs_rows("influence()")
+
+# influence(groups = ) deletes the rows of each level of `groups`, variables of the cells' keys:
+# whole cells, so each refit is the fit's pseudo-rows without those cells
+# (R/refit-aggregated.R).  Deleting single cases, and the hat values, need the rows.
+influence.lmm_aggregated <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
+                                     start = NULL, ...) {
+  if (missing(groups) || !isTRUE(do.coef))
+    stop_needs_rows("influence() by case deletion (and the hat values)")
+  if (!missing(data)) warning("'data' is not used: the groups are the table's", call. = FALSE)
+  keys <- model$aggregate$cm$keys
+  if (!is.character(groups) || !length(groups) || !all(groups %in% names(keys)))
+    stop(sprintf(paste("'groups' must name grouping or factor variables of the model (the",
+                       "columns whose values make the cells): %s"),
+                 paste(names(keys), collapse = ", ")), call. = FALSE)
+  lab <- if (length(groups) == 1L) keys[[groups]] else do.call(paste, c(keys[groups], sep = "."))
+  levels <- unique(lab)                         # in the cells' order: sorted
+  theta0 <- if (is.null(start)) model$theta else if (is.list(start)) start$theta else start
+  control <- refit_control(model, maxeval = maxfun, check.conv.singular = "ignore",
+                           check.rankX = "silent.drop.cols", check.scaleX = "ignore")
+  fits <- lapply(levels, function(lev)
+    cell_deletion_refit(model, lab != lev, theta0, control))
+  influence_result(model, fits, list(levels = levels, name = paste(groups, collapse = ".")))
+}
 augment.lmm_aggregated <- function(x, ...) stop_needs_rows("augment()")
 refit.lmm_aggregated <- function(object, newresp = NULL, ...) stop_needs_rows("refit()")
 as_lmerMod_aggregated <- function(fit) stop_needs_rows("as_lmerMod()")

@@ -58,6 +58,33 @@ refit_call <- function(call, formula, REML = NULL) {
   call
 }
 
+# ---- deletion refits -------------------------------------------------------------------------
+
+# The fit without the cells where keep_cells is FALSE (influence(groups = )): its pseudo-rows of
+# the other cells, the counts (n, observations per level, sum log w) of those, from theta0; the
+# summary influence() keeps (as deletion_refit(), R/influence.R).
+cell_deletion_refit <- function(model, keep_cells, theta0, control) {
+  agg <- model$aggregate
+  keep <- keep_cells[agg$pr$cell]                 # the pseudo-rows of the cells kept
+  n_c <- agg$cm$n[keep_cells]
+  first <- !duplicated(agg$pr$cell[keep])         # each kept cell's first pseudo-row
+  reterms <- lapply(model$reterms, function(term) {
+    term$group <- factor(term$group[keep])
+    term$Xt <- term$Xt[keep, , drop = FALSE]
+    term
+  })
+  nrows <- lapply(reterms, function(term)
+    as.integer(tabulate_weighted(as.integer(term$group)[first], n_c, nlevels(term$group))))
+  counts <- list(n = as.integer(sum(n_c)), nrows = nrows, sumlogw = sum(agg$cm$lw[keep_cells]))
+  X <- drop_aliased(model$X[keep, , drop = FALSE], control$check.rankX)
+  fit <- suppressWarnings(fit_checked(model$y[keep], X, reterms, model$weights[keep],
+                                      model$offset[keep], model$REML, control, theta0, NULL,
+                                      counts = counts))
+  list(fixed = fit$beta, vc = vc_vector(fit), vcov = fit$vcov_beta,
+       converged = isTRUE(fit$optinfo$converged) && !length(fit$optinfo$warnings),
+       feval = fit$optinfo$feval)
+}
+
 # ---- a model with no random term left ---------------------------------------------------------
 
 # Weighted least squares on the fit's pseudo-rows (those of the submodel's monomials): X'WX, X'Wy
