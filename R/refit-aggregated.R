@@ -163,6 +163,41 @@ drop1.lm_aggregated <- function(object, scope, scale = 0, test = c("none", "Chis
             class = c("anova", "data.frame"))
 }
 
+# sigma^2 (X'WX)^-1 = sigma^2 R^-1 R^-T from the QR's R (its pivoted columns; NA for aliased
+# ones), sigma^2 = RSS / (n - p).
+vcov.lm_aggregated <- function(object, ...) {
+  b <- object$coefficients
+  p <- object$rank
+  piv <- object$qr$pivot[seq_len(p)]
+  V <- matrix(NA_real_, length(b), length(b), dimnames = list(names(b), names(b)))
+  V[piv, piv] <- chol2inv(object$qr$qr[seq_len(p), seq_len(p), drop = FALSE]) *
+    object$rss / object$df.residual
+  V
+}
+
+sigma.lm_aggregated <- function(object, ...) sqrt(object$rss / object$df.residual)
+
+# summary.lm's coefficient table: estimates, standard errors, t values on n - p df.
+summary.lm_aggregated <- function(object, ...) {
+  b <- object$coefficients
+  se <- sqrt(diag(vcov(object)))
+  t <- b / se
+  coefs <- cbind(Estimate = b, "Std. Error" = se, "t value" = t,
+                 "Pr(>|t|)" = 2 * stats::pt(abs(t), object$df.residual, lower.tail = FALSE))
+  structure(list(coefficients = coefs, sigma = sigma(object), df = object$df.residual,
+                 formula = object$formula, data_source = object$data_source),
+            class = "summary.lm_aggregated")
+}
+
+print.summary.lm_aggregated <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
+  cat("Linear model (no random terms) from aggregated data\nFormula: ", deparse2(x$formula),
+      "\nData: ", x$data_source, " (aggregated)\n\nCoefficients:\n", sep = "")
+  stats::printCoefmat(x$coefficients, digits = digits, ...)
+  cat(sprintf("\nResidual standard error: %s on %d degrees of freedom\n",
+              format(signif(x$sigma, digits)), x$df))
+  invisible(x)
+}
+
 print.lm_aggregated <- function(x, ...) {
   cat("Linear model (no random terms) from aggregated data\nFormula: ", deparse2(x$formula),
       "\nData: ", x$data_source, " (aggregated)\n\nCoefficients:\n", sep = "")

@@ -130,6 +130,10 @@ check_refits <- function(con) {
   expect_equal(logLik(m, REML = TRUE), logLik(get_model(t), REML = TRUE), tolerance = 1e-12)
   expect_identical(nobs(m), nobs(get_model(t)))
   expect_output(print(m), "no random terms")
+  expect_equal(vcov(m), vcov(get_model(t)), tolerance = 1e-10)
+  expect_equal(sigma(m), sigma(get_model(t)), tolerance = 1e-12)
+  expect_equal(coef(summary(m)), coef(summary(get_model(t))), tolerance = 1e-10)
+  expect_output(print(summary(m)), "Residual standard error")
   max(gaps)
 }
 
