@@ -60,6 +60,18 @@ check_refits <- function(con) {
     p <- pve(f)
     expect_lt(max(abs(p$pve - pve(g)$pve)), 1e-8)
   }
+  # a dbplyr query as the source (SQLite: with RPostgreSQL dbplyr warns of an old interface)
+  if (requireNamespace("dbplyr", quietly = TRUE) && requireNamespace("dplyr", quietly = TRUE) &&
+      methods::is(con, "SQLiteConnection")) {
+    f <- lmm(Reaction ~ Days + (Days | Subject),
+             dplyr::filter(dplyr::tbl(con, "sleep"), Days >= 1))
+    g <- lmm(Reaction ~ Days + (Days | Subject), sleep[sleep$Days >= 1, ])
+    same(ranova(f), ranova(g))
+    same(step(f)$fixed, step(g)$fixed)
+    # a formula with new sums: a new aggregation of the same query
+    fm <- Reaction ~ Days + I(Days^2) + (Days | Subject)
+    expect_same_fit(lmmc:::refit_aggregated(f, fm), lmm(fm, sleep[sleep$Days >= 1, ]))
+  }
   # lmerTest 3.1-3: ranova of the REML fit, LRT of "Days in (Days | Subject)"
   expect_equal(ranova(lmm(Reaction ~ Days + (Days | Subject), dbi_table(con, "sleep")))$LRT[2],
                42.8367, tolerance = 1e-5)
