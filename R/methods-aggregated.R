@@ -2,9 +2,10 @@
 # fit holds the data's cross-products, not its rows: everything computed from A, the estimates and
 # their covariance works as for any fit (fixef, ranef, VarCorr, vcov, summary, anova, profiles
 # and intervals, logLik, predict with newdata, emmeans; R^2 and ICC from mean_rows() below).
-# Refits with other formulas (ranova, step, drop1's ML refits, pve's baseline) need other
-# formulas, not rows: R/refit-aggregated.R fits them from the fit's own sums, or aggregates the
-# source again.  What needs the observations themselves says so (db_augment() computes fitted
+# Refits with other formulas (ranova, step, pve's baseline) or without some cells
+# (influence(groups = )) need other sums, not rows: R/refit-aggregated.R fits them from the fit's
+# own pseudo-rows, or aggregates the source again; re-estimation by ML or REML (anova, drop1,
+# profiles) is below.  Every refit uses the fit's control (refit_control(), R/control.R).  What needs the observations themselves says so (db_augment() computes fitted
 # values and residuals in the database; refit(newresp =), simulate and the bootstrap need a
 # response per row).
 

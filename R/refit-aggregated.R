@@ -1,5 +1,6 @@
-# Refits of a fit from aggregated data (R/aggregate.R) with another formula: the reduced models of
-# ranova(), step() and pve()'s baseline, drop1()'s and anova()'s ML refits.
+# Refits of a fit from aggregated data (R/aggregate.R) with another formula or without some cells:
+# the reduced models of ranova() and step(), pve()'s baseline, influence(groups = )'s deletions.
+# (Re-estimation by ML or REML of the same model: R/methods-aggregated.R.)
 #
 # A submodel -- its grouping and factor variables among the fit's keys, its monomials among the
 # fit's, the same response, weights and offsets -- needs no pass over the data: its cells are
@@ -19,15 +20,14 @@ refit_aggregated <- function(fit, formula, REML = isTRUE(fit$REML), control = re
   spec0 <- fit$spec
   spec <- aggregate_spec(formula, agg$proto, spec0$weights, spec0$offset_arg, spec0$env)
   sub <- sub_moments(spec, spec0, agg)
-  out <- if (!is.null(sub)) {
+  if (is.null(sub)) {                              # new sums: aggregate the source again
+    out <- lmm_aggregated(formula, fit$source, REML, spec0$weights, spec0$offset_arg,
+                          agg$contrasts, control, NULL, spec0$env)
+  } else {
     spec$shift <- sub$shift
     out <- fit_aggregated(spec, agg$cm, sub$pr, REML, agg$contrasts, control, NULL, fit$source,
                           sub$unweighted)
     out$aggregate$proto <- agg$proto
-    out
-  } else {
-    lmm_aggregated(formula, fit$source, REML, spec0$weights, spec0$offset_arg,
-                          agg$contrasts, control, NULL, spec0$env)
   }
   out$call <- refit_call(fit$call, formula, REML)
   out
