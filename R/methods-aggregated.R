@@ -5,9 +5,9 @@
 # Refits with other formulas (ranova, step, pve's baseline) or without some cells
 # (influence(groups = )) need other sums, not rows: R/refit-aggregated.R fits them from the fit's
 # own pseudo-rows, or aggregates the source again; re-estimation by ML or REML (anova, drop1,
-# profiles) is below.  Every refit uses the fit's control (refit_control(), R/control.R).  What needs the observations themselves says so (db_augment() computes fitted
-# values and residuals in the database; refit(newresp =), simulate and the bootstrap need a
-# response per row).
+# profiles) is below.  Every refit uses the fit's control (refit_control(), R/control.R).  What
+# needs the observations themselves says so (db_augment() computes fitted values and residuals
+# in the database; refit(newresp =), simulate and the bootstrap need a response per row).
 
 stop_needs_rows <- function(what) {
   stop(sprintf(paste("%s needs the rows: the fit was made from aggregated data (a database",
