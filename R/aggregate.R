@@ -26,12 +26,13 @@
 # What to aggregate for `formula`: the key columns (grouping variables, and the variables of
 # factor covariates), the monomials (each a character vector of numeric variable labels), the
 # response minus offsets, the weights, and every column the rows need (for na.omit).  `proto`:
-# a few rows of the data (types).
-aggregate_spec <- function(formula, proto, weights, offset, env) {
+# a few rows of the data (their types; no rows is enough).  random = FALSE: a model without
+# random terms (a refit by R/refit-aggregated.R) is allowed.
+aggregate_spec <- function(formula, proto, weights, offset, env, random = TRUE) {
   formula <- check_formula(formula, env)
   formula <- expand_formula(formula, proto)
   bars <- find_bars(formula)
-  if (!length(bars)) stop("no random effects terms specified in formula", call. = FALSE)
+  if (!length(bars) && random) stop("no random effects terms specified in formula", call. = FALSE)
   check_variables_in(formula, proto, weights, offset)
   ftt <- stats::terms(frame_formula(formula))
   fvars <- as.list(attr(ftt, "variables"))[-1L]
@@ -59,7 +60,7 @@ aggregate_spec <- function(formula, proto, weights, offset, env) {
   columns <- unique(c(all.vars(formula), all.vars(weights), all.vars(offset)))
   list(formula = formula, bars = bars, frame_terms = ftt, frame_vars = fvars, keys = keys,
        numeric_vars = numeric_vars, monomials = monomials, response = response, offsets = offsets,
-       weights = weights, columns = columns, env = env)
+       weights = weights, offset_arg = offset, columns = columns, env = env)
 }
 
 check_variables_in <- function(formula, proto, weights, offset) {
@@ -115,6 +116,16 @@ lmm_aggregated <- function(formula, src, REML, weights, offset, contrasts, contr
   if (cm$wmin <= 0)
     stop("zero or negative weights are not supported: drop those rows", call. = FALSE)
   pr <- pseudo_rows(cm)
+  fit <- fit_aggregated(spec, cm, pr, REML, contrasts, control, start, src,
+                        unweighted_pseudo_rows(cm))
+  fit$aggregate$proto <- proto[0L, , drop = FALSE]          # the columns' types, for refits
+  fit
+}
+
+# The fit from the cells' pseudo-rows (pr) of the model spec.  It keeps what refits with other
+# formulas need (R/refit-aggregated.R): the cells (keys, counts, sum log w, means) and their
+# pseudo-rows, and with weights the pseudo-rows of the monomials' unweighted moments (pu).
+fit_aggregated <- function(spec, cm, pr, REML, contrasts, control, start, src, pu = NULL) {
   pieces <- aggregated_pieces(spec, cm, pr, REML, contrasts, control)
   fit <- fit_checked(pieces$y, pieces$X, pieces$reterms, pr$w, numeric(length(pr$w)),
                      pieces$REML, control, start, NULL, counts = pieces$counts)
@@ -127,8 +138,19 @@ lmm_aggregated <- function(formula, src, REML, weights, offset, contrasts, contr
   fit$cells <- c(pieces$cells, list(keys = cm$keys))        # for db_augment()
   fit$spec <- spec
   fit$source <- src
+  fit$aggregate <- list(cm = cm[c("keys", "n", "sumlogw", "lw", "means")], pr = pr,
+                        contrasts = contrasts, unweighted = pu)
   class(fit) <- c("lmm_aggregated", class(fit))
   fit
+}
+
+# With weights: pseudo-rows of the monomials' unweighted moments (count, sum v, sum v v' per
+# cell), weights summing to each cell's count; NULL without weights (pr are those).
+unweighted_pseudo_rows <- function(cm) {
+  if (is.null(cm$T1)) return(NULL)
+  M <- ncol(cm$T1)
+  if (!M) return(list(cell = seq_along(cm$n), V = matrix(0, length(cm$n), 0L), w = cm$n))
+  pseudo_rows(list(W = cm$n, S1 = cm$T1, S2 = cm$T2, shift = cm$shift[seq_len(M)], n = cm$n))
 }
 
 # The shift a: the monomials' means over the sample's complete rows (0 where there is none).

@@ -189,8 +189,9 @@ refit_ml <- function(fit) {
 # The same model fitted by ML (REML = FALSE) or REML, started from the fit's theta; the fields
 # describing the model (formula, frame, ...) are carried over, the residual structure kept.
 refit_estimation <- function(fit, REML) {
+  if (inherits(fit, "lmm_aggregated")) return(refit_estimation_aggregated(fit, REML))
   other <- lmm_fit(fit$y, fit$X, fit$reterms, weights = fit$weights, offset = fit$offset,
-                   REML = REML, control = lmm_control(check.conv.singular = "ignore"),
+                   REML = REML, control = refit_control(fit, check.conv.singular = "ignore"),
                    start = unname(fit$theta), residual = fit$residual$spec)
   carry <- setdiff(names(fit), names(other))
   other[carry] <- fit[carry]
@@ -229,12 +230,7 @@ drop1_lrt <- function(object, scope, test, k, trace, scale) {
   for (i in seq_along(scope)) {
     if (trace > 1) message("trying - ", scope[i])
     keep <- setdiff(seq_len(ncol(full$X)), cols[[scope[i]]])
-    X <- full$X[, keep, drop = FALSE]
-    attr(X, "assign") <- attr(full$X, "assign")[keep]
-    reduced <- lmm_fit(full$y, X, full$reterms, weights = full$weights, offset = full$offset,
-                       REML = FALSE, control = lmm_control(check.conv.singular = "ignore"),
-                       start = unname(full$theta), residual = full$residual$spec)
-    ans[i + 1L, ] <- ml_aic(reduced, k)
+    ans[i + 1L, ] <- ml_aic(refit_columns(full, keep), k)
   }
   dfs <- ans[1L, 1L] - ans[, 1L]
   dfs[1L] <- NA
@@ -249,6 +245,20 @@ drop1_lrt <- function(object, scope, test, k, trace, scale) {
   head <- c("Single term deletions", "\nModel:", deparse(formula(object)),
             if (scale > 0) paste("\nscale: ", format(scale), "\n"))
   structure(aod, heading = head, class = c("anova", "data.frame"))
+}
+
+# The ML fit `full` with only the columns `keep` of X, from its theta, with its control; the
+# rows are its own (for aggregated data: pseudo-rows standing for the data's counts).
+refit_columns <- function(full, keep) {
+  X <- full$X[, keep, drop = FALSE]
+  attr(X, "assign") <- attr(full$X, "assign")[keep]
+  control <- refit_control(full, check.conv.singular = "ignore")
+  if (!is.null(full$counts))
+    return(fit_checked(full$y, X, full$reterms, full$weights, full$offset, REML = FALSE,
+                       control = control, start = unname(full$theta), residual = NULL,
+                       counts = full$counts))
+  lmm_fit(full$y, X, full$reterms, weights = full$weights, offset = full$offset, REML = FALSE,
+          control = control, start = unname(full$theta), residual = full$residual$spec)
 }
 
 # c(df, AIC) of an ML fit: AIC = -2 logLik + k df.

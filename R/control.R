@@ -154,4 +154,18 @@ memory_limit_bytes <- function(x) {
   as.double(x)
 }
 
+# The control of a refit of `fit` (an ML refit for anova(), a deletion refit, a bootstrap
+# replicate, ...): the fit's own settings -- backend, memory_limit, probes, optimiser and its
+# tolerances -- or lmm_control()'s defaults for a fit that does not carry them, with the
+# settings in `...` (checks a refit of an already checked design silences) replaced, and no
+# trace.
+refit_control <- function(fit, ...) {
+  ctrl <- fit$control
+  if (is.null(ctrl)) return(lmm_control(...))
+  keep <- unclass(ctrl)[intersect(names(ctrl), names(formals(lmm_control)))]
+  set <- list(...)
+  keep[names(set)] <- set
+  do.call(lmm_control, keep)
+}
+
 default_control <- lmm_control()

@@ -22,15 +22,20 @@ print.lmm_dbi_table <- function(x, ...) {
   invisible(x)
 }
 
-lmm_chunks <- function(chunks) {
+# reset: for a chunk function, a function of no arguments that rewinds it (reopens the file,
+# restarts the query), called before another pass over the data: a refit with a formula whose
+# sums the fit does not hold (R/refit-aggregated.R).
+lmm_chunks <- function(chunks, reset = NULL) {
   if (is.data.frame(chunks) || !(is.list(chunks) || is.function(chunks)))
     stop("'chunks' must be a list of data frames or a function returning the next data frame ",
          "(NULL when done)", call. = FALSE)
   if (is.list(chunks) && !length(chunks)) stop("'chunks' is empty", call. = FALSE)
   if (is.list(chunks) && !all(vapply(chunks, is.data.frame, NA)))
     stop("every element of 'chunks' must be a data frame", call. = FALSE)
-  state <- new.env(parent = emptyenv())              # a function's first chunk, read once
-  structure(list(chunks = chunks, state = state), class = "lmm_chunks")
+  if (!is.null(reset) && !is.function(reset))
+    stop("'reset' must be NULL or a function of no arguments rewinding 'chunks'", call. = FALSE)
+  state <- new.env(parent = emptyenv())   # a function's first chunk, read once; passes made
+  structure(list(chunks = chunks, state = state, reset = reset), class = "lmm_chunks")
 }
 
 # A dbplyr lazy table as a table source: its query as a derived table.

@@ -48,6 +48,7 @@ fit_checked <- function(y, X, reterms, weights, offset, REML, control, start, re
   }
   if (!is.null(backend)) fit$iterative <- iterative_result(engine, backend, sol, opt)
   fit$optinfo <- optimiser_info(opt, control)
+  fit$control <- control                   # refits use the same settings (refit_control())
   class(fit) <- "lmm"
   report_singular(fit, control)
   if (identical(control$check.rankX, "ignore")) report_collinear(sol, X)

@@ -10,14 +10,16 @@
 
 ## ---- variance parts ---------------------------------------------------------------------------
 
-## Johnson's mean random-effects variance of each term: mean(diag(Z_t Sigma_t Z_t')).
+## Johnson's mean random-effects variance of each term: mean(diag(Z_t Sigma_t Z_t')), the mean
+## over the observations (for aggregated data over mean_rows(), R/methods-aggregated.R).
 term_variances <- function(fit) {
   vc <- VarCorr(fit)
+  rows <- mean_rows(fit)
   vapply(seq_along(fit$reterms), function(t) {
-    Z_t <- fit$reterms[[t]]$Xt
+    Z_t <- rows$Xt[[t]]
     Sigma_t <- unclass(vc[[t]])
     attributes(Sigma_t) <- list(dim = dim(Sigma_t))
-    mean(rowSums((Z_t %*% Sigma_t) * Z_t))           # z_i' Sigma z_i, averaged over i
+    rows_mean(rows, rowSums((Z_t %*% Sigma_t) * Z_t))   # z_i' Sigma z_i, averaged over i
   }, 0)
 }
 
@@ -104,7 +106,7 @@ check_level <- function(level) {
 ## (parallel, ncpus, progress).
 icc_bootstrap <- function(fit, stat, nsim, seed, progress = FALSE, ...) {
   bootstrap_lmm(fit, stat, nsim = nsim, seed = seed, progress = progress,
-                control = quiet_control(), ...)$t
+                control = quiet_control(fit), ...)$t
 }
 
 ## Percentile bounds of each column, ignoring failed refits (NA rows).
@@ -190,7 +192,6 @@ print.lmm_r2 <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
 ## for the residual variance and each grouping factor's random-effect variances (diagonals of
 ## VarCorr, matched by grouping factor and column). Negative values mean the variance grew.
 pve <- function(fit, null_fit = NULL) {
-  if (inherits(fit, "lmm_aggregated")) stop_needs_rows("pve()")      # it refits from the rows
   if (!inherits(fit, "lmm")) stop("'fit' must be an \"lmm\" fit", call. = FALSE)
   if (is.null(null_fit)) null_fit <- baseline_fit(fit)
   if (!inherits(null_fit, "lmm")) stop("'null_fit' must be an \"lmm\" fit", call. = FALSE)
@@ -227,8 +228,11 @@ variance_table <- function(fit) {
 }
 
 ## The textbook baseline ("empty" model): intercept only, one random intercept per grouping
-## factor of `fit`, same weights, offset and REML/ML.
+## factor of `fit`, same weights, offset and REML/ML.  From aggregated data: refitted from the
+## fit's sums (R/refit-aggregated.R) with the formula of that model.
 baseline_fit <- function(fit) {
+  if (inherits(fit, "lmm_aggregated"))
+    return(refit_aggregated(fit, baseline_formula(fit), fit$REML, quiet_control(fit)))
   groups <- vapply(fit$reterms, `[[`, "", "name")
   keep <- !duplicated(groups)
   terms <- lapply(fit$reterms[keep], function(tm) {
@@ -238,7 +242,16 @@ baseline_fit <- function(fit) {
   terms <- terms[order(-vapply(terms, function(tm) nlevels(tm$group), 1L))]
   X0 <- matrix(1, fit$n, 1L, dimnames = list(NULL, "(Intercept)"))
   lmm_fit(fit$y, X0, terms, weights = fit$weights, offset = fit$offset, REML = fit$REML,
-          control = quiet_control())
+          control = quiet_control(fit))
+}
+
+## response ~ 1 + the formula's offset() terms + (1 | g) for each grouping factor g.
+baseline_formula <- function(fit) {
+  fv <- names(fit$spec$frame_vars)
+  offsets <- fv[attr(fit$spec$frame_terms, "offset")]
+  groups <- unique(vapply(fit$reterms, function(term) deparse2(term$gexpr), ""))
+  rhs <- paste(c("1", offsets, sprintf("(1 | %s)", groups)), collapse = " + ")
+  stats::as.formula(paste(deparse2(fit$formula[[2L]]), "~", rhs), env = environment(fit$formula))
 }
 
 print.lmm_pve <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
@@ -251,9 +264,10 @@ print.lmm_pve <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
 
 ## ---- refit controls ---------------------------------------------------------------------------
 
-## Checks silenced for refits of a design that already passed them.
-quiet_control <- function() {
-  lmm_control(check.nobs.vs.nlev = "ignore", check.nlev.gtr.1 = "ignore",
-              check.nobs.vs.nRE = "ignore", check.scaleX = "ignore",
-              check.rankX = "silent.drop.cols", check.conv.singular = "ignore")
+## The fit's own control (backend, memory_limit, optimiser) with the checks silenced for refits
+## of a design that already passed them.
+quiet_control <- function(fit = NULL) {
+  refit_control(fit, check.nobs.vs.nlev = "ignore", check.nlev.gtr.1 = "ignore",
+                check.nobs.vs.nRE = "ignore", check.scaleX = "ignore",
+                check.rankX = "silent.drop.cols", check.conv.singular = "ignore")
 }

@@ -70,7 +70,7 @@ influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE, st
     return(structure(list(hat = hatvalues(model)), class = c("influence.lmm", "influence.merMod")))
   del <- deletion_sets(model, groups, data, parent.frame())
   theta0 <- if (is.null(start)) model$theta else if (is.list(start)) start$theta else start
-  control <- lmm_control(maxeval = maxfun, check.conv.singular = "ignore",
+  control <- refit_control(model, maxeval = maxfun, check.conv.singular = "ignore",
                          check.rankX = "silent.drop.cols", check.scaleX = "ignore")
   refit <- if (is.null(model$residual)) deletion_refit else
     deletion_refit_by_call(model, if (missing(data)) NULL else data, parent.frame())

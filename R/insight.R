@@ -152,7 +152,8 @@ random_slopes_in_fixed <- function(x) {
 ## sum_g mean_i x_gi' Sigma_g x_gi over the grouping factors g (by name; for a factor with several
 ## terms, the first term's block, as insight picks VarCorr blocks by the grouping-factor name).
 random_variance <- function(x, vc) {
-  X <- x$X
+  rows <- mean_rows(x)                     # the observations (R/methods-aggregated.R)
+  X <- rows$X
   if (!any(startsWith(colnames(X), "(Intercept)")))
     X <- cbind("(Intercept)" = 1, X)
   groups <- unique(vapply(x$reterms, `[[`, "", "name"))
@@ -161,7 +162,7 @@ random_variance <- function(x, vc) {
     keep <- rownames(Sigma) %in% colnames(X)
     Sigma <- Sigma[keep, keep, drop = FALSE]
     Z <- X[, rownames(Sigma), drop = FALSE]
-    row_mean(x, rowSums((Z %*% Sigma) * Z))
+    rows_mean(rows, rowSums((Z %*% Sigma) * Z))
   }, 0)
   sum(per_group)
 }

@@ -1,8 +1,13 @@
 # Methods of fits made from aggregated data (R/aggregate.R: a database table or chunks).  The
 # fit holds the data's cross-products, not its rows: everything computed from A, the estimates and
 # their covariance works as for any fit (fixef, ranef, VarCorr, vcov, summary, anova, profiles
-# and intervals, logLik, predict with newdata, emmeans); what needs the observations says so
-# (db_augment() computes fitted values and residuals in the database).
+# and intervals, logLik, predict with newdata, emmeans; R^2 and ICC from mean_rows() below).
+# Refits with other formulas (ranova, step, pve's baseline) or without some cells
+# (influence(groups = )) need other sums, not rows: R/refit-aggregated.R fits them from the fit's
+# own pseudo-rows, or aggregates the source again; re-estimation by ML or REML (anova, drop1,
+# profiles) is below.  Every refit uses the fit's control (refit_control(), R/control.R).  What
+# needs the observations themselves says so (db_augment() computes fitted values and residuals
+# in the database; refit(newresp =), simulate and the bootstrap need a response per row).
 
 stop_needs_rows <- function(what) {
   stop(sprintf(paste("%s needs the rows: the fit was made from aggregated data (a database",
@@ -24,12 +29,31 @@ hatvalues.lmm_aggregated <- function(model, ...) stop_needs_rows("hatvalues()")
 rstandard.lmm_aggregated <- function(model, ...) stop_needs_rows("rstandard()")
 rstudent.lmm_aggregated <- function(model, ...) stop_needs_rows("rstudent()")
 cooks.distance.lmm_aggregated <- function(model, ...) stop_needs_rows("cooks.distance()")
-influence.lmm_aggregated <- function(model, ...) stop_needs_rows("influence()")
+
+# influence(groups = ) deletes the rows of each level of `groups`, variables of the cells' keys:
+# whole cells, so each refit is the fit's pseudo-rows without those cells
+# (R/refit-aggregated.R).  Deleting single cases, and the hat values, need the rows.
+influence.lmm_aggregated <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
+                                     start = NULL, ...) {
+  if (missing(groups) || !isTRUE(do.coef))
+    stop_needs_rows("influence() by case deletion (and the hat values)")
+  if (!missing(data)) warning("'data' is not used: the groups are the table's", call. = FALSE)
+  keys <- model$aggregate$cm$keys
+  if (!is.character(groups) || !length(groups) || !all(groups %in% names(keys)))
+    stop(sprintf(paste("'groups' must name grouping or factor variables of the model (the",
+                       "columns whose values make the cells): %s"),
+                 paste(names(keys), collapse = ", ")), call. = FALSE)
+  lab <- if (length(groups) == 1L) keys[[groups]] else do.call(paste, c(keys[groups], sep = "."))
+  levels <- unique(lab)                         # in the cells' order: sorted
+  theta0 <- if (is.null(start)) model$theta else if (is.list(start)) start$theta else start
+  control <- refit_control(model, maxeval = maxfun, check.conv.singular = "ignore",
+                           check.rankX = "silent.drop.cols", check.scaleX = "ignore")
+  fits <- lapply(levels, function(lev)
+    cell_deletion_refit(model, lab != lev, theta0, control))
+  influence_result(model, fits, list(levels = levels, name = paste(groups, collapse = ".")))
+}
 augment.lmm_aggregated <- function(x, ...) stop_needs_rows("augment()")
 refit.lmm_aggregated <- function(object, newresp = NULL, ...) stop_needs_rows("refit()")
-ranova.lmm_aggregated <- function(model, ...) stop_needs_rows("ranova()")
-drop1.lmm_aggregated <- function(object, ...) stop_needs_rows("drop1()")
-step.lmm_aggregated <- function(object, ...) stop_needs_rows("step()")
 as_lmerMod_aggregated <- function(fit) stop_needs_rows("as_lmerMod()")
 
 predict.lmm_aggregated <- function(object, newdata = NULL, ...) {
@@ -93,19 +117,23 @@ anova.lmm_aggregated <- function(object, ..., refit = TRUE) {
   anova_lrt(models, names_m, refit = FALSE)
 }
 
-# The ML fit of an aggregated REML fit: the engine on its pseudo-rows with the data's counts,
-# started from the REML theta.
-refit_ml_aggregated <- function(fit) {
-  ctrl <- lmm_control(check.conv.singular = "ignore", check.scaleX = "ignore",
-                      check.rankX = "ignore")
-  ml <- fit_checked(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
-                    control = ctrl, start = fit$theta, residual = NULL, counts = fit$counts)
-  keep <- setdiff(names(fit), names(ml))
-  ml[keep] <- fit[keep]
-  ml$fitted <- NULL
-  class(ml) <- class(fit)
-  ml
+# The aggregated fit re-estimated by ML or REML (anova()'s and drop1()'s ML refits, profiles,
+# Kenward-Roger's REML refit): the engine on its pseudo-rows with the data's counts, started from
+# its theta, with its control.
+refit_estimation_aggregated <- function(fit, REML) {
+  ctrl <- refit_control(fit, check.conv.singular = "ignore", check.scaleX = "ignore",
+                        check.rankX = "ignore")
+  out <- fit_checked(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = REML,
+                     control = ctrl, start = fit$theta, residual = NULL, counts = fit$counts)
+  keep <- setdiff(names(fit), names(out))
+  out[keep] <- fit[keep]
+  out$fitted <- NULL
+  if (!is.null(out$call)) out$call$REML <- REML
+  class(out) <- class(fit)
+  out
 }
+
+refit_ml_aggregated <- function(fit) refit_estimation_aggregated(fit, REML = FALSE)
 
 # lme4's getME: the row-level pieces are the data's, which the fit does not hold.
 getME.lmm_aggregated <- function(object, name, ...) {
@@ -115,21 +143,39 @@ getME.lmm_aggregated <- function(object, name, ...) {
   NextMethod()
 }
 
-# var(X beta) over the observations (R^2, ICC).  From aggregated data the pseudo-rows carry the
-# data's weighted moments, sum_k w_k (x_k'beta)^j = sum_i w_i (x_i'beta)^j for j = 0, 1, 2, so
-# for unweighted data (w_i = 1) the variance is the pseudo-rows' weighted one with divisor n - 1;
-# for weighted data the unweighted variance is not in the moments (NA).
+# var(X beta) over the observations (R^2, ICC), with divisor n - 1.
 fixed_variance <- function(fit) {
-  eta <- drop(fit$X %*% fit$beta)
-  if (!inherits(fit, "lmm_aggregated")) return(stats::var(eta))
-  m <- row_mean(fit, eta)
-  row_mean(fit, (eta - m)^2) * fit$n / (fit$n - 1)
+  if (!inherits(fit, "lmm_aggregated")) return(stats::var(drop(fit$X %*% fit$beta)))
+  rows <- mean_rows(fit)
+  eta <- drop(rows$X %*% fit$beta)
+  m <- rows_mean(rows, eta)
+  rows_mean(rows, (eta - m)^2) * fit$n / (fit$n - 1)
 }
 
-# The mean over the observations of v, a value per row that is a quadratic (or lower) form of
-# the row's monomials: mean(v), or from aggregated unweighted data sum_k w_k v_k / n.
-row_mean <- function(fit, v) {
-  if (!inherits(fit, "lmm_aggregated")) return(mean(v))
-  if (!is.null(fit$spec$weights)) return(NA_real_)
-  sum(fit$weights * v) / fit$n
+# The rows that means over the observations (R^2, ICC: of the linear predictor and of each
+# term's z_i' Sigma z_i, quadratic forms of a row's monomials m_i = [1, v_i]) are taken over:
+# list(X, Xt = each term's rows, w), mean_i f(row i) = sum_k w_k f(row k) / sum_k w_k.  A fit
+# from rows: its rows, w = 1.  From aggregated data the pseudo-rows carry the data's weighted
+# moments, sum_k w_k m_k m_k' = sum_i w_i m_i m_i' per cell, so for unweighted data (w_i = 1)
+# they are the rows; with prior weights the pseudo-rows of the cells' unweighted moments (summed
+# in the same GROUP BY: R/database.R), X and Z there being the cells' factor parts times those
+# rows' monomials.
+mean_rows <- function(fit) {
+  Xt <- lapply(fit$reterms, `[[`, "Xt")
+  if (!inherits(fit, "lmm_aggregated")) return(list(X = fit$X, Xt = Xt, w = rep(1, NROW(fit$X))))
+  if (is.null(fit$spec$weights)) return(list(X = fit$X, Xt = Xt, w = fit$weights))
+  pu <- fit$aggregate$unweighted
+  X <- cell_rows(fit$cells$fixed, pu)[, colnames(fit$X), drop = FALSE]
+  list(X = X, Xt = lapply(fit$cells$terms, cell_rows, pu = pu), w = pu$w)
 }
+
+# A model matrix on the pseudo-rows pu: the cells' factor parts (parts$F, a row per cell) times
+# the monomial of each column (parts$mono, 0: the constant).
+cell_rows <- function(parts, pu) {
+  V1 <- cbind(1, pu$V)
+  M <- parts$F[pu$cell, , drop = FALSE] * V1[, parts$mono + 1L, drop = FALSE]
+  colnames(M) <- parts$names
+  M
+}
+
+rows_mean <- function(rows, v) sum(rows$w * v) / sum(rows$w)

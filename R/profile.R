@@ -134,7 +134,7 @@ rho_full <- function(layout, rhof) {
 ml_fit_of <- function(fit) {
   if (!fit$REML) return(fit)
   if (inherits(fit, "lmm_aggregated")) return(refit_ml_aggregated(fit))    # R/methods-aggregated.R
-  ctrl <- lmm_control(check.conv.singular = "ignore", check.scaleX = "ignore",
+  ctrl <- refit_control(fit, check.conv.singular = "ignore", check.scaleX = "ignore",
                       check.rankX = "ignore")
   ml <- lmm_fit(fit$y, fit$X, fit$reterms, fit$weights, fit$offset, REML = FALSE,
                 control = ctrl, start = fit$theta, residual = fit$residual$spec)

@@ -99,8 +99,11 @@ reduced_forms <- function(bar, full_form) {
 # random-effects grouping, which a removed term would change), or, when no random term is
 # left, lm() (same data, subset, weights, offset, na.action, contrasts) -- nlme::gls() with the
 # same residual structure for fits with one.  The call is evaluated in `env` (the caller of
-# ranova/step), else where the formula was written.
+# ranova/step), else where the formula was written.  A fit from aggregated data is refitted
+# from its own sums (R/refit-aggregated.R).
 refit_with_formula <- function(model, formula, env = parent.frame()) {
+  if (inherits(model, c("lmm_aggregated", "lm_aggregated")))
+    return(refit_aggregated(model, formula))
   cl <- model$call
   if (is.null(cl)) stop("the fit has no call to refit", call. = FALSE)
   if (inherits(model, "gls")) {                  # a gls step of step(): its own call
@@ -108,7 +111,7 @@ refit_with_formula <- function(model, formula, env = parent.frame()) {
   } else if (has_bars(formula)) {
     cl$formula <- formula
     if (!is.null(model$residual$correlation)) cl$correlation <- correlation_with_groups(model)
-  } else if (!is.null(model$residual)) {
+  } else if (!is.null(model[["residual"]])) {        # [[: an lm fit has $residuals
     cl <- gls_call(model, formula)
   } else {
     keep <- c("", "formula", "data", "subset", "weights", "offset", "na.action", "contrasts")

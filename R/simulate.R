@@ -144,7 +144,7 @@ refit <- function(object, newresp, ...) UseMethod("refit")
 ## from the fit's theta.  newresp: numeric vector (or a one-column data frame, e.g. a column of
 ## simulate()); NULL refits the original response.  A response padded with NA for rows the fit
 ## dropped (na.exclude) has those rows removed.
-refit.lmm <- function(object, newresp = NULL, control = lmm_control(), ...) {
+refit.lmm <- function(object, newresp = NULL, control = refit_control(object), ...) {
   if (...length() > 0L)
     warning("unused arguments ignored: ", paste(...names(), collapse = ", "), call. = FALSE)
   y <- refit_response(object, newresp)
@@ -207,7 +207,7 @@ bootstrap_lmm <- function(fit, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.for
   t0 <- FUN(fit)
   if (!is.numeric(t0) || !length(t0)) stop("FUN(fit) must return a numeric vector", call. = FALSE)
   if (is.null(control))
-    control <- lmm_control(check.conv.singular = "ignore", check.scaleX = "ignore",
+    control <- refit_control(fit, check.conv.singular = "ignore", check.scaleX = "ignore",
                            check.rankX = "ignore")
   state <- seed_rng(seed)
   if (!is.null(seed)) on.exit(restore_rng(state$saved))

@@ -74,4 +74,8 @@ cat(sprintf(paste("sample and spec %.2f s, database aggregation %.1f s, pseudo-r
 stopifnot(abs(staged$crit - fit$crit) < 1e-8 * abs(fit$crit))
 print(fixef(fit))
 print(VarCorr(fit))
+# ranova(): two refits (without each term) from the fit's own sums, no query (R/refit-aggregated.R)
+t_ranova <- system.time(rt <- ranova(fit))[["elapsed"]]
+cat(sprintf("ranova(fit) from the fit's sums (2 refits, no query): %.2f s\n", t_ranova))
+print(rt)
 cat("R peak RSS (VmHWM):", grep("VmHWM", readLines("/proc/self/status"), value = TRUE), "\n")

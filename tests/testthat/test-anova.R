@@ -435,3 +435,42 @@ test_that("likelihood-ratio tables and drop1 agree with lme4 live", {
   expect_equal(anova(fm1, ddf = "lme4")[["F value"]], stats::anova(m1)[["F value"]],
                tolerance = 1e-5)
 })
+
+# ---- refits keep the fit's control ---------------------------------------------------------------
+
+test_that("ML refits (anova, drop1) use the fit's backend, probes and memory_limit", {
+  d <- small_crossed()
+  it <- iterative_control()
+  f1 <- lmm(y ~ x + (1 | a) + (1 | b), d, control = it)
+  f0 <- lmm(y ~ 1 + (1 | a) + (1 | b), d, control = it)
+  ctrl <- lmmc:::refit_control(f1, maxeval = 50L)
+  expect_identical(ctrl$backend, "iterative")
+  expect_identical(ctrl$probes, 12L)
+  expect_identical(ctrl$maxeval, 50L)
+  expect_null(ctrl$verbose)
+  ml <- lmmc:::refit_ml(f1)
+  expect_identical(ml$iterative$probes, 12L)
+  # the same ML fits made directly with that control
+  m1 <- lmm(y ~ x + (1 | a) + (1 | b), d, control = it, REML = FALSE)
+  m0 <- lmm(y ~ 1 + (1 | a) + (1 | b), d, control = it, REML = FALSE)
+  tab <- suppressMessages(anova(f0, f1))
+  expect_equal(tab$logLik, c(logLik(m0), logLik(m1)), tolerance = 1e-7)
+  # ... which the exact criterion's fits are not (Monte Carlo error of the log-determinant)
+  e1 <- lmm(y ~ x + (1 | a) + (1 | b), d, REML = FALSE)
+  expect_gt(abs(tab$logLik[2] - logLik(e1)), 1e-4)
+  dr <- suppressMessages(drop1(f1, test = "Chisq"))
+  expect_equal(dr$AIC, c(AIC(m1), AIC(lmm(y ~ 1 + (1 | a) + (1 | b), d, control = it,
+                                              REML = FALSE))), tolerance = 1e-7)
+  # backend = "direct" stays direct when the defaults say iterative
+  fd <- lmm(y ~ x + (1 | a) + (1 | b), d, control = lmm_control(backend = "direct"))
+  old <- options(lmm.control = list(backend = "iterative"))
+  on.exit(options(old))
+  expect_null(lmmc:::refit_ml(fd)$iterative)
+  expect_false(is.null(lmm(y ~ x + (1 | a) + (1 | b), d)$iterative))
+  options(old)
+  # a memory_limit below the exact factor's size: "auto" went iterative, and so do its refits
+  fm <- suppressMessages(lmm(y ~ x + (1 | a) + (1 | b), d, control = lmm_control(memory_limit = 1e4)))
+  expect_false(is.null(fm$iterative))
+  expect_false(is.null(suppressMessages(lmmc:::refit_ml(fm))$iterative))
+  expect_null(lmmc:::refit_ml(lmm(y ~ x + (1 | a) + (1 | b), d))$iterative)
+})

@@ -3,73 +3,14 @@
 # (.ci/run starts one; connection from LMMC_PG_HOST/PORT/DBNAME/USER/PASSWORD).  Reference values
 # recorded from lme4 1.1-35 (lmer, default settings).
 
-# differences of two fits: criterion (relative), theta, beta, vcov, conditional modes, sigma
-fit_gap <- function(a, b) {
-  c(crit = abs(a$crit - b$crit) / max(1, abs(a$crit)), theta = max(abs(a$theta - b$theta)),
-    beta = max(abs(a$beta - b$beta) / pmax(1, abs(a$beta))),
-    vcov = max(abs(a$vcov_beta - b$vcov_beta) / max(1, abs(a$vcov_beta))),
-    b = max(abs(a$b - b$b)) / max(1, abs(a$b)), sigma = abs(a$sigma - b$sigma), n = abs(a$n - b$n))
-}
-
-expect_same_fit <- function(a, b, tol = 1e-10) {
-  gap <- fit_gap(a, b)
-  expect_true(all(gap < tol), label = paste(names(gap), signif(gap, 3), collapse = " "))
-  expect_identical(names(a$beta), names(b$beta))
-  expect_identical(names(a$theta), names(b$theta))
-}
-
-# data frames with character columns where the data have factors (a table has no factor type)
-as_table_data <- function(d) {
-  d <- as.data.frame(d)
-  d[] <- lapply(d, function(x) if (is.factor(x)) as.character(x) else x)
-  d
-}
-
-# write d as table `name`; the data frame read back (what the table holds)
-put_table <- function(con, name, d) {
-  DBI::dbWriteTable(con, name, as_table_data(d), overwrite = TRUE, row.names = FALSE)
-  DBI::dbReadTable(con, name)
-}
-
-sqlite_con <- function() {
-  skip_if_not_installed("RSQLite")
-  skip_if_not_installed("DBI")
-  DBI::dbConnect(RSQLite::SQLite(), ":memory:")
-}
-
-pg_con <- function() {
-  skip_if_not_installed("RPostgreSQL")
-  skip_if_not_installed("DBI")
-  env <- function(v, default) { x <- Sys.getenv(v); if (nzchar(x)) x else default }
-  con <- tryCatch(DBI::dbConnect(RPostgreSQL::PostgreSQL(), host = env("LMMC_PG_HOST", "localhost"),
-                                 port = as.integer(env("LMMC_PG_PORT", "5432")),
-                                 dbname = env("LMMC_PG_DBNAME", "lmmc"),
-                                 user = env("LMMC_PG_USER", "lmmc"),
-                                 password = env("LMMC_PG_PASSWORD", "lmmc")),
-                  error = function(e) NULL)
-  if (is.null(con)) skip("no PostgreSQL server answers (set LMMC_PG_* or run .ci/run)")
-  con
-}
+# fit_gap, expect_same_fit, put_table, sqlite_con, pg_con, ref_rds, sleep_weighted:
+# helper-database.R
 
 math_achieve <- function() {
   ma <- nlme::MathAchieve
   ma$Sector <- nlme::MathAchSchool$Sector[match(ma$School, nlme::MathAchSchool$School)]
   ma
 }
-
-sleep_weighted <- function() {
-  set.seed(1)
-  d <- lme4_sleepstudy()
-  d$w <- runif(nrow(d), 0.5, 2)
-  d$Reaction[c(3, 50)] <- NA
-  d$Days2 <- d$Days
-  d$Days2[7] <- NA
-  d
-}
-
-# the data sets as lme4 ships them, stored in tests/testthat/data
-ref_rds <- function(name) readRDS(test_path("data", paste0(name, ".rds")))
-lme4_sleepstudy <- function() ref_rds("sleepstudy")
 
 # The models every backend runs, each against the data-frame fit of the table's rows.
 check_backend <- function(con) {
@@ -260,9 +201,39 @@ test_that("methods from cross-products work, methods needing rows say so", {
   for (call in list(quote(residuals(f)), quote(fitted(f)), quote(predict(f)),
                     quote(model.frame(f)), quote(simulate(f)),
                     quote(confint(f, method = "boot")), quote(hatvalues(f)),
-                    quote(bootstrap_lmm(f, fixef)), quote(pve(f)), quote(step(f)),
+                    quote(bootstrap_lmm(f, fixef)),
                     quote(shrinkage_plot(f)), quote(as_lmerMod(f))))
     expect_error(eval(call), "needs the rows")
+})
+
+test_that("variance parts (R2, ICC) of unbalanced and weighted table fits are the data frame's", {
+  con <- sqlite_con()
+  on.exit(DBI::dbDisconnect(con))
+  ma <- math_achieve()
+  set.seed(1)
+  ma$w <- runif(nrow(ma), 0.5, 2)
+  ma$SES2 <- ma$SES^2
+  ma <- put_table(con, "maw", ma)
+  chunks <- lmm_chunks(unname(split(ma, rep(1:4, length.out = nrow(ma)))))
+  parts <- function(f) unlist(lmmc:::variance_parts(f))
+  for (fm in list(MathAch ~ SES + Minority + (1 + SES | School),
+                  MathAch ~ SES * Minority + I(SES^2) + (1 + SES | School) + (0 + SES2 | Sector),
+                  MathAch ~ 1 + (1 | School))) {
+    g <- lmm(fm, ma)                        # unbalanced: the pseudo-rows' weights matter
+    expect_equal(parts(lmm(fm, dbi_table(con, "maw"))), parts(g), tolerance = 1e-10)
+    gw <- lmm(fm, ma, weights = w)          # weighted: means over the unweighted moments
+    fw <- lmm(fm, dbi_table(con, "maw"), weights = w)
+    expect_false(is.null(fw$aggregate$unweighted))
+    expect_equal(parts(fw), parts(gw), tolerance = 1e-10)
+    expect_equal(parts(lmm(fm, chunks, weights = w)), parts(gw), tolerance = 1e-10)
+    expect_equal(icc(fw)$adjusted, icc(gw)$adjusted, tolerance = 1e-10)
+    if (requireNamespace("insight", quietly = TRUE))
+      expect_equal(suppressWarnings(insight::get_variance(fw)),
+                   suppressWarnings(insight::get_variance(gw)), tolerance = 1e-10)
+  }
+  # lme4 1.1-31 (lmer, REML): the random-intercept model's variance parts
+  expect_equal(unname(parts(lmm(MathAch ~ 1 + (1 | School), dbi_table(con, "maw")))),
+               c(0, 8.614024837, 39.148321891), tolerance = 1e-6)
 })
 
 test_that("reference grids (emmeans, ls_means) use the data's covariate means", {

@@ -257,3 +257,14 @@ test_that("live: profile bounds from lme4's own deviance function", {
   at <- function(psi) devfun(sqrt(psi / (1 - psi))) - lme4::REMLcrit(m)
   expect_close(c(at(ic$adjusted_lower), at(ic$adjusted_upper)), rep(qchisq(0.95, 1), 2), 1e-5)
 })
+
+test_that("pve()'s baseline fit uses the fit's control (iterative stays iterative)", {
+  d <- small_crossed()
+  it <- iterative_control()
+  f <- lmm(y ~ x + (1 | a) + (1 | b), d, control = it)
+  p <- pve(f)
+  base <- lmm(y ~ 1 + (1 | a) + (1 | b), d, control = it)
+  expect_equal(p$null, as.data.frame(VarCorr(base))$vcov, tolerance = 1e-8)
+  exact <- lmm(y ~ 1 + (1 | a) + (1 | b), d)
+  expect_gt(max(abs(p$null - as.data.frame(VarCorr(exact))$vcov)), 1e-6)
+})

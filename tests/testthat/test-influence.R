@@ -267,3 +267,50 @@ test_that("live: the same numbers as lme4 at lme4's theta, and its influence()",
   expect_close(inf[[4]], im[[4]], 1e-4)
   expect_close(cooks.distance(inf), cooks.distance(im), 1e-4)
 })
+
+test_that("deletion refits use the fit's control (iterative stays iterative)", {
+  d <- small_crossed(n = 600, n1 = 60, n2 = 6)
+  it <- iterative_control()
+  f <- lmm(y ~ x + (1 | a) + (1 | b), d, control = it)
+  inf <- influence(f, groups = "b")
+  lev <- levels(d$b)[2]
+  # the refit without b02, from the fit's theta, with the fit's control
+  g <- lmm(y ~ x + (1 | a) + (1 | b), droplevels(d[d$b != lev, ]), control = it,
+           start = f$theta)
+  expect_false(is.null(g$iterative))
+  expect_equal(unname(inf[["fixed.effects[-b]"]][lev, ]), unname(fixef(g)), tolerance = 1e-8)
+  e <- lmm(y ~ x + (1 | a) + (1 | b), droplevels(d[d$b != lev, ]), start = f$theta)
+  expect_gt(max(abs(inf[["fixed.effects[-b]"]][lev, ] - fixef(e))), 1e-7)
+})
+
+test_that("influence(groups = ) of a table fit deletes cells: the data frame's numbers", {
+  skip_if_not_installed("RSQLite")
+  skip_if_not_installed("DBI")
+  con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  on.exit(DBI::dbDisconnect(con))
+  od <- as.data.frame(ref_data("Orthodont"))
+  od[] <- lapply(od, function(x) if (is.factor(x)) as.character(x) else x)
+  set.seed(3)
+  od$w <- runif(nrow(od), 0.5, 2)
+  DBI::dbWriteTable(con, "od", od)
+  od <- DBI::dbReadTable(con, "od")
+  fm <- distance ~ age * Sex + (age | Subject)
+  for (weighted in c(FALSE, TRUE)) {
+    f <- if (weighted) lmm(fm, dbi_table(con, "od"), weights = w) else lmm(fm, dbi_table(con, "od"))
+    g <- if (weighted) lmm(fm, od, weights = w) else lmm(fm, od)
+    a <- influence(f, groups = "Subject")
+    b <- influence(g, groups = "Subject")
+    rows <- rownames(a[[2L]])                     # the cells' (sorted) order
+    expect_setequal(rows, rownames(b[[2L]]))
+    expect_close(a[[2L]], b[[2L]][rows, ], 1e-8)
+    expect_close(a[[4L]], b[[4L]][rows, ], 1e-6)
+    expect_close(cooks.distance(a), cooks.distance(b)[rows], 1e-8, scale = 1)
+    # a level of a factor covariate: its coefficients are aliased without it (NA)
+    a <- influence(f, groups = "Sex")
+    b <- influence(g, groups = "Sex")
+    expect_identical(is.na(a[[2L]]), is.na(b[[2L]][rownames(a[[2L]]), ]))
+  }
+  expect_error(influence(f, groups = "age"), "'groups' must name grouping or factor variables")
+  expect_error(influence(f), "needs the rows")
+  expect_warning(influence(f, groups = "Subject", data = od), "'data' is not used")
+})
