@@ -233,15 +233,12 @@ static void choose_tail(lmm_model *m, int max_tail, int use_head)
     }
     it->ns = ns;
     it->nL = it->q - ns;
-    /* the head: the largest CG-solved term, eliminated by its diagonal when all terms are
-       scalar and at least one other is CG-solved (iterative_schur.c) */
-    int head = -1, others = 0;
-    for (int t = 0; t < k; t++) {
-        if (in[t]) continue;
-        others++;
-        if (head < 0 || m->nlt[t] > m->nlt[head]) head = t;
-    }
-    it->head = use_head && it->scalar && others >= 2 ? head : -1;
+    /* the head: the CG-solved term with most columns, eliminated exactly by its block-diagonal
+       D (iterative_schur.c); alone, it leaves nothing to CG */
+    int head = -1;
+    for (int t = 0; t < k; t++)
+        if (!in[t] && (head < 0 || m->nlt[t] * m->pt[t] > m->nlt[head] * m->pt[head])) head = t;
+    it->head = use_head ? head : -1;
     it->snode = R_Calloc(ns + 1, int);
     it->spos = R_Calloc(it->q + 1, int);
     for (int j = 0, s = 0; j < it->q; j++) {

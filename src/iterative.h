@@ -84,8 +84,8 @@ void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int
        rows: NULL, or (scalar terms) only the rows j with rows[j] != 0 */
 
 /* iterative_pcg.c: solve A X = Bm (q x nc, row-major) for the operator A (W = A V in the columns
-   cols[0..na)) with the preconditioner P (Pinv = 1 / diag P), zero start; columns c >= crec
-   record their Lanczos matrices */
+   cols[0..na)) with the block-diagonal preconditioner P (Pi: the blocks of P^{-1}, 0 on rows
+   not solved), zero start; columns c >= crec record their Lanczos matrices */
 typedef void (*lmm_iter_op)(const void *ctx, int nc, const int *cols, int na, const double *V,
                             double *W);
 typedef struct {
@@ -93,28 +93,43 @@ typedef struct {
     int converged;
     double *alpha, *beta; /* [maxit] the CG coefficients (recorded columns) */
 } lmm_pcg_column;
-void lmm_iter_pcg(const lmm_iter *it, lmm_iter_op op, const void *ctx, const double *Pinv,
+void lmm_iter_pcg(const lmm_model *m, lmm_iter_op op, const void *ctx, const double *Pi,
                   int nc, const double *Bm, double *X, const double *tol, int crec,
                   lmm_pcg_column *col);
 typedef struct { const lmm_iter *it; const lmm_lambda *lam; double *work; } lmm_omega_ctx;
 void lmm_omega_op(const void *ctx, int nc, const int *cols, int na, const double *V, double *W);
 
-/* iterative_schur.c: the head term eliminated by its diagonal (scalar terms) */
+/* iterative_schur.c: the head term eliminated exactly (D block diagonal) and the block-diagonal
+   preconditioner P of what CG solves; blocks p_J x p_J at it->cjoff[J] */
 typedef struct {
     const lmm_model *m;
     const lmm_iter *it;
     const lmm_lambda *lam;    /* Omega' (the tail's terms zeroed) */
-    int head;
-    double *Dinv;             /* [q] 1 / D_h on the head's rows, 0 elsewhere */
+    int head;                 /* the head term, or -1 */
+    int nh;                   /* the head's theta entries */
+    int failed;               /* a block not positive definite */
     char *ish, *isr;          /* [q] row in the head; row in R (CG-solved, not the head) */
-    double *dS_own, *dS_head; /* [q] d S_jj / d theta (j's term; the head's) on R rows */
-    double *work;             /* 2 q nc doubles */
+    char *nodeh, *noder;      /* [N] the same by node */
+    double *Dinv;             /* head nodes: D_J^{-1} (0 elsewhere) */
+    double ldD, *dlogD;       /* log|D|; [nh] its derivatives in the head's theta */
+    double *Pi, *Pl;          /* R nodes: P_J^{-1} and P_J = L L' (L lower); 0 elsewhere */
+    double ldP;               /* log|P| */
+    int *doff;                /* [N] R node J's dP_J at dP + doff[J]: */
+    double *dP;               /*   own entries, then the head's, p_J x p_J each */
+    double *work, *owork;     /* 2 q nc doubles each (owork: vector-valued terms, else NULL) */
 } lmm_schur;
-void lmm_schur_make(lmm_schur *s, const lmm_model *m, const lmm_lambda *lam, double *Pinv);
+void lmm_schur_make(lmm_schur *s, const lmm_model *m, const lmm_lambda *lam, int nc);
 void lmm_schur_op(const void *ctx, int nc, const int *cols, int na, const double *V, double *W);
 void lmm_schur_rhs(const lmm_schur *s, int nc, int nr, const double *Bm, double *Bs);
 void lmm_schur_complete(const lmm_schur *s, int nc, int nr, const double *Bm, double *X);
 void lmm_schur_extend(const lmm_schur *s, int K, double *ZO);
+void lmm_schur_probes(const lmm_schur *s, int K, int nc, int off, double *Bm, double *ZO);
+
+/* iterative_blocks.c: block-diagonal matrices over the nodes, small dense Cholesky */
+void lmm_blocks_apply(const lmm_model *m, const double *B, const char *mask, int nc,
+                      const int *cols, int na, const double *V, double *W);
+double lmm_small_chol(int p, double *A);
+void lmm_small_chol_inverse(int p, const double *L, double *Ainv);
 
 /* iterative_slq.c: e1' log(T) e1 for the Lanczos matrix T of CG coefficients alpha, beta */
 double lmm_iter_quadrature(int m, const double *alpha, const double *beta);
