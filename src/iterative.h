@@ -73,7 +73,7 @@ typedef struct {
 } lmm_lambda;
 void lmm_lambda_make(lmm_lambda *L, const lmm_model *m, const double *theta, int drop_tail);
 void lmm_lambda_apply(const lmm_lambda *L, int trans, int nc, const int *cols, int na,
-                      const double *V, double *W);
+                      const double *V, double *W, const char *rows);
 
 /* iterative_operator.c: V, W q x nc row-major (entry (j, c) at j nc + c) */
 void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const double *V,
@@ -81,7 +81,7 @@ void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const doubl
 void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int *cols, int na,
                     const double *V, double *W, double *work, const char *rows);
     /* W = Omega V in the columns cols[0..na); work: 2 q nc doubles (vector-valued terms);
-       rows: NULL, or (scalar terms) only the rows j with rows[j] != 0 */
+       rows: NULL, or only the rows j with rows[j] != 0 (whole nodes) */
 
 /* iterative_pcg.c: solve A X = Bm (q x nc, row-major) for the operator A (W = A V in the columns
    cols[0..na)) with the block-diagonal preconditioner P (Pi: the blocks of P^{-1}, 0 on rows

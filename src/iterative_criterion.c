@@ -76,13 +76,13 @@ static void tail_products(batch *b)
         memset(V, 0, (size_t) q * ns * sizeof(double));
         for (int c = 0; c < ns; c++) V[(size_t) it->snode[c] * ns + c] = 1;      /* E_S */
         double *LV = dalloc((size_t) q * ns);
-        lmm_lambda_apply(&b->LA, 0, ns, NULL, 0, V, LV);
+        lmm_lambda_apply(&b->LA, 0, ns, NULL, 0, V, LV, NULL);
         lmm_iter_C(it, ns, NULL, 0, LV, W);
-        lmm_lambda_apply(&b->LA, 1, ns, NULL, 0, W, b->U);
+        lmm_lambda_apply(&b->LA, 1, ns, NULL, 0, W, b->U, NULL);
     }
     for (int j = 0; j < q; j++)                                                   /* F by rows */
         for (int a = 0; a < p1; a++) V[(size_t) j * p1 + a] = it->F[j + (size_t) a * q];
-    lmm_lambda_apply(&b->LA, 1, p1, NULL, 0, V, b->BF);
+    lmm_lambda_apply(&b->LA, 1, p1, NULL, 0, V, b->BF, NULL);
 }
 
 /* The right-hand sides [Omega_LS, B_L, L z_1 .. L z_K] (zero on S rows; the probes only on
@@ -188,7 +188,7 @@ static double *products(const batch *b, const double *Yh, int w)
             v[nt + K + k] = x[nt + k];
         }
     }
-    lmm_lambda_apply(&b->LA, 0, w, NULL, 0, V, LV);
+    lmm_lambda_apply(&b->LA, 0, w, NULL, 0, V, LV, NULL);
     lmm_iter_C(b->it, w, NULL, 0, LV, CL);
     return CL;
 }
