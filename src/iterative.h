@@ -12,19 +12,24 @@
  * Omega_Z Y = B), and log|Omega_Z| by stochastic Lanczos quadrature with fixed probe vectors
  * (iterative_criterion.c first eliminates the terms with few levels exactly, in a dense tail):
  *
- *     log|Omega_Z| = log|P| + tr log(P^{-1/2} Omega_Z P^{-1/2}),   P = diag(Omega_Z),
+ *     log|Omega_Z| = log|P| + tr log(L^{-1} Omega_Z L^{-T}),   P = L L' = blockdiag(Omega_JJ),
  *     tr log(M) ~ (1/K) sum_k z_k' log(M) z_k    (z_k Rademacher, fixed per fit)
  *
  * each z_k' log(M) z_k by the Gauss quadrature of the Lanczos tridiagonal matrix, read off the
- * preconditioned conjugate-gradient coefficients of the solve Omega_Z x_k = P^{1/2} z_k.
+ * preconditioned conjugate-gradient coefficients of the solve Omega_Z x_k = L z_k.  Before
+ * that, the CG-solved term with most columns (the head) is eliminated exactly by its block-
+ * diagonal D, so Omega_Z is replaced by its Schur complement S (iterative_schur.c) and P by
+ * S's diagonal blocks (each level's p_t x p_t block: a random intercept and slope together).
  *
- * Scalar and vector-valued random-effect terms (Lambda block diagonal; the preconditioner is
- * the diagonal of Omega_Z); no residual structures.  Files:
+ * Scalar and vector-valued random-effect terms (Lambda block diagonal); no residual
+ * structures.  Files:
  *     iterative.c            setup: C, F, H from the rows; probes; the .Call glue
  *     iterative_lambda.c     Lambda and Lambda' on blocks of vectors
  *     iterative_operator.c   products with C and Omega_Z on blocks of vectors
  *     iterative_pcg.c        preconditioned conjugate gradients on many right-hand sides at once
- *     iterative_schur.c      the largest scalar term eliminated exactly (CG on the Schur complement)
+ *     iterative_schur.c      the head eliminated exactly (CG on the Schur complement), the
+ *                            block-diagonal preconditioner and its derivatives
+ *     iterative_blocks.c     block-diagonal matrices over the nodes; small dense Cholesky
  *     iterative_slq.c        the Gauss quadrature e1' log(T) e1 of a Lanczos matrix T
  *     iterative_criterion.c  the criterion, its gradient and the solution from the solves
  */
@@ -49,7 +54,7 @@ typedef struct lmm_iter {
     int ns, nL;           /* columns in the dense tail (terms with few levels); the others */
     int *snode;           /* [ns] the tail's columns (whole terms), increasing */
     int *spos;            /* [q] position of column j in the tail, or -1 */
-    int head;             /* the term eliminated exactly by its diagonal (iterative_schur.c), or -1 */
+    int head;             /* the term eliminated exactly by its blocks (iterative_schur.c), or -1 */
     int K;                /* probes */
     signed char *Z;       /* q x K, row-major: the Rademacher probes z_k */
     double tol;           /* relative (preconditioned) residual of the solves with B */

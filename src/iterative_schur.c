@@ -57,14 +57,13 @@ static void mult(int p, int At, const double *A, const double *B, double *C)
 }
 
 /* Head node J: D_J, its inverse, log|D_J|, G_J = Y T' (Y = T D^{-1}) and dG_J per head entry;
-   d log|D_J| added to dlogD */
-static void head_node(lmm_schur *s, int J, const double *T, double *G, double *dG)
+   d log|D_J| added to dlogD.  ws: 3 p^2 + p doubles. */
+static void head_node(lmm_schur *s, int J, const double *T, double *G, double *dG, double *ws)
 {
     const lmm_iter *it = s->it;
     int p = it->zoff[J + 1] - it->zoff[J], np = p * p;
     const double *C = it->CJ + it->cjoff[J];
-    double *CT = (double *) R_alloc(np, sizeof(double)), *D = (double *) R_alloc(np, sizeof(double));
-    double *Y = (double *) R_alloc(np, sizeof(double)), *W = (double *) R_alloc(p, sizeof(double));
+    double *CT = ws, *D = ws + np, *Y = ws + 2 * np, *W = ws + 3 * np;
     double *Di = s->Dinv + it->cjoff[J];
     mult(p, 0, C, T, CT);
     mult(p, 1, T, CT, D);                                            /* T' C T */
@@ -136,23 +135,23 @@ static void add_sandwich(int p, int ph, const double *B, const double *M, double
 }
 
 /* CG-solved node J (not the head): P_J, its factor and inverse, and dP_J (own entries, then the
-   head's); G, dG the head nodes' (by node - node0[head]) */
+   head's); G, dG the head nodes' (by node - node0[head]); ws: (3 + nh) p^2 doubles */
 static void solved_node(lmm_schur *s, int J, const double *T, const double *G, const double *dG,
-                        int *mark, int *slot, int *list, double *acc)
+                        int *mark, int *slot, int *list, double *acc, double *ws)
 {
     const lmm_model *m = s->m;
     const lmm_iter *it = s->it;
     int z = it->zoff[J], p = it->zoff[J + 1] - z, np = p * p, nh = s->nh;
     int ph = s->head >= 0 ? m->pt[s->head] : 0, h0 = s->head >= 0 ? m->node0[s->head] : 0;
-    double *A = dzero(np), *Qe = dzero((size_t) np * (nh > 0 ? nh : 1));
-    double *AT = (double *) R_alloc(np, sizeof(double)), *P = s->Pl + it->cjoff[J];
+    double *A = ws, *AT = ws + np, *Q = ws + 2 * np, *Qe = ws + 3 * np, *P = s->Pl + it->cjoff[J];
     memcpy(A, it->CJ + it->cjoff[J], np * sizeof(double));
+    memset(Qe, 0, (size_t) np * nh * sizeof(double));
     if (s->head >= 0) {
         int nl = gather(s, J, ph, mark, slot, list, acc);
         for (int l = 0; l < nl; l++) {
             const double *B = acc + (size_t) slot[list[l]] * p * ph;
             size_t hh = (size_t) (list[l] - h0) * ph * ph;
-            double *Q = dzero(np);
+            memset(Q, 0, np * sizeof(double));
             add_sandwich(p, ph, B, G + hh, Q);
             for (int a = 0; a < np; a++) A[a] -= Q[a];               /* A = C_JJ - Q_J */
             for (int e = 0; e < nh; e++)
@@ -217,18 +216,19 @@ void lmm_schur_make(lmm_schur *s, const lmm_model *m, const lmm_lambda *lam, int
     s->work = (double *) R_alloc(2 * (size_t) q * nc + 1, sizeof(double));
     s->owork = lam->diag ? NULL : (double *) R_alloc(2 * (size_t) q * nc + 1, sizeof(double));
     double *G = NULL, *dG = NULL;
-    int *mark = NULL, *slot = NULL, *list = NULL;
+    int *mark = NULL, *slot = NULL, *list = NULL, pmax = 1;
     double *acc = NULL;
+    for (int u = 0; u < m->k; u++) if (m->pt[u] > pmax) pmax = m->pt[u];
+    double *ws = (double *) R_alloc((size_t) (4 + s->nh) * pmax * pmax + pmax, sizeof(double));
     if (s->head >= 0) {
-        int t = s->head, ph = m->pt[t], nhn = m->nlt[t], pmax = 1;
+        int t = s->head, ph = m->pt[t], nhn = m->nlt[t];
         const double *T = lam->T + lam->toff[t];
         G = dzero((size_t) nhn * ph * ph);
         dG = dzero((size_t) nhn * ph * ph * (s->nh > 0 ? s->nh : 1));
         for (int J = m->node0[t]; J < m->node0[t + 1] && !s->failed; J++) {
             size_t hh = (size_t) (J - m->node0[t]) * ph * ph;
-            head_node(s, J, T, G + hh, dG + hh * s->nh);
+            head_node(s, J, T, G + hh, dG + hh * s->nh, ws);
         }
-        for (int u = 0; u < m->k; u++) if (m->pt[u] > pmax) pmax = m->pt[u];
         mark = (int *) R_alloc(N + 1, sizeof(int));
         slot = (int *) R_alloc(N + 1, sizeof(int));
         list = (int *) R_alloc(N + 1, sizeof(int));
@@ -237,7 +237,7 @@ void lmm_schur_make(lmm_schur *s, const lmm_model *m, const lmm_lambda *lam, int
     }
     for (int J = 0; J < N && !s->failed; J++) {
         if (J % 4096 == 0) R_CheckUserInterrupt();
-        if (s->noder[J]) solved_node(s, J, lam->T + lam->toff[m->term[J]], G, dG, mark, slot, list, acc);
+        if (s->noder[J]) solved_node(s, J, lam->T + lam->toff[m->term[J]], G, dG, mark, slot, list, acc, ws);
     }
 }
 
