@@ -266,6 +266,10 @@ test_that("one vector-valued term (sleepstudy's growth curves): the head's block
   expect_equal(as.numeric(gi), as.numeric(ge), tolerance = 1e-10)
   expect_equal(attr(gi, "gradient"), attr(ge, "gradient"), tolerance = 1e-8)
   expect_identical(unname(.Call(C_lmm_iter_info, it)[c("head", "iters_probe")]), c(1, 0))
+  # the start from moments (each subject's own line, Cov(b) - s2w mean G^-1), not the identity
+  # template: within 9% of the optimum (rounded to 3 digits, as moments.c's)
+  expect_equal(theta_moments(it, TRUE), c(1.05, 0.0165, 0.251))
+  expect_lte(fi$optinfo$feval, 12L)                     # 11 (from the identity: 16)
 })
 
 # Random slopes crossed with a second factor (issue 11's vector-term target): g1's 1 + x
