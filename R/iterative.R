@@ -1,6 +1,7 @@
 # The backend that evaluates the criterion: "direct" (the Cholesky factor of the penalised
 # cross-product, src/factor.c) or "iterative" (src/iterative*.c: conjugate gradients on A's own
-# sparse pattern -- on the Schur complement of the largest scalar term, with the terms of few
+# sparse pattern -- on the Schur complement of the term with most columns (eliminated exactly by
+# its p x p blocks), preconditioned by the complement's diagonal blocks, with the terms of few
 # levels eliminated exactly -- and the remaining log-determinant by stochastic Lanczos quadrature
 # with fixed probes), and
 # "auto": the iterative one when the exact factor would need more than
@@ -50,7 +51,7 @@ iterative_settings <- function(control) {
        tol_probe = 1e-8, maxit = 5000L,
        seed = if (is.null(control$probe_seed)) 1L else control$probe_seed,
        tail = if (is.null(control$exact_levels)) 200L else control$exact_levels,
-       schur = TRUE)          # the largest scalar term eliminated by its diagonal
+       schur = TRUE)          # the term with most columns eliminated by its blocks
 }
 
 # What the fit reports about the iterative evaluation: the settings, the probe count, the

@@ -233,15 +233,12 @@ static void choose_tail(lmm_model *m, int max_tail, int use_head)
     }
     it->ns = ns;
     it->nL = it->q - ns;
-    /* the head: the largest CG-solved term, eliminated by its diagonal when all terms are
-       scalar and at least one other is CG-solved (iterative_schur.c) */
-    int head = -1, others = 0;
-    for (int t = 0; t < k; t++) {
-        if (in[t]) continue;
-        others++;
-        if (head < 0 || m->nlt[t] > m->nlt[head]) head = t;
-    }
-    it->head = use_head && it->scalar && others >= 2 ? head : -1;
+    /* the head: the CG-solved term with most columns, eliminated exactly by its block-diagonal
+       D (iterative_schur.c); alone, it leaves nothing to CG */
+    int head = -1;
+    for (int t = 0; t < k; t++)
+        if (!in[t] && (head < 0 || m->nlt[t] * m->pt[t] > m->nlt[head] * m->pt[head])) head = t;
+    it->head = use_head ? head : -1;
     it->snode = R_Calloc(ns + 1, int);
     it->spos = R_Calloc(it->q + 1, int);
     for (int j = 0, s = 0; j < it->q; j++) {
@@ -354,22 +351,78 @@ SEXP lmm_iter_info(SEXP ptr)
     return ans;
 }
 
+/* A vector-valued term's moment estimate (the scalar one below, level by level with p x p
+   blocks): with G_J = C_JJ and c_J = (Z'Wy*)_J, b_J = G_J^{-1} c_J over the levels with G_J
+   positive definite and n_J > p rows, Cov(b) = Sigma + s2w mean(G_J^{-1}),
+   s2w = (y*'Wy* - sum c_J' G_J^{-1} c_J) / sum (n_J - p).  Sigma (p x p) is returned when
+   positive definite (1), else 0; *share = tr(Sigma sum_J G_J) / n, its part of the total
+   variance. */
+static int vector_moments(const lmm_model *m, int t, double *Sigma, double *share)
+{
+    const lmm_iter *it = m->iter;
+    int p = m->pt[t], np = p * p, q = it->q, col = m->p;
+    double *G = (double *) R_alloc(np, sizeof(double)), *Gi = (double *) R_alloc(np, sizeof(double));
+    double *sb = (double *) R_alloc(p, sizeof(double)), *sbb = (double *) R_alloc(np, sizeof(double));
+    double *sGi = (double *) R_alloc(np, sizeof(double)), *sG = (double *) R_alloc(np, sizeof(double));
+    double *b = (double *) R_alloc(p, sizeof(double)), ssb = 0, df = 0, J = 0;
+    memset(sb, 0, p * sizeof(double));
+    memset(sbb, 0, np * sizeof(double));
+    memset(sGi, 0, np * sizeof(double));
+    memset(sG, 0, np * sizeof(double));
+    for (int K = m->node0[t]; K < m->node0[t + 1]; K++) {
+        const double *C = it->CJ + it->cjoff[K], *c = it->F + it->zoff[K] + (size_t) col * q;
+        for (int a = 0; a < np; a++) sG[a] += C[a];
+        if (m->nrows[K] <= p) continue;
+        memcpy(G, C, np * sizeof(double));
+        if (!R_FINITE(lmm_small_chol(p, G))) continue;
+        lmm_small_chol_inverse(p, G, Gi);
+        for (int a = 0; a < p; a++) {                          /* b = G^{-1} c */
+            b[a] = 0;
+            for (int e = 0; e < p; e++) b[a] += Gi[a + e * p] * c[e];
+        }
+        for (int a = 0; a < p; a++) {
+            ssb += c[a] * b[a];
+            sb[a] += b[a];
+            for (int e = 0; e < p; e++) { sbb[a + e * p] += b[a] * b[e]; sGi[a + e * p] += Gi[a + e * p]; }
+        }
+        df += m->nrows[K] - p;
+        J++;
+    }
+    *share = 0;
+    if (J < p + 2 || df < 1) return 0;
+    double s2w = (it->H[col + col * it->p1] - ssb) / df;
+    for (int a = 0; a < p; a++)
+        for (int e = 0; e < p; e++)
+            Sigma[a + e * p] = (sbb[a + e * p] - sb[a] * sb[e] / J) / (J - 1) - s2w * sGi[a + e * p] / J;
+    memcpy(G, Sigma, np * sizeof(double));
+    if (!R_FINITE(lmm_small_chol(p, G))) return 0;
+    for (int a = 0; a < np; a++) *share += Sigma[a] * sG[a] / m->n;   /* tr(Sigma sum G) / n */
+    return 1;
+}
+
 /* A start for the optimiser from C, F and H (moments.c's simplest case, term by term): with y*
    the OLS residuals (standardise.c), c_j = (Z'Wy*)_j and d_j = C_jj, the level estimates
    b_j = c_j / d_j have variance sigma_t^2 + s2w_t mean(1/d_j), s2w_t = (y*'Wy* - sum c_j^2/d_j)
    / (n - J_t); for crossed terms the total variance y*'Wy* / n = s2 + sum_t sigma_t^2 gives s2.
-   theta_t = sqrt(sigma_t^2 / s2), floored; vector-valued terms start at the identity template
-   (lme4's start).  list(theta). */
+   theta_t = sqrt(sigma_t^2 / s2), floored; a vector-valued term's template is the Cholesky
+   factor of Sigma_t / s2 (vector_moments), or the identity (lme4's start) when Sigma_t is not
+   positive definite.  list(theta). */
 SEXP lmm_iter_moments(lmm_model *m, int REML, double floor)
 {
     lmm_iter *it = m->iter;
     int p = m->p, q = it->q, p1 = it->p1;
     double tot = it->H[p + p * p1] / m->n, sumsig = 0;
     double *sig = (double *) R_alloc(m->k, sizeof(double));
+    double **Sig = (double **) R_alloc(m->k, sizeof(double *));
     for (int t = 0; t < m->k; t++) {
-        double ssb = 0, sb = 0, sb2 = 0, sinv = 0, J = 0;
+        double ssb = 0, sb = 0, sb2 = 0, sinv = 0, J = 0, share = 0;
         sig[t] = NA_REAL;
-        if (m->pt[t] != 1) continue;
+        Sig[t] = NULL;
+        if (m->pt[t] != 1) {
+            double *S = (double *) R_alloc((size_t) m->pt[t] * m->pt[t], sizeof(double));
+            if (vector_moments(m, t, S, &share)) { Sig[t] = S; sumsig += share; }
+            continue;
+        }
         for (int K = m->node0[t]; K < m->node0[t + 1]; K++) {
             int j = it->zoff[K];
             double d = it->Cd[j], c = it->F[j + (size_t) p * q];
@@ -391,8 +444,15 @@ SEXP lmm_iter_moments(lmm_model *m, int REML, double floor)
             th[e] = R_FINITE(sig[t]) && s2 > 0 ? fmax(sqrt(sig[t] / s2), floor) : 1.0;
             continue;
         }
+        double *L = Sig[t];
+        if (L && s2 > 0) {                                     /* chol(Sigma_t / s2), lower */
+            for (int a = 0; a < pt * pt; a++) L[a] /= s2;
+            if (!R_FINITE(lmm_small_chol(pt, L))) L = NULL;
+        }
         for (int c = 0; c < pt; c++)
-            for (int r = c; r < pt; r++) th[e++] = r == c ? 1.0 : 0.0;
+            for (int r = c; r < pt; r++)
+                th[e++] = L && s2 > 0 ? (r == c ? fmax(L[r + c * pt], floor) : L[r + c * pt])
+                                      : (r == c ? 1.0 : 0.0);
     }
     setAttrib(ans, R_NamesSymbol, names);
     UNPROTECT(2); /* ans, names */

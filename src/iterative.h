@@ -12,19 +12,24 @@
  * Omega_Z Y = B), and log|Omega_Z| by stochastic Lanczos quadrature with fixed probe vectors
  * (iterative_criterion.c first eliminates the terms with few levels exactly, in a dense tail):
  *
- *     log|Omega_Z| = log|P| + tr log(P^{-1/2} Omega_Z P^{-1/2}),   P = diag(Omega_Z),
+ *     log|Omega_Z| = log|P| + tr log(L^{-1} Omega_Z L^{-T}),   P = L L' = blockdiag(Omega_JJ),
  *     tr log(M) ~ (1/K) sum_k z_k' log(M) z_k    (z_k Rademacher, fixed per fit)
  *
  * each z_k' log(M) z_k by the Gauss quadrature of the Lanczos tridiagonal matrix, read off the
- * preconditioned conjugate-gradient coefficients of the solve Omega_Z x_k = P^{1/2} z_k.
+ * preconditioned conjugate-gradient coefficients of the solve Omega_Z x_k = L z_k.  Before
+ * that, the CG-solved term with most columns (the head) is eliminated exactly by its block-
+ * diagonal D, so Omega_Z is replaced by its Schur complement S (iterative_schur.c) and P by
+ * S's diagonal blocks (each level's p_t x p_t block: a random intercept and slope together).
  *
- * Scalar and vector-valued random-effect terms (Lambda block diagonal; the preconditioner is
- * the diagonal of Omega_Z); no residual structures.  Files:
+ * Scalar and vector-valued random-effect terms (Lambda block diagonal); no residual
+ * structures.  Files:
  *     iterative.c            setup: C, F, H from the rows; probes; the .Call glue
  *     iterative_lambda.c     Lambda and Lambda' on blocks of vectors
  *     iterative_operator.c   products with C and Omega_Z on blocks of vectors
  *     iterative_pcg.c        preconditioned conjugate gradients on many right-hand sides at once
- *     iterative_schur.c      the largest scalar term eliminated exactly (CG on the Schur complement)
+ *     iterative_schur.c      the head eliminated exactly (CG on the Schur complement), the
+ *                            block-diagonal preconditioner and its derivatives
+ *     iterative_blocks.c     block-diagonal matrices over the nodes; small dense Cholesky
  *     iterative_slq.c        the Gauss quadrature e1' log(T) e1 of a Lanczos matrix T
  *     iterative_criterion.c  the criterion, its gradient and the solution from the solves
  */
@@ -49,7 +54,7 @@ typedef struct lmm_iter {
     int ns, nL;           /* columns in the dense tail (terms with few levels); the others */
     int *snode;           /* [ns] the tail's columns (whole terms), increasing */
     int *spos;            /* [q] position of column j in the tail, or -1 */
-    int head;             /* the term eliminated exactly by its diagonal (iterative_schur.c), or -1 */
+    int head;             /* the term eliminated exactly by its blocks (iterative_schur.c), or -1 */
     int K;                /* probes */
     signed char *Z;       /* q x K, row-major: the Rademacher probes z_k */
     double tol;           /* relative (preconditioned) residual of the solves with B */
@@ -73,7 +78,7 @@ typedef struct {
 } lmm_lambda;
 void lmm_lambda_make(lmm_lambda *L, const lmm_model *m, const double *theta, int drop_tail);
 void lmm_lambda_apply(const lmm_lambda *L, int trans, int nc, const int *cols, int na,
-                      const double *V, double *W);
+                      const double *V, double *W, const char *rows);
 
 /* iterative_operator.c: V, W q x nc row-major (entry (j, c) at j nc + c) */
 void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const double *V,
@@ -81,11 +86,11 @@ void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const doubl
 void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int *cols, int na,
                     const double *V, double *W, double *work, const char *rows);
     /* W = Omega V in the columns cols[0..na); work: 2 q nc doubles (vector-valued terms);
-       rows: NULL, or (scalar terms) only the rows j with rows[j] != 0 */
+       rows: NULL, or only the rows j with rows[j] != 0 (whole nodes) */
 
 /* iterative_pcg.c: solve A X = Bm (q x nc, row-major) for the operator A (W = A V in the columns
-   cols[0..na)) with the preconditioner P (Pinv = 1 / diag P), zero start; columns c >= crec
-   record their Lanczos matrices */
+   cols[0..na)) with the block-diagonal preconditioner P (Pi: the blocks of P^{-1}, 0 on rows
+   not solved), zero start; columns c >= crec record their Lanczos matrices */
 typedef void (*lmm_iter_op)(const void *ctx, int nc, const int *cols, int na, const double *V,
                             double *W);
 typedef struct {
@@ -93,28 +98,43 @@ typedef struct {
     int converged;
     double *alpha, *beta; /* [maxit] the CG coefficients (recorded columns) */
 } lmm_pcg_column;
-void lmm_iter_pcg(const lmm_iter *it, lmm_iter_op op, const void *ctx, const double *Pinv,
+void lmm_iter_pcg(const lmm_model *m, lmm_iter_op op, const void *ctx, const double *Pi,
                   int nc, const double *Bm, double *X, const double *tol, int crec,
                   lmm_pcg_column *col);
 typedef struct { const lmm_iter *it; const lmm_lambda *lam; double *work; } lmm_omega_ctx;
 void lmm_omega_op(const void *ctx, int nc, const int *cols, int na, const double *V, double *W);
 
-/* iterative_schur.c: the head term eliminated by its diagonal (scalar terms) */
+/* iterative_schur.c: the head term eliminated exactly (D block diagonal) and the block-diagonal
+   preconditioner P of what CG solves; blocks p_J x p_J at it->cjoff[J] */
 typedef struct {
     const lmm_model *m;
     const lmm_iter *it;
     const lmm_lambda *lam;    /* Omega' (the tail's terms zeroed) */
-    int head;
-    double *Dinv;             /* [q] 1 / D_h on the head's rows, 0 elsewhere */
+    int head;                 /* the head term, or -1 */
+    int nh;                   /* the head's theta entries */
+    int failed;               /* a block not positive definite */
     char *ish, *isr;          /* [q] row in the head; row in R (CG-solved, not the head) */
-    double *dS_own, *dS_head; /* [q] d S_jj / d theta (j's term; the head's) on R rows */
-    double *work;             /* 2 q nc doubles */
+    char *nodeh, *noder;      /* [N] the same by node */
+    double *Dinv;             /* head nodes: D_J^{-1} (0 elsewhere) */
+    double ldD, *dlogD;       /* log|D|; [nh] its derivatives in the head's theta */
+    double *Pi, *Pl;          /* R nodes: P_J^{-1} and P_J = L L' (L lower); 0 elsewhere */
+    double ldP;               /* log|P| */
+    int *doff;                /* [N] R node J's dP_J at dP + doff[J]: */
+    double *dP;               /*   own entries, then the head's, p_J x p_J each */
+    double *work, *owork;     /* 2 q nc doubles each (owork: vector-valued terms, else NULL) */
 } lmm_schur;
-void lmm_schur_make(lmm_schur *s, const lmm_model *m, const lmm_lambda *lam, double *Pinv);
+void lmm_schur_make(lmm_schur *s, const lmm_model *m, const lmm_lambda *lam, int nc);
 void lmm_schur_op(const void *ctx, int nc, const int *cols, int na, const double *V, double *W);
 void lmm_schur_rhs(const lmm_schur *s, int nc, int nr, const double *Bm, double *Bs);
 void lmm_schur_complete(const lmm_schur *s, int nc, int nr, const double *Bm, double *X);
 void lmm_schur_extend(const lmm_schur *s, int K, double *ZO);
+void lmm_schur_probes(const lmm_schur *s, int K, int nc, int off, double *Bm, double *ZO);
+
+/* iterative_blocks.c: block-diagonal matrices over the nodes, small dense Cholesky */
+void lmm_blocks_apply(const lmm_model *m, const double *B, const char *mask, int nc,
+                      const int *cols, int na, const double *V, double *W);
+double lmm_small_chol(int p, double *A);
+void lmm_small_chol_inverse(int p, const double *L, double *Ainv);
 
 /* iterative_slq.c: e1' log(T) e1 for the Lanczos matrix T of CG coefficients alpha, beta */
 double lmm_iter_quadrature(int m, const double *alpha, const double *beta);

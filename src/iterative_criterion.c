@@ -25,55 +25,44 @@
  * The criterion's T-part is log|T_[ns]| + REML log|R_X|^2 + (n - p REML) log r^2, with
  * log|R_X|^2 = log|T_[ns+p]| - log|T_[ns]| and r^2 = |T| / |T_[ns+p]| (T_[k]: leading k x k), so
  *     W_T = (1 - REML) T_[ns]^{-1} + (REML - nmp) T_[ns+p]^{-1} + nmp T^{-1}   (padded).
- * log|Omega_LL|'s part, of log|P| + (1/K) sum_k z_k' log(M) z_k, M = P^{-1/2} Omega_LL P^{-1/2},
- * is d log|P| + (1/K) sum_k z_k' M^{-1} dM z_k (Hutchinson with the same probes), where with
- * E = -P^{-1} dP / 2, zo = P^{-1/2} z and x = Omega_LL^{-1} P^{1/2} z:
- *     z' M^{-1} dM z = x' E Omega zo + z'Ez + x' dOmega zo,    z'Ez = tr E,
- *     x' dOmega zo = sum_{J in t} (x_{J c} (C Lambda zo)_{J r} + zo_{J c} (C Lambda x)_{J r}),
- *     (Omega zo)_{J c} = (Lambda' C Lambda zo)_{J c} + zo_{J c},  dP_{J c} = 2 (C_JJ T_t)_{r c}.
- * The spread of the K probes' terms gives the gradient's Monte Carlo standard error.
- * With a head term (all terms scalar, iterative_schur.c) Omega_LL is reduced further to its
- * Schur complement S on the other CG-solved columns: CG runs on S, the probes estimate log|S|,
- * and the same formulas hold with Omega -> S, P = diag(S), x and zo extended to xh, zh.
+ * log|Omega_LL|'s part.  Omega_LL = [D, Omega_HR; Omega_RH, Omega_RR] with the head eliminated
+ * (iterative_schur.c; no head: H empty), log|Omega_LL| = log|D| + log|S|, estimated as
+ * log|D| + log|P| + (1/K) sum_k z_k' log(M) z_k with M = L^{-1} S L^{-T}, P = L L' = blockdiag of
+ * S.  Its gradient: d log|D| exactly, and d log|S| = tr(S^{-1} dS) by Hutchinson with the same
+ * probes and P as control variate: with x = S^{-1} L z, zo = L^{-T} z, E[x zo'] = S^{-1} and
+ * E[zo zo'] = P^{-1}, so
+ *     d log|S| = d log|P| + E[x' dS zo - zo' dP zo],   x' dS zo = xh' dOmega zh,
+ * xh = [-D^{-1} Omega_HR x; x], zh likewise (dS = Yh' dOmega Yh, Yh = [-D^{-1} Omega_HR; I]), and
+ *     xh' dOmega zh = sum_{J in t} (xh_{J c} (C Lambda zh)_{J r} + zh_{J c} (C Lambda xh)_{J r}).
+ * dP_J is block J's derivative (iterative_schur.c), d log|P| = sum_J tr(P_J^{-1} dP_J).  The
+ * spread of the K probes' terms gives the gradient's Monte Carlo standard error.
+ * (For scalar nodes zo' dP zo = d log|P| exactly: the control variate is P's own scaling; for
+ * vector-valued ones it removes the within-level part of dS, which the probes would otherwise
+ * estimate.)
  */
 #include "iterative.h"
 #include <string.h>
 
 static double *dalloc(size_t n) { return (double *) R_alloc(n ? n : 1, sizeof(double)); }
 
+/* the columns of term t */
+static int term_columns(const lmm_model *m, int t) { return m->nlt[t] * m->pt[t]; }
+
 typedef struct {
     lmm_model *m;
     lmm_iter *it;
     int q, p1, p, K, ns, nt, nc;    /* nt = ns + p1 tail columns, nc = nt + K solves */
     lmm_lambda LA, LL;              /* Lambda; Lambda with the tail's terms zeroed */
-    double *Pinv;                   /* 1 / diag(Omega') */
     double *U, *BF;                 /* Lambda' C Lambda E_S (q x ns), Lambda' F (q x p1) */
     double *Bm, *X;                 /* right-hand sides and solutions, q x nc row-major */
     double *T, *R;                  /* nt x nt: the tail's Schur complement and its factor */
-    double *ZO;                     /* q x K: zo = P^{-1/2} z (with the head: zh, H rows filled) */
+    double *ZO;                     /* q x K: zo = L^{-T} z (with the head: zh, H rows filled) */
     int nz;                         /* columns the probes cover (|z|^2) */
-    lmm_schur S;                    /* the head's elimination (S.head < 0: none) */
+    lmm_schur S;                    /* the head's elimination (S.head < 0: none), P */
 } batch;
 
 /* theta index of template entry (r, c), r >= c, of a term with p columns (theta.c's order) */
 static int entry_index(int p, int r, int c) { return c * p - c * (c - 1) / 2 + (r - c); }
-
-/* P = diag(Omega'): P_{J c} = (T' C_JJ T)_cc + 1 with the dropped-tail templates */
-static void preconditioner(batch *b)
-{
-    const lmm_model *m = b->m;
-    const lmm_iter *it = b->it;
-    for (int J = 0; J < m->N; J++) {
-        int t = m->term[J], p = m->pt[t], z = it->zoff[J];
-        const double *T = b->LL.T + b->LL.toff[t], *CJ = it->CJ + it->cjoff[J];
-        for (int c = 0; c < p; c++) {
-            double s = 0;
-            for (int a = c; a < p; a++)
-                for (int d = c; d < p; d++) s += T[a + c * p] * CJ[a + d * p] * T[d + c * p];
-            b->Pinv[z + c] = 1 / (s + 1);
-        }
-    }
-}
 
 /* U = Lambda' C Lambda E_S (the tail's columns of Omega_Z without I) and BF = Lambda' F */
 static void tail_products(batch *b)
@@ -87,16 +76,17 @@ static void tail_products(batch *b)
         memset(V, 0, (size_t) q * ns * sizeof(double));
         for (int c = 0; c < ns; c++) V[(size_t) it->snode[c] * ns + c] = 1;      /* E_S */
         double *LV = dalloc((size_t) q * ns);
-        lmm_lambda_apply(&b->LA, 0, ns, NULL, 0, V, LV);
+        lmm_lambda_apply(&b->LA, 0, ns, NULL, 0, V, LV, NULL);
         lmm_iter_C(it, ns, NULL, 0, LV, W);
-        lmm_lambda_apply(&b->LA, 1, ns, NULL, 0, W, b->U);
+        lmm_lambda_apply(&b->LA, 1, ns, NULL, 0, W, b->U, NULL);
     }
     for (int j = 0; j < q; j++)                                                   /* F by rows */
         for (int a = 0; a < p1; a++) V[(size_t) j * p1 + a] = it->F[j + (size_t) a * q];
-    lmm_lambda_apply(&b->LA, 1, p1, NULL, 0, V, b->BF);
+    lmm_lambda_apply(&b->LA, 1, p1, NULL, 0, V, b->BF, NULL);
 }
 
-/* The right-hand sides [Omega_LS, B_L, P^{1/2} z_1 .. P^{1/2} z_K] (zero on S rows). */
+/* The right-hand sides [Omega_LS, B_L, L z_1 .. L z_K] (zero on S rows; the probes only on
+   R rows) and zo = L^{-T} z */
 static void right_sides(batch *b)
 {
     const lmm_iter *it = b->it;
@@ -104,11 +94,12 @@ static void right_sides(batch *b)
     memset(b->Bm, 0, (size_t) b->q * nc * sizeof(double));
     for (int j = 0; j < b->q; j++) {
         if (it->spos[j] >= 0) continue;
-        double *r = b->Bm + (size_t) j * nc, Pj = b->Pinv[j], sp = Pj > 0 ? 1 / sqrt(Pj) : 0.0;
+        double *r = b->Bm + (size_t) j * nc;
         for (int c = 0; c < ns; c++) r[c] = b->U[(size_t) j * ns + c];
         for (int a = 0; a < b->p1; a++) r[ns + a] = b->BF[(size_t) j * b->p1 + a];
-        for (int k = 0; k < K; k++) r[b->nt + k] = sp * it->Z[(size_t) j * K + k];  /* 0 on H */
     }
+    b->ZO = dalloc((size_t) b->q * K);
+    lmm_schur_probes(&b->S, K, nc, b->nt, b->Bm, b->ZO);
 }
 
 /* T = Hh - G_L' Y (symmetric), Hh = [Omega_SS, B_S; B_S', H] */
@@ -137,14 +128,12 @@ static void tail(batch *b)
     for (int c = 0; c < nt; c++)
         for (int d = 0; d < c; d++) T[c + d * nt] = T[d + c * nt] = 0.5 * (T[c + d * nt] + T[d + c * nt]);
 }
-/* log|Omega_LL| = log|P| + mean of the probes' quadratures (|z|^2 = nz, the columns probed),
-   with the head: log|D| + log|diag S| + the quadratures of S; its Monte Carlo standard error */
+/* log|Omega_LL| = log|D| + log|P| + mean of the probes' quadratures (|z|^2 = nz, the columns
+   probed); its Monte Carlo standard error */
 static double logdet(const batch *b, const lmm_pcg_column *col, double *se)
 {
     int K = b->K;
-    double ldP = 0, sum = 0, sum2 = 0;
-    for (int j = 0; j < b->q; j++)
-        ldP += b->Pinv[j] > 0 ? -log(b->Pinv[j]) : log(1 / b->S.Dinv[j]);
+    double ldP = b->S.ldD + b->S.ldP, sum = 0, sum2 = 0;
     for (int k = 0; k < K; k++) {
         const lmm_pcg_column *c = col + b->nt + k;
         double e = b->nz * lmm_iter_quadrature(c->steps, c->alpha, c->beta);
@@ -152,8 +141,8 @@ static double logdet(const batch *b, const lmm_pcg_column *col, double *se)
         sum += e;
         sum2 += e * e;
     }
-    double mean = sum / K, var = (sum2 - K * mean * mean) / (K - 1);
-    *se = sqrt(fmax(var, 0) / K);
+    double mean = K ? sum / K : 0.0, var = K > 1 ? (sum2 - K * mean * mean) / (K - 1) : 0.0;
+    *se = K ? sqrt(fmax(var, 0) / K) : 0.0;
     return ldP + mean;
 }
 
@@ -199,7 +188,7 @@ static double *products(const batch *b, const double *Yh, int w)
             v[nt + K + k] = x[nt + k];
         }
     }
-    lmm_lambda_apply(&b->LA, 0, w, NULL, 0, V, LV);
+    lmm_lambda_apply(&b->LA, 0, w, NULL, 0, V, LV, NULL);
     lmm_iter_C(b->it, w, NULL, 0, LV, CL);
     return CL;
 }
@@ -241,82 +230,52 @@ static void add_probe_means(const double *gk, int nth, int K, double *grad, doub
     for (int t = 0; t < nth; t++) {
         double s = 0, s2 = 0;
         for (int k = 0; k < K; k++) { s += gk[t * K + k]; s2 += gk[t * K + k] * gk[t * K + k]; }
-        double mean = s / K;
+        double mean = K ? s / K : 0.0;
         grad[t] += mean;
-        gse[t] = sqrt(fmax((s2 - K * mean * mean) / (K - 1), 0) / K);
+        gse[t] = K > 1 ? sqrt(fmax((s2 - K * mean * mean) / (K - 1), 0) / K) : 0.0;
     }
 }
 
-/* log|Omega_LL|'s part (header comment): the probes' average, and their spread in gse */
+/* log|Omega_LL|'s part (header comment): d log|D| + d log|P| exactly, the probes' average of
+   xh' dOmega zh - zo' dP zo, and their spread in gse */
 static void gradient_logdet(const batch *b, const double *CL, int w, double *grad, double *gse)
 {
     const lmm_model *m = b->m;
     const lmm_iter *it = b->it;
+    const lmm_schur *S = &b->S;
     int nt = b->nt, K = b->K, nth = m->ntheta;
-    double *gk = dalloc((size_t) nth * K), *ltw = dalloc(K);
+    double *gk = dalloc((size_t) nth * K), *zd = dalloc(K);
     memset(gk, 0, (size_t) nth * K * sizeof(double));
     for (int J = 0; J < m->N; J++) {
-        int t = m->term[J], p = m->pt[t], z = it->zoff[J];
+        int t = m->term[J], p = m->pt[t], z = it->zoff[J], np = p * p;
         if (it->spos[z] >= 0) continue;                      /* Omega_LL has no S column */
-        const double *T = b->LL.T + b->LL.toff[t], *CJ = it->CJ + it->cjoff[J];
-        for (int c = 0; c < p; c++) {
-            double Pc = b->Pinv[z + c];
-            const double *x = b->X + (size_t) (z + c) * b->nc + nt;
-            for (int k = 0; k < K; k++) {                    /* (Lambda' C Lambda zo)_{J c} */
-                double s = 0;
-                for (int a = c; a < p; a++) s += T[a + c * p] * CL[(size_t) (z + a) * w + nt + k];
-                ltw[k] = s;
-            }
+        for (int c = 0; c < p; c++) {                        /* xh' dOmega zh */
+            const double *x = b->X + (size_t) (z + c) * b->nc + nt, *zo = b->ZO + (size_t) (z + c) * K;
             for (int r = c; r < p; r++) {
-                int e = m->theta0[t] + entry_index(p, r, c);
-                double dP = 0;
-                for (int a = c; a < p; a++) dP += CJ[r + a * p] * T[a + c * p];
-                dP *= 2;                                     /* 2 (C_JJ T)_{r c} */
-                double E = -0.5 * dP * Pc, *g = gk + (size_t) e * K;
+                double *g = gk + (size_t) (m->theta0[t] + entry_index(p, r, c)) * K;
                 const double *cl = CL + (size_t) (z + r) * w + nt;
-                for (int k = 0; k < K; k++) {
-                    double zo = b->ZO[(size_t) (z + c) * K + k];
-                    g[k] += x[k] * cl[k] + zo * cl[K + k] + x[k] * E * (ltw[k] + zo);
-                }
-                grad[e] += E + dP * Pc;                      /* tr E + d log P_{J c} */
+                for (int k = 0; k < K; k++) g[k] += x[k] * cl[k] + zo[k] * cl[K + k];
             }
         }
-    }
-    add_probe_means(gk, nth, K, grad, gse);
-}
-
-/* The same with the head eliminated (scalar terms; iterative_schur.c): the probes' terms
-   xh' dOmega zh over all CG-solved rows, x' E (S zo) on the R rows with dS_jj for the theta of
-   j's term and of the head, and d log|D| exactly. */
-static void gradient_logdet_schur(const batch *b, const double *CL, int w, double *grad,
-                                  double *gse)
-{
-    const lmm_model *m = b->m;
-    const lmm_iter *it = b->it;
-    const lmm_schur *S = &b->S;
-    int nt = b->nt, K = b->K, nth = m->ntheta, th = S->head;
-    double *gk = dalloc((size_t) nth * K);
-    memset(gk, 0, (size_t) nth * K * sizeof(double));
-    for (int j = 0; j < b->q; j++) {
-        if (it->spos[j] >= 0) continue;
-        int t = m->term[it->cnode[j]];
-        double l = b->LL.diag[j];
-        const double *x = b->X + (size_t) j * b->nc + nt, *zo = b->ZO + (size_t) j * K;
-        const double *w1 = CL + (size_t) j * w + nt, *w2 = w1 + K;
-        double *g = gk + (size_t) t * K;
-        for (int k = 0; k < K; k++) g[k] += x[k] * w1[k] + zo[k] * w2[k];      /* xh' dOmega zh */
-        if (t == th) {                                                      /* d log D_h */
-            grad[th] += 2 * l * it->Cd[j] * S->Dinv[j];
-            continue;
-        }
-        double Pj = b->Pinv[j], dS[2] = {S->dS_own[j], S->dS_head[j]};
-        int tt[2] = {t, th};
-        for (int a = 0; a < 2; a++) {
-            double E = -0.5 * dS[a] * Pj, *ga = gk + (size_t) tt[a] * K;
-            for (int k = 0; k < K; k++) ga[k] += x[k] * E * (l * w1[k] + zo[k]);   /* (S zo)_j */
-            grad[tt[a]] += 0.5 * dS[a] * Pj;                                   /* tr E + d log S_jj */
+        if (!S->noder[J]) continue;                          /* the head: d log|D| below */
+        const double *Pi = S->Pi + it->cjoff[J], *dP = S->dP + S->doff[J];
+        int nown = p * (p + 1) / 2;
+        for (int d = 0; d < nown + S->nh; d++, dP += np) {   /* d log|P_J| - zo' dP_J zo */
+            int e = d < nown ? m->theta0[t] + d : m->theta0[S->head] + d - nown;
+            double tr = 0, *g = gk + (size_t) e * K;
+            for (int a = 0; a < np; a++) tr += Pi[a] * dP[a];
+            grad[e] += tr;
+            for (int k = 0; k < K; k++) zd[k] = 0;
+            for (int a = 0; a < p; a++)
+                for (int c = 0; c < p; c++) {
+                    double v = dP[a + c * p];
+                    const double *za = b->ZO + (size_t) (z + a) * K, *zc = b->ZO + (size_t) (z + c) * K;
+                    for (int k = 0; k < K; k++) zd[k] += za[k] * v * zc[k];
+                }
+            for (int k = 0; k < K; k++) g[k] -= zd[k];
         }
     }
+    for (int d = 0; d < S->nh; d++) grad[m->theta0[S->head] + d] += S->dlogD[d];
     add_probe_means(gk, nth, K, grad, gse);
 }
 
@@ -346,20 +305,18 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
     batch b;
     memset(&b, 0, sizeof b);
     b.m = m; b.it = it; b.q = it->q; b.p1 = it->p1; b.p = it->p1 - 1; b.K = it->K;
-    b.ns = it->ns; b.nt = it->ns + it->p1; b.nc = b.nt + b.K;
+    b.ns = it->ns; b.nt = it->ns + it->p1;
+    if (it->ns + it->nL - (it->head >= 0 ? term_columns(m, it->head) : 0) == it->ns)
+        b.K = 0;                                        /* nothing left to probe: exact */
+    b.nc = b.nt + b.K;
     int q = b.q, nt = b.nt, ns = b.ns, p = b.p, nc = b.nc;
     cp->crit = cp->ldL2 = cp->ldRX2 = cp->pwrss = R_PosInf;
     cp->ld_se = NA_REAL;
     it->threads = lmm_dense_threads(q);                /* option lmmc.threads; 1 under load */
     lmm_lambda_make(&b.LA, m, theta, 0);
     lmm_lambda_make(&b.LL, m, theta, 1);
-    b.Pinv = dalloc(q);
-    preconditioner(&b);
-    b.S.head = -1;
-    if (it->head >= 0) {                                /* P = diag(S) on R, 0 on H */
-        b.S.work = dalloc(2 * (size_t) q * nc);
-        lmm_schur_make(&b.S, m, &b.LL, b.Pinv);
-    }
+    lmm_schur_make(&b.S, m, &b.LL, nc);                /* D, P = blockdiag(S) */
+    if (b.S.failed) return 1;
     tail_products(&b);
     b.Bm = dalloc((size_t) q * nc);
     b.X = dalloc((size_t) q * nc);
@@ -374,21 +331,15 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
     if (b.S.head >= 0) {                                /* CG on S, then x_H */
         double *Bs = dalloc((size_t) q * nc);
         lmm_schur_rhs(&b.S, nc, nt, b.Bm, Bs);
-        lmm_iter_pcg(it, lmm_schur_op, &b.S, b.Pinv, nc, Bs, b.X, tol, nt, col);
+        lmm_iter_pcg(m, lmm_schur_op, &b.S, b.S.Pi, nc, Bs, b.X, tol, nt, col);
         lmm_schur_complete(&b.S, nc, nt, b.Bm, b.X);
     } else {
         lmm_omega_ctx oc = {it, &b.LL, b.LL.diag ? NULL : dalloc(2 * (size_t) q * nc)};
-        lmm_iter_pcg(it, lmm_omega_op, &oc, b.Pinv, nc, b.Bm, b.X, tol, nt, col);
+        lmm_iter_pcg(m, lmm_omega_op, &oc, b.S.Pi, nc, b.Bm, b.X, tol, nt, col);
     }
-    b.ZO = dalloc((size_t) q * b.K);                    /* zo = P^{-1/2} z on the probed rows */
-    b.nz = 0;
-    for (int j = 0; j < q; j++) {
-        int probed = it->spos[j] < 0 && b.Pinv[j] > 0;
-        b.nz += probed;
-        for (int k = 0; k < b.K; k++)
-            b.ZO[(size_t) j * b.K + k] = probed ? sqrt(b.Pinv[j]) * it->Z[(size_t) j * b.K + k] : 0.0;
-    }
-    if (b.S.head >= 0) lmm_schur_extend(&b.S, b.K, b.ZO);
+    b.nz = 0;                                           /* the probed (R) columns */
+    for (int j = 0; j < q; j++) b.nz += b.S.isr[j];
+    if (b.S.head >= 0 && b.K > 0) lmm_schur_extend(&b.S, b.K, b.ZO);
     it->evaluations++;
     it->iters_B = it->iters_probe = it->unconverged = 0;
     for (int c = 0; c < nc; c++) {
@@ -426,8 +377,7 @@ static int evaluate(lmm_model *m, const double *theta, int REML, lmm_iter_parts 
         double *CL = products(&b, Yh, w);
         for (int t = 0; t < m->ntheta; t++) grad[t] = 0;
         gradient_exact(&b, Yh, CL, w, W, grad);
-        if (b.S.head >= 0) gradient_logdet_schur(&b, CL, w, grad, it->grad_se);
-        else gradient_logdet(&b, CL, w, grad, it->grad_se);
+        gradient_logdet(&b, CL, w, grad, it->grad_se);
     }
     if (beta || u) solution(&b, u, beta ? beta : dalloc(p + 1));
     if (cp->rx_pivot)

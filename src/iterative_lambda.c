@@ -34,15 +34,17 @@ void lmm_lambda_make(lmm_lambda *L, const lmm_model *m, const double *theta, int
 }
 
 /* W = Lambda V (trans 0) or Lambda' V (trans 1) in the columns cols[0 .. na) (all nc when cols
-   is NULL); W and V distinct. */
+   is NULL), in the nodes whose first row j has rows[j] (all when rows is NULL); W and V
+   distinct. */
 void lmm_lambda_apply(const lmm_lambda *L, int trans, int nc, const int *cols, int na,
-                      const double *V, double *W)
+                      const double *V, double *W, const char *rows)
 {
     const lmm_model *m = L->m;
     const lmm_iter *it = m->iter;
     int all = cols == NULL, nn = all ? nc : na;
     for (int J = 0; J < m->N; J++) {
         int t = m->term[J], p = m->pt[t], z = it->zoff[J];
+        if (rows && !rows[z]) continue;
         const double *T = L->T + L->toff[t];
         for (int r = 0; r < p; r++) {
             double *w = W + (size_t) (z + r) * nc;

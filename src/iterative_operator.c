@@ -11,14 +11,28 @@
  */
 #include "iterative.h"
 
-/* W = C V in the columns cols[0 .. na) (all nc when cols is NULL) */
-void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const double *V, double *W)
+/* Threads only for products of at least this many multiply-adds: below it a parallel region
+   (and the idle threads' spinning, on a shared machine) costs more than it saves. */
+#define PARALLEL_WORK 4e6
+
+static int parallel(const lmm_iter *it, int na)
 {
-    int all = cols == NULL, nn = all ? nc : na;
+    return it->threads > 1 && (double) na * (it->Cp[it->q] + it->q) >= PARALLEL_WORK;
+}
+
+/* W = C V in the columns cols[0 .. na) (all nc when cols is NULL), in the rows j with rows[j]
+   (all when rows is NULL) */
+static void product_C(const lmm_iter *it, int nc, const int *cols, int na, const double *V,
+                      double *W, const char *rows)
+{
+    int all = cols == NULL, nn = all ? nc : na, par = parallel(it, nn);
+    double nnz = 0;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(it->threads) schedule(static, 256) if (it->threads > 1)
+#pragma omp parallel for num_threads(it->threads) schedule(static, 256) if (par) reduction(+:nnz)
 #endif
     for (int j = 0; j < it->q; j++) {
+        if (rows && !rows[j]) continue;
+        nnz += 1 + it->Cp[j + 1] - it->Cp[j];
         double *w = W + (size_t) j * nc;
         const double *vj = V + (size_t) j * nc;
         double d = it->Cd[j];
@@ -30,28 +44,36 @@ void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const doubl
             else for (int a = 0; a < na; a++) w[cols[a]] += x * vi[cols[a]];
         }
     }
-    lmm_work((double) nn * (it->Cp[it->q] + it->q));
+    lmm_work((double) nn * nnz);
 }
 
-/* W = Omega_Z V in the columns cols[0 .. na) (the others of W untouched).  Scalar terms:
-   (Omega_Z v)_j = lambda_j (C_jj lambda_j v_j + sum_i C_ji lambda_i v_i) + v_j in one pass,
-   only in the rows j with rows[j] != 0 when rows is not NULL; otherwise (vector-valued terms,
-   all rows) Lambda' (C (Lambda V)) + V through work (2 q nc doubles). */
+void lmm_iter_C(const lmm_iter *it, int nc, const int *cols, int na, const double *V, double *W)
+{
+    product_C(it, nc, cols, na, V, W, NULL);
+}
+
+/* W = Omega_Z V in the columns cols[0 .. na) (the others of W untouched), only in the rows j
+   with rows[j] != 0 when rows is not NULL (rows: whole nodes).  Scalar terms:
+   (Omega_Z v)_j = lambda_j (C_jj lambda_j v_j + sum_i C_ji lambda_i v_i) + v_j in one pass;
+   otherwise (vector-valued terms) Lambda' (C (Lambda V)) + V through work (2 q nc doubles),
+   Lambda V in all rows, the rest in the rows asked for. */
 void lmm_iter_omega(const lmm_iter *it, const lmm_lambda *lam, int nc, const int *cols, int na,
                     const double *V, double *W, double *work, const char *rows)
 {
     if (!lam->diag) {
         double *LV = work, *CLV = work + (size_t) it->q * nc;
-        lmm_lambda_apply(lam, 0, nc, cols, na, V, LV);
-        lmm_iter_C(it, nc, cols, na, LV, CLV);
-        lmm_lambda_apply(lam, 1, nc, cols, na, CLV, W);
+        lmm_lambda_apply(lam, 0, nc, cols, na, V, LV, NULL);
+        product_C(it, nc, cols, na, LV, CLV, rows);
+        lmm_lambda_apply(lam, 1, nc, cols, na, CLV, W, rows);
         for (int j = 0; j < it->q; j++)
-            for (int a = 0; a < na; a++) W[(size_t) j * nc + cols[a]] += V[(size_t) j * nc + cols[a]];
+            if (!rows || rows[j])
+                for (int a = 0; a < na; a++) W[(size_t) j * nc + cols[a]] += V[(size_t) j * nc + cols[a]];
         return;
     }
     const double *lambda = lam->diag;
+    int par = parallel(it, na);
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(it->threads) schedule(static, 256) if (it->threads > 1)
+#pragma omp parallel for num_threads(it->threads) schedule(static, 256) if (par)
 #endif
     for (int j = 0; j < it->q; j++) {
         if (rows && !rows[j]) continue;
