@@ -277,6 +277,7 @@ SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv, SEXP explicit);
 SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z);
 SEXP lmm_whiten_apply(SEXP ptr, SEXP rho, SEXP V, SEXP inverse);
 SEXP lmm_layout_info(SEXP ptr);
+SEXP lmm_amd_test(SEXP Cp, SEXP Ci, SEXP size, SEXP cls);          /* ordering.c */
 SEXP lmm_set_counts(SEXP ptr, SEXP n, SEXP nrows, SEXP sumlogw);   /* counts.c: summary rows */
 SEXP lmm_chol_dense(SEXP A);
 SEXP lmm_inverse_dense(SEXP L);                        /* dense_inverse.c: test entry */

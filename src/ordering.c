@@ -337,3 +337,46 @@ int lmm_z_column(const lmm_model *m, int c)
     }
     return c;
 }
+
+/* Test entry: the constrained approximate minimum degree order of the symmetric graph (Cp, Ci)
+   (0-based, no diagonal) with node sizes `size` and classes `cls` (0-based, per node), and the
+   scalar rows below the diagonal of each column of L in that order: list(order (1-based),
+   rows). */
+SEXP lmm_amd_test(SEXP Cp, SEXP Ci, SEXP size, SEXP cls)
+{
+    if (!isInteger(Cp) || LENGTH(Cp) < 2) error(_("Cp must be an integer vector of length n + 1"));
+    int n = LENGTH(Cp) - 1;
+    const int *cp = INTEGER(Cp), *ci = INTEGER(Ci), *sz = INTEGER(size), *cl = INTEGER(cls);
+    for (int i = 0; i < n; i++)
+        if (cp[0] != 0 || cp[i + 1] < cp[i]) error(_("Cp must start at 0 and not decrease"));
+    if (!isInteger(Ci) || LENGTH(Ci) != cp[n]) error(_("Ci must be an integer vector of length Cp[n + 1]"));
+    if (!isInteger(size) || LENGTH(size) != n) error(_("size must be an integer vector of length n"));
+    if (!isInteger(cls) || LENGTH(cls) != n) error(_("cls must be an integer vector of length n"));
+    int ncls = 0;
+    for (int i = 0; i < n; i++) {
+        if (sz[i] < 1) error(_("size must be positive"));
+        if (cl[i] < 0 || cl[i] >= n) error(_("cls must lie in 0 .. n - 1"));
+        if (cl[i] + 1 > ncls) ncls = cl[i] + 1;
+    }
+    for (int i = 0; i < n; i++)
+        for (int a = cp[i]; a < cp[i + 1]; a++)
+            if (ci[a] < 0 || ci[a] >= n || ci[a] == i) error(_("Ci must hold 0-based off-diagonal rows"));
+    int *cptr = (int *) R_alloc(ncls + 1, sizeof(int)), *cnode = (int *) R_alloc(n, sizeof(int));
+    memset(cptr, 0, (ncls + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) cptr[cl[i] + 1]++;
+    for (int c = 0; c < ncls; c++) cptr[c + 1] += cptr[c];
+    int *fill = (int *) R_alloc(ncls + 1, sizeof(int));
+    memcpy(fill, cptr, (ncls + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) cnode[fill[cl[i]]++] = i;
+    SEXP ans = PROTECT(allocVector(VECSXP, 2)), nm = PROTECT(allocVector(STRSXP, 2));
+    SEXP ord = PROTECT(allocVector(INTSXP, n)), rows = PROTECT(allocVector(REALSXP, n));
+    int *o = INTEGER(ord);
+    lmm_amd_order(n, cp, ci, sz, ncls, cnode, cptr, 1, 16, R_PosInf, o);
+    column_rows(n, cp, ci, sz, o, REAL(rows));
+    for (int k = 0; k < n; k++) o[k]++;
+    SET_VECTOR_ELT(ans, 0, ord); SET_VECTOR_ELT(ans, 1, rows);
+    SET_STRING_ELT(nm, 0, mkChar("order")); SET_STRING_ELT(nm, 1, mkChar("rows"));
+    setAttrib(ans, R_NamesSymbol, nm);
+    UNPROTECT(4); /* ans, nm, ord, rows */
+    return ans;
+}
