@@ -98,6 +98,7 @@ typedef struct {
     double mdw;                       /* scalar order of the nodes not yet ordered, + p1 */
     double runmin;                    /* least bound on a split among the nodes ordered */
     double checks;                    /* list entries the exact degree checks may still scan */
+    double class_dense;               /* the dense rule's factor after the first class */
 } amd_graph;
 
 /* Node i (and the nodes merged into it) take the next places of the order. */
@@ -161,11 +162,17 @@ static int degree_bound(amd_graph *g, int i)
     return d < g->nremw - g->wt[i] ? (int) d : g->nremw - g->wt[i];
 }
 
-/* Class c starts: its variables' degrees (exact when the elements to scan are few), into q. */
-static void start_class(amd_graph *g, const int *cnode, int x0, int x1, amd_heap *q)
+/* Class c starts: its variables' degrees (exact when the elements to scan are few, the scan
+   stopped at the budget), into q.  After the first class, the graph is the Schur complement
+   of the classes eliminated, and AMD's rule for dense nodes is applied to it again, tighter: a
+   variable adjacent to more than max(16, CLASS_DENSE sqrt(nrem)) of the nrem left is taken out
+   and goes at the end of its class (in a users x items design: the items next to many others
+   once the users are eliminated; with only the bound at hand, all but the sparsest).
+   CLASS_DENSE: the caller's (AMD's 10, or tighter). */
+static void start_class(amd_graph *g, int c, const int *cnode, int x0, int x1, amd_heap *q)
 {
     double scan = 0;
-    for (int x = x0; x < x1; x++) {
+    for (int x = x0; x < x1 && scan <= g->budget; x++) {
         int i = cnode[x];
         if (g->state[i] != VAR) continue;
         scan += g->len[i];
@@ -173,10 +180,13 @@ static void start_class(amd_graph *g, const int *cnode, int x0, int x1, amd_heap
     }
     int exact = scan <= g->budget;
     double checks = g->checks;                  /* (not the checks' allowance) */
+    double dense = c > 0 ? g->class_dense * sqrt((double) g->nremw) : R_PosInf;
+    if (dense < 16) dense = 16;
     for (int x = x0; x < x1; x++) {
         int i = cnode[x];
         if (g->state[i] != VAR) continue;
         g->deg[i] = exact ? exact_degree(g, i) : degree_bound(g, i);
+        if (g->deg[i] > dense) { g->state[i] = DENSE; g->nremw -= g->wt[i]; continue; }
         heap_push(q, i);
     }
     g->checks = checks;
@@ -364,15 +374,15 @@ static void eliminate(amd_graph *g, int p, int c, int *buf, int *hlist, amd_heap
    cptr[c+1]-1], all eliminated before class c + 1's.  order[k] = the k-th node eliminated.
    Stops and returns 0 once the order cannot cost less than `cutoff` by the bound of
    too_costly() (p1: the order of the [X y] node; weight: of the sparse columns' work), else
-   returns 1. */
+   returns 1.  class_dense: the factor of start_class's rule for dense nodes. */
 int lmm_amd_order(int n, const int *Cp, const int *Ci, const int *size, int ncls,
                   const int *cnode, const int *cptr, double p1, double weight, double cutoff,
-                  int *order)
+                  double class_dense, int *order)
 {
     amd_graph g;
     memset(&g, 0, sizeof g);
     g.n = n; g.order = order; g.size = size;
-    g.p1 = p1; g.weight = weight; g.cutoff = cutoff; g.mdw = p1;
+    g.p1 = p1; g.weight = weight; g.cutoff = cutoff; g.mdw = p1; g.class_dense = class_dense;
     g.lst = (int **) R_alloc(n, sizeof(int *));
     int nint = 21, *ints = (int *) R_alloc((size_t) nint * n, sizeof(int));
     int **f[] = {&g.elen, &g.len, &g.cap, &g.state, &g.cls, &g.wt, &g.deg, &g.degE, &g.ext,
@@ -405,7 +415,7 @@ int lmm_amd_order(int n, const int *Cp, const int *Ci, const int *size, int ncls
     for (int i = 0; i < n; i++) q.pos[i] = -1;
     int npiv = 0;
     for (int c = 0; c < ncls; c++) {
-        start_class(&g, cnode, cptr[c], cptr[c + 1], &q);
+        start_class(&g, c, cnode, cptr[c], cptr[c + 1], &q);
         while (q.n > 0) {
             if (++npiv % 256 == 0) R_CheckUserInterrupt();
             int top = q.h[0];

@@ -121,7 +121,7 @@ void lmm_z_unpermute(const lmm_model *m, const double *in, double *out, int squa
 int lmm_z_column(const lmm_model *m, int c);
 int lmm_amd_order(int n, const int *Cp, const int *Ci, const int *size, int ncls,
                   const int *cnode, const int *cptr, double p1, double weight, double cutoff,
-                  int *order);                                               /* amd.c */
+                  double class_dense, int *order);                           /* amd.c */
 double lmm_split_cost(int N, const int *size, const int *term, const double *rows, int p1,
                       double *md_out);                                       /* layout.c */
 double lmm_split_weight(void);                                               /* layout.c */

@@ -209,22 +209,29 @@ static double order_cost(const lmm_model *m, order_try *w, double *md)
     return lmm_split_cost(w->N, w->osize, w->oterm, w->rows, m->p + 1, md);
 }
 
-/* One candidate: the constrained approximate minimum degree order (amd.c) for term order tord
-   and deferred fraction f, and its predicted work (Inf: stopped, as it could not cost less
+/* One candidate: the constrained approximate minimum degree order (amd.c) for term order tord,
+   deferred fraction f and the dense rule's factor `dense` after the first term, and its predicted work (Inf: stopped, as it could not cost less
    than cutoff). */
 static double try_order(const lmm_model *m, const int *r0, const int *tord, double f,
-                        double cutoff, order_try *w, double *md)
+                        double dense, double cutoff, order_try *w, double *md)
 {
     const void *vmax = vmaxget();
     int ncls = defer_classes(m, r0, tord, w->Cp, f, w->cnode, w->cptr);
     int done = lmm_amd_order(w->N, w->Cp, w->Ci, m->size, ncls, w->cnode, w->cptr, m->p + 1,
-                             lmm_split_weight(), cutoff, w->order);
+                             lmm_split_weight(), cutoff, dense, w->order);
     double cost = done ? order_cost(m, w, md) : R_PosInf;
     vmaxset(vmax);
     return cost;
 }
 
 #define KEEP_GAIN 0.8   /* an order is taken when it saves a fifth of R's order's work */
+
+/* The dense rule after the first term (amd.c's start_class): AMD's factor 10, and a tighter 5
+   tried once for the best term order, the one of less predicted work kept (bench_scale.R's
+   hub20500: 1.377e9 flops with 5, 1.388e9 with 10; with 5 alone, the small hub design of
+   test-ordering.R would keep a larger dense block, 103 instead of under 100). */
+#define AMD_DENSE 10.0
+#define TIGHT_DENSE 5.0
 
 /* The predicted work of R's own order. */
 static double identity_cost(const lmm_model *m, order_try *w)
@@ -258,16 +265,20 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
     int found = 0;
     for (int o = 0; o < nord; o++) {                      /* R's order first (o = 0) */
         if (o > 0 && bestcost < SMALL_WORK && Cp[N] > SMALL_GRAPH) break;   /* cannot pay */
-        double cost = try_order(m, r0, tords + o * k, 0.0, bestcost, &w, &md);
+        double cost = try_order(m, r0, tords + o * k, 0.0, AMD_DENSE, bestcost, &w, &md);
         if (cost <= bestcost) {
             bestcost = cost; bestmd = md; found = 1;
             memcpy(best, w.order, N * sizeof(int));
             memcpy(tbest, tords + o * k, k * sizeof(int));
         }
     }
+    if (found && k > 1) {                 /* the later terms' dense rule tighter (see amd.c) */
+        double cost = try_order(m, r0, tbest, 0.0, TIGHT_DENSE, bestcost, &w, &md);
+        if (cost < bestcost) { bestcost = cost; bestmd = md; memcpy(best, w.order, N * sizeof(int)); }
+    }
     const double fractions[] = {0.005, 0.01, 0.02, 0.05, 0.1, 0.2};
     for (int c = 0; c < 6 && found && bestmd > 1000; c++) {    /* a large dense block: hubs? */
-        double cost = try_order(m, r0, tbest, fractions[c], bestcost, &w, &md);
+        double cost = try_order(m, r0, tbest, fractions[c], AMD_DENSE, bestcost, &w, &md);
         if (cost < bestcost) { bestcost = cost; memcpy(best, w.order, N * sizeof(int)); }
     }
     if (!found) return;                          /* R's order is about as good as any tried */
@@ -371,7 +382,7 @@ SEXP lmm_amd_test(SEXP Cp, SEXP Ci, SEXP size, SEXP cls)
     SEXP ans = PROTECT(allocVector(VECSXP, 2)), nm = PROTECT(allocVector(STRSXP, 2));
     SEXP ord = PROTECT(allocVector(INTSXP, n)), rows = PROTECT(allocVector(REALSXP, n));
     int *o = INTEGER(ord);
-    lmm_amd_order(n, cp, ci, sz, ncls, cnode, cptr, 1, 16, R_PosInf, o);
+    lmm_amd_order(n, cp, ci, sz, ncls, cnode, cptr, 1, 16, R_PosInf, AMD_DENSE, o);
     column_rows(n, cp, ci, sz, o, REAL(rows));
     for (int k = 0; k < n; k++) o[k]++;
     SET_VECTOR_ELT(ans, 0, ord); SET_VECTOR_ELT(ans, 1, rows);
