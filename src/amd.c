@@ -301,9 +301,9 @@ static int too_costly(const amd_graph *g)
 static void eliminate(amd_graph *g, int p, int c, int *buf, int *hlist, amd_heap *q)
 {
     int degme, nlp = form_element(g, p, buf, &degme), s = g->stamp, nact = 0;
-    double work_before = g->work, below = degme;                     /* column x of L: the later nodes of p, and Lp */
+    double work_before = g->work, below = degme;
     for (int x = p; x >= 0; x = g->mnext[x]) below += g->size[x];
-    for (int x = p; x >= 0; x = g->mnext[x]) {
+    for (int x = p; x >= 0; x = g->mnext[x]) {      /* column x: p's later nodes, and Lp */
         below -= g->size[x];
         double r = g->size[x] + below + g->p1;
         g->work += g->size[x] * r * r;
