@@ -209,9 +209,9 @@ static double order_cost(const lmm_model *m, order_try *w, double *md)
     return lmm_split_cost(w->N, w->osize, w->oterm, w->rows, m->p + 1, md);
 }
 
-/* One candidate: the constrained approximate minimum degree order (amd.c) for term order tord,
-   deferred fraction f and the dense rule's factor `dense` after the first term, and its predicted work (Inf: stopped, as it could not cost less
-   than cutoff). */
+/* One candidate: the constrained approximate minimum degree order (amd.c) for term order
+   tord, deferred fraction f and the dense rule's factor `dense` after the first term, and its
+   predicted work (Inf: stopped, as it could not cost less than cutoff). */
 static double try_order(const lmm_model *m, const int *r0, const int *tord, double f,
                         double dense, double cutoff, order_try *w, double *md)
 {
@@ -258,7 +258,8 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
                    (int *) R_alloc(2 * k + 1, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
                    (int *) R_alloc(N, sizeof(int)), (double *) R_alloc(N, sizeof(double)), Cp, Ci};
     int *r0 = (int *) R_alloc(k + 1, sizeof(int)), *best = (int *) R_alloc(N, sizeof(int));
-    int *tords = (int *) R_alloc(6 * (k + 1), sizeof(int)), *tbest = (int *) R_alloc(k + 1, sizeof(int));
+    int *tords = (int *) R_alloc(6 * (k + 1), sizeof(int));
+    int *tbest = (int *) R_alloc(k + 1, sizeof(int));
     for (int t = 0; t < k; t++) r0[t] = m->node0[t];
     int nord = term_orders(k, tords);
     double idcost = identity_cost(m, &w), bestcost = KEEP_GAIN * idcost, md, bestmd = 0;
@@ -274,7 +275,10 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
     }
     if (found && k > 1) {                 /* the later terms' dense rule tighter (see amd.c) */
         double cost = try_order(m, r0, tbest, 0.0, TIGHT_DENSE, bestcost, &w, &md);
-        if (cost < bestcost) { bestcost = cost; bestmd = md; memcpy(best, w.order, N * sizeof(int)); }
+        if (cost < bestcost) {
+            bestcost = cost; bestmd = md;
+            memcpy(best, w.order, N * sizeof(int));
+        }
     }
     const double fractions[] = {0.005, 0.01, 0.02, 0.05, 0.1, 0.2};
     for (int c = 0; c < 6 && found && bestmd > 1000; c++) {    /* a large dense block: hubs? */
@@ -357,12 +361,13 @@ SEXP lmm_amd_test(SEXP Cp, SEXP Ci, SEXP size, SEXP cls)
 {
     if (!isInteger(Cp) || LENGTH(Cp) < 2) error(_("Cp must be an integer vector of length n + 1"));
     int n = LENGTH(Cp) - 1;
+    if (!isInteger(Ci)) error(_("Ci must be an integer vector"));
+    if (!isInteger(size) || LENGTH(size) != n) error(_("size must be an integer vector of length n"));
+    if (!isInteger(cls) || LENGTH(cls) != n) error(_("cls must be an integer vector of length n"));
     const int *cp = INTEGER(Cp), *ci = INTEGER(Ci), *sz = INTEGER(size), *cl = INTEGER(cls);
     for (int i = 0; i < n; i++)
         if (cp[0] != 0 || cp[i + 1] < cp[i]) error(_("Cp must start at 0 and not decrease"));
-    if (!isInteger(Ci) || LENGTH(Ci) != cp[n]) error(_("Ci must be an integer vector of length Cp[n + 1]"));
-    if (!isInteger(size) || LENGTH(size) != n) error(_("size must be an integer vector of length n"));
-    if (!isInteger(cls) || LENGTH(cls) != n) error(_("cls must be an integer vector of length n"));
+    if (LENGTH(Ci) != cp[n]) error(_("Ci must have length Cp[n + 1]"));
     int ncls = 0;
     for (int i = 0; i < n; i++) {
         if (sz[i] < 1) error(_("size must be positive"));
@@ -371,7 +376,8 @@ SEXP lmm_amd_test(SEXP Cp, SEXP Ci, SEXP size, SEXP cls)
     }
     for (int i = 0; i < n; i++)
         for (int a = cp[i]; a < cp[i + 1]; a++)
-            if (ci[a] < 0 || ci[a] >= n || ci[a] == i) error(_("Ci must hold 0-based off-diagonal rows"));
+            if (ci[a] < 0 || ci[a] >= n || ci[a] == i)
+                error(_("Ci must hold 0-based off-diagonal rows"));
     int *cptr = (int *) R_alloc(ncls + 1, sizeof(int)), *cnode = (int *) R_alloc(n, sizeof(int));
     memset(cptr, 0, (ncls + 1) * sizeof(int));
     for (int i = 0; i < n; i++) cptr[cl[i] + 1]++;
