@@ -19,6 +19,7 @@ static const R_CallMethodDef call_methods[] = {
     {"lmm_quadform",       (DL_FUNC) &lmm_quadform,       5},
     {"lmm_solution",       (DL_FUNC) &lmm_solution,       5},
     {"lmm_layout_info",    (DL_FUNC) &lmm_layout_info,    1},
+    {"lmm_amd_test",       (DL_FUNC) &lmm_amd_test,       4},
     {"lmm_gradient",       (DL_FUNC) &lmm_gradient,       4},
     {"lmm_moments",        (DL_FUNC) &lmm_moments,        3},
     {"lmm_set_counts",     (DL_FUNC) &lmm_set_counts,     4},

@@ -208,15 +208,22 @@ static int choose_split(lmm_model *m)
 
 /* The estimated work of a node order at the split choose_split would take: column J (scalar
    size size[J], term term[J], rows[J] scalar Z rows below its diagonal, and [X y]'s p1) sparse
-   for J < Js, nodes Js.. and [X y] dense; the work weighed as measured (choose_split's rule,
-   for ordering.c to compare orders); *md_out: the dense order there. */
+   for J < Js, nodes Js.. and [X y] dense, Js at most the first complete column (as in
+   choose_split); the work weighed as measured (choose_split's rule, for ordering.c to compare
+   orders); *md_out: the dense order there. */
 double lmm_split_cost(int N, const int *size, const int *term, const double *rows, int p1,
                       double *md_out)
 {
     double slow = sparse_slowdown(), sparse = 0, md = p1, best = R_PosInf, bnd = R_PosInf;
-    double bestm = 0, bndm = 0, bnd_measured = 0;
+    double bestm = 0, bndm = 0, bnd_measured = 0, after;
+    int Jc = N;
     for (int J = 0; J < N; J++) md += size[J];
-    for (int Js = 0; Js <= N; Js++) {
+    after = md - p1;
+    for (int J = 0; J < N - 1; J++) {                   /* the first complete column */
+        after -= size[J];                               /* the nodes after J */
+        if (rows[J] >= after) { Jc = J; break; }
+    }
+    for (int Js = 0; Js <= Jc; Js++) {
         double d3 = md * md * md / 3.0, c = slow * sparse + d3, cm = SPARSE_MEASURED * sparse + d3;
         if (cm < best) { best = cm; bestm = md; }
         if ((Js == 0 || Js == N || term[Js - 1] != term[Js]) && c < bnd) {
@@ -231,6 +238,9 @@ double lmm_split_cost(int N, const int *size, const int *term, const double *row
     *md_out = bestm;
     return best;
 }
+
+/* The weight of the sparse columns' work in lmm_split_cost's choice (for ordering.c's bound). */
+double lmm_split_weight(void) { return SPARSE_MEASURED; }
 
 /* option("lmmc.memory_limit"): bytes the exact factor may take (unset, NA or Inf: no limit). */
 static void check_memory_limit(const lmm_model *m)

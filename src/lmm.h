@@ -119,8 +119,12 @@ void lmm_order_recode(const lmm_model *m, int n, int *const *refs);
 int lmm_level_node(const lmm_model *m, int t, int l);
 void lmm_z_unpermute(const lmm_model *m, const double *in, double *out, int square);
 int lmm_z_column(const lmm_model *m, int c);
+int lmm_amd_order(int n, const int *Cp, const int *Ci, const int *size, int ncls,
+                  const int *cnode, const int *cptr, double p1, double weight, double cutoff,
+                  double class_dense, int *order);                           /* amd.c */
 double lmm_split_cost(int N, const int *size, const int *term, const double *rows, int p1,
                       double *md_out);                                       /* layout.c */
+double lmm_split_weight(void);                                               /* layout.c */
 void lmm_free(lmm_model *m);
 double *lmm_workspace(lmm_model *m, int slot, size_t len);   /* slot 0 or 1, len doubles */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);
@@ -273,6 +277,7 @@ SEXP lmm_whitening_at(SEXP ptr, SEXP rho, SEXP deriv, SEXP explicit);
 SEXP lmm_whiten_solve(SEXP K, SEXP order, SEXP Z);
 SEXP lmm_whiten_apply(SEXP ptr, SEXP rho, SEXP V, SEXP inverse);
 SEXP lmm_layout_info(SEXP ptr);
+SEXP lmm_amd_test(SEXP Cp, SEXP Ci, SEXP size, SEXP cls);          /* ordering.c */
 SEXP lmm_set_counts(SEXP ptr, SEXP n, SEXP nrows, SEXP sumlogw);   /* counts.c: summary rows */
 SEXP lmm_chol_dense(SEXP A);
 SEXP lmm_inverse_dense(SEXP L);                        /* dense_inverse.c: test entry */

@@ -4,16 +4,17 @@
  * R numbers the random effects term by term (lme4's order of the terms), levels in R's order.
  * The engine numbers nodes term-major too, J = node0[t] + l, but both the order of the terms'
  * blocks and the order of the levels within each term are chosen here, so that the Cholesky
- * factor of A = G'WG fills in little: a minimum-degree order constrained by term (all of one
- * term's nodes before the next term's: CAMD's constraint sets), found on the quotient graph of
- * the elimination (Amestoy, Davis & Duff's approximate external degree, without supervariables),
- * for every order of up to three terms, keeping the one of least predicted work (layout.c's
- * cost model).  Eliminating the first term turns each of its levels into a clique of the later
- * levels it touches; the later terms' levels are ordered on that Schur complement, so that in a
- * users x items design the users go first (whichever term lme4 puts first), the items of small
- * communities next and the popular "hub" items, adjacent to nearly everything, last -- where
- * the dense block takes them.  When a large dense block remains, the busiest levels of each
- * term (most neighbours in A) are also tried deferred to the end of their term.
+ * factor of A = G'WG fills in little: a constrained approximate minimum degree order (amd.c:
+ * Amestoy, Davis & Duff's AMD with CAMD's constraint sets -- all of one term's nodes before
+ * the next term's), for every order of up to three terms, each judged by the predicted work of
+ * its factor (layout.c's cost model on L's column counts, found without forming L) and given
+ * up as soon as a bound shows it cannot save a fifth of R's own order's work.  Eliminating the
+ * first term turns each of its levels into a clique of the later levels it touches; the later
+ * terms' levels are ordered on that Schur complement, so that in a users x items design the
+ * users go first (whichever term lme4 puts first), the items of small communities next and the
+ * popular "hub" items, adjacent to nearly everything, last -- where the dense block takes them.
+ * When a large dense block remains, the busiest levels of each term (most neighbours in A) are
+ * also tried deferred to the end of their term.
  *
  * pinv[r0(t) + l] is the node of term t's level l (r0(t): the levels of the terms before t in
  * R's order); the 0-based level codes are recoded through it once (lmm_order_recode), so that
@@ -26,252 +27,91 @@
 #include <math.h>
 #include <limits.h>
 
-/* ---- a pool of int slices (R_alloc'ed chunks, freed with the .Call) ---------------------- */
+/* ---- the pattern of L for a given order: weighted column counts ------------------------- */
 
-typedef struct { int *chunk; size_t used, cap; double total; } int_pool;
-
-static int *pool_take(int_pool *pl, size_t len)
+/* The elimination tree of the graph (Cp, Ci) eliminated in `order` (pinv its inverse), in the
+   order's numbering: parent[k] = the first row below the diagonal in column k of L (-1: a
+   root).  anc: workspace (path-compressed ancestors). */
+static void etree(int n, const int *Cp, const int *Ci, const int *order, const int *pinv,
+                  int *parent, int *anc)
 {
-    if (pl->used + len > pl->cap) {             /* chunks of 4096 ints doubling to 2^20 */
-        size_t cap = pl->cap ? 2 * pl->cap : 4096;
-        if (cap > ((size_t) 1 << 20)) cap = (size_t) 1 << 20;
-        if (cap < len) cap = len;
-        pl->chunk = (int *) R_alloc(cap, sizeof(int));
-        pl->cap = cap;
-        pl->used = 0;
-    }
-    int *s = pl->chunk + pl->used;
-    pl->used += len;
-    pl->total += (double) len;
-    return s;
-}
-
-/* ---- an indexed min-heap of variables keyed by (degree, index) --------------------------- */
-
-typedef struct { int *h, *pos, n; const int *deg; } md_heap;
-
-static int heap_less(const md_heap *q, int a, int b)
-{
-    return q->deg[a] < q->deg[b] || (q->deg[a] == q->deg[b] && a < b);
-}
-
-static void heap_swap(md_heap *q, int i, int j)
-{
-    int a = q->h[i], b = q->h[j];
-    q->h[i] = b; q->h[j] = a;
-    q->pos[b] = i; q->pos[a] = j;
-}
-
-static void heap_up(md_heap *q, int i)
-{
-    while (i > 0 && heap_less(q, q->h[i], q->h[(i - 1) / 2])) { heap_swap(q, i, (i - 1) / 2); i = (i - 1) / 2; }
-}
-
-static void heap_down(md_heap *q, int i)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, s = i;
-        if (l < q->n && heap_less(q, q->h[l], q->h[s])) s = l;
-        if (r < q->n && heap_less(q, q->h[r], q->h[s])) s = r;
-        if (s == i) return;
-        heap_swap(q, i, s);
-        i = s;
-    }
-}
-
-static void heap_push(md_heap *q, int v) { q->h[q->n] = v; q->pos[v] = q->n++; heap_up(q, q->n - 1); }
-
-static int heap_pop(md_heap *q)
-{
-    int v = q->h[0];
-    heap_swap(q, 0, --q->n);
-    q->pos[v] = -1;
-    heap_down(q, 0);
-    return v;
-}
-
-static void heap_update(md_heap *q, int v)      /* after deg[v] changed */
-{
-    if (q->pos[v] < 0) return;
-    heap_up(q, q->pos[v]);
-    heap_down(q, q->pos[v]);
-}
-
-/* ---- the quotient graph ------------------------------------------------------------------ */
-
-/* Variable i: live variable neighbours adj[i][0 .. alen[i]-1] (pruned as the elimination goes)
-   and adjacent elements el[i][0 .. elen[i]-1]; element e (named after its pivot): the variables
-   Le[e][0 .. Lsize[e]-1].  state: 0 variable, 1 element, 2 element absorbed. */
-typedef struct {
-    int n, nrem, stamp;
-    int **adj, *alen, **el, *elen, *ecap, **Le, *Lsize;
-    int *deg, *state, *mark, *w, *wmark;
-    int_pool pool;
-    double work;             /* list entries scanned by update_degrees */
-} md_graph;
-
-static void add_element(md_graph *g, int i, int e)
-{
-    if (g->elen[i] == g->ecap[i]) {
-        int cap = 2 * g->ecap[i] + 4, *s = pool_take(&g->pool, cap);
-        if (g->elen[i]) memcpy(s, g->el[i], g->elen[i] * sizeof(int));
-        g->el[i] = s;
-        g->ecap[i] = cap;
-    }
-    g->el[i][g->elen[i]++] = e;
-}
-
-/* Lp = (adj(p) u the variables of p's elements) \ {p}: the new element p; p's elements are
-   absorbed. */
-static void form_element(md_graph *g, int p, int *buf)
-{
-    int len = 0, s = ++g->stamp;
-    g->mark[p] = s;
-    for (int a = 0; a < g->alen[p]; a++) {
-        int v = g->adj[p][a];
-        if (g->state[v] == 0 && g->mark[v] != s) { g->mark[v] = s; buf[len++] = v; }
-    }
-    for (int a = 0; a < g->elen[p]; a++) {
-        int e = g->el[p][a];
-        if (g->state[e] != 1) continue;
-        for (int b = 0; b < g->Lsize[e]; b++) {
-            int v = g->Le[e][b];
-            if (g->state[v] == 0 && g->mark[v] != s) { g->mark[v] = s; buf[len++] = v; }
-        }
-        g->state[e] = 2;                                      /* absorbed into p */
-    }
-    g->state[p] = 1;
-    g->Le[p] = pool_take(&g->pool, len ? len : 1);
-    memcpy(g->Le[p], buf, len * sizeof(int));
-    g->Lsize[p] = len;
-    g->nrem--;
-}
-
-/* The exact external degree of variable i: |adj(i) u the variables of its elements| - 1. */
-static int exact_degree(md_graph *g, int i)
-{
-    int d = 0, s = ++g->stamp;
-    g->mark[i] = s;
-    for (int a = 0; a < g->alen[i]; a++) {
-        int v = g->adj[i][a];
-        if (g->state[v] == 0 && g->mark[v] != s) { g->mark[v] = s; d++; }
-    }
-    for (int a = 0; a < g->elen[i]; a++) {
-        int e = g->el[i][a];
-        if (g->state[e] != 1) continue;
-        for (int b = 0; b < g->Lsize[e]; b++) {
-            int v = g->Le[e][b];
-            if (g->state[v] == 0 && g->mark[v] != s) { g->mark[v] = s; d++; }
-        }
-    }
-    return d;
-}
-
-/* Approximate external degrees of Lp's variables (AMD): |Le \ Lp| for every other element e
-   they touch, then d_i = min(nrem - 1, d_i + |Lp| - 1, |adj_i| + |Lp| - 1 + sum_e |Le \ Lp|). */
-static void update_degrees(md_graph *g, int p, md_heap *q)
-{
-    int s = g->stamp, np = g->Lsize[p];                       /* mark[v] == s: v in Lp */
-    const int *Lp = g->Le[p];
-    for (int a = 0; a < np; a++) {                            /* w_e = |Le \ Lp| */
-        int i = Lp[a];
-        for (int b = 0; b < g->elen[i]; b++) {
-            int e = g->el[i][b];
-            if (g->state[e] != 1) continue;
-            if (g->wmark[e] != s) { g->wmark[e] = s; g->w[e] = g->Lsize[e]; }
-            g->w[e]--;
-        }
-    }
-    for (int a = 0; a < np; a++) {
-        int i = Lp[a], keep = 0;
-        double ext = 0;
-        g->work += 2.0 * g->elen[i] + g->alen[i];
-        for (int b = 0; b < g->elen[i]; b++) {                /* live elements, p's absorbed */
-            int e = g->el[i][b];
-            if (g->state[e] != 1) continue;
-            if (g->w[e] == 0) { g->state[e] = 2; continue; }  /* Le within Lp: absorbed */
-            g->el[i][keep++] = e;
-            ext += g->w[e];
-        }
-        g->elen[i] = keep;
-        add_element(g, i, p);
-        keep = 0;
-        for (int b = 0; b < g->alen[i]; b++) {                /* variables not covered by Lp */
-            int v = g->adj[i][b];
-            if (g->state[v] == 0 && g->mark[v] != s) g->adj[i][keep++] = v;
-        }
-        g->alen[i] = keep;
-        ext += keep + np - 1;
-        double d = g->deg[i] + np - 1;
-        if (ext < d) d = ext;
-        if (g->nrem - 1 < d) d = g->nrem - 1;
-        g->deg[i] = (int) d;
-        heap_update(q, i);
-    }
-}
-
-/* A minimum-degree order of the n variables of the symmetric graph (Cp, Ci) (no diagonal),
-   class by class: class c's variables are cnode[cptr[c] .. cptr[c+1]-1], all eliminated before
-   class c + 1's.  order[k] = the k-th variable eliminated, rows[k] the scalar rows below the
-   diagonal of its column of L (size[v]: the scalar size of variable v).  Once the eligible
-   variables are adjacent to everything left (the rest is dense), or the quotient graph
-   outgrows `budget` ints, the rest goes in (class, degree) order, complete. */
-#define MD_WORK_PER_EDGE 2000.0
-
-static void md_order(int n, const int *Cp, const int *Ci, const int *size, int ncls,
-                     const int *cnode, const int *cptr, double budget, int *order, double *rows)
-{
-    md_graph g;
-    memset(&g, 0, sizeof g);
-    g.n = n; g.nrem = n;
-    g.adj = (int **) R_alloc(n, sizeof(int *));
-    g.el = (int **) R_alloc(n, sizeof(int *));
-    g.Le = (int **) R_alloc(n, sizeof(int *));
-    int *ints = (int *) R_alloc((size_t) 10 * n, sizeof(int));
-    memset(ints, 0, (size_t) 10 * n * sizeof(int));
-    g.alen = ints; g.elen = ints + n; g.ecap = ints + 2 * (size_t) n; g.Lsize = ints + 3 * (size_t) n;
-    g.deg = ints + 4 * (size_t) n; g.state = ints + 5 * (size_t) n; g.mark = ints + 6 * (size_t) n;
-    g.w = ints + 7 * (size_t) n; g.wmark = ints + 8 * (size_t) n;
-    int *buf = ints + 9 * (size_t) n;
-    for (int i = 0; i < n; i++) {
-        g.adj[i] = pool_take(&g.pool, Cp[i + 1] - Cp[i] + 1);
-        memcpy(g.adj[i], Ci + Cp[i], (Cp[i + 1] - Cp[i]) * sizeof(int));
-        g.alen[i] = g.deg[i] = Cp[i + 1] - Cp[i];
-        g.el[i] = NULL;
-        g.wmark[i] = -1;
-    }
-    md_heap q = {(int *) R_alloc(n + 1, sizeof(int)), (int *) R_alloc(n + 1, sizeof(int)), 0, g.deg};
-    for (int i = 0; i < n; i++) q.pos[i] = -1;
-    /* Without supervariables, a variable next to many elements (an item rated by most users)
-       makes every update that touches it scan them all: quadratic in its degree.  Past
-       MD_WORK_PER_EDGE list entries per edge of the graph the greedy order stops and the rest
-       is taken as dense (the caller then keeps R's order unless this one is still better). */
-    double work_cap = MD_WORK_PER_EDGE * ((double) Cp[n] + n) + 1e7;
-    int k = 0, rest = 0, krest = n;
-    for (int c = 0; c < ncls; c++) {
-        for (int x = cptr[c]; x < cptr[c + 1]; x++) heap_push(&q, cnode[x]);
-        while (q.n > 0) {
-            if (k % 256 == 0) R_CheckUserInterrupt();
-            if (!rest && (g.pool.total > budget || g.work > work_cap)) { rest = 1; krest = k; }
-            if (!rest && g.deg[q.h[0]] >= g.nrem - 1) {           /* dense? the exact degree says */
-                int top = q.h[0];
-                g.deg[top] = exact_degree(&g, top);
-                heap_update(&q, top);
-                if (q.h[0] == top && g.deg[top] >= g.nrem - 1) { rest = 1; krest = k; }
-                continue;
+    for (int k = 0; k < n; k++) {
+        parent[k] = anc[k] = -1;
+        int v = order[k];
+        for (int a = Cp[v]; a < Cp[v + 1]; a++)
+            for (int i = pinv[Ci[a]], nx; i != -1 && i < k; i = nx) {   /* A(i,k), i < k */
+                nx = anc[i];
+                anc[i] = k;
+                if (nx == -1) parent[i] = k;
             }
-            int p = heap_pop(&q);
-            order[k++] = p;
-            if (rest) continue;                               /* the dense rest: no elimination */
-            form_element(&g, p, buf);
-            double r = 0;
-            for (int x = 0; x < g.Lsize[p]; x++) r += size[g.Le[p][x]];
-            rows[k - 1] = r;
-            update_degrees(&g, p, &q);
+    }
+}
+
+/* post: a postorder of the forest parent (children before their parent). */
+static void postorder(int n, const int *parent, int *post, int *head, int *next, int *stack)
+{
+    for (int j = 0; j < n; j++) head[j] = -1;
+    for (int j = n - 1; j >= 0; j--)
+        if (parent[j] != -1) { next[j] = head[parent[j]]; head[parent[j]] = j; }
+    int k = 0;
+    for (int r = 0; r < n; r++) {
+        if (parent[r] != -1) continue;
+        int top = 0;
+        stack[0] = r;
+        while (top >= 0) {
+            int j = stack[top], c = head[j];
+            if (c == -1) { top--; post[k++] = j; }
+            else { head[j] = next[c]; stack[++top] = c; }
         }
-    }                      /* once dense, the later classes are complete: they stay in order */
-    double r = 0;
-    for (int x = n - 1; x >= krest; x--) { rows[x] = r; r += size[order[x]]; }
+    }
+}
+
+/* The scalar rows below the diagonal of each column of L, rows[k] for the k-th node of
+   `order` (node i has scalar size size[i]), without forming L: column j's rows are the rows i
+   whose row subtree (of the elimination tree) holds j, counted by the skeleton method
+   (Gilbert, Ng & Peyton 1994; Davis 2006, sec. 4.5): each row subtree adds size_i at its
+   leaves and takes it off at the least common ancestor of consecutive leaves and above its
+   root, and a column's count is the sum over its subtree.  O(|A| alpha(|A|)). */
+static void column_rows(int n, const int *Cp, const int *Ci, const int *size, const int *order,
+                        double *rows)
+{
+    const void *vmax = vmaxget();
+    int *iw = (int *) R_alloc((size_t) 10 * n, sizeof(int));
+    int *pinv = iw, *parent = iw + n, *post = iw + 2 * (size_t) n, *first = iw + 3 * (size_t) n;
+    int *maxfirst = iw + 4 * (size_t) n, *prevleaf = iw + 5 * (size_t) n;
+    int *anc = iw + 6 * (size_t) n, *w = iw + 7 * (size_t) n;
+    double *delta = rows;
+    for (int k = 0; k < n; k++) { pinv[order[k]] = k; w[k] = size[order[k]]; }
+    etree(n, Cp, Ci, order, pinv, parent, anc);
+    postorder(n, parent, post, anc, iw + 8 * (size_t) n, iw + 9 * (size_t) n);
+    for (int k = 0; k < n; k++) first[k] = maxfirst[k] = prevleaf[k] = -1;
+    for (int k = 0; k < n; k++) {                       /* first descendant in postorder */
+        int j = post[k];
+        delta[j] = first[j] == -1 ? w[j] : 0;           /* a leaf: row j's subtree is {j} */
+        for (; j != -1 && first[j] == -1; j = parent[j]) first[j] = k;
+    }
+    for (int k = 0; k < n; k++) anc[k] = k;
+    for (int k = 0; k < n; k++) {
+        int j = post[k], v = order[j];
+        if (parent[j] != -1) delta[parent[j]] -= w[j];  /* row j's subtree ends at j */
+        for (int a = Cp[v]; a < Cp[v + 1]; a++) {
+            int i = pinv[Ci[a]];
+            if (i <= j || first[j] <= maxfirst[i]) continue;   /* j not a leaf of row i's */
+            maxfirst[i] = first[j];
+            int jprev = prevleaf[i];
+            prevleaf[i] = j;
+            delta[j] += w[i];
+            if (jprev == -1) continue;                  /* row i's first leaf */
+            int lca = jprev;
+            while (lca != anc[lca]) lca = anc[lca];
+            for (int x = jprev, nx; x != lca; x = nx) { nx = anc[x]; anc[x] = lca; }
+            delta[lca] -= w[i];                         /* the paths from both leaves meet */
+        }
+        if (parent[j] != -1) anc[j] = parent[j];
+    }
+    for (int j = 0; j < n; j++) if (parent[j] != -1) delta[parent[j]] += delta[j];
+    for (int j = 0; j < n; j++) rows[j] -= w[j];        /* below the diagonal */
+    vmaxset(vmax);
 }
 
 /* ---- the model's permutation ------------------------------------------------------------- */
@@ -352,45 +192,53 @@ static int term_orders(int k, int *tords)
 }
 
 typedef struct {
-    int N, ncls, *order, *cnode, *cptr, *osize, *oterm;
-    double *rows, budget;
+    int N, *order, *cnode, *cptr, *osize, *oterm;
+    double *rows;
     const int *Cp, *Ci;
 } order_try;
 
-/* One candidate: the constrained minimum-degree order for term order tord and deferred
-   fraction f, and its least predicted work over the splits. */
-static double try_order(const lmm_model *m, const int *r0, const int *tord, double f,
-                        order_try *w, double *md)
+/* The least predicted work over the splits of the order w->order (lmm_split_cost, on the
+   column counts of L); *md: the dense order there. */
+static double order_cost(const lmm_model *m, order_try *w, double *md)
 {
-    const void *vmax = vmaxget();
-    int ncls = defer_classes(m, r0, tord, w->Cp, f, w->cnode, w->cptr);
-    md_order(w->N, w->Cp, w->Ci, m->size, ncls, w->cnode, w->cptr, w->budget, w->order, w->rows);
+    column_rows(w->N, w->Cp, w->Ci, m->size, w->order, w->rows);
     for (int J = 0; J < w->N; J++) {
         w->osize[J] = m->size[w->order[J]];
         w->oterm[J] = m->term[w->order[J]];
     }
-    double cost = lmm_split_cost(w->N, w->osize, w->oterm, w->rows, m->p + 1, md);
+    return lmm_split_cost(w->N, w->osize, w->oterm, w->rows, m->p + 1, md);
+}
+
+/* One candidate: the constrained approximate minimum degree order (amd.c) for term order
+   tord, deferred fraction f and the dense rule's factor `dense` after the first term, and its
+   predicted work (Inf: stopped, as it could not cost less than cutoff). */
+static double try_order(const lmm_model *m, const int *r0, const int *tord, double f,
+                        double dense, double cutoff, order_try *w, double *md)
+{
+    const void *vmax = vmaxget();
+    int ncls = defer_classes(m, r0, tord, w->Cp, f, w->cnode, w->cptr);
+    int done = lmm_amd_order(w->N, w->Cp, w->Ci, m->size, ncls, w->cnode, w->cptr, m->p + 1,
+                             lmm_split_weight(), cutoff, dense, w->order);
+    double cost = done ? order_cost(m, w, md) : R_PosInf;
     vmaxset(vmax);
     return cost;
 }
 
 #define KEEP_GAIN 0.8   /* an order is taken when it saves a fifth of R's order's work */
 
-/* The predicted work of R's own order (every node its own class: the elimination in order). */
+/* The dense rule after the first term (amd.c's start_class): AMD's factor 10, and a tighter 5
+   tried once for the best term order, the one of less predicted work kept (bench_scale.R's
+   hub20500: 1.377e9 flops with 5, 1.388e9 with 10; with 5 alone, the small hub design of
+   test-ordering.R would keep a larger dense block, 103 instead of under 100). */
+#define AMD_DENSE 10.0
+#define TIGHT_DENSE 5.0
+
+/* The predicted work of R's own order. */
 static double identity_cost(const lmm_model *m, order_try *w)
 {
-    const void *vmax = vmaxget();
-    int N = w->N, *cptr = (int *) R_alloc(N + 1, sizeof(int));
-    for (int J = 0; J <= N; J++) cptr[J] = J;
-    for (int J = 0; J < N; J++) w->cnode[J] = J;
-    md_order(N, w->Cp, w->Ci, m->size, N, w->cnode, cptr, w->budget, w->order, w->rows);
-    for (int J = 0; J < N; J++) {
-        w->osize[J] = m->size[w->order[J]];
-        w->oterm[J] = m->term[w->order[J]];
-    }
-    double md, cost = lmm_split_cost(N, w->osize, w->oterm, w->rows, m->p + 1, &md);
-    vmaxset(vmax);
-    return cost;
+    double md;
+    for (int J = 0; J < w->N; J++) w->order[J] = J;
+    return order_cost(m, w, &md);
 }
 
 /* Choose the order of the terms and of each term's levels from the pattern of A (R's
@@ -406,30 +254,38 @@ void lmm_order_levels(lmm_model *m, const int *Ap, const int *Ai)
     if (N < 2 || Ap[N] == 0) return;             /* no two Z nodes share a row: nothing fills in */
     int *Cp, *Ci;
     symmetric_graph(N, Ap, Ai, &Cp, &Ci);
-    order_try w = {N, 0, (int *) R_alloc(N, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
+    order_try w = {N, (int *) R_alloc(N, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
                    (int *) R_alloc(2 * k + 1, sizeof(int)), (int *) R_alloc(N, sizeof(int)),
-                   (int *) R_alloc(N, sizeof(int)), (double *) R_alloc(N, sizeof(double)),
-                   4.0 * Cp[N] + 2e7, Cp, Ci};
+                   (int *) R_alloc(N, sizeof(int)), (double *) R_alloc(N, sizeof(double)), Cp, Ci};
     int *r0 = (int *) R_alloc(k + 1, sizeof(int)), *best = (int *) R_alloc(N, sizeof(int));
-    int *tords = (int *) R_alloc(6 * (k + 1), sizeof(int)), *tbest = (int *) R_alloc(k + 1, sizeof(int));
+    int *tords = (int *) R_alloc(6 * (k + 1), sizeof(int));
+    int *tbest = (int *) R_alloc(k + 1, sizeof(int));
     for (int t = 0; t < k; t++) r0[t] = m->node0[t];
     int nord = term_orders(k, tords);
-    double bestcost = R_PosInf, md, bestmd = 0;
+    double idcost = identity_cost(m, &w), bestcost = KEEP_GAIN * idcost, md, bestmd = 0;
+    int found = 0;
     for (int o = 0; o < nord; o++) {                      /* R's order first (o = 0) */
         if (o > 0 && bestcost < SMALL_WORK && Cp[N] > SMALL_GRAPH) break;   /* cannot pay */
-        double cost = try_order(m, r0, tords + o * k, 0.0, &w, &md);
-        if (cost < bestcost) {
-            bestcost = cost; bestmd = md;
+        double cost = try_order(m, r0, tords + o * k, 0.0, AMD_DENSE, bestcost, &w, &md);
+        if (cost <= bestcost) {
+            bestcost = cost; bestmd = md; found = 1;
             memcpy(best, w.order, N * sizeof(int));
             memcpy(tbest, tords + o * k, k * sizeof(int));
         }
     }
+    if (found && k > 1) {                 /* the later terms' dense rule tighter (see amd.c) */
+        double cost = try_order(m, r0, tbest, 0.0, TIGHT_DENSE, bestcost, &w, &md);
+        if (cost < bestcost) {
+            bestcost = cost; bestmd = md;
+            memcpy(best, w.order, N * sizeof(int));
+        }
+    }
     const double fractions[] = {0.005, 0.01, 0.02, 0.05, 0.1, 0.2};
-    for (int c = 0; c < 6 && bestmd > 1000; c++) {          /* a large dense block: hubs? */
-        double cost = try_order(m, r0, tbest, fractions[c], &w, &md);
+    for (int c = 0; c < 6 && found && bestmd > 1000; c++) {    /* a large dense block: hubs? */
+        double cost = try_order(m, r0, tbest, fractions[c], AMD_DENSE, bestcost, &w, &md);
         if (cost < bestcost) { bestcost = cost; memcpy(best, w.order, N * sizeof(int)); }
     }
-    if (bestcost > KEEP_GAIN * identity_cost(m, &w)) return;  /* R's order is about as good */
+    if (!found) return;                          /* R's order is about as good as any tried */
     int ident = 1;
     for (int J = 0; J < N; J++) if (best[J] != J) { ident = 0; break; }
     if (ident) return;
@@ -495,4 +351,49 @@ int lmm_z_column(const lmm_model *m, int c)
         off += width;
     }
     return c;
+}
+
+/* Test entry: the constrained approximate minimum degree order of the symmetric graph (Cp, Ci)
+   (0-based, no diagonal) with node sizes `size` and classes `cls` (0-based, per node), and the
+   scalar rows below the diagonal of each column of L in that order: list(order (1-based),
+   rows). */
+SEXP lmm_amd_test(SEXP Cp, SEXP Ci, SEXP size, SEXP cls)
+{
+    if (!isInteger(Cp) || LENGTH(Cp) < 2) error(_("Cp must be an integer vector of length n + 1"));
+    int n = LENGTH(Cp) - 1;
+    if (!isInteger(Ci)) error(_("Ci must be an integer vector"));
+    if (!isInteger(size) || LENGTH(size) != n) error(_("size must be an integer vector of length n"));
+    if (!isInteger(cls) || LENGTH(cls) != n) error(_("cls must be an integer vector of length n"));
+    const int *cp = INTEGER(Cp), *ci = INTEGER(Ci), *sz = INTEGER(size), *cl = INTEGER(cls);
+    for (int i = 0; i < n; i++)
+        if (cp[0] != 0 || cp[i + 1] < cp[i]) error(_("Cp must start at 0 and not decrease"));
+    if (LENGTH(Ci) != cp[n]) error(_("Ci must have length Cp[n + 1]"));
+    int ncls = 0;
+    for (int i = 0; i < n; i++) {
+        if (sz[i] < 1) error(_("size must be positive"));
+        if (cl[i] < 0 || cl[i] >= n) error(_("cls must lie in 0 .. n - 1"));
+        if (cl[i] + 1 > ncls) ncls = cl[i] + 1;
+    }
+    for (int i = 0; i < n; i++)
+        for (int a = cp[i]; a < cp[i + 1]; a++)
+            if (ci[a] < 0 || ci[a] >= n || ci[a] == i)
+                error(_("Ci must hold 0-based off-diagonal rows"));
+    int *cptr = (int *) R_alloc(ncls + 1, sizeof(int)), *cnode = (int *) R_alloc(n, sizeof(int));
+    memset(cptr, 0, (ncls + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) cptr[cl[i] + 1]++;
+    for (int c = 0; c < ncls; c++) cptr[c + 1] += cptr[c];
+    int *fill = (int *) R_alloc(ncls + 1, sizeof(int));
+    memcpy(fill, cptr, (ncls + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) cnode[fill[cl[i]]++] = i;
+    SEXP ans = PROTECT(allocVector(VECSXP, 2)), nm = PROTECT(allocVector(STRSXP, 2));
+    SEXP ord = PROTECT(allocVector(INTSXP, n)), rows = PROTECT(allocVector(REALSXP, n));
+    int *o = INTEGER(ord);
+    lmm_amd_order(n, cp, ci, sz, ncls, cnode, cptr, 1, 16, R_PosInf, AMD_DENSE, o);
+    column_rows(n, cp, ci, sz, o, REAL(rows));
+    for (int k = 0; k < n; k++) o[k]++;
+    SET_VECTOR_ELT(ans, 0, ord); SET_VECTOR_ELT(ans, 1, rows);
+    SET_STRING_ELT(nm, 0, mkChar("order")); SET_STRING_ELT(nm, 1, mkChar("rows"));
+    setAttrib(ans, R_NamesSymbol, nm);
+    UNPROTECT(4); /* ans, nm, ord, rows */
+    return ans;
 }

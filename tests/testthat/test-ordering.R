@@ -205,3 +205,90 @@ test_that("aggregated data over ordered levels: the counts follow the permutatio
   .Call(lmmc:::C_lmm_set_counts, e, nrow(d), nJ, 0)
   expect_false(isTRUE(all.equal(lmmc:::moment_estimates(e, REML = FALSE), before)))
 })
+
+# ---- the approximate minimum degree order itself (src/amd.c) and L's column counts ----------
+
+# A symmetric graph from an edge list (1-based nodes) as 0-based (Cp, Ci), no diagonal
+graph_of <- function(n, i, j) {
+  keep <- i != j
+  e <- unique(rbind(cbind(i[keep], j[keep]), cbind(j[keep], i[keep])))
+  e <- e[order(e[, 2], e[, 1]), , drop = FALSE]
+  list(Cp = as.integer(c(0, cumsum(tabulate(e[, 2], n)))), Ci = as.integer(e[, 1] - 1L), n = n)
+}
+
+amd_of <- function(g, size = rep(1L, g$n), cls = rep(0L, g$n))
+  .Call(lmmc:::C_lmm_amd_test, g$Cp, g$Ci, as.integer(size), as.integer(cls))
+
+# The scalar rows below the diagonal of each column of L when the graph is eliminated in
+# `order`, by eliminating node after node (the definition the skeleton count must meet)
+rows_by_elimination <- function(g, order, size = rep(1L, g$n)) {
+  n <- g$n
+  B <- matrix(FALSE, n, n)
+  for (j in seq_len(n)) {
+    r <- g$Ci[seq.int(g$Cp[j] + 1L, length.out = g$Cp[j + 1L] - g$Cp[j])] + 1L
+    B[r, j] <- TRUE
+  }
+  B <- B[order, order]
+  s <- size[order]
+  rows <- numeric(n)
+  for (k in seq_len(n)) {
+    nb <- which(B[, k])
+    nb <- nb[nb > k]
+    rows[k] <- sum(s[nb])
+    if (length(nb) > 1) B[nb, nb] <- TRUE
+  }
+  rows
+}
+
+fill_of <- function(rows) sum(rows)
+
+test_that("the column counts of L match the elimination, in any order and with node sizes", {
+  set.seed(21)
+  for (trial in 1:6) {
+    n <- sample(20:60, 1)
+    m <- sample(n:(3 * n), 1)
+    g <- graph_of(n, sample.int(n, m, TRUE), sample.int(n, m, TRUE))
+    size <- sample(1:3, n, TRUE)
+    res <- amd_of(g, size)
+    expect_setequal(res$order, seq_len(n))
+    expect_equal(res$rows, rows_by_elimination(g, res$order, size))
+  }
+})
+
+test_that("AMD respects the classes, puts dense nodes last in theirs and reduces fill", {
+  set.seed(4)
+  k <- 20                                              # a k x k grid: AMD's textbook case
+  id <- matrix(seq_len(k * k), k)
+  g <- graph_of(k * k, c(id[-k, ], id[, -k]), c(id[-1, ], id[, -1]))
+  res <- amd_of(g)
+  natural <- rows_by_elimination(g, seq_len(k * k))
+  expect_equal(res$rows, rows_by_elimination(g, res$order))
+  expect_lt(fill_of(res$rows), 0.6 * fill_of(natural))   # measured: 0.43
+  # users x items with a hub item next to every user: dense (> 10 sqrt(n) neighbours)
+  nu <- 600; ni <- 60
+  u <- rep(seq_len(nu), each = 3)
+  it <- c(rbind(sample.int(ni - 1, nu, TRUE), sample.int(ni - 1, nu, TRUE), ni))
+  g <- graph_of(nu + ni, u, nu + it)
+  cls <- rep(0:1, c(nu, ni))
+  res <- amd_of(g, cls = cls)
+  expect_true(all(diff(cls[res$order]) >= 0))          # users, then items
+  expect_equal(res$order[nu + ni], nu + ni)             # the hub item last
+  expect_equal(res$rows, rows_by_elimination(g, res$order))
+  # twins (the same neighbours) are merged into one supervariable: eliminated together
+  g <- graph_of(8, c(1, 1, 2, 2, 3, 3, 4, 5, 6, 7), c(3, 4, 3, 4, 5, 6, 6, 7, 8, 8))
+  res <- amd_of(g)
+  expect_equal(abs(diff(match(c(1, 2), res$order))), 1)
+  expect_error(.Call(lmmc:::C_lmm_amd_test, g$Cp, g$Ci, rep(1L, 7), rep(0L, 8)), "size")
+})
+
+test_that("a bad term order is given up quickly on a large users x items design", {
+  set.seed(8)
+  nu <- 20000; ni <- 2000; n <- 1e5
+  d <- data.frame(u = factor(sample.int(nu, n, TRUE)),
+                  i = factor(sample.int(ni, n, TRUE, prob = 1 / seq_len(ni)^0.9)), y = rnorm(n))
+  pc <- lmm_pieces(y ~ 1 + (1 | u) + (1 | i), d)
+  t <- system.time(info <- lmmc:::layout_prediction(pc$y, pc$X, pc$reterms, pc$weights,
+                                                    pc$offset))[["elapsed"]]
+  expect_lt(t, 20)             # measured: 2.7 s at load 6 (the exact-degree order before: 8.5 s)
+  expect_equal(info[["first_term"]], 1)                # the users first
+})
