@@ -18,6 +18,9 @@
  * are its own columns of the block); the adjoint gives each chunk a range of sparse columns with
  * all blocks (its writes are its own P_J).  Each chunk keeps its cursors, which only move
  * forwards.  Every entry is summed in the same order whatever the number of threads.
+ *
+ * The dense block (m->Ld) and Sigma_DD are panel-packed (dense_packed.h): each dense column y is
+ * reached through lmm_packed_col, whose rows x >= y are all these passes touch.
  */
 #include "lmm.h"
 #include <string.h>
@@ -124,7 +127,7 @@ static void update_block(const lmm_model *m, const gathered *g, int c0, int c1, 
 {
     int md = m->md, Ns = m->Ns;
     const int *drow = m->drow, *dk0 = m->dk0;
-    double *Ld = m->Ld;
+    const double *Ld = m->Ld;
     for (int J = 0; J < Ns; J++) {
         if (J + AHEAD < Ns) {
             int Ja = J + AHEAD;
@@ -137,7 +140,7 @@ static void update_block(const lmm_model *m, const gathered *g, int c0, int c1, 
         int pJ = m->size[J], nk = k1 - dk0[J];
         const double *VJ = g->V + g->vb[J] - dk0[J];        /* VJ[k + c nk]: L_{drow[k], (J, c)} */
         for (; k < k1 && drow[k] < c1; k++) {
-            double *Lc = Ld + (size_t) drow[k] * md;
+            double *Lc = lmm_packed_col(Ld, md, drow[k]);
             for (int c = 0; c < pJ; c++) {
                 const double *v = VJ + (size_t) c * nk;
                 double coef = v[k];                          /* L_{y, (J, c)} */
@@ -184,7 +187,7 @@ static void direct_update(lmm_model *m)
     for (int D = m->Ns; D <= m->N; D++) {
         int d0 = D - m->Ns;
         for (int r = 0; r < m->size[D]; r++) {
-            double *Lc = m->Ld + (size_t) (m->doff[d0] + r) * md, work = 0;
+            double *Lc = lmm_packed_col(m->Ld, md, m->doff[d0] + r), work = 0;
             for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
                 int J = m->dlJ[s], k0 = m->dlk[s] + r, k1 = m->dk0[J + 1];
                 work += (double) m->size[J] * (k1 - k0);
@@ -217,7 +220,7 @@ static void direct_products(const lmm_model *m, int lim, const double *Sd, doubl
         if (nk == 0) continue;
         memset(p, 0, (size_t) nk * pJ * sizeof(double));
         for (int k = k0; k < k1 && drow[k] < lim; k++) {
-            const double *Scol = Sd + (size_t) drow[k] * md;
+            const double *Scol = lmm_packed_col(Sd, md, drow[k]);
             for (int c = 0; c < pJ; c++) {
                 double *pc = p + (size_t) c * nk - k0;
                 double ly = m->Lx[m->dval[k] + c * m->dstr[k]], acc = Scol[drow[k]] * ly;
@@ -298,7 +301,7 @@ static void product_block(const product_job *pj, int J0, int J1, int c0, int c1)
         const double *VJ = pj->g.V + pj->g.vb[J] - dk0[J];
         double *PJ = pj->gp.V + pj->g.vb[J] - dk0[J];
         for (; k < k1 && drow[k] < c1; k++) {
-            const double *Scol = Sd + (size_t) drow[k] * md;
+            const double *Scol = lmm_packed_col(Sd, md, drow[k]);
             for (int c = 0; c < pJ; c++) {
                 const double *v = VJ + (size_t) c * nk;
                 double *p = PJ + (size_t) c * nk, ly = v[k], acc = Scol[drow[k]] * ly;
@@ -328,7 +331,7 @@ static void product_master(lmm_team *team, void *arg)
 
 /* P_J = Sigma_DD L_DJ on the dense rows of every sparse column J (P laid out as L: entry
    P[dval[k] + c dstr[k]] for dense row k of column J, column c; added to P), from the lower
-   triangle of Sigma_DD (md x md in Sd, zero beyond its leading lim x lim). */
+   triangle of Sigma_DD (packed in Sd, zero beyond its leading lim x lim). */
 void lmm_dense_schur_products(const lmm_model *m, int lim, const double *Sd, double *P)
 {
     int Ns = m->Ns;
