@@ -83,6 +83,16 @@ static inline double *lmm_packed_col(const double *x, int md, int j)
     return (double *) x + ((ptrdiff_t) lmm_panel_base(md, p) + (ptrdiff_t) (j - top) * h - top);
 }
 
+/* off[j] = lmm_packed_col(x, md, j) - x for every column j < md: a table for the passes that
+   jump between columns (dense_schur.c) */
+static inline void lmm_packed_offsets(int md, ptrdiff_t *off)
+{
+    for (int j = 0; j < md; j++) {
+        int p = j / LMM_PANEL, top = p * LMM_PANEL;
+        off[j] = (ptrdiff_t) lmm_panel_base(md, p) + (ptrdiff_t) (j - top) * (md - top) - top;
+    }
+}
+
 /* element (i, j) of the symmetric matrix whose lower triangle is packed in x */
 static inline double lmm_packed_sym(const double *x, int md, int i, int j)
 {

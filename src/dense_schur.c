@@ -19,8 +19,8 @@
  * all blocks (its writes are its own P_J).  Each chunk keeps its cursors, which only move
  * forwards.  Every entry is summed in the same order whatever the number of threads.
  *
- * The dense block (m->Ld) and Sigma_DD are panel-packed (dense_packed.h): each dense column y is
- * reached through lmm_packed_col, whose rows x >= y are all these passes touch.
+ * The dense block (m->Ld) and Sigma_DD are panel-packed (dense_packed.h): dense column y starts
+ * at the offset col[y] (lmm_packed_offsets, one table per call) and is read at rows x >= y.
  */
 #include "lmm.h"
 #include <string.h>
@@ -31,12 +31,15 @@
 #define BLOCKS_MAX 128          /* each block walks every sparse column's cursor: keep them few */
 #define REGION_FLOPS 1e9        /* interrupt.c: user interrupts are checked between regions */
 
-/* the blocks of dense columns: [bs[b], bs[b+1]), b < nb */
-typedef struct { int nb, *bs; } column_blocks;
+/* the blocks of dense columns: [bs[b], bs[b+1]), b < nb; col[y]: where dense column y starts in
+   the packed storage */
+typedef struct { int nb, *bs; ptrdiff_t *col; } column_blocks;
 
 static column_blocks make_blocks(int md)
 {
     column_blocks cb;
+    cb.col = (ptrdiff_t *) R_alloc(md, sizeof(ptrdiff_t));
+    lmm_packed_offsets(md, cb.col);
     cb.bs = (int *) R_alloc(md + 2, sizeof(int));
     cb.nb = 0;
     int wmin = md / BLOCKS_MAX > BLOCK_MIN ? md / BLOCKS_MAX : BLOCK_MIN;
@@ -123,11 +126,12 @@ typedef struct {
 
 /* Omega_{.,[c0,c1)} -= sum_J L_DJ L_{[c0,c1) J}': column J's entries y in the block, each with
    the entries x >= y below it */
-static void update_block(const lmm_model *m, const gathered *g, int c0, int c1, int *cur)
+static void update_block(const lmm_model *m, const gathered *g, const ptrdiff_t *col, int c0,
+                         int c1, int *cur)
 {
-    int md = m->md, Ns = m->Ns;
+    int Ns = m->Ns;
     const int *drow = m->drow, *dk0 = m->dk0;
-    const double *Ld = m->Ld;
+    double *Ld = m->Ld;
     for (int J = 0; J < Ns; J++) {
         if (J + AHEAD < Ns) {
             int Ja = J + AHEAD;
@@ -140,7 +144,7 @@ static void update_block(const lmm_model *m, const gathered *g, int c0, int c1, 
         int pJ = m->size[J], nk = k1 - dk0[J];
         const double *VJ = g->V + g->vb[J] - dk0[J];        /* VJ[k + c nk]: L_{drow[k], (J, c)} */
         for (; k < k1 && drow[k] < c1; k++) {
-            double *Lc = lmm_packed_col(Ld, md, drow[k]);
+            double *Lc = Ld + col[drow[k]];
             for (int c = 0; c < pJ; c++) {
                 const double *v = VJ + (size_t) c * nk;
                 double coef = v[k];                          /* L_{y, (J, c)} */
@@ -156,7 +160,7 @@ static void update_chunk(const void *arg, long t)
     const update_job *u = (const update_job *) arg;
     int *cur = u->cursor + (size_t) t * u->m->Ns;
     for (int b = u->b0 + (int) t; b < u->b1; b += u->nchunks)
-        update_block(u->m, &u->g, u->cb.bs[b], u->cb.bs[b + 1], cur);
+        update_block(u->m, &u->g, u->cb.col, u->cb.bs[b], u->cb.bs[b + 1], cur);
 }
 
 static void update_master(lmm_team *team, void *arg)
@@ -282,9 +286,10 @@ typedef struct {
 static void product_block(const product_job *pj, int J0, int J1, int c0, int c1)
 {
     const lmm_model *m = pj->m;
-    int md = m->md, *cur = pj->cursor;
+    int *cur = pj->cursor;
     const int *drow = m->drow, *dk0 = m->dk0;
     const double *Sd = pj->Sd;
+    const ptrdiff_t *col = pj->cb.col;
     if (c1 > pj->lim) c1 = pj->lim;                      /* Sigma is zero beyond Omega_S */
     for (int J = J0; J < J1; J++) {
         if (J + AHEAD < J1) {
@@ -301,7 +306,7 @@ static void product_block(const product_job *pj, int J0, int J1, int c0, int c1)
         const double *VJ = pj->g.V + pj->g.vb[J] - dk0[J];
         double *PJ = pj->gp.V + pj->g.vb[J] - dk0[J];
         for (; k < k1 && drow[k] < c1; k++) {
-            const double *Scol = lmm_packed_col(Sd, md, drow[k]);
+            const double *Scol = Sd + col[drow[k]];
             for (int c = 0; c < pJ; c++) {
                 const double *v = VJ + (size_t) c * nk;
                 double *p = PJ + (size_t) c * nk, ly = v[k], acc = Scol[drow[k]] * ly;
