@@ -194,21 +194,71 @@ static void inverse_master(lmm_team *team, void *arg)
     }
 }
 
-/* R's LAPACK dpotri for S = (L L')^{-1}, lower triangle: in place when S is plain or its leading
-   n x n lies in its first panel, otherwise through a plain n x n copy (R_alloc: until the end of
-   the .Call; the memory of the unpacked block, for this backend only) */
+/* R's LAPACK and BLAS on a packed S, the two passes above by blocks of NB (dpotri's dtrtri and
+   dlauum, with these blocks):
+   (1) W_KK = L_KK^{-1} (dtrtri on a copy whose strict upper triangle is zero),
+       W_{K,<K} = W_KK B_{K,<K} (dtrmm, panel by panel), B_{>K,<=K} -= L_{>K,K} W_{K,<=K} (dgemm);
+   (2) block row K of W copied out (kb x k1, then zeroed in S), S_{<=K,<=K} += W_K' W_K, panel by
+       panel: dsyrk on its diagonal block, dgemm below it. */
+static void inverse_lapack_packed(int n, lmm_dmat L, lmm_dmat S)
+{
+    int info = 0, ldl, ldk, ldq;
+    double one = 1.0, minus = -1.0;
+    for (int c = 0; c < n; c++) memset(lmm_dmat_at(&S, c, c, &ldq), 0, (size_t) (n - c) * sizeof(double));
+    for (int k0 = 0; k0 < n; k0 += NB) {                                     /* (1) */
+        int kb = n - k0 < NB ? n - k0 : NB, k1 = k0 + kb, m = n - k1;
+        const double *Lkk = lmm_dmat_at(&L, k0, k0, &ldl);
+        double *Wkk = lmm_dmat_at(&S, k0, k0, &ldk);
+        for (int c = 0; c < kb; c++)
+            for (int r = 0; r < kb; r++) Wkk[r + (size_t) c * ldk] = r >= c ? Lkk[r + (size_t) c * ldl] : 0.0;
+        F77_CALL(dtrtri)("L", "N", &kb, Wkk, &ldk, &info FCONE FCONE);
+        for (int q0 = 0; q0 < k0; q0 += NB) {
+            double *B = lmm_dmat_at(&S, k0, q0, &ldq);
+            int w = NB;
+            F77_CALL(dtrmm)("L", "L", "N", "N", &kb, &w, &one, Wkk, &ldk, B, &ldq
+                            FCONE FCONE FCONE FCONE);
+        }
+        if (m == 0) break;
+        for (int q0 = 0; q0 < k1; q0 += NB) {
+            int w = k1 - q0 < NB ? k1 - q0 : NB;
+            double *B = lmm_dmat_at(&S, k0, q0, &ldq);
+            F77_CALL(dgemm)("N", "N", &m, &w, &kb, &minus, Lkk + kb, &ldl, B, &ldq, &one, B + (k1 - k0),
+                            &ldq FCONE FCONE);
+        }
+    }
+    double *WK = (double *) R_alloc((size_t) NB * n, sizeof(double));    /* block row K of W */
+    for (int k0 = 0; k0 < n; k0 += NB) {                                     /* (2) */
+        int kb = n - k0 < NB ? n - k0 : NB, k1 = k0 + kb;
+        for (int c = 0; c < k1; c++) {
+            double *Sc = lmm_dmat_at(&S, k0, c, &ldq);
+            int r0 = c > k0 ? c - k0 : 0;                   /* W_KK: its lower triangle */
+            for (int r = 0; r < kb; r++) WK[r + (size_t) c * kb] = r >= r0 ? Sc[r] : 0.0;
+            for (int r = r0; r < kb; r++) Sc[r] = 0.0;
+        }
+        for (int q0 = 0; q0 < k1; q0 += NB) {
+            int w = k1 - q0 < NB ? k1 - q0 : NB, below = k1 - q0 - w;
+            double *Cq = lmm_dmat_at(&S, q0, q0, &ldq), *Wq = WK + (size_t) q0 * kb;
+            F77_CALL(dsyrk)("L", "T", &w, &kb, &one, Wq, &kb, &one, Cq, &ldq FCONE FCONE);
+            if (below > 0)
+                F77_CALL(dgemm)("T", "N", &below, &w, &kb, &one, Wq + (size_t) w * kb, &kb, Wq, &kb,
+                                &one, Cq + w, &ldq FCONE FCONE);
+        }
+    }
+}
+
+/* R's LAPACK dpotri for S = (L L')^{-1}, lower triangle, in place: S plain, or its leading n x n
+   in its first panel; a larger packed S panel by panel */
 static void inverse_lapack(int n, lmm_dmat L, lmm_dmat S)
 {
-    int info = 0, ldl, lds, ldw = n;
-    lmm_dmat W = S;
-    if (S.packed && n > NB) W = lmm_dmat_plain((double *) R_alloc((size_t) n * n, sizeof(double)), n);
+    int info = 0, ldl, lds;
+    if (S.packed && n > NB) {
+        inverse_lapack_packed(n, L, S);
+        return;
+    }
     for (int c = 0; c < n; c++)
-        memcpy(lmm_dmat_at(&W, c, c, &ldw), lmm_dmat_at(&L, c, c, &ldl), (size_t) (n - c) * sizeof(double));
-    double *W0 = lmm_dmat_at(&W, 0, 0, &ldw);
-    F77_CALL(dpotri)("L", &n, W0, &ldw, &info FCONE);
-    if (W.x != S.x)
-        for (int c = 0; c < n; c++)
-            memcpy(lmm_dmat_at(&S, c, c, &lds), W0 + c + (size_t) c * n, (size_t) (n - c) * sizeof(double));
+        memcpy(lmm_dmat_at(&S, c, c, &lds), lmm_dmat_at(&L, c, c, &ldl), (size_t) (n - c) * sizeof(double));
+    double *S0 = lmm_dmat_at(&S, 0, 0, &lds);
+    F77_CALL(dpotri)("L", &n, S0, &lds, &info FCONE);
 }
 
 /* S = (L L')^{-1}: its lower triangle, and the upper one too when mirror is set (S plain) */
