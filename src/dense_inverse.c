@@ -1,16 +1,16 @@
 /*
  * dense_inverse.c -- S = (L L')^{-1} from the lower Cholesky factor L of a dense block, for the
- * conditional variances (condvar.c): the job of LAPACK's dpotri, done in two blocked passes whose
- * bulk runs through the register tile of dense_kernel.c.
+ * gradient and the conditional variances (gradient.c): the job of LAPACK's dpotri, done in two
+ * blocked passes whose bulk runs through the register tile of dense_kernel.c.
  *
  *   (1) W = L^{-1} (lower), forward substitution by row blocks of NB, right-looking: with
  *       B = I updated in place,
  *           W_KK = L_KK^{-1};   W_{K,<K} = W_KK B_{K,<K};   B_{>K,<=K} -= L_{>K,K} W_{K,<=K}
  *   (2) S = W' W = sum_K W_{K,<=K}' W_{K,<=K}, accumulated block row by block row of W into the
- *       lower triangle of tiles, then mirrored.
+ *       lower triangle of tiles.
  * W lives in S's lower triangle; each block row of W is packed before S overwrites it, so the
  * scratch is two packed panels.  About n^3/3 multiply-adds in all, as dtrtri + dlauum.  The
- * products, the packing and the filling of triangles are shared among a team of threads
+ * products, the packing and the zeroing are shared among a team of threads
  * (dense_team.c); every entry is summed in the same order whatever the number of threads.
  *
  * L and S are panel-packed (dense_packed.h; blocks NB = its panel width) or plain: a block of
@@ -100,7 +100,7 @@ static void pack_zero_chunk(const void *arg, long s)
 /* state of the inverse: its arguments, scratch and the panels of this parallel region */
 typedef struct {
     const lmm_kernels *k;
-    int n, pass, from, to, mirror;
+    int n, pass, from, to;
     lmm_dmat L, S;
     double *Pa, *Pb, *T;
 } inverse_state;
@@ -152,46 +152,29 @@ static void cross_lower(lmm_team *team, const void *arg)
     }
 }
 
-/* S_rc = S_cr for r < c (fill == 0), or the lower triangle zeroed (fill == 1), by blocks of
-   COLUMN_BLOCK columns (chunk: one block) */
+/* the lower triangle zeroed, by blocks of COLUMN_BLOCK columns (chunk: one block) */
 #define COLUMN_BLOCK 64
-typedef struct { int n, fill; lmm_dmat S; } triangle_job;
+typedef struct { int n; lmm_dmat S; } triangle_job;
 
-static void triangle_chunk(const void *arg, long b)
+static void zero_chunk(const void *arg, long b)
 {
     const triangle_job *t = (const triangle_job *) arg;
     int c0 = (int) b * COLUMN_BLOCK, c1 = c0 + COLUMN_BLOCK < t->n ? c0 + COLUMN_BLOCK : t->n, ld;
-    if (t->fill) {
-        for (int c = c0; c < c1; c++)
-            memset(lmm_dmat_at(&t->S, c, c, &ld), 0, (size_t) (t->n - c) * sizeof(double));
-        return;
-    }
-    double *S = t->S.x;                                   /* plain (mirroring: not packed) */
-    int lds = t->S.n;
-    for (int r0 = 0; r0 < c1; r0 += COLUMN_BLOCK)          /* rows r0 .. r0+63 of the block */
-        for (int c = c0; c < c1; c++) {
-            double *Sc = S + (size_t) c * lds;
-            for (int r = r0; r < r0 + COLUMN_BLOCK && r < c; r++) Sc[r] = S[c + (size_t) r * lds];
-        }
+    for (int c = c0; c < c1; c++)
+        memset(lmm_dmat_at(&t->S, c, c, &ld), 0, (size_t) (t->n - c) * sizeof(double));
 }
 
-static void triangle(lmm_team *team, const inverse_state *v, int fill)
-{
-    triangle_job t = {v->n, fill, v->S};
-    lmm_team_for(team, triangle_chunk, &t, (v->n + COLUMN_BLOCK - 1) / COLUMN_BLOCK);
-}
-
-/* the inverse's parallel regions: pass 1 (after zeroing) then pass 2 (then mirroring) */
+/* the inverse's parallel regions: pass 1 (after zeroing) then pass 2 */
 static void inverse_master(lmm_team *team, void *arg)
 {
     const inverse_state *v = (const inverse_state *) arg;
     if (v->pass == 0) {
-        if (v->from == 0) triangle(team, v, 1);
+        if (v->from == 0) {
+            triangle_job t = {v->n, v->S};
+            lmm_team_for(team, zero_chunk, &t, (v->n + COLUMN_BLOCK - 1) / COLUMN_BLOCK);
+        }
         lower_inverse(team, arg);
-    } else {
-        cross_lower(team, arg);
-        if (v->to >= v->n && v->mirror) triangle(team, v, 0);
-    }
+    } else cross_lower(team, arg);
 }
 
 /* R's LAPACK and BLAS on a packed S, the two passes above by blocks of NB (dpotri's dtrtri and
@@ -261,16 +244,13 @@ static void inverse_lapack(int n, lmm_dmat L, lmm_dmat S)
     F77_CALL(dpotri)("L", &n, S0, &lds, &info FCONE);
 }
 
-/* S = (L L')^{-1}: its lower triangle, and the upper one too when mirror is set (S plain) */
-static void dense_inverse(int n, lmm_dmat L, lmm_dmat S, int mirror)
+/* S = (L L')^{-1}, its lower triangle (the strict upper triangle is left as it was outside the
+   diagonal blocks of NB) */
+void lmm_dense_inverse_lower(int n, lmm_dmat L, lmm_dmat S)
 {
     if (n <= 0) return;
-    if (mirror && S.packed) error(_("internal error: a packed inverse has no upper triangle"));
     if (lmm_dense_lapack()) {                            /* R's LAPACK (dense_kernel.c) */
         inverse_lapack(n, L, S);
-        if (mirror)
-            for (int c = 0; c < n; c++)
-                for (int r = 0; r < c; r++) S.x[r + (size_t) c * S.n] = S.x[c + (size_t) r * S.n];
         return;
     }
     lmm_kernels k = lmm_choose_kernels();
@@ -279,7 +259,7 @@ static void dense_inverse(int n, lmm_dmat L, lmm_dmat S, int mirror)
     int nthreads = lmm_dense_threads(n);
     size_t np = ((size_t) n + k.mr) * NB;
     double *w = lmm_scratch(LMM_SCR_INV, 2 * np + (size_t) NB * NB);   /* kept between calls */
-    inverse_state v = {&k, n, 0, 0, 0, mirror, L, S, w, w + np, w + 2 * np};
+    inverse_state v = {&k, n, 0, 0, 0, L, S, w, w + np, w + 2 * np};
     for (v.pass = 0; v.pass < 2; v.pass++)
         for (int w = 0, f = 0; f < n; f += w) {
             v.from = f;
@@ -288,18 +268,6 @@ static void dense_inverse(int n, lmm_dmat L, lmm_dmat S, int mirror)
             lmm_team_run(nthreads, inverse_master, &v);
             R_CheckUserInterrupt();
         }
-}
-
-void lmm_dense_inverse(int n, lmm_dmat L, lmm_dmat S)
-{
-    dense_inverse(n, L, S, 1);
-}
-
-/* the lower triangle only (the strict upper triangle is left as it was outside the diagonal
-   blocks of NB) */
-void lmm_dense_inverse_lower(int n, lmm_dmat L, lmm_dmat S)
-{
-    dense_inverse(n, L, S, 0);
 }
 
 /* .Call test entry: (L L')^{-1} from a lower-triangular L (its strict upper triangle is ignored) */

@@ -187,9 +187,8 @@ int lmm_dense_chol(int n, lmm_dmat A);
 void lmm_dense_schur_update(lmm_model *m);
 void lmm_dense_schur_products(const lmm_model *m, int lim, const double *Sd, double *P);
 
-/* dense_inverse.c: S = (L L')^{-1} from the lower Cholesky factor L, over the leading n x n:
-   both triangles (plain S only), or the lower one (S packed or plain) */
-void lmm_dense_inverse(int n, lmm_dmat L, lmm_dmat S);
+/* dense_inverse.c: S = (L L')^{-1} from the lower Cholesky factor L, over the leading n x n, its
+   lower triangle (S packed or plain) */
 void lmm_dense_inverse_lower(int n, lmm_dmat L, lmm_dmat S);
 
 /* dense_kernel.c: the mr x nr register tile behind dense_chol.c and dense_inverse.c, chosen at
