@@ -14,14 +14,19 @@ void lmm_condvar(const lmm_model *m, double *out)
 {
     int md = m->md;
     double *Sx = (double *) R_alloc(m->nLx + 1, sizeof(double));
-    double *Sd = (double *) R_alloc((size_t) md * md + 1, sizeof(double));
+    double *Sd = (double *) R_alloc(lmm_packed_len(md) + 1, sizeof(double));   /* packed */
     lmm_selected_inverse(m, 0, Sx, Sd);          /* gradient.c: Sigma on L's pattern, Z only */
     size_t o = 0;
     for (int J = 0; J < m->N; J++) {
         int pJ = m->size[J], ld;
+        if (J >= m->Ns) {                            /* the dense block (dense_packed.h) */
+            int dJ = m->doff[J - m->Ns];
+            for (int c = 0; c < pJ; c++)
+                for (int r = 0; r < pJ; r++) out[o++] = lmm_packed_sym(Sd, md, dJ + r, dJ + c);
+            continue;
+        }
         const double *S = lmm_block_ptr(m, Sx, Sd, J, J, &ld);
         for (int c = 0; c < pJ; c++)
-            for (int r = 0; r < pJ; r++)
-                out[o++] = (J >= m->Ns && r < c) ? S[c + (size_t) r * ld] : S[r + (size_t) c * ld];
+            for (int r = 0; r < pJ; r++) out[o++] = S[r + (size_t) c * ld];
     }
 }

@@ -16,9 +16,9 @@ static void diag_parts(const lmm_model *m, lmm_crit_parts *cp)
         for (int r = 0; r < pJ; r++) ldL2 += log(D[r + r * pJ]);
     }
     int md = m->md, dX = m->doff[m->N - m->Ns];
-    for (int i = 0; i < dX; i++) ldL2 += log(m->Ld[i + (size_t) i * md]);
-    for (int i = dX; i < dX + m->p; i++) ldRX2 += log(m->Ld[i + (size_t) i * md]);
-    double r = m->Ld[(dX + m->p) + (size_t) (dX + m->p) * md];
+    for (int i = 0; i < dX; i++) ldL2 += log(lmm_packed_col(m->Ld, md, i)[i]);  /* dense_packed.h */
+    for (int i = dX; i < dX + m->p; i++) ldRX2 += log(lmm_packed_col(m->Ld, md, i)[i]);
+    double r = lmm_packed_col(m->Ld, md, dX + m->p)[dX + m->p];
     cp->ldL2 = 2 * ldL2;
     cp->ldRX2 = 2 * ldRX2 + m->std_ldM;            /* back from X* = X M (standardise.c) */
     cp->pwrss = r * r;                              /* r*^2; r^2 = s^2 r*^2 */

@@ -20,11 +20,16 @@
  *
  * Numerically this is the algorithm of LAPACK's dpotrf (which also scales by the reciprocal of
  * the diagonal), with other summation orders.
+ *
+ * The matrix is panel-packed (dense_packed.h) or plain.  Packed, the panels here are its panels
+ * (NB = LMM_PANEL): the diagonal block, the panel below it and the next diagonal block each lie
+ * in one panel, an ordinary column-major matrix; only the trailing update spans panels, and it
+ * finds each column strip's panel (dense_kernel.c).  The tiles and their sums are the same.
  */
 #include "lmm.h"
 #include <string.h>
 
-#define NB 96                /* panel width */
+#define NB LMM_PANEL         /* panel width: the packed storage's */
 #define NB_DIAG 24           /* panel width within the diagonal blocks */
 #define REGION_PANELS 32     /* at most this many panels per parallel region (interrupt.c: regions
                                 of about 1e9 flops; user interrupts are checked between them) */
@@ -99,7 +104,7 @@ static int chol_small(const lmm_kernels *k, int n, double *A, int lda, panel_wor
         diag_prepare(k, kb, Akk, lda, w);
         for (int s = 0; s < (m + k->mr - 1) / k->mr; s++) panel_strip(k, m, kb, Akk + kb, lda, Akk, w, s);
         lmm_update u = lmm_update_make(k, m, m, kb, w->Pa, w->Pa, k->mr, -1.0, 1,
-                                       Akk + kb + (size_t) kb * lda, lda);
+                                       lmm_dmat_plain(Akk + kb + (size_t) kb * lda, lda), 0, 0);
         for (long c = 0, nc = lmm_update_chunks(&u); c < nc; c++) lmm_update_chunk(&u, c);
     }
     return 0;
@@ -111,8 +116,8 @@ typedef struct { chol_state *st; int k0, kb, m; panel_work w; } strip_job;
 typedef struct { chol_state *st; lmm_update u; int k1, kn, sn; } update_job;
 struct chol_state {
     const lmm_kernels *k;
-    double *A;
-    int lda, n;
+    lmm_dmat A;
+    int n;
     panel_work w[2], wd;     /* panels' strips (alternating), the diagonal blocks' scratch */
     int from, to;            /* this parallel region's panels start at columns from .. to-1 */
     int factored;            /* k + 1 once the diagonal block at column k is factored */
@@ -124,8 +129,9 @@ struct chol_state {
 static void strip_chunk(const void *arg, long c)
 {
     const strip_job *j = (const strip_job *) arg;
-    double *Akk = j->st->A + j->k0 + (size_t) j->k0 * j->st->lda;
-    panel_strip(j->st->k, j->m, j->kb, Akk + j->kb, j->st->lda, Akk, &j->w, (int) c);
+    int ld;
+    double *Akk = lmm_dmat_at(&j->st->A, j->k0, j->k0, &ld);
+    panel_strip(j->st->k, j->m, j->kb, Akk + j->kb, ld, Akk, &j->w, (int) c);
 }
 
 /* Chunk 0: the next panel's columns (strips < sn), then its diagonal block L_nn = chol(A_nn)
@@ -139,10 +145,11 @@ static void update_chunk(const void *arg, long c)
         return;
     }
     for (int s = 0; s < j->sn; s++) lmm_update_strip(&j->u, s);
-    double *Ann = st->A + j->k1 + (size_t) j->k1 * st->lda;
-    int info = chol_small(st->k, j->kn, Ann, st->lda, &st->wd);
+    int ld;
+    double *Ann = lmm_dmat_at(&st->A, j->k1, j->k1, &ld);
+    int info = chol_small(st->k, j->kn, Ann, ld, &st->wd);
     if (info) st->info = j->k1 + info;
-    else if (j->k1 + j->kn < st->n) diag_prepare(st->k, j->kn, Ann, st->lda, &st->w[(j->k1 / NB) % 2]);
+    else if (j->k1 + j->kn < st->n) diag_prepare(st->k, j->kn, Ann, ld, &st->w[(j->k1 / NB) % 2]);
     lmm_team_signal(&st->factored, j->k1 + 1);
 }
 
@@ -161,8 +168,7 @@ static void chol_master(lmm_team *team, void *arg)
         update_job *uj = &st->uj[(k0 / NB) % 2];         /* A_rr -= L_rk L_rk' */
         uj->st = st; uj->k1 = k1; uj->kn = m < NB ? m : NB;
         uj->sn = (uj->kn + k->nr - 1) / k->nr;
-        uj->u = lmm_update_make(k, m, m, kb, w->Pa, w->Pa, k->mr, -1.0, 1,
-                                st->A + k1 + (size_t) k1 * st->lda, st->lda);
+        uj->u = lmm_update_make(k, m, m, kb, w->Pa, w->Pa, k->mr, -1.0, 1, st->A, k1, k1);
         uj->u.s0 = uj->sn;
         long end = lmm_team_publish(team, update_chunk, uj, 1 + lmm_update_chunks(&uj->u), 0);
         lmm_team_work(team);
@@ -174,26 +180,58 @@ static void chol_master(lmm_team *team, void *arg)
     }
 }
 
-int lmm_dense_chol(int n, double *A, int lda)
+/* R's LAPACK and BLAS on a packed matrix, panel by panel, right-looking: L_kk = chol(A_kk)
+   (dpotrf), the panel below it (dtrsm), then each later panel's diagonal block (dsyrk) and the
+   rest of it (dgemm). */
+static int chol_lapack_packed(int n, lmm_dmat A)
+{
+    int info = 0, ld, ldq;
+    double one = 1.0, minus = -1.0;
+    for (int k0 = 0; k0 < n; k0 += NB) {
+        int kb = n - k0 < NB ? n - k0 : NB, m = n - k0 - kb;
+        double *Akk = lmm_dmat_at(&A, k0, k0, &ld);
+        F77_CALL(dpotrf)("L", &kb, Akk, &ld, &info FCONE);
+        if (info) return k0 + info;
+        if (m == 0) break;
+        F77_CALL(dtrsm)("R", "L", "T", "N", &m, &kb, &one, Akk, &ld, Akk + kb, &ld
+                        FCONE FCONE FCONE FCONE);
+        for (int c1 = k0 + kb; c1 < n; c1 += NB) {       /* A_qq -= L_qk L_qk', q below */
+            int wq = n - c1 < NB ? n - c1 : NB, hq = n - c1 - wq;
+            const double *Lq = Akk + (c1 - k0);
+            double *Aq = lmm_dmat_at(&A, c1, c1, &ldq);
+            F77_CALL(dsyrk)("L", "N", &wq, &kb, &minus, Lq, &ld, &one, Aq, &ldq FCONE FCONE);
+            if (hq > 0)
+                F77_CALL(dgemm)("N", "T", &hq, &wq, &kb, &minus, Lq + wq, &ld, Lq, &ld, &one,
+                                Aq + wq, &ldq FCONE FCONE);
+        }
+    }
+    return 0;
+}
+
+int lmm_dense_chol(int n, lmm_dmat A)
 {
     if (n <= 0) return 0;
     if (lmm_dense_lapack()) {                            /* R's LAPACK (dense_kernel.c) */
         int info = 0;
-        F77_CALL(dpotrf)("L", &n, A, &lda, &info FCONE);
+        if (A.packed && n > NB) return chol_lapack_packed(n, A);
+        F77_CALL(dpotrf)("L", &n, A.x, &A.n, &info FCONE);   /* plain, or a single panel */
         return info;
     }
     lmm_kernels k = lmm_choose_kernels();
+    if (A.packed && (NB % k.mr || NB % k.nr))
+        error(_("internal error: panel width %d is not a multiple of the tile"), NB);
     int nthreads = lmm_dense_threads(n);
     chol_state st;
     memset(&st, 0, sizeof st);
-    st.k = &k; st.A = A; st.lda = lda; st.n = n;
+    st.k = &k; st.A = A; st.n = n;
     st.w[0] = panel_alloc(&k, n, NB, LMM_SCR_CHOL0);
     st.w[1] = panel_alloc(&k, n, NB, LMM_SCR_CHOL1);
     st.wd = panel_alloc(&k, NB, NB_DIAG, LMM_SCR_CHOLD);
-    int kb = n < NB ? n : NB;                            /* the first diagonal block */
-    int info = chol_small(&k, kb, A, lda, &st.wd);
+    int kb = n < NB ? n : NB, lda;                       /* the first diagonal block */
+    double *A00 = lmm_dmat_at(&A, 0, 0, &lda);
+    int info = chol_small(&k, kb, A00, lda, &st.wd);
     if (info) return info;
-    if (kb < n) diag_prepare(&k, kb, A, lda, &st.w[0]);
+    if (kb < n) diag_prepare(&k, kb, A00, lda, &st.w[0]);
     for (int k0 = 0, w; k0 < n && !st.info; k0 += w) {
         w = lmm_region_width(n - k0, NB, REGION_PANELS * NB);    /* about 1e9 flops */
         st.from = k0; st.to = k0 + w;

@@ -298,19 +298,20 @@ SEXP lmm_dense_backend_time(SEXP n_, SEXP reps_)
     int n = asInteger(n_), reps = asInteger(reps_);
     if (n == NA_INTEGER || n < 1 || n > 5000) error(_("'n' must be an order from 1 to 5000"));
     if (reps == NA_INTEGER || reps < 1) error(_("'reps' must be a positive count"));
-    double *A = (double *) R_alloc((size_t) n * n, sizeof(double));
-    double *S = (double *) R_alloc((size_t) n * n, sizeof(double));
+    size_t len = lmm_packed_len(n);                       /* as the engine stores them */
+    double *A = (double *) R_alloc(len, sizeof(double)), *S = (double *) R_alloc(len, sizeof(double));
     SEXP ans = PROTECT(allocVector(REALSXP, 2));
     for (int b = 0; b < 2; b++) {
         double best = R_PosInf;
         forced = b;
         for (int r = 0; r < reps; r++) {
-            for (int c = 0; c < n; c++)
-                for (int i = 0; i < n; i++)
-                    A[i + (size_t) c * n] = 1.0 / (1.0 + abs(i - c)) + (i == c ? n : 0);
+            for (int c = 0; c < n; c++) {
+                double *Ac = lmm_packed_col(A, n, c);
+                for (int i = c; i < n; i++) Ac[i] = 1.0 / (1.0 + abs(i - c)) + (i == c ? n : 0);
+            }
             double t0 = seconds();
-            int info = lmm_dense_chol(n, A, n);
-            if (!info) lmm_dense_inverse_lower(n, A, n, S, n);
+            int info = lmm_dense_chol(n, lmm_dmat_packed(A, n));
+            if (!info) lmm_dense_inverse_lower(n, lmm_dmat_packed(A, n), lmm_dmat_packed(S, n));
             double t = seconds() - t0;
             if (info) { forced = -1; error(_("internal error: timing matrix not positive definite")); }
             if (t < best) best = t;
@@ -429,9 +430,10 @@ static int row_block(int kb, int mr)
    of nr columns within a block of rows whose part of A stays in cache; a chunk's tiles are
    computed the same way whoever runs it and in whatever order. */
 lmm_update lmm_update_make(const lmm_kernels *k, int m, int n, int kb, const double *Pa,
-                           const double *Pb, int wb, double alpha, int lower, double *C, int ldc)
+                           const double *Pb, int wb, double alpha, int lower, lmm_dmat C, int r0,
+                           int c0)
 {
-    lmm_update u = {k, m, n, kb, wb, lower, ldc, 0, row_block(kb, k->mr), Pa, Pb, alpha, C};
+    lmm_update u = {k, m, n, kb, wb, lower, 0, row_block(kb, k->mr), Pa, Pb, alpha, C, r0, c0};
     return u;
 }
 
@@ -477,14 +479,15 @@ static void update_tiles(const lmm_update *u, int s, int ic, int ic1)
 {
     const lmm_kernels *k = u->k;
     int mr = k->mr, nr = k->nr, kb = u->kb, j0 = s * nr, nc = u->n - j0 < nr ? u->n - j0 : nr;
-    int i0 = u->lower ? (j0 / mr) * mr : 0;
+    int i0 = u->lower ? (j0 / mr) * mr : 0, ldc;
+    double *Cj = lmm_dmat_at(&u->C, u->r0, u->c0 + j0, &ldc);  /* C's column j0 (its panel's) */
     const double *b = u->Pb + (size_t) (j0 / u->wb) * kb * u->wb + j0 % u->wb;  /* B's row j0 */
     if (u->lower && i0 < j0) {
         if (ic <= j0 && j0 < ic1)
             for (int i = j0; i < i0 + mr && i < u->m; i += nr) {
                 int nrow = u->m - i < nr ? u->m - i : nr;
                 band_tile(k, kb, u->Pa + (size_t) (i / mr) * kb * mr + i % mr, mr, b, u->wb,
-                          u->alpha, u->C + i + (size_t) j0 * u->ldc, u->ldc, nrow, nc);
+                          u->alpha, Cj + i, ldc, nrow, nc);
             }
         i0 += mr;
     }
@@ -492,7 +495,7 @@ static void update_tiles(const lmm_update *u, int s, int ic, int ic1)
     for (int i = i0; i < ic1; i += mr) {
         int nrow = u->m - i < mr ? u->m - i : mr;
         lmm_tile(k, kb, u->Pa + (size_t) (i / mr) * kb * mr, b, u->wb, u->alpha,
-                 u->C + i + (size_t) j0 * u->ldc, u->ldc, nrow, nc);
+                 Cj + i, ldc, nrow, nc);
     }
 }
 

@@ -18,6 +18,9 @@
  * are its own columns of the block); the adjoint gives each chunk a range of sparse columns with
  * all blocks (its writes are its own P_J).  Each chunk keeps its cursors, which only move
  * forwards.  Every entry is summed in the same order whatever the number of threads.
+ *
+ * The dense block (m->Ld) and Sigma_DD are panel-packed (dense_packed.h): dense column y starts
+ * at the offset col[y] (lmm_packed_offsets, one table per call) and is read at rows x >= y.
  */
 #include "lmm.h"
 #include <string.h>
@@ -28,12 +31,15 @@
 #define BLOCKS_MAX 128          /* each block walks every sparse column's cursor: keep them few */
 #define REGION_FLOPS 1e9        /* interrupt.c: user interrupts are checked between regions */
 
-/* the blocks of dense columns: [bs[b], bs[b+1]), b < nb */
-typedef struct { int nb, *bs; } column_blocks;
+/* the blocks of dense columns: [bs[b], bs[b+1]), b < nb; col[y]: where dense column y starts in
+   the packed storage */
+typedef struct { int nb, *bs; ptrdiff_t *col; } column_blocks;
 
 static column_blocks make_blocks(int md)
 {
     column_blocks cb;
+    cb.col = (ptrdiff_t *) R_alloc(md, sizeof(ptrdiff_t));
+    lmm_packed_offsets(md, cb.col);
     cb.bs = (int *) R_alloc(md + 2, sizeof(int));
     cb.nb = 0;
     int wmin = md / BLOCKS_MAX > BLOCK_MIN ? md / BLOCKS_MAX : BLOCK_MIN;
@@ -120,9 +126,10 @@ typedef struct {
 
 /* Omega_{.,[c0,c1)} -= sum_J L_DJ L_{[c0,c1) J}': column J's entries y in the block, each with
    the entries x >= y below it */
-static void update_block(const lmm_model *m, const gathered *g, int c0, int c1, int *cur)
+static void update_block(const lmm_model *m, const gathered *g, const ptrdiff_t *col, int c0,
+                         int c1, int *cur)
 {
-    int md = m->md, Ns = m->Ns;
+    int Ns = m->Ns;
     const int *drow = m->drow, *dk0 = m->dk0;
     double *Ld = m->Ld;
     for (int J = 0; J < Ns; J++) {
@@ -137,7 +144,7 @@ static void update_block(const lmm_model *m, const gathered *g, int c0, int c1, 
         int pJ = m->size[J], nk = k1 - dk0[J];
         const double *VJ = g->V + g->vb[J] - dk0[J];        /* VJ[k + c nk]: L_{drow[k], (J, c)} */
         for (; k < k1 && drow[k] < c1; k++) {
-            double *Lc = Ld + (size_t) drow[k] * md;
+            double *Lc = Ld + col[drow[k]];
             for (int c = 0; c < pJ; c++) {
                 const double *v = VJ + (size_t) c * nk;
                 double coef = v[k];                          /* L_{y, (J, c)} */
@@ -153,7 +160,7 @@ static void update_chunk(const void *arg, long t)
     const update_job *u = (const update_job *) arg;
     int *cur = u->cursor + (size_t) t * u->m->Ns;
     for (int b = u->b0 + (int) t; b < u->b1; b += u->nchunks)
-        update_block(u->m, &u->g, u->cb.bs[b], u->cb.bs[b + 1], cur);
+        update_block(u->m, &u->g, u->cb.col, u->cb.bs[b], u->cb.bs[b + 1], cur);
 }
 
 static void update_master(lmm_team *team, void *arg)
@@ -184,7 +191,7 @@ static void direct_update(lmm_model *m)
     for (int D = m->Ns; D <= m->N; D++) {
         int d0 = D - m->Ns;
         for (int r = 0; r < m->size[D]; r++) {
-            double *Lc = m->Ld + (size_t) (m->doff[d0] + r) * md, work = 0;
+            double *Lc = lmm_packed_col(m->Ld, md, m->doff[d0] + r), work = 0;
             for (int s = m->dlp[d0]; s < m->dlp[d0 + 1]; s++) {
                 int J = m->dlJ[s], k0 = m->dlk[s] + r, k1 = m->dk0[J + 1];
                 work += (double) m->size[J] * (k1 - k0);
@@ -217,7 +224,7 @@ static void direct_products(const lmm_model *m, int lim, const double *Sd, doubl
         if (nk == 0) continue;
         memset(p, 0, (size_t) nk * pJ * sizeof(double));
         for (int k = k0; k < k1 && drow[k] < lim; k++) {
-            const double *Scol = Sd + (size_t) drow[k] * md;
+            const double *Scol = lmm_packed_col(Sd, md, drow[k]);
             for (int c = 0; c < pJ; c++) {
                 double *pc = p + (size_t) c * nk - k0;
                 double ly = m->Lx[m->dval[k] + c * m->dstr[k]], acc = Scol[drow[k]] * ly;
@@ -279,9 +286,10 @@ typedef struct {
 static void product_block(const product_job *pj, int J0, int J1, int c0, int c1)
 {
     const lmm_model *m = pj->m;
-    int md = m->md, *cur = pj->cursor;
+    int *cur = pj->cursor;
     const int *drow = m->drow, *dk0 = m->dk0;
     const double *Sd = pj->Sd;
+    const ptrdiff_t *col = pj->cb.col;
     if (c1 > pj->lim) c1 = pj->lim;                      /* Sigma is zero beyond Omega_S */
     for (int J = J0; J < J1; J++) {
         if (J + AHEAD < J1) {
@@ -298,7 +306,7 @@ static void product_block(const product_job *pj, int J0, int J1, int c0, int c1)
         const double *VJ = pj->g.V + pj->g.vb[J] - dk0[J];
         double *PJ = pj->gp.V + pj->g.vb[J] - dk0[J];
         for (; k < k1 && drow[k] < c1; k++) {
-            const double *Scol = Sd + (size_t) drow[k] * md;
+            const double *Scol = Sd + col[drow[k]];
             for (int c = 0; c < pJ; c++) {
                 const double *v = VJ + (size_t) c * nk;
                 double *p = PJ + (size_t) c * nk, ly = v[k], acc = Scol[drow[k]] * ly;
@@ -328,7 +336,7 @@ static void product_master(lmm_team *team, void *arg)
 
 /* P_J = Sigma_DD L_DJ on the dense rows of every sparse column J (P laid out as L: entry
    P[dval[k] + c dstr[k]] for dense row k of column J, column c; added to P), from the lower
-   triangle of Sigma_DD (md x md in Sd, zero beyond its leading lim x lim). */
+   triangle of Sigma_DD (packed in Sd, zero beyond its leading lim x lim). */
 void lmm_dense_schur_products(const lmm_model *m, int lim, const double *Sd, double *P)
 {
     int Ns = m->Ns;

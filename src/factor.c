@@ -66,7 +66,7 @@ static void scale_dense_scalar(lmm_model *m, const double **T)
     for (int r = dX; r < md; r++) d[r] = 1.0;
     for (int c = 0; c < md; c++) {
         const double *Ac = m->Ad + (size_t) c * md;
-        double *Lc = m->Ld + (size_t) c * md, dc = d[c];
+        double *Lc = lmm_packed_col(m->Ld, md, c), dc = d[c];          /* dense_packed.h */
         for (int r = c; r < md; r++) Lc[r] = d[r] * dc * Ac[r];
         if (c < dX) Lc[c] += 1.0;
     }
@@ -91,16 +91,21 @@ static void scale_into_factor(lmm_model *m, const double **T, double *work)
     /* the scalar path writes the whole lower triangle, which is all that is read (the factor,
        its inverse and the solves use the lower triangle only) */
     if (dense_nodes_scalar(m)) { scale_dense_scalar(m, T); return; }
-    memset(m->Ld, 0, (size_t) md * md * sizeof(double));
+    memset(m->Ld, 0, lmm_packed_len(md) * sizeof(double));
+    double *out = work + 2 * (size_t) m->size_max * m->size_max;
     for (int J = m->Ns; J <= m->N; J++) {
         int dJ = m->doff[J - m->Ns], pJ = m->size[J];
         const double *TJ = T[m->term[J]];
         for (int I = J; I <= m->N; I++) {
-            int dI = m->doff[I - m->Ns];
-            size_t o = dI + (size_t) dJ * md;
-            scale_block(m->size[I], pJ, T[m->term[I]], TJ, m->Ad + o, md, I == J, m->Ld + o, md, work);
+            int dI = m->doff[I - m->Ns], pI = m->size[I];
+            scale_block(pI, pJ, T[m->term[I]], TJ, m->Ad + dI + (size_t) dJ * md, md, I == J, out,
+                        pI, work);
+            for (int c = 0; c < pJ; c++) {               /* into the packed lower triangle */
+                double *Lc = lmm_packed_col(m->Ld, md, dJ + c);
+                for (int r = I == J ? c : 0; r < pI; r++) Lc[dI + r] = out[r + (size_t) c * pI];
+            }
         }
-        if (J < m->N) for (int r = 0; r < pJ; r++) m->Ld[(dJ + r) + (size_t) (dJ + r) * md] += 1.0;
+        if (J < m->N) for (int r = 0; r < pJ; r++) lmm_packed_col(m->Ld, md, dJ + r)[dJ + r] += 1.0;
     }
 }
 
@@ -146,7 +151,7 @@ int lmm_factor(lmm_model *m, const double *theta)
 {
     const void *vmax = vmaxget();
     int pmax = m->size_max;
-    double *work = (double *) R_alloc(2 * (size_t) pmax * pmax, sizeof(double));
+    double *work = (double *) R_alloc(3 * (size_t) pmax * pmax, sizeof(double));
     const double **T = templates(m, theta);
     m->factored = 0;
     scale_into_factor(m, T, work);
@@ -158,8 +163,8 @@ int lmm_factor(lmm_model *m, const double *theta)
     if (!status) dense_update(m);
     if (!status) {
         /* a small block (e.g. only the [X y] node) is factored unblocked, without packing */
-        int info = m->md <= DENSE_SMALL ? lmm_chol_small(m->md, m->Ld)
-                                        : lmm_dense_chol(m->md, m->Ld, m->md);
+        int info = m->md <= DENSE_SMALL ? lmm_chol_small(m->md, m->Ld)   /* one panel: plain */
+                                        : lmm_dense_chol(m->md, lmm_dmat_packed(m->Ld, m->md));
         if (info > 0) status = (info > m->doff[m->N - m->Ns]) ? 2 : 1;
     }
     if (!status) {

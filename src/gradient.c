@@ -139,11 +139,9 @@ static int max_column_rows(const lmm_model *m)
     return most;
 }
 
-/* B = Sigma + c w w' on L's pattern: the sparse blocks Sx (Sigma's rows of node N beyond nl
-   are zero) and, unless Sd is NULL, the dense block Sd (full, both triangles); w_J starts at
-   w + woff[J]. */
-static void add_outer(const lmm_model *m, double c, const double *w, const int *woff,
-                      double *Sx, double *Sd)
+/* B = Sigma + c w w' on the sparse blocks Sx (Sigma's rows of node N beyond nl are zero); w_J
+   starts at w + woff[J].  (The dense block's B is formed as it is read: dense_B_column.) */
+static void add_outer(const lmm_model *m, double c, const double *w, const int *woff, double *Sx)
 {
     for (int J = 0; J < m->Ns; J++) {
         int pJ = m->size[J];
@@ -156,21 +154,17 @@ static void add_outer(const lmm_model *m, double c, const double *w, const int *
                 for (int a = 0; a < pI; a++) BIJ[a + b * pI] += c * wI[a] * wJ[b];
         }
     }
-    if (!Sd) return;
-    int md = m->md;
-    const double *wd = w + woff[m->Ns];
-    for (int b = 0; b < md; b++)
-        for (int a = 0; a < md; a++) Sd[a + (size_t) b * md] += c * wd[a] * wd[b];
 }
 
-/* S's strict upper triangle from its lower one (md x md) */
-static void mirror_upper(int md, double *S)
+/* Column b of the dense block's B = Sigma_DD + c w_d w_d', both triangles, into q[0 .. md-1]:
+   q[a] = Sigma_ab + c w_a w_b, Sigma from its packed lower triangle (dense_packed.h). */
+static void dense_B_column(const lmm_model *m, const double *Sd, double c, const double *wd,
+                           int b, double *q)
 {
-    for (int c0 = 0; c0 < md; c0 += 64)                 /* blocks of 64 x 64: both in cache */
-        for (int r0 = 0; r0 <= c0; r0 += 64)
-            for (int c = c0; c < c0 + 64 && c < md; c++)
-                for (int r = r0; r < r0 + 64 && r < c; r++)
-                    S[r + (size_t) c * md] = S[c + (size_t) r * md];
+    int md = m->md;
+    const double *Sb = lmm_packed_col(Sd, md, b);
+    for (int a = 0; a < b; a++) q[a] = lmm_packed_col(Sd, md, a)[b] + c * wd[a] * wd[b];
+    for (int a = b; a < md; a++) q[a] = Sb[a] + c * wd[a] * wd[b];
 }
 
 /* Are all Z nodes of the dense block scalar (Lambda diagonal there)? */
@@ -230,29 +224,34 @@ static void block_contract(const lmm_model *m, int I, int J, double *BIJ, const 
         }
 }
 
-/* The dense block: Q = T_d B_d (rows scaled by the templates, in place), then for each Z node J
-   of the block C_JJ[j, i] = sum_a Q[a, (J, j)] A[a, (J, i)], A symmetric from its lower
-   triangle. */
-static void dense_contract(const lmm_model *m, double *Sd, const double *const *T,
-                           double *const *G)
+/* The dense block, B = Sigma_DD + c w_d w_d' (Sigma's lower triangle packed in Sd): Q = T_d B_d
+   (rows scaled by the templates), then for each Z node J of the block
+   C_JJ[j, i] = sum_a Q[a, (J, j)] A[a, (J, i)], A symmetric from its lower triangle.  Q's
+   columns (J, j) are formed node by node in q (size_max x md). */
+static void dense_contract(const lmm_model *m, const double *Sd, double cw, const double *wd,
+                           const double *const *T, double *const *G, double *q)
 {
     int md = m->md;
-    for (int I = m->Ns; I < m->N; I++) {                            /* Q = T_d B_d */
-        int dI = m->doff[I - m->Ns], pI = m->size[I];
-        const double *TI = T[m->term[I]];
-        if (pI == 1) { for (int b = 0; b < md; b++) Sd[dI + (size_t) b * md] *= TI[0]; continue; }
-        for (int b = 0; b < md; b++) template_times(pI, TI, Sd + dI + (size_t) b * md, 1);
-    }
     const double *Ad = m->Ad;
     for (int J = m->Ns; J < m->N; J++) {
         if ((J - m->Ns) % 256 == 0) R_CheckUserInterrupt();
         int dJ = m->doff[J - m->Ns], pJ = m->size[J];
         double *GJ = G[m->term[J]];
+        for (int j = 0; j < pJ; j++) {                              /* Q's columns of J */
+            double *Qj = q + (size_t) j * md;
+            dense_B_column(m, Sd, cw, wd, dJ + j, Qj);
+            for (int I = m->Ns; I < m->N; I++) {
+                int dI = m->doff[I - m->Ns], pI = m->size[I];
+                const double *TI = T[m->term[I]];
+                if (pI == 1) Qj[dI] *= TI[0];
+                else template_times(pI, TI, Qj + dI, 1);
+            }
+        }
         for (int i = 0; i < pJ; i++) {
             int col = dJ + i;
             const double *Acol = Ad + (size_t) col * md;
             for (int j = 0; j < pJ; j++) {
-                const double *Qc = Sd + (size_t) (dJ + j) * md;
+                const double *Qc = q + (size_t) j * md;
                 double s = 0;
                 for (int a = 0; a < col; a++) s += Qc[a] * Ad[col + (size_t) a * md];
                 for (int a = col; a < md; a++) s += Qc[a] * Acol[a];
@@ -274,7 +273,7 @@ static void dense_contract_scalar(const lmm_model *m, const double *Sd, double c
     for (int r = 0; r < md; r++) { d[r] = r < dX ? T[m->term[Ns + r]][0] : 1.0; g[r] = 0; }
     for (int col = 0; col < dX; col++) {
         if (col % 256 == 0) R_CheckUserInterrupt();
-        const double *Ac = m->Ad + (size_t) col * md, *Sc = Sd + (size_t) col * md;
+        const double *Ac = m->Ad + (size_t) col * md, *Sc = lmm_packed_col(Sd, md, col);
         double wc = cw * wd[col], gc = 0, dc = d[col];
         for (int r = col; r < md; r++) {
             double a = Ac[r];
@@ -288,15 +287,19 @@ static void dense_contract_scalar(const lmm_model *m, const double *Sd, double c
     for (int r = 0; r < dX; r++) G[m->term[Ns + r]][0] += g[r];
 }
 
-/* Sigma of the dense block's leading n x n (Omega_S's part of it), its lower triangle: small
-   blocks by LAPACK's dpotri on a copy (no workspace), large ones by the threaded
+/* Sigma of the dense block's leading n x n (Omega_S's part of it), its lower triangle, packed
+   like Ld: small blocks by LAPACK's dpotri on a copy (no workspace; the leading n x n lies in
+   the first panel, plain with leading dimension md), large ones by the threaded
    dense_inverse.c. */
 #define DENSE_SMALL 48
 static void dense_sigma(const lmm_model *m, int n, double *Sd)
 {
     int md = m->md, info = 0;
     if (n <= 0) return;
-    if (n > DENSE_SMALL) { lmm_dense_inverse_lower(n, m->Ld, md, Sd, md); return; }
+    if (n > DENSE_SMALL) {
+        lmm_dense_inverse_lower(n, lmm_dmat_packed(m->Ld, md), lmm_dmat_packed(Sd, md));
+        return;
+    }
     for (int c = 0; c < n; c++)
         for (int r = c; r < n; r++) Sd[r + (size_t) c * md] = m->Ld[r + (size_t) c * md];
     F77_CALL(dpotri)("L", &n, Sd, &md, &info FCONE);
@@ -326,12 +329,13 @@ static void form_M(const lmm_model *m, const double *const *T, double *Mx, doubl
     }
 }
 
-/* Zero the md x md matrix S outside its leading n x n block (which the caller fills). */
+/* Zero the packed lower triangle S (order md) outside its leading n x n (which the caller
+   fills). */
 static void zero_outside(int md, int n, double *S)
 {
     for (int c = 0; c < md; c++) {
-        int r0 = c < n ? n : 0;
-        if (r0 < md) memset(S + (size_t) c * md + r0, 0, (size_t) (md - r0) * sizeof(double));
+        int r0 = c < n ? n : c;
+        if (r0 < md) memset(lmm_packed_col(S, md, c) + r0, 0, (size_t) (md - r0) * sizeof(double));
     }
 }
 
@@ -350,7 +354,8 @@ static void selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd,
 }
 
 /* The selected inverse of Omega_S at the current factor, with its own scratch (condvar.c):
-   Sx (nLx) and Sd (md x md) are overwritten; Sd holds the dense block's lower triangle. */
+   Sx (nLx) and Sd (lmm_packed_len(md)) are overwritten; Sd holds the dense block's lower
+   triangle, packed (dense_packed.h). */
 void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd)
 {
     size_t nx = m->nLx + 1, pmax = m->size_max;
@@ -359,12 +364,13 @@ void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd)
     double *V = (double *) R_alloc(pmax * pmax, sizeof(double));
     memset(Sx, 0, m->nLx * sizeof(double));
     memset(P, 0, m->nLx * sizeof(double));
-    memset(Sd, 0, (size_t) m->md * m->md * sizeof(double));
+    memset(Sd, 0, lmm_packed_len(m->md) * sizeof(double));
     selected_inverse(m, nl, Sx, Sd, P, W, V);
 }
 
 /* The gradient at the current factor (m->factored): grad[ntheta]; with Mx (nLx) and Md
-   (md x md), also M = dcrit/dA = T B T' on L's pattern.  One workspace, carved. */
+   (md x md, full), also M = dcrit/dA = T B T' on L's pattern.  One workspace, carved; Sigma_DD
+   packed in it (dense_packed.h). */
 static void gradient_at_factor(lmm_model *m, const double *theta, int REML, double *grad,
                                double *Mx, double *Md)
 {
@@ -372,7 +378,7 @@ static void gradient_at_factor(lmm_model *m, const double *theta, int REML, doub
     int dX = m->doff[N - Ns], pmax = m->size_max;
     size_t nT = 0;
     for (int t = 0; t < k; t++) nT += (size_t) m->pt[t] * m->pt[t];
-    size_t nw = (size_t) m->q + p + 1, nx = m->nLx + 1, nd = (size_t) md * md;
+    size_t nw = (size_t) m->q + p + 1, nx = m->nLx + 1, nd = lmm_packed_len(md) + 1;
     size_t nW = (size_t) max_column_rows(m) * pmax + 1, nv = (size_t) pmax * pmax;
     double *ws = lmm_workspace(m, 0, nw + 2 * nx + nd + nW + nv + 2 * nT);
     double *w = ws, *Sx = w + nw, *P = Sx + nx, *Sd = P + nx, *W = Sd + nd, *V = W + nW;
@@ -385,15 +391,14 @@ static void gradient_at_factor(lmm_model *m, const double *theta, int REML, doub
     for (int J = 0; J < N; J++) woff[J + 1] = woff[J] + m->size[J];
     lmm_solve(m, w, w + m->q);
     w[m->q + p] = -1.0;
-    double r = m->Ld[(dX + p) + (size_t) (dX + p) * md];
+    double r = lmm_packed_col(m->Ld, md, dX + p)[dX + p];
     double c = (REML ? m->n - p : m->n) / (r * r);
     /* Sigma = Omega_S^{-1} on L's pattern */
     memset(Sx, 0, 2 * nx * sizeof(double));                        /* Sx, P */
     zero_outside(md, dX + nl, Sd);          /* Sd: dense_sigma sets its leading square */
     selected_inverse(m, nl, Sx, Sd, P, W, V);                       /* Sd: lower triangle */
-    int scalar = !Mx && dense_scalar(m);   /* then the dense block's B is formed as it is read */
-    if (!scalar) mirror_upper(md, Sd);
-    add_outer(m, c, w, woff, Sx, scalar ? NULL : Sd);               /* B = Sigma + c w w' */
+    int scalar = !Mx && dense_scalar(m);   /* one pass down the dense block's lower triangle */
+    add_outer(m, c, w, woff, Sx);                                   /* B = Sigma + c w w' */
     /* templates and the per-term accumulators G_t */
     memset(Gx, 0, nT * sizeof(double));
     for (int t = 0, o = 0; t < k; o += m->pt[t] * m->pt[t], t++) {
@@ -405,7 +410,7 @@ static void gradient_at_factor(lmm_model *m, const double *theta, int REML, doub
     G[k] = NULL;
     if (Mx) {                                                       /* M = T B T' */
         memcpy(Mx, Sx, m->nLx * sizeof(double));
-        memcpy(Md, Sd, nd * sizeof(double));
+        for (int b = 0; b < md; b++) dense_B_column(m, Sd, c, w + woff[Ns], b, Md + (size_t) b * md);
         form_M(m, T, Mx, Md);
     }
     for (int J = 0; J < Ns; J++) {                                  /* the sparse columns */
@@ -416,7 +421,8 @@ static void gradient_at_factor(lmm_model *m, const double *theta, int REML, doub
                            T, G, V);
     }
     if (scalar) dense_contract_scalar(m, Sd, c, w + woff[Ns], T, G);
-    else dense_contract(m, Sd, T, G);
+    else dense_contract(m, Sd, c, w + woff[Ns], T, G,
+                        (double *) R_alloc((size_t) pmax * md + 1, sizeof(double)));
     for (int t = 0; t < k; t++) {                       /* d/d T_t[i, j] = 2 G_t[j, i], i >= j */
         int pt = m->pt[t];
         double *g = grad + m->theta0[t];

@@ -196,8 +196,10 @@ static int choose_split(lmm_model *m)
     for (int J = best; J < N; J++) md += m->size[J];
     m->pred_md = md;
     m->pred_values = vals[best];
-    /* Ax, Lx and the gradient's two nLx-long scratch; Ad, Ld and one md^2 scratch */
-    m->pred_bytes = 8.0 * (4.0 * vals[best] + 3.0 * md * md) + 4.0 * 5.0 * m->Lp[best];
+    /* Ax, Lx and the gradient's two nLx-long scratch; Ad (md^2), and Ld and the gradient's
+       Sigma_DD packed (about md (md + nb) / 2 each: dense_packed.h) */
+    m->pred_bytes = 8.0 * (4.0 * vals[best] + md * md + md * (md + LMM_PANEL))
+                    + 4.0 * 5.0 * m->Lp[best];
     /* one evaluation with the gradient: the factor and the selected inverse, about twice the
        factor's work in the sparse part, md^3 (factor md^3/3 + inverse 2 md^3/3) in the dense;
        its time: the gradient's sparse part measured at about 1.5 times the factor's */
@@ -251,7 +253,8 @@ static void check_memory_limit(const lmm_model *m)
     if (ISNAN(lim) || !R_FINITE(lim) || m->pred_bytes <= lim) return;
     error(_("the exact factor would need about %.2f GB (dense block of order %.0f: %.2f GB; "
             "sparse part: %.0f values), over memory_limit = %.2f GB"),
-          m->pred_bytes / 1e9, m->pred_md, 24.0 * m->pred_md * m->pred_md / 1e9,
+          m->pred_bytes / 1e9, m->pred_md,
+          8.0 * m->pred_md * (2.0 * m->pred_md + LMM_PANEL) / 1e9,
           m->pred_values, lim / 1e9);
 }
 
@@ -287,7 +290,7 @@ static void assign_storage(lmm_model *m)
     m->Ax = R_Calloc(m->nLx + 1, double);
     m->Lx = R_Calloc(m->nLx + 1, double);
     m->Ad = R_Calloc((size_t) m->md * m->md, double);
-    m->Ld = R_Calloc((size_t) m->md * m->md, double);
+    m->Ld = R_Calloc(lmm_packed_len(m->md) + 1, double);     /* lower triangle: dense_packed.h */
 }
 
 /* Index the sparse columns' rows that lie in the dense block (see lmm.h). */

@@ -32,6 +32,7 @@
 #ifndef FCONE
 #define FCONE
 #endif
+#include "dense_packed.h"
 
 #ifdef ENABLE_NLS
 #include <libintl.h>
@@ -89,7 +90,7 @@ typedef struct lmm_model {
     double pred_md, pred_values, pred_bytes, pred_flops, pred_seconds;
     int predict_only;   /* the setup stopped after the symbolic analysis: no numeric storage */
     double *Ad;     /* md x md, lower triangle of A */
-    double *Ld;     /* md x md, lower triangle of the factor */
+    double *Ld;     /* the factor's lower triangle, panel-packed (dense_packed.h) */
 
     /* internal coordinates of [X y] (standardise.c): X* = X M, y* = (y - X* g) / s,
        M = (I - e_c mu') D^{-1}; std_d NULL: none */
@@ -161,7 +162,7 @@ void lmm_rx_pivots(const lmm_model *m, double *piv);
 void lmm_forward_solve_zx(const lmm_model *m, double *v);
 
 /* gradient.c: the selected inverse of Omega_S (nl rows of node N) on L's pattern (Sd: its lower
-   triangle) */
+   triangle, panel-packed: dense_packed.h) */
 void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd);
 
 /* condvar.c: diagonal blocks of (L_Z L_Z')^{-1} */
@@ -180,18 +181,19 @@ int lmm_chol_small(int n, double *a);                          /* a = L L', lowe
 void lmm_trsm_right_lt(int m, int n, const double *L, double *B); /* B <- B L^{-T} (B m x n) */
 void lmm_gemm_nt_sub(int m, int n, int kk, const double *A, const double *B, double *C, int ldc);
 
-/* dense_chol.c: blocked Cholesky of the dense block (lower); 0 or 1-based failing column */
-int lmm_dense_chol(int n, double *A, int lda);
+/* dense_chol.c: blocked Cholesky of the leading n x n of A (lower, packed or plain); 0 or the
+   1-based failing column */
+int lmm_dense_chol(int n, lmm_dmat A);
 
 /* dense_schur.c: the sparse columns' coupling to the dense block, by blocks of dense columns:
    Omega_DD -= sum_J L_DJ L_DJ' (lower triangle of m->Ld), and P_J += Sigma_DD L_DJ on J's dense
-   rows (P laid out as Lx; Sigma_DD's lower triangle, zero beyond its leading lim rows) */
+   rows (P laid out as Lx; Sigma_DD's lower triangle packed, zero beyond its leading lim rows) */
 void lmm_dense_schur_update(lmm_model *m);
 void lmm_dense_schur_products(const lmm_model *m, int lim, const double *Sd, double *P);
 
-/* dense_inverse.c: S = (L L')^{-1}, both triangles, from the lower Cholesky factor L (n x n) */
-void lmm_dense_inverse(int n, const double *L, int ldl, double *S, int lds);
-void lmm_dense_inverse_lower(int n, const double *L, int ldl, double *S, int lds);  /* lower only */
+/* dense_inverse.c: S = (L L')^{-1} from the lower Cholesky factor L, over the leading n x n, its
+   lower triangle (S packed or plain) */
+void lmm_dense_inverse_lower(int n, lmm_dmat L, lmm_dmat S);
 
 /* dense_kernel.c: the mr x nr register tile behind dense_chol.c and dense_inverse.c, chosen at
    run time (24 x 8 with AVX-512, 12 x 4 with AVX2 + FMA, 8 x 4 otherwise; nr divides mr) */
@@ -233,12 +235,15 @@ void lmm_tile(const lmm_kernels *k, int kb, const double *a, const double *b, in
    block, column strip) pairs from column strip s0 on */
 typedef struct {
     const lmm_kernels *k;
-    int m, n, kb, wb, lower, ldc, s0, mc;
+    int m, n, kb, wb, lower, s0, mc;
     const double *Pa, *Pb;
-    double alpha, *C;
+    double alpha;
+    lmm_dmat C;              /* C is the block of this matrix at rows r0.., columns c0.. */
+    int r0, c0;              /* (c0 a multiple of nr when C is packed) */
 } lmm_update;
 lmm_update lmm_update_make(const lmm_kernels *k, int m, int n, int kb, const double *Pa,
-                           const double *Pb, int wb, double alpha, int lower, double *C, int ldc);
+                           const double *Pb, int wb, double alpha, int lower, lmm_dmat C, int r0,
+                           int c0);
 long lmm_update_chunks(const lmm_update *u);
 void lmm_update_chunk(const void *u, long c);          /* an lmm_chunk_fn */
 void lmm_update_strip(const lmm_update *u, int s);     /* column strip s, all rows */

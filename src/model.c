@@ -801,9 +801,11 @@ SEXP lmm_chol_dense(SEXP A)
     if (!isReal(A) || !isMatrix(A) || nrows(A) != ncols(A)) error(_("A must be a square numeric matrix"));
     int n = nrows(A);
     SEXP L = PROTECT(duplicate(A));
-    int info = lmm_dense_chol(n, REAL(L), n);
+    double *P = (double *) R_alloc(lmm_packed_len(n) + 1, sizeof(double));   /* as the engine */
+    lmm_pack_lower(n, REAL(L), n, P, 0, 0);
+    int info = lmm_dense_chol(n, lmm_dmat_packed(P, n));
     if (info) error(_("the matrix is not positive definite (column %d)"), info);
-    for (int c = 0; c < n; c++) for (int r = 0; r < c; r++) REAL(L)[r + (size_t) c * n] = 0.0;
+    lmm_pack_lower(n, REAL(L), n, P, 1, 0);
     UNPROTECT(1); /* L */
     return L;
 }

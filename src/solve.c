@@ -14,13 +14,41 @@ static int zoffset(const lmm_model *m, int J)
     return m->zoff[J];
 }
 
+/* x <- L^{-T} x (trans) or L^{-1} x, L the leading n x n of the packed dense factor
+   (dense_packed.h), with the sums of the reference BLAS's dtrsv; a single panel is plain
+   column-major and goes to dtrsv itself. */
+static void dense_trsv(const lmm_model *m, int n, int trans, double *x)
+{
+    int md = m->md, one = 1;
+    if (n <= 0) return;
+    if (md <= LMM_PANEL) {
+        F77_CALL(dtrsv)("L", trans ? "T" : "N", "N", &n, m->Ld, &md, x, &one FCONE FCONE FCONE);
+        return;
+    }
+    if (trans)
+        for (int j = n - 1; j >= 0; j--) {                   /* x_j = (x_j - L_{>j,j}' x_{>j}) / L_jj */
+            const double *Lj = lmm_packed_col(m->Ld, md, j);
+            double t = x[j];
+            for (int i = n - 1; i > j; i--) t -= Lj[i] * x[i];
+            x[j] = t / Lj[j];
+        }
+    else
+        for (int j = 0; j < n; j++) {                        /* x_{>j} -= L_{>j,j} x_j */
+            const double *Lj = lmm_packed_col(m->Ld, md, j);
+            if (x[j] == 0) continue;
+            x[j] /= Lj[j];
+            double t = x[j];
+            for (int i = j + 1; i < n; i++) x[i] -= t * Lj[i];
+        }
+}
+
 /* u* and beta* in the internal coordinates (standardise.c: u = s u*, beta = M (g + s beta*)) */
 void lmm_solve(const lmm_model *m, double *u, double *beta)
 {
-    int md = m->md, dX = m->doff[m->N - m->Ns], p = m->p, nd = dX + p, one = 1;
+    int md = m->md, dX = m->doff[m->N - m->Ns], p = m->p, nd = dX + p;
     double *s = (double *) R_alloc(nd > 0 ? nd : 1, sizeof(double));
-    for (int i = 0; i < nd; i++) s[i] = m->Ld[nd + (size_t) i * md];   /* l (dense part) */
-    if (nd > 0) F77_CALL(dtrsv)("L", "T", "N", &nd, m->Ld, &md, s, &one FCONE FCONE FCONE);
+    for (int i = 0; i < nd; i++) s[i] = lmm_packed_col(m->Ld, md, i)[nd];   /* l (dense part) */
+    dense_trsv(m, nd, 1, s);
     for (int i = 0; i < p; i++) beta[i] = s[dX + i];
     for (int J = m->Ns; J < m->N; J++)                                   /* dense Z nodes */
         memcpy(u + zoffset(m, J), s + m->doff[J - m->Ns], m->size[J] * sizeof(double));
@@ -59,7 +87,7 @@ void lmm_rx_pivots(const lmm_model *m, double *piv)
     for (int j = 0; j < m->p; j++) {
         size_t jj = (dX + j) + (size_t) (dX + j) * md;
         double a = m->Ad[jj];
-        piv[j] = a > 0 ? fabs(m->Ld[jj]) / sqrt(a) : 0.0;
+        piv[j] = a > 0 ? fabs(lmm_packed_col(m->Ld, md, dX + j)[dX + j]) / sqrt(a) : 0.0;
     }
 }
 
@@ -70,7 +98,7 @@ void lmm_vcov_unscaled(const lmm_model *m, double *V)
     if (p == 0) return;
     for (int c = 0; c < p; c++)
         for (int r = 0; r < p; r++)
-            V[r + c * p] = (r >= c) ? m->Ld[(dX + r) + (size_t) (dX + c) * md] : 0.0;
+            V[r + c * p] = (r >= c) ? lmm_packed_col(m->Ld, md, dX + c)[dX + r] : 0.0;
     F77_CALL(dpotri)("L", &p, V, &p, &info FCONE);
     if (info) error(_("the fixed-effects model matrix is rank deficient"));
     for (int c = 0; c < p; c++) for (int r = 0; r < c; r++) V[r + c * p] = V[c + r * p];
@@ -81,7 +109,7 @@ void lmm_vcov_unscaled(const lmm_model *m, double *V)
    substitution behind a M^{-1} a' = |L_ZX^{-1} a'|^2, M the leading [Z X] block of Omega. */
 void lmm_forward_solve_zx(const lmm_model *m, double *v)
 {
-    int p = m->p, md = m->md, one = 1;
+    int p = m->p;
     for (int J = 0; J < m->Ns; J++) {                                   /* sparse columns */
         int pJ = m->size[J];
         double *vJ = v + zoffset(m, J);
@@ -100,8 +128,5 @@ void lmm_forward_solve_zx(const lmm_model *m, double *v)
         }
     }
     int nd = m->doff[m->N - m->Ns] + p;                                 /* the dense block */
-    if (nd > 0) {
-        double *vd = v + (m->Ns < m->N ? zoffset(m, m->Ns) : m->q);
-        F77_CALL(dtrsv)("L", "N", "N", &nd, m->Ld, &md, vd, &one FCONE FCONE FCONE);
-    }
+    if (nd > 0) dense_trsv(m, nd, 0, v + (m->Ns < m->N ? zoffset(m, m->Ns) : m->q));
 }

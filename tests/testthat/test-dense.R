@@ -250,6 +250,55 @@ test_that("the Schur update and the gradient are the same on one thread and on t
                tolerance = 1e-10)
 })
 
+# ---- the packed dense block (src/dense_packed.h) -------------------------------------------------
+
+test_that("a packed dense block with vector nodes across its panels gives the recorded values", {
+  # dense block: 40 scalar nodes of a, then 160 nodes of 3 columns of t (one across the first
+  # panel boundary, column 96), then [X y]: order 524 (two threads from 500); 1,739 sparse columns.
+  # Criterion and gradient recorded from the engine before the packed storage (full md x md
+  # arrays, commit 8758338), reference BLAS, AVX-512 kernels.
+  set.seed(29)
+  n <- 4000
+  d <- data.frame(s = factor(sample(2000, n, TRUE)), a = factor(sample(40, n, TRUE)),
+                  t = factor(sample(160, n, TRUE)), x = rnorm(n), z = rnorm(n))
+  d$y <- d$x + rnorm(2000)[d$s] + rnorm(40)[d$a] + rnorm(160)[d$t] * (1 + d$x) + rnorm(n)
+  pieces <- lmm_pieces(y ~ x + z + (1 | s) + (1 | a) + (1 + x + z | t), d)
+  e <- lmmc:::engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset)
+  info <- .Call(lmmc:::C_lmm_layout_info, e)
+  expect_equal(info[["dense_order"]], 524)
+  expect_equal(info[["sparse_nodes"]], 1739)
+  # the bytes predicted: the sparse part, A's dense block (md^2) and, packed, the factor and
+  # Sigma_DD (md (md + 96) / 2 each)
+  md <- info[["dense_order"]]
+  expect_equal(info[["bytes"]], 8 * (4 * info[["sparse_values"]] + md^2 + md * (md + 96)) +
+                 20 * info[["sparse_blocks"]])
+  th <- c(0.7, 0.3, 0.5, 0.1, 0.2, 0.4, 0.05, 0.3)
+  ref <- list(
+    `TRUE` = c(14747.980104744365, -160.15024332204501, -2445.3206548283392, 160.56926316519542,
+               366.9846404897923, 81.522410257398818, 335.74607716363869, 43.581550849164294,
+               -749.723099797141),
+    `FALSE` = c(14735.905763322995, -161.52559655674747, -2447.0863636055283, 163.51213976623592,
+                366.41743709343848, 81.420748882879423, 339.22488510144052, 44.116923079917747,
+                -745.40451399339463))
+  for (REML in c(TRUE, FALSE)) {
+    obj <- lmm_objective(pieces, REML = REML, gradient = TRUE)
+    at <- function(simd, threads) with_dense(simd, threads, {
+      v <- obj$fn(th)
+      c(v, attr(v, "gradient"))
+    })
+    g1 <- at("avx512", 1)
+    expect_equal(g1, ref[[as.character(REML)]], tolerance = 1e-12)
+    expect_identical(at("avx512", 2), g1)                  # the same sums on two threads
+    for (simd in c("none", "avx2")) expect_equal(at(simd, 2), g1, tolerance = 1e-12)
+    old <- options(lmmc.dense_backend = "lapack")           # R's LAPACK panel by panel
+    expect_equal(at("avx512", 1), g1, tolerance = 1e-12)
+    options(old)
+  }
+  # the criterion against the dense textbook computation (helper-dense.R)
+  expect_equal(as.numeric(lmm_objective(pieces, REML = TRUE)(th)),
+               dense_pls(th, pieces$y, pieces$X, pieces$reterms)$crit, tolerance = 1e-10)
+})
+
 # ---- the dense backend: lmmc's own kernels or R's LAPACK (R/dense-backend.R) ------------------
 
 with_backend <- function(backend, code) {
