@@ -233,6 +233,8 @@ static void dense_contract(const lmm_model *m, const double *Sd, double cw, cons
 {
     int md = m->md;
     const double *Ad = m->Ad;
+    ptrdiff_t *off = (ptrdiff_t *) R_alloc(md, sizeof(ptrdiff_t));   /* A packed: its columns */
+    lmm_packed_offsets(md, off);
     for (int J = m->Ns; J < m->N; J++) {
         if ((J - m->Ns) % 256 == 0) R_CheckUserInterrupt();
         int dJ = m->doff[J - m->Ns], pJ = m->size[J];
@@ -249,11 +251,11 @@ static void dense_contract(const lmm_model *m, const double *Sd, double cw, cons
         }
         for (int i = 0; i < pJ; i++) {
             int col = dJ + i;
-            const double *Acol = Ad + (size_t) col * md;
+            const double *Acol = Ad + off[col];
             for (int j = 0; j < pJ; j++) {
                 const double *Qc = q + (size_t) j * md;
                 double s = 0;
-                for (int a = 0; a < col; a++) s += Qc[a] * Ad[col + (size_t) a * md];
+                for (int a = 0; a < col; a++) s += Qc[a] * Ad[off[a] + col];     /* A[col, a] */
                 for (int a = col; a < md; a++) s += Qc[a] * Acol[a];
                 GJ[j + i * pJ] += s;
             }
@@ -273,7 +275,7 @@ static void dense_contract_scalar(const lmm_model *m, const double *Sd, double c
     for (int r = 0; r < md; r++) { d[r] = r < dX ? T[m->term[Ns + r]][0] : 1.0; g[r] = 0; }
     for (int col = 0; col < dX; col++) {
         if (col % 256 == 0) R_CheckUserInterrupt();
-        const double *Ac = m->Ad + (size_t) col * md, *Sc = lmm_packed_col(Sd, md, col);
+        const double *Ac = lmm_packed_col(m->Ad, md, col), *Sc = lmm_packed_col(Sd, md, col);
         double wc = cw * wd[col], gc = 0, dc = d[col];
         for (int r = col; r < md; r++) {
             double a = Ac[r];
