@@ -169,10 +169,17 @@ static double bilinear(const lmm_model *m, double *Mx, double *Md, int I, int J,
                        const double *v)
 {
     int ld, tr = I < J, pI = m->size[I], pJ = m->size[J];
-    const double *B = tr ? lmm_block_ptr_full(m, Mx, Md, J, I, &ld)
-                         : lmm_block_ptr_full(m, Mx, Md, I, J, &ld);     /* Md: full */
-    if (!B) error(_("internal error: block (%d, %d) outside the pattern"), I, J);
     double s = 0;
+    if ((tr ? I : J) >= m->Ns) {                          /* the dense block (residual.h) */
+        int Ib = tr ? J : I, Jb = tr ? I : J;
+        for (int c = 0; c < pJ; c++)
+            for (int r = 0; r < pI; r++)
+                s += u[r] * v[c] * (tr ? lmm_md_entry(m, Md, Ib, Jb, c, r)
+                                       : lmm_md_entry(m, Md, Ib, Jb, r, c));
+        return s;
+    }
+    const double *B = tr ? lmm_block_ptr(m, Mx, Md, J, I, &ld) : lmm_block_ptr(m, Mx, Md, I, J, &ld);
+    if (!B) error(_("internal error: block (%d, %d) outside the pattern"), I, J);
     for (int c = 0; c < pJ; c++)
         for (int r = 0; r < pI; r++)
             s += u[r] * v[c] * (tr ? B[c + (size_t) r * ld] : B[r + (size_t) c * ld]);

@@ -454,17 +454,6 @@ void lmm_free(lmm_model *m)
     R_Free(m);
 }
 
-/* lmm_block_ptr for a matrix whose dense block `dx` is full, md x md column-major (the residual
-   parameters' M = dcrit/dA, gradient.c). */
-double *lmm_block_ptr_full(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld)
-{
-    if (J >= m->Ns) {
-        *ld = m->md;
-        return dx + m->doff[I - m->Ns] + (size_t) m->doff[J - m->Ns] * m->md;
-    }
-    return lmm_block_ptr(m, sx, dx, I, J, ld);
-}
-
 /* Where block (I, J), I >= J, of a node-blocked matrix lives: in the sparse blocks `sx` (leading
    dimension size_I; the diagonal block is stored as a full square) or in the dense block `dx`
    (packed lower triangle, dense_packed.h: the block's first column, *ld the distance to the next

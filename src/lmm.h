@@ -129,7 +129,6 @@ double lmm_split_weight(void);                                               /* 
 void lmm_free(lmm_model *m);
 double *lmm_workspace(lmm_model *m, int slot, size_t len);   /* slot 0 or 1, len doubles */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);
-double *lmm_block_ptr_full(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);
 /* column c of block (I, J), I >= J, as p[r] = entry (row r of node I, column c of node J):
    B and ld from lmm_block_ptr for a sparse J; the packed dense block dx for J >= Ns, where a
    diagonal block (I == J) has its lower triangle (r >= c) only */

@@ -356,7 +356,7 @@ static int criterion_gradient(lmm_model *m, const double *theta, const double *r
     if (set_rho(m, rho, 1)) { *f = R_PosInf; return 1; }
     if (!nr) return lmm_criterion_gradient(m, theta, REML, f, grad);
     const void *vmax = vmaxget();
-    double *Mx = lmm_workspace(m, 1, m->nLx + 1 + (size_t) m->md * m->md + 1);
+    double *Mx = lmm_workspace(m, 1, m->nLx + 1 + lmm_md_len(m) + 1);    /* Md: residual.h */
     double *Md = Mx + m->nLx + 1;
     int status = lmm_criterion_gradient_M(m, theta, REML, f, grad, Mx, Md);
     if (!status) {

@@ -308,8 +308,16 @@ static void gather(const lmm_model *m, const double *Mx, const double *Md, const
     for (int bi = 0; bi < L->nb; bi++)
         for (int bj = 0; bj < L->nb; bj++) {
             int I = L->node[bi], J = L->node[bj], ld, tr = I < J;
-            const double *B = tr ? lmm_block_ptr_full(m, (double *) Mx, (double *) Md, J, I, &ld) :
-                lmm_block_ptr_full(m, (double *) Mx, (double *) Md, I, J, &ld);     /* Md: full */
+            if ((tr ? I : J) >= m->Ns) {                  /* the dense block (residual.h) */
+                int Ib = tr ? J : I, Jb = tr ? I : J;
+                for (int c = 0; c < m->size[J]; c++)
+                    for (int r = 0; r < m->size[I]; r++)
+                        Ml[L->off[bi] + r + (size_t) (L->off[bj] + c) * w] =
+                            tr ? lmm_md_entry(m, Md, Ib, Jb, c, r) : lmm_md_entry(m, Md, Ib, Jb, r, c);
+                continue;
+            }
+            const double *B = tr ? lmm_block_ptr(m, (double *) Mx, (double *) Md, J, I, &ld) :
+                lmm_block_ptr(m, (double *) Mx, (double *) Md, I, J, &ld);
             if (!B) error(_("internal error: block (%d, %d) outside the pattern"), I, J);
             for (int c = 0; c < m->size[J]; c++)
                 for (int r = 0; r < m->size[I]; r++)

@@ -151,7 +151,7 @@ int lmm_pieces_combine(lmm_model *m, lmm_resid *rs, const double *rho, int deriv
     return 0;
 }
 
-/* <M, P> for symmetric M (sparse blocks Mx as L's pattern, full dense Md) and P stored as A is
+/* <M, P> for symmetric M (sparse blocks Mx as L's pattern, dense Md packed) and P stored as A is
    (sparse blocks full, the dense block's lower triangle packed) */
 static double frobenius(const lmm_model *m, const double *Mx, const double *Md, const double *P)
 {
@@ -168,8 +168,8 @@ static double frobenius(const lmm_model *m, const double *Mx, const double *Md, 
     }
     int md = m->md;
     const double *Pd = P + m->nLx;
-    for (int c = 0; c < md; c++) {                     /* Md full, Pd packed (dense_packed.h) */
-        const double *Mc = Md + (size_t) c * md, *Pc = lmm_packed_col(Pd, md, c);
+    for (int c = 0; c < md; c++) {                     /* both packed (dense_packed.h) */
+        const double *Mc = lmm_packed_col(Md, md, c), *Pc = lmm_packed_col(Pd, md, c);
         s += Mc[c] * Pc[c];
         for (int r = c + 1; r < md; r++) s += 2 * Mc[r] * Pc[r];
     }
