@@ -420,8 +420,8 @@ void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd)
 }
 
 /* The gradient at the current factor (m->factored): grad[ntheta]; with Mx (nLx) and Md
-   (lmm_md_len, residual.h), also M = dcrit/dA = T B T' on L's pattern.  One workspace, carved; Sigma_DD
-   packed in it (dense_packed.h). */
+   (lmm_md_len, residual.h), also M = dcrit/dA = T B T' on L's pattern.  One workspace,
+   carved; Sigma_DD packed in it (dense_packed.h). */
 static void gradient_at_factor(lmm_model *m, const double *theta, int REML, double *grad,
                                double *Mx, double *Md)
 {

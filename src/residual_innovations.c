@@ -313,7 +313,8 @@ static void gather(const lmm_model *m, const double *Mx, const double *Md, const
                 for (int c = 0; c < m->size[J]; c++)
                     for (int r = 0; r < m->size[I]; r++)
                         Ml[L->off[bi] + r + (size_t) (L->off[bj] + c) * w] =
-                            tr ? lmm_md_entry(m, Md, Ib, Jb, c, r) : lmm_md_entry(m, Md, Ib, Jb, r, c);
+                            tr ? lmm_md_entry(m, Md, Ib, Jb, c, r)
+                               : lmm_md_entry(m, Md, Ib, Jb, r, c);
                 continue;
             }
             const double *B = tr ? lmm_block_ptr(m, (double *) Mx, (double *) Md, J, I, &ld) :
