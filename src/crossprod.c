@@ -79,11 +79,18 @@ static int build_row(row_builder *b, const int *Kj, int e0, int e1, const double
 static void add_outer(lmm_model *m, int I, int J, const double *u, const double *v)
 {
     int ld, pI = m->size[I], pJ = m->size[J];
+    if (J >= m->Ns) {                    /* the packed dense block: column by column, lower */
+        int dI = m->doff[I - m->Ns], dJ = m->doff[J - m->Ns], diag = I == J;
+        for (int c = 0; c < pJ; c++) {
+            double *Bc = lmm_packed_col(m->Ad, m->md, dJ + c) + dI, vc = v[c];
+            for (int r = diag ? c : 0; r < pI; r++) Bc[r] += u[r] * vc;
+        }
+        return;
+    }
     double *B = lmm_block_ptr(m, m->Ax, m->Ad, I, J, &ld);
     if (!B) error(_("internal error: block (%d, %d) outside the pattern"), I, J);
-    int dense_diag = (I == J && J >= m->Ns);        /* dense block: lower triangle only */
     for (int c = 0; c < pJ; c++)
-        for (int r = dense_diag ? c : 0; r < pI; r++) B[r + (size_t) c * ld] += u[r] * v[c];
+        for (int r = 0; r < pI; r++) B[r + (size_t) c * ld] += u[r] * v[c];
 }
 
 /* The identity whitening with the prior weights: K = diag(sqrtw) (or I). */
@@ -130,11 +137,11 @@ void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt
                    const double *X, const double *y, const lmm_whitening *K)
 {
     row_builder b = builder(m, refs, Xt, X, y, max_row_length(K), 1);
-    int q = m->p + 1, ld;
+    int q = m->p + 1;
     double *chunk = (double *) R_alloc(2 * (size_t) q * q, sizeof(double)), *acc = chunk + q * q;
     memset(chunk, 0, 2 * (size_t) q * q * sizeof(double));
     memset(m->Ax, 0, m->nLx * sizeof(double));
-    memset(m->Ad, 0, (size_t) m->md * m->md * sizeof(double));
+    memset(m->Ad, 0, lmm_packed_len(m->md) * sizeof(double));
     for (int i = 0; i < m->n; i++) {
         if (i % 65536 == 0) R_CheckUserInterrupt();
         if (i % CHUNK == 0) flush_chunk(q, acc, chunk);
@@ -149,9 +156,10 @@ void lmm_crossprod(lmm_model *m, const int *const *refs, const double *const *Xt
                     add_outer(m, b.E[e1].node, b.E[e2].node, b.E[e1].v, b.E[e2].v);
     }
     flush_chunk(q, acc, chunk);
-    double *B = lmm_block_ptr(m, m->Ax, m->Ad, m->N, m->N, &ld);
-    for (int j = 0; j < q; j++)
-        for (int r = j; r < q; r++) B[r + (size_t) j * ld] += acc[r + j * q];
+    for (int j = 0; j < q; j++) {                       /* node N's block: its lower triangle */
+        double *Bj = lmm_block_col(m, NULL, 0, m->Ad, m->N, m->N, j);
+        for (int r = j; r < q; r++) Bj[r] += acc[r + j * q];
+    }
     m->sumlogw = K->logdet;                             /* log|V^{-1}| (log|W| without rho) */
     m->factored = 0;
 }
@@ -161,9 +169,17 @@ static double bilinear(const lmm_model *m, double *Mx, double *Md, int I, int J,
                        const double *v)
 {
     int ld, tr = I < J, pI = m->size[I], pJ = m->size[J];
+    double s = 0;
+    if ((tr ? I : J) >= m->Ns) {                          /* the dense block (residual.h) */
+        int Ib = tr ? J : I, Jb = tr ? I : J;
+        for (int c = 0; c < pJ; c++)
+            for (int r = 0; r < pI; r++)
+                s += u[r] * v[c] * (tr ? lmm_md_entry(m, Md, Ib, Jb, c, r)
+                                       : lmm_md_entry(m, Md, Ib, Jb, r, c));
+        return s;
+    }
     const double *B = tr ? lmm_block_ptr(m, Mx, Md, J, I, &ld) : lmm_block_ptr(m, Mx, Md, I, J, &ld);
     if (!B) error(_("internal error: block (%d, %d) outside the pattern"), I, J);
-    double s = 0;
     for (int c = 0; c < pJ; c++)
         for (int r = 0; r < pI; r++)
             s += u[r] * v[c] * (tr ? B[c + (size_t) r * ld] : B[r + (size_t) c * ld]);

@@ -1,7 +1,8 @@
 /*
- * dense_packed.h -- where the dense block's entries live: its factor L_DD (lmm.h's Ld) and the
- * inverse Sigma_DD behind the gradient (gradient.c's Sd) are stored packed, lower triangle only,
- * in column panels of LMM_PANEL columns ("panel-packed lower" storage):
+ * dense_packed.h -- where the dense block's entries live: A_DD (lmm.h's Ad), its factor L_DD
+ * (Ld), the inverse Sigma_DD behind the gradient (gradient.c's Sd) and the residual parameters'
+ * M = dcrit/dA (Md, residual.h) are stored packed, lower triangle only, in column panels of
+ * LMM_PANEL columns ("panel-packed lower" storage):
  *
  *     panel p holds columns p nb .. p nb + w_p - 1 (w_p = min(nb, md - p nb)) and their rows
  *     p nb .. md-1: a full column-major (md - p nb) x w_p matrix, leading dimension md - p nb;

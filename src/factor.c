@@ -65,7 +65,7 @@ static void scale_dense_scalar(lmm_model *m, const double **T)
     for (int J = m->Ns; J < m->N; J++) d[J - m->Ns] = T[m->term[J]][0];
     for (int r = dX; r < md; r++) d[r] = 1.0;
     for (int c = 0; c < md; c++) {
-        const double *Ac = m->Ad + (size_t) c * md;
+        const double *Ac = lmm_packed_col(m->Ad, md, c);              /* both packed alike */
         double *Lc = lmm_packed_col(m->Ld, md, c), dc = d[c];          /* dense_packed.h */
         for (int r = c; r < md; r++) Lc[r] = d[r] * dc * Ac[r];
         if (c < dX) Lc[c] += 1.0;
@@ -92,14 +92,18 @@ static void scale_into_factor(lmm_model *m, const double **T, double *work)
        its inverse and the solves use the lower triangle only) */
     if (dense_nodes_scalar(m)) { scale_dense_scalar(m, T); return; }
     memset(m->Ld, 0, lmm_packed_len(md) * sizeof(double));
-    double *out = work + 2 * (size_t) m->size_max * m->size_max;
+    size_t s2 = (size_t) m->size_max * m->size_max;
+    double *out = work + 2 * s2, *B = work + 3 * s2;
     for (int J = m->Ns; J <= m->N; J++) {
         int dJ = m->doff[J - m->Ns], pJ = m->size[J];
         const double *TJ = T[m->term[J]];
         for (int I = J; I <= m->N; I++) {
             int dI = m->doff[I - m->Ns], pI = m->size[I];
-            scale_block(pI, pJ, T[m->term[I]], TJ, m->Ad + dI + (size_t) dJ * md, md, I == J, out,
-                        pI, work);
+            for (int c = 0; c < pJ; c++) {               /* block (I, J) of packed A, plain */
+                const double *Ac = lmm_packed_col(m->Ad, md, dJ + c) + dI;
+                for (int r = I == J ? c : 0; r < pI; r++) B[r + (size_t) c * pI] = Ac[r];
+            }
+            scale_block(pI, pJ, T[m->term[I]], TJ, B, pI, I == J, out, pI, work);
             for (int c = 0; c < pJ; c++) {               /* into the packed lower triangle */
                 double *Lc = lmm_packed_col(m->Ld, md, dJ + c);
                 for (int r = I == J ? c : 0; r < pI; r++) Lc[dI + r] = out[r + (size_t) c * pI];
@@ -151,7 +155,7 @@ int lmm_factor(lmm_model *m, const double *theta)
 {
     const void *vmax = vmaxget();
     int pmax = m->size_max;
-    double *work = (double *) R_alloc(3 * (size_t) pmax * pmax, sizeof(double));
+    double *work = (double *) R_alloc(4 * (size_t) pmax * pmax, sizeof(double));
     const double **T = templates(m, theta);
     m->factored = 0;
     scale_into_factor(m, T, work);

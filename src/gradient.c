@@ -233,6 +233,8 @@ static void dense_contract(const lmm_model *m, const double *Sd, double cw, cons
 {
     int md = m->md;
     const double *Ad = m->Ad;
+    ptrdiff_t *off = (ptrdiff_t *) R_alloc(md, sizeof(ptrdiff_t));   /* A packed: its columns */
+    lmm_packed_offsets(md, off);
     for (int J = m->Ns; J < m->N; J++) {
         if ((J - m->Ns) % 256 == 0) R_CheckUserInterrupt();
         int dJ = m->doff[J - m->Ns], pJ = m->size[J];
@@ -249,11 +251,11 @@ static void dense_contract(const lmm_model *m, const double *Sd, double cw, cons
         }
         for (int i = 0; i < pJ; i++) {
             int col = dJ + i;
-            const double *Acol = Ad + (size_t) col * md;
+            const double *Acol = Ad + off[col];
             for (int j = 0; j < pJ; j++) {
                 const double *Qc = q + (size_t) j * md;
                 double s = 0;
-                for (int a = 0; a < col; a++) s += Qc[a] * Ad[col + (size_t) a * md];
+                for (int a = 0; a < col; a++) s += Qc[a] * Ad[off[a] + col];     /* A[col, a] */
                 for (int a = col; a < md; a++) s += Qc[a] * Acol[a];
                 GJ[j + i * pJ] += s;
             }
@@ -273,7 +275,7 @@ static void dense_contract_scalar(const lmm_model *m, const double *Sd, double c
     for (int r = 0; r < md; r++) { d[r] = r < dX ? T[m->term[Ns + r]][0] : 1.0; g[r] = 0; }
     for (int col = 0; col < dX; col++) {
         if (col % 256 == 0) R_CheckUserInterrupt();
-        const double *Ac = m->Ad + (size_t) col * md, *Sc = lmm_packed_col(Sd, md, col);
+        const double *Ac = lmm_packed_col(m->Ad, md, col), *Sc = lmm_packed_col(Sd, md, col);
         double wc = cw * wd[col], gc = 0, dc = d[col];
         for (int r = col; r < md; r++) {
             double a = Ac[r];
@@ -305,8 +307,21 @@ static void dense_sigma(const lmm_model *m, int n, double *Sd)
     F77_CALL(dpotri)("L", &n, Sd, &md, &info FCONE);
 }
 
-/* M = T B T' on L's pattern, in place (the sparse blocks Mx, the full dense block Md): block
-   (I, J) becomes T_I B_IJ T_J' (node N's template is the identity). */
+/* Row x of block (I, J) of the packed Md, I > J, <- (T_J row')': the row times T_J' */
+static void row_times(const lmm_model *m, const double *TJ, double *Md, int I, int J, int x,
+                      double *v)
+{
+    int md = m->md, pJ = m->size[J], dI = m->doff[I - m->Ns], dJ = m->doff[J - m->Ns];
+    for (int y = 0; y < pJ; y++) v[y] = lmm_packed_col(Md, md, dJ + y)[dI + x];
+    template_times(pJ, TJ, v, 1);
+    for (int y = 0; y < pJ; y++) lmm_packed_col(Md, md, dJ + y)[dI + x] = v[y];
+}
+
+/* M = T B T' on L's pattern, in place (the sparse blocks Mx; the dense block Md as residual.h
+   says: packed lower triangle and the diagonal blocks' full squares): block (I, J) becomes
+   T_I B_IJ T_J' (node N's template is the identity), in the order of the products of a full
+   md x md Md scaled node by node -- rows of node I by T_I, then its columns by T_I', for
+   I = Ns, Ns + 1, ..: T_I (B_IJ T_J') below the diagonal, (T_I B_II) T_I' on it. */
 static void form_M(const lmm_model *m, const double *const *T, double *Mx, double *Md)
 {
     for (int J = 0; J < m->Ns; J++) {
@@ -321,11 +336,47 @@ static void form_M(const lmm_model *m, const double *const *T, double *Mx, doubl
         }
     }
     int md = m->md;
-    for (int I = m->Ns; I < m->N; I++) {
-        int dI = m->doff[I - m->Ns], pI = m->size[I];
-        const double *TI = T[m->term[I]];
-        for (int c = 0; c < md; c++) template_times(pI, TI, Md + dI + (size_t) c * md, 1);
-        for (int r = 0; r < md; r++) template_times(pI, TI, Md + r + (size_t) dI * md, md);
+    double *v = (double *) R_alloc(m->size_max, sizeof(double));
+    for (int J = m->Ns; J < m->N; J++) {
+        int dJ = m->doff[J - m->Ns], pJ = m->size[J];
+        const double *TJ = T[m->term[J]];
+        double *D = lmm_md_diag(m, Md, J);                             /* (T_J B_JJ) T_J' */
+        for (int b = 0; b < pJ; b++) template_times(pJ, TJ, D + (size_t) b * pJ, 1);
+        for (int a = 0; a < pJ; a++) template_times(pJ, TJ, D + a, pJ);
+        for (int c = 0; c < pJ; c++) {
+            double *Mc = lmm_packed_col(Md, md, dJ + c) + dJ;
+            for (int r = c; r < pJ; r++) Mc[r] = D[r + (size_t) c * pJ];
+        }
+        for (int I = J + 1; I <= m->N; I++) {                          /* T_I (B_IJ T_J') */
+            int dI = m->doff[I - m->Ns], pI = m->size[I];
+            const double *TI = T[m->term[I]];
+            for (int x = 0; x < pI; x++) row_times(m, TJ, Md, I, J, x, v);
+            if (TI)
+                for (int c = 0; c < pJ; c++)
+                    template_times(pI, TI, lmm_packed_col(Md, md, dJ + c) + dI, 1);
+        }
+    }
+}
+
+/* Md = B = Sigma_DD + c w_d w_d' (residual.h's layout; B_ab = Sigma_ab + c w_a w_b, a the row,
+   as the full matrix was formed column by column) */
+static void dense_B_into_M(const lmm_model *m, const double *Sd, double c, const double *wd,
+                           double *Md)
+{
+    int md = m->md;
+    for (int b = 0; b < md; b++) {
+        const double *Sb = lmm_packed_col(Sd, md, b);
+        double *Mb = lmm_packed_col(Md, md, b);
+        for (int a = b; a < md; a++) Mb[a] = Sb[a] + c * wd[a] * wd[b];
+    }
+    for (int J = m->Ns; J <= m->N; J++) {
+        int dJ = m->doff[J - m->Ns], pJ = m->size[J];
+        double *D = lmm_md_diag(m, Md, J);
+        for (int y = 0; y < pJ; y++)
+            for (int x = 0; x < pJ; x++) {
+                int a = dJ + x, b = dJ + y;
+                D[x + (size_t) y * pJ] = lmm_packed_sym(Sd, md, a, b) + c * wd[a] * wd[b];
+            }
     }
 }
 
@@ -369,8 +420,8 @@ void lmm_selected_inverse(const lmm_model *m, int nl, double *Sx, double *Sd)
 }
 
 /* The gradient at the current factor (m->factored): grad[ntheta]; with Mx (nLx) and Md
-   (md x md, full), also M = dcrit/dA = T B T' on L's pattern.  One workspace, carved; Sigma_DD
-   packed in it (dense_packed.h). */
+   (lmm_md_len, residual.h), also M = dcrit/dA = T B T' on L's pattern.  One workspace,
+   carved; Sigma_DD packed in it (dense_packed.h). */
 static void gradient_at_factor(lmm_model *m, const double *theta, int REML, double *grad,
                                double *Mx, double *Md)
 {
@@ -410,7 +461,7 @@ static void gradient_at_factor(lmm_model *m, const double *theta, int REML, doub
     G[k] = NULL;
     if (Mx) {                                                       /* M = T B T' */
         memcpy(Mx, Sx, m->nLx * sizeof(double));
-        for (int b = 0; b < md; b++) dense_B_column(m, Sd, c, w + woff[Ns], b, Md + (size_t) b * md);
+        dense_B_into_M(m, Sd, c, w + woff[Ns], Md);
         form_M(m, T, Mx, Md);
     }
     for (int J = 0; J < Ns; J++) {                                  /* the sparse columns */

@@ -196,9 +196,9 @@ static int choose_split(lmm_model *m)
     for (int J = best; J < N; J++) md += m->size[J];
     m->pred_md = md;
     m->pred_values = vals[best];
-    /* Ax, Lx and the gradient's two nLx-long scratch; Ad (md^2), and Ld and the gradient's
-       Sigma_DD packed (about md (md + nb) / 2 each: dense_packed.h) */
-    m->pred_bytes = 8.0 * (4.0 * vals[best] + md * md + md * (md + LMM_PANEL))
+    /* Ax, Lx and the gradient's two nLx-long scratch; Ad, Ld and the gradient's Sigma_DD
+       packed (about md (md + nb) / 2 each: dense_packed.h) */
+    m->pred_bytes = 8.0 * (4.0 * vals[best] + 1.5 * md * (md + LMM_PANEL))
                     + 4.0 * 5.0 * m->Lp[best];
     /* one evaluation with the gradient: the factor and the selected inverse, about twice the
        factor's work in the sparse part, md^3 (factor md^3/3 + inverse 2 md^3/3) in the dense;
@@ -254,7 +254,7 @@ static void check_memory_limit(const lmm_model *m)
     error(_("the exact factor would need about %.2f GB (dense block of order %.0f: %.2f GB; "
             "sparse part: %.0f values), over memory_limit = %.2f GB"),
           m->pred_bytes / 1e9, m->pred_md,
-          8.0 * m->pred_md * (2.0 * m->pred_md + LMM_PANEL) / 1e9,
+          8.0 * 1.5 * m->pred_md * (m->pred_md + LMM_PANEL) / 1e9,
           m->pred_values, lim / 1e9);
 }
 
@@ -289,7 +289,7 @@ static void assign_storage(lmm_model *m)
     m->md = d;
     m->Ax = R_Calloc(m->nLx + 1, double);
     m->Lx = R_Calloc(m->nLx + 1, double);
-    m->Ad = R_Calloc((size_t) m->md * m->md, double);
+    m->Ad = R_Calloc(lmm_packed_len(m->md) + 1, double);     /* lower triangle: dense_packed.h */
     m->Ld = R_Calloc(lmm_packed_len(m->md) + 1, double);     /* lower triangle: dense_packed.h */
 }
 
@@ -456,12 +456,14 @@ void lmm_free(lmm_model *m)
 
 /* Where block (I, J), I >= J, of a node-blocked matrix lives: in the sparse blocks `sx` (leading
    dimension size_I; the diagonal block is stored as a full square) or in the dense block `dx`
-   (leading dimension md, lower triangle).  Returns NULL when (I, J) is outside the pattern. */
+   (packed lower triangle, dense_packed.h: the block's first column, *ld the distance to the next
+   column of its panel -- a node may straddle a panel boundary, so walk a dense block's columns
+   with lmm_block_col).  Returns NULL when (I, J) is outside the pattern. */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld)
 {
     if (J >= m->Ns) {
-        *ld = m->md;
-        return dx + m->doff[I - m->Ns] + (size_t) m->doff[J - m->Ns] * m->md;
+        lmm_dmat D = lmm_dmat_packed(dx, m->md);
+        return lmm_dmat_at(&D, m->doff[I - m->Ns], m->doff[J - m->Ns], ld);
     }
     *ld = m->size[I];
     if (I == J) return sx + m->Ldiag[J];

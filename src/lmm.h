@@ -89,7 +89,7 @@ typedef struct lmm_model {
        of one evaluation with the gradient */
     double pred_md, pred_values, pred_bytes, pred_flops, pred_seconds;
     int predict_only;   /* the setup stopped after the symbolic analysis: no numeric storage */
-    double *Ad;     /* md x md, lower triangle of A */
+    double *Ad;     /* lower triangle of A's dense block, packed (dense_packed.h) */
     double *Ld;     /* the factor's lower triangle, panel-packed (dense_packed.h) */
 
     /* internal coordinates of [X y] (standardise.c): X* = X M, y* = (y - X* g) / s,
@@ -129,6 +129,15 @@ double lmm_split_weight(void);                                               /* 
 void lmm_free(lmm_model *m);
 double *lmm_workspace(lmm_model *m, int slot, size_t len);   /* slot 0 or 1, len doubles */
 double *lmm_block_ptr(const lmm_model *m, double *sx, double *dx, int I, int J, int *ld);
+/* column c of block (I, J), I >= J, as p[r] = entry (row r of node I, column c of node J):
+   B and ld from lmm_block_ptr for a sparse J; the packed dense block dx for J >= Ns, where a
+   diagonal block (I == J) has its lower triangle (r >= c) only */
+static inline double *lmm_block_col(const lmm_model *m, double *B, int ld, double *dx, int I,
+                                    int J, int c)
+{
+    if (J < m->Ns) return B + (size_t) c * ld;
+    return lmm_packed_col(dx, m->md, m->doff[J - m->Ns] + c) + m->doff[I - m->Ns];
+}
 
 /* crossprod.c: A = (KG)'(KG) from the (whitened) data -- residual.h */
 

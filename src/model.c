@@ -176,7 +176,11 @@ static int use_pieces(const lmm_model *m, int mode, const lmm_pieces *pc)
     if (mode == 2) return 1;
     double width = m->p + 1;
     for (int t = 0; t < m->k; t++) width += 2.0 * m->pt[t];
-    double size = lmm_pieces_size(m, pc->K, pc->has);
+    /* the size counted as the rule was set, A's dense block full (md^2 doubles a piece, before
+       it was packed: dense_packed.h), so that the choice -- and the results -- stay as they were */
+    double len = (double) m->nLx + (double) lmm_packed_len(m->md);
+    double size = lmm_pieces_size(m, pc->K, pc->has) / len
+                  * ((double) m->nLx + (double) m->md * m->md);
     return size <= 1e7 && size <= (double) m->n * width * width;
 }
 
@@ -356,7 +360,7 @@ static int criterion_gradient(lmm_model *m, const double *theta, const double *r
     if (set_rho(m, rho, 1)) { *f = R_PosInf; return 1; }
     if (!nr) return lmm_criterion_gradient(m, theta, REML, f, grad);
     const void *vmax = vmaxget();
-    double *Mx = lmm_workspace(m, 1, m->nLx + 1 + (size_t) m->md * m->md + 1);
+    double *Mx = lmm_workspace(m, 1, m->nLx + 1 + lmm_md_len(m) + 1);    /* Md: residual.h */
     double *Md = Mx + m->nLx + 1;
     int status = lmm_criterion_gradient_M(m, theta, REML, f, grad, Mx, Md);
     if (!status) {

@@ -54,18 +54,20 @@ static double *dalloc(size_t n)
 static void diag_block(const lmm_model *m, int J, double *G)
 {
     int ld, p = m->size[J];
-    const double *B = lmm_block_ptr(m, m->Ax, m->Ad, J, J, &ld);
-    for (int c = 0; c < p; c++)
-        for (int r = c; r < p; r++) G[r + c * p] = G[c + r * p] = B[r + (size_t) c * ld];
+    double *B = lmm_block_ptr(m, m->Ax, m->Ad, J, J, &ld);
+    for (int c = 0; c < p; c++) {
+        const double *Bc = lmm_block_col(m, B, ld, m->Ad, J, J, c);     /* packed: per column */
+        for (int r = c; r < p; r++) G[r + c * p] = G[c + r * p] = Bc[r];
+    }
 }
 
 /* c = Z_J'W r = Z_J'Wy - Z_J'WX beta, from block (N, J) (rows: the columns of X, then y). */
 static void level_cross(const lmm_model *m, int J, const double *beta, double *c)
 {
     int ld, p = m->p;
-    const double *B = lmm_block_ptr(m, m->Ax, m->Ad, m->N, J, &ld);
+    double *B = lmm_block_ptr(m, m->Ax, m->Ad, m->N, J, &ld);
     for (int a = 0; a < m->size[J]; a++) {
-        const double *col = B + (size_t) a * ld;
+        const double *col = lmm_block_col(m, B, ld, m->Ad, m->N, J, a);
         double s = col[p];
         for (int i = 0; i < p; i++) s -= col[i] * beta[i];
         c[a] = s;
@@ -215,7 +217,7 @@ static void pair_coefs(const lmm_model *m, int t, int u, double *kappa, double *
             if (I < h0) continue;
             if (I >= h1) break;
             double h = Jn < Ns ? m->Ax[m->Loff[e]]
-                               : m->Ad[m->doff[I - Ns] + (size_t) m->doff[Jn - Ns] * m->md];
+                               : lmm_packed_col(m->Ad, m->md, m->doff[Jn - Ns])[m->doff[I - Ns]];
             int j = lo == t ? Jn - t0 : I - t0, k = lo == t ? I - u0 : Jn - u0;
             if (d[j] == 0) continue;
             G = h / d[j];                                 /* G_jk */

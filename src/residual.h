@@ -217,6 +217,24 @@ void lmm_crossprod_contract(lmm_model *m, const int *const *refs, const double *
                             const double *X, const double *y, const lmm_whitening *K,
                             double *Mx, double *Md, double *out);
 
+/* M's dense block Md: its lower triangle packed (dense_packed.h), then for each dense node I
+   (node N too) the full p_I x p_I square of its diagonal block at md_packed + d_I size_max (M_II
+   is not exactly symmetric in floating point: both triangles are read as formed) */
+static inline size_t lmm_md_len(const lmm_model *m)
+{
+    return lmm_packed_len(m->md) + (size_t) m->md * m->size_max;
+}
+static inline double *lmm_md_diag(const lmm_model *m, const double *Md, int I)
+{
+    return (double *) Md + lmm_packed_len(m->md) + (size_t) m->doff[I - m->Ns] * m->size_max;
+}
+/* entry (x, y) of Md's block (I, J), I >= J >= Ns */
+static inline double lmm_md_entry(const lmm_model *m, const double *Md, int I, int J, int x, int y)
+{
+    if (I == J) return lmm_md_diag(m, Md, I)[x + (size_t) y * m->size[I]];
+    return lmm_packed_col(Md, m->md, m->doff[J - m->Ns] + y)[m->doff[I - m->Ns] + x];
+}
+
 /* gradient.c: the criterion's gradient in theta and, with Mx/Md, M = dcrit/dA on L's pattern */
 int lmm_criterion_gradient_M(lmm_model *m, const double *theta, int REML, double *crit,
                              double *grad, double *Mx, double *Md);

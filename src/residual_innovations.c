@@ -257,11 +257,13 @@ static void scatter(lmm_model *m, const local_cols *L, const double *S)
             double *B = lmm_block_ptr(m, m->Ax, m->Ad, I, J, &ld);
             if (!B) error(_("internal error: block (%d, %d) outside the pattern"), I, J);
             int dense_diag = (I == J && J >= m->Ns);
-            for (int c = 0; c < m->size[J]; c++)
+            for (int c = 0; c < m->size[J]; c++) {
+                double *Bc = lmm_block_col(m, B, ld, m->Ad, I, J, c);   /* packed: per column */
                 for (int r = dense_diag ? c : 0; r < m->size[I]; r++) {
                     int x = L->off[bi] + r, y = L->off[bj] + c;
-                    B[r + (size_t) c * ld] += x >= y ? S[x + (size_t) y * w] : S[y + (size_t) x * w];
+                    Bc[r] += x >= y ? S[x + (size_t) y * w] : S[y + (size_t) x * w];
                 }
+            }
         }
 }
 
@@ -306,6 +308,15 @@ static void gather(const lmm_model *m, const double *Mx, const double *Md, const
     for (int bi = 0; bi < L->nb; bi++)
         for (int bj = 0; bj < L->nb; bj++) {
             int I = L->node[bi], J = L->node[bj], ld, tr = I < J;
+            if ((tr ? I : J) >= m->Ns) {                  /* the dense block (residual.h) */
+                int Ib = tr ? J : I, Jb = tr ? I : J;
+                for (int c = 0; c < m->size[J]; c++)
+                    for (int r = 0; r < m->size[I]; r++)
+                        Ml[L->off[bi] + r + (size_t) (L->off[bj] + c) * w] =
+                            tr ? lmm_md_entry(m, Md, Ib, Jb, c, r)
+                               : lmm_md_entry(m, Md, Ib, Jb, r, c);
+                continue;
+            }
             const double *B = tr ? lmm_block_ptr(m, (double *) Mx, (double *) Md, J, I, &ld) :
                 lmm_block_ptr(m, (double *) Mx, (double *) Md, I, J, &ld);
             if (!B) error(_("internal error: block (%d, %d) outside the pattern"), I, J);

@@ -21,7 +21,7 @@
 
 static R_xlen_t piece_length(const lmm_model *m)
 {
-    return m->nLx + (R_xlen_t) m->md * m->md;
+    return m->nLx + (R_xlen_t) lmm_packed_len(m->md);      /* A's dense block packed */
 }
 
 static int npass(const lmm_pieces *pc, int k)
@@ -60,7 +60,7 @@ void lmm_pieces_build(lmm_model *m, lmm_resid *rs)
             }
             lmm_crossprod(m, rs->refs, rs->Xt, rs->X, rs->y, &W);
             memcpy(pc->P + off, m->Ax, m->nLx * sizeof(double));
-            memcpy(pc->P + off + m->nLx, m->Ad, (size_t) m->md * m->md * sizeof(double));
+            memcpy(pc->P + off + m->nLx, m->Ad, lmm_packed_len(m->md) * sizeof(double));
             off += len;
         }
     double lw = 0;
@@ -124,7 +124,8 @@ int lmm_pieces_combine(lmm_model *m, lmm_resid *rs, const double *rho, int deriv
         if (class_coef(rs, pc, rho, k, al + k, ga + k, deriv ? pc->dcoef : NULL)) return 1;
     R_xlen_t len = pc->len, off = 0;
     memset(m->Ax, 0, m->nLx * sizeof(double));
-    memset(m->Ad, 0, (size_t) m->md * m->md * sizeof(double));
+    R_xlen_t nd = (R_xlen_t) lmm_packed_len(m->md);
+    memset(m->Ad, 0, nd * sizeof(double));
     for (int k = 0; k < K; k++) {
         double a = al[k], g = ga[k];
         double w[3] = {pc->has[k] ? a * a - a * g : a * a, g * g - a * g, a * g};
@@ -132,7 +133,7 @@ int lmm_pieces_combine(lmm_model *m, lmm_resid *rs, const double *rho, int deriv
             const double *P = pc->P + off;
             for (R_xlen_t e = 0; e < m->nLx; e++) m->Ax[e] += w[pass] * P[e];
             const double *Pd = P + m->nLx;
-            for (R_xlen_t e = 0; e < (R_xlen_t) m->md * m->md; e++) m->Ad[e] += w[pass] * Pd[e];
+            for (R_xlen_t e = 0; e < nd; e++) m->Ad[e] += w[pass] * Pd[e];
         }
     }
     double ld = pc->logw0;
@@ -150,8 +151,8 @@ int lmm_pieces_combine(lmm_model *m, lmm_resid *rs, const double *rho, int deriv
     return 0;
 }
 
-/* <M, P> for symmetric M (sparse blocks Mx as L's pattern, full dense Md) and P stored as A is
-   (sparse blocks full, the dense block's lower triangle) */
+/* <M, P> for symmetric M (sparse blocks Mx as L's pattern, dense Md packed) and P stored as A is
+   (sparse blocks full, the dense block's lower triangle packed) */
 static double frobenius(const lmm_model *m, const double *Mx, const double *Md, const double *P)
 {
     double s = 0;
@@ -167,9 +168,10 @@ static double frobenius(const lmm_model *m, const double *Mx, const double *Md, 
     }
     int md = m->md;
     const double *Pd = P + m->nLx;
-    for (int c = 0; c < md; c++) {
-        s += Md[c + (size_t) c * md] * Pd[c + (size_t) c * md];
-        for (int r = c + 1; r < md; r++) s += 2 * Md[r + (size_t) c * md] * Pd[r + (size_t) c * md];
+    for (int c = 0; c < md; c++) {                     /* both packed (dense_packed.h) */
+        const double *Mc = lmm_packed_col(Md, md, c), *Pc = lmm_packed_col(Pd, md, c);
+        s += Mc[c] * Pc[c];
+        for (int r = c + 1; r < md; r++) s += 2 * Mc[r] * Pc[r];
     }
     return s;
 }

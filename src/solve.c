@@ -85,8 +85,7 @@ void lmm_rx_pivots(const lmm_model *m, double *piv)
 {
     int md = m->md, dX = m->doff[m->N - m->Ns];
     for (int j = 0; j < m->p; j++) {
-        size_t jj = (dX + j) + (size_t) (dX + j) * md;
-        double a = m->Ad[jj];
+        double a = lmm_packed_col(m->Ad, md, dX + j)[dX + j];
         piv[j] = a > 0 ? fabs(lmm_packed_col(m->Ld, md, dX + j)[dX + j]) / sqrt(a) : 0.0;
     }
 }

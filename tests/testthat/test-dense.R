@@ -267,10 +267,10 @@ test_that("a packed dense block with vector nodes across its panels gives the re
   info <- .Call(lmmc:::C_lmm_layout_info, e)
   expect_equal(info[["dense_order"]], 524)
   expect_equal(info[["sparse_nodes"]], 1739)
-  # the bytes predicted: the sparse part, A's dense block (md^2) and, packed, the factor and
-  # Sigma_DD (md (md + 96) / 2 each)
+  # the bytes predicted: the sparse part and, packed, A's dense block, the factor and Sigma_DD
+  # (md (md + 96) / 2 each)
   md <- info[["dense_order"]]
-  expect_equal(info[["bytes"]], 8 * (4 * info[["sparse_values"]] + md^2 + md * (md + 96)) +
+  expect_equal(info[["bytes"]], 8 * (4 * info[["sparse_values"]] + 1.5 * md * (md + 96)) +
                  20 * info[["sparse_blocks"]])
   th <- c(0.7, 0.3, 0.5, 0.1, 0.2, 0.4, 0.05, 0.3)
   ref <- list(
@@ -297,6 +297,68 @@ test_that("a packed dense block with vector nodes across its panels gives the re
   # the criterion against the dense textbook computation (helper-dense.R)
   expect_equal(as.numeric(lmm_objective(pieces, REML = TRUE)(th)),
                dense_pls(th, pieces$y, pieces$X, pieces$reterms)$crit, tolerance = 1e-10)
+})
+
+test_that("packed A and M with a residual structure and vector nodes across a panel boundary", {
+  # dense block: 45 nodes of 5 columns of g (node 20 at columns 95-99, across the first panel
+  # boundary), with the AR(1) groups also scalar nodes of f; A's dense block and the residual
+  # parameters' M = dcrit/dA packed (src/dense_packed.h, residual.h).  Criterion and gradient in
+  # (theta, rho) recorded from the engine with both full md x md (commit 94f960c).
+  set.seed(31)
+  n <- 3000
+  d <- data.frame(f = factor(sample(800, n, TRUE)), g = factor(sample(45, n, TRUE)),
+                  id = factor(rep(1:300, each = 10)), t = rep(1:10, 300),
+                  s = factor(sample(c("a", "b", "c"), n, TRUE)), x = rnorm(n), z = rnorm(n),
+                  w = rnorm(n), v = rnorm(n))
+  d$y <- d$x + rnorm(800)[d$f] + rnorm(45)[d$g] * (1 + d$z) + rnorm(n)
+  pieces <- lmm_pieces(y ~ x + (1 | f) + (x + z + w + v | g), d)
+  Tg <- diag(c(0.6, 0.5, 0.4, 0.3, 0.2))
+  Tg[lower.tri(Tg)] <- 0.05
+  theta <- c(0.8, Tg[lower.tri(Tg, diag = TRUE)])
+  cases <- list(
+    varIdent = list(NULL, nlme::varIdent(form = ~ 1 | s), c(0.2, -0.3), 228,
+      c(10445.284262410321, -277.05278164343207, -145.06763706631565, 46.857441061461671,
+        -615.47888986752889, 185.39565849376902, 265.12892007348256, 149.85940489687874,
+        52.461530083287812, -10.189728091292571, -26.196222027988895, -669.74113034905213,
+        260.45010706450449, 369.50935091465482, 133.60655835698861, -89.427924088764598,
+        151.25994286494861, 662.26321011624441, -444.12137928218658)),
+    corAR1 = list(nlme::corAR1(form = ~ t | id), NULL, 0.6, 584,
+      c(10690.42343410154, -135.00752774676243, -88.157668227371545, 33.897354172408512,
+        -501.62547735667579, 145.04913306851464, 232.60057524742942, 153.74446212300998,
+        40.410250550576741, -4.1461835349095679, -30.694223874129491, -509.94103160565157,
+        205.59327169435699, 326.92708904052085, 158.73573690046749, -84.597048952728429,
+        170.09288022166089, 1136.0793298755661)),
+    both = list(nlme::corAR1(form = ~ t | id), nlme::varIdent(form = ~ 1 | s), c(0.6, 0.2, -0.3),
+      584,
+      c(10837.350364577771, -81.016024229185348, -71.072931211357769, 35.10597475614253,
+        -478.30023215176357, 136.98616059694993, 228.63016163558902, 156.05793413669326,
+        45.41518073323914, -5.0837663132318482, -32.940322456006257, -489.28213454621891,
+        199.81569838805368, 323.86961286422377, 162.06167174477659, -84.831739550437845,
+        167.02757832451553, 1188.3797544784129, 579.84344188083446, -577.99740223244498)))
+  for (name in names(cases)) {
+    cs <- cases[[name]]
+    spec <- lmmc:::residual_spec(cs[[1]], cs[[2]], d, pieces)
+    e <- lmmc:::engine_setup(pieces$y, pieces$X, pieces$reterms, pieces$weights, pieces$offset,
+                             spec)
+    expect_equal(.Call(lmmc:::C_lmm_layout_info, e)[["dense_order"]], cs[[4]])
+    at <- function(rho) {
+      v <- lmmc:::engine_gradient(e, theta, TRUE, rho)
+      c(v, attr(v, "gradient"))
+    }
+    g <- at(cs[[3]])
+    expect_equal(g, cs[[5]], tolerance = 1e-12, label = name)
+    old <- options(lmmc.dense_backend = "lapack")
+    expect_equal(at(cs[[3]]), g, tolerance = 1e-12, label = paste(name, "(LAPACK)"))
+    options(old)
+    h <- 1e-5                                  # the rho gradient (through M) by central differences
+    for (k in seq_along(cs[[3]])) {
+      up <- dn <- cs[[3]]
+      up[k] <- up[k] + h
+      dn[k] <- dn[k] - h
+      fd <- (lmmc:::engine_crit(e, theta, TRUE, up) - lmmc:::engine_crit(e, theta, TRUE, dn)) / (2 * h)
+      expect_equal(g[1 + length(theta) + k], fd, tolerance = 1e-6, label = paste(name, "rho", k))
+    }
+  }
 })
 
 # ---- the dense backend: lmmc's own kernels or R's LAPACK (R/dense-backend.R) ------------------
