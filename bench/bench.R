@@ -44,7 +44,7 @@ models <- list(
   penicillin = list(formula = diameter ~ 1 + (1 | plate) + (1 | sample),
                     data = function() lme4::Penicillin, reps = 15, warmup = TRUE, inner = 20L),
   insteval   = list(formula = y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service),
-                    data = function() lme4::InstEval, reps = 2, warmup = FALSE, inner = 1L),
+                    data = function() lme4::InstEval, reps = 3, warmup = TRUE, inner = 1L),
   crossed1e6 = list(formula = y ~ x + (1 | f1) + (1 | f2),
                     data = function() sim_crossed(), reps = 1, warmup = FALSE, inner = 1L),
   kb07_20    = list(formula = kb07_models$theta20, data = function() sim_kb07(),

@@ -290,37 +290,72 @@ static double seconds(void)
 #endif
 }
 
+/* The timing matrix of order n, A_ij = 1 / (1 + |i - j|) + n [i = j] (diagonally dominant),
+   packed as the engine stores the dense block; then the seconds of its Cholesky factorisation and
+   inverse (into S) by backend b (0 own, 1 LAPACK, -1 the current choice). */
+static double time_chol_inverse(int n, int b, double *A, double *S)
+{
+    for (int c = 0; c < n; c++) {
+        double *Ac = lmm_packed_col(A, n, c);
+        for (int i = c; i < n; i++) Ac[i] = 1.0 / (1.0 + abs(i - c)) + (i == c ? n : 0);
+    }
+    forced = b;
+    double t0 = seconds();
+    int info = lmm_dense_chol(n, lmm_dmat_packed(A, n));
+    if (!info) lmm_dense_inverse_lower(n, lmm_dmat_packed(A, n), lmm_dmat_packed(S, n));
+    double t = seconds() - t0;
+    forced = -1;
+    if (info) error(_("internal error: timing matrix not positive definite"));
+    return t;
+}
+
 /* .Call: seconds of a Cholesky factorisation and inverse of order n by each backend, c(own,
-   LAPACK), the best of `reps`; for "auto" to see whether R's LAPACK is faster here.  The matrix:
-   A_ij = 1 / (1 + |i - j|) + n [i = j], diagonally dominant. */
+   LAPACK), the best of `reps`; for "auto" to see whether R's LAPACK is faster here. */
 SEXP lmm_dense_backend_time(SEXP n_, SEXP reps_)
 {
     int n = asInteger(n_), reps = asInteger(reps_);
     if (n == NA_INTEGER || n < 1 || n > 5000) error(_("'n' must be an order from 1 to 5000"));
     if (reps == NA_INTEGER || reps < 1) error(_("'reps' must be a positive count"));
-    size_t len = lmm_packed_len(n);                       /* as the engine stores them */
+    size_t len = lmm_packed_len(n);
     double *A = (double *) R_alloc(len, sizeof(double)), *S = (double *) R_alloc(len, sizeof(double));
     SEXP ans = PROTECT(allocVector(REALSXP, 2));
     for (int b = 0; b < 2; b++) {
         double best = R_PosInf;
-        forced = b;
         for (int r = 0; r < reps; r++) {
-            for (int c = 0; c < n; c++) {
-                double *Ac = lmm_packed_col(A, n, c);
-                for (int i = c; i < n; i++) Ac[i] = 1.0 / (1.0 + abs(i - c)) + (i == c ? n : 0);
-            }
-            double t0 = seconds();
-            int info = lmm_dense_chol(n, lmm_dmat_packed(A, n));
-            if (!info) lmm_dense_inverse_lower(n, lmm_dmat_packed(A, n), lmm_dmat_packed(S, n));
-            double t = seconds() - t0;
-            if (info) { forced = -1; error(_("internal error: timing matrix not positive definite")); }
+            double t = time_chol_inverse(n, b, A, S);
             if (t < best) best = t;
         }
         REAL(ans)[b] = best;
     }
-    forced = -1;
     UNPROTECT(1); /* ans */
     return ans;
+}
+
+/* The rate of the dense block's work per evaluation, in "flop/s" of md^3 for a block of order md
+   (factor md^3 / 3 and inverse 2 md^3 / 3), as the current backend and thread count run it:
+   timed on an order of RATE_ORDER (best of 2, about 20 ms) the first time it is asked for and
+   kept for that backend and thread count.  For layout.c's message of the seconds per
+   evaluation; a larger block runs the tiles at a higher rate, so the message errs long.
+   Master thread only. */
+#define RATE_ORDER 768
+double lmm_dense_rate(void)
+{
+    static double rate = 0;
+    static int rate_threads = 0, rate_lapack = -1;
+    int th = lmm_dense_threads(RATE_ORDER), lap = lmm_dense_lapack();
+    if (rate > 0 && th == rate_threads && lap == rate_lapack) return rate;
+    size_t len = lmm_packed_len(RATE_ORDER);
+    double *A = (double *) R_alloc(len, sizeof(double)), *S = (double *) R_alloc(len, sizeof(double));
+    double t = R_PosInf;
+    for (int r = 0; r < 2; r++) {
+        double tr = time_chol_inverse(RATE_ORDER, -1, A, S);
+        if (tr < t) t = tr;
+    }
+    double n = RATE_ORDER;
+    rate = n * n * n / (t > 1e-6 ? t : 1e-6);
+    rate_threads = th;
+    rate_lapack = lap;
+    return rate;
 }
 
 /* Pack the m x kb matrix P into strips of w rows: strip s holds P[s*w + r, l] at [l*w + r]

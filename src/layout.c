@@ -145,7 +145,8 @@ static void column_size(const lmm_model *m, int J, double *rows, double *vals)
 #define SPLIT_GAIN 2.0         /* a split inside a term must halve the work ... */
 #define SPARSE_MEASURED 16.0   /* ... with sparse columns weighed as measured (scalar nodes:
                                   scattered, latency-bound updates, ~16x a dense flop) */
-#define DENSE_RATE 2e10         /* flop/s of the dense kernels, one core (for the message only) */
+#define DENSE_RATE 2e10         /* flop/s of the dense kernels, one core: below a second of
+                                   dense work (else measured: lmm_dense_rate) */
 #define SPARSE_RATE 4e8         /* p_J rows_J^2 per second in the sparse columns (scalar nodes:
                                    scattered, latency-bound; measured on a hub design) */
 
@@ -204,7 +205,9 @@ static int choose_split(lmm_model *m)
        factor's work in the sparse part, md^3 (factor md^3/3 + inverse 2 md^3/3) in the dense;
        its time: the gradient's sparse part measured at about 1.5 times the factor's */
     m->pred_flops = 2.0 * slow * sparse[best] + md * md * md;
-    m->pred_seconds = 2.5 * sparse[best] / SPARSE_RATE + md * md * md / DENSE_RATE;
+    double dense_s = md * md * md / DENSE_RATE;
+    if (dense_s > 1) dense_s = md * md * md / lmm_dense_rate();     /* worth timing the kernels */
+    m->pred_seconds = 2.5 * sparse[best] / SPARSE_RATE + dense_s;
     return best;
 }
 

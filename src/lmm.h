@@ -232,6 +232,7 @@ double *lmm_scratch(int slot, size_t len);   /* len doubles; master thread only 
 void lmm_scratch_free(void);            /* option("lmmc.dense_backend"): 1 for R's LAPACK */
 SEXP lmm_dense_backend_auto(SEXP lapack);  /* what "auto" chooses, set at load */
 SEXP lmm_dense_backend_time(SEXP n, SEXP reps);   /* seconds of chol + inverse: own, LAPACK */
+double lmm_dense_rate(void);  /* md^3 per second of the dense work, as timed on this machine */
 void lmm_pack_rows(int m, int kb, const double *P, int lda, int w, double *out);
 void lmm_pack_strip(int m, int kb, const double *P, int lda, int w, int s, double *out);
 void lmm_unpack_strip(int m, int kb, const double *in, int w, int s, double *P, int lda);
