@@ -144,6 +144,26 @@ test_that("a residual structure over ordered levels gives the unordered fit", {
                without_ordering(predict(fit0, nd, se.fit = TRUE))$se.fit, tolerance = 1e-7)
 })
 
+test_that("the seconds per evaluation of a large dense block come from the timed kernels", {
+  # a randomly crossed 5,000 x 3,000 design: dense block of order 3,003, over a second of dense
+  # work at the old assumed 2e10 flop/s, so layout.c times the kernels (lmm_dense_rate)
+  set.seed(11)
+  n <- 30000
+  d <- data.frame(a = factor(sample.int(5000, n, TRUE)), b = factor(sample.int(3000, n, TRUE)),
+                  x = rnorm(n))
+  d$y <- d$x + rnorm(5000)[d$a] + rnorm(3000)[d$b] + rnorm(n)
+  info <- layout_of(y ~ x + (1 | a) + (1 | b), d)
+  md <- info[["dense_order"]]
+  expect_gt(md, 2715)                                # md^3 / 2e10 > 1 s
+  dense_s <- info[["seconds"]]
+  expect_true(is.finite(dense_s))
+  # md^3 at a rate between 1e8 and 1e13 "flop/s" (any machine), and the same rate the second
+  # time (kept for the session)
+  expect_gt(dense_s, md^3 / 1e13)
+  expect_lt(dense_s, md^3 / 1e8)
+  expect_identical(layout_of(y ~ x + (1 | a) + (1 | b), d)[["seconds"]], dense_s)
+})
+
 test_that("the prediction is reported and memory_limit stops a fit before it starts", {
   d <- sim_skewed_crossed()
   f <- y ~ x + (1 | a) + (1 | b)
