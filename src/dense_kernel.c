@@ -333,17 +333,18 @@ SEXP lmm_dense_backend_time(SEXP n_, SEXP reps_)
 
 /* The rate of the dense block's work per evaluation, in "flop/s" of md^3 for a block of order md
    (factor md^3 / 3 and inverse 2 md^3 / 3), as the current backend and thread count run it:
-   timed on an order of RATE_ORDER (best of 2, about 20 ms) the first time it is asked for and
-   kept for that backend and thread count.  For layout.c's message of the seconds per
-   evaluation; a larger block runs the tiles at a higher rate, so the message errs long.
-   Master thread only. */
+   timed on an order of RATE_ORDER (best of 2, about 20 ms) the first time it is asked for with
+   that backend and thread count (the team may run on one thread while the machine is busy), and
+   kept.  For layout.c's message of the seconds per evaluation; a larger block runs the tiles
+   at a higher rate, so the message errs long.  Master thread only. */
 #define RATE_ORDER 768
+#define RATE_THREADS 8         /* rates kept for 1 .. RATE_THREADS threads (more: the last) */
 double lmm_dense_rate(void)
 {
-    static double rate = 0;
-    static int rate_threads = 0, rate_lapack = -1;
-    int th = lmm_dense_threads(RATE_ORDER), lap = lmm_dense_lapack();
-    if (rate > 0 && th == rate_threads && lap == rate_lapack) return rate;
+    static double rates[2][RATE_THREADS];        /* [LAPACK?][threads - 1]; 0: not timed */
+    int th = lmm_dense_threads(RATE_ORDER), lap = lmm_dense_lapack() ? 1 : 0;
+    double *rate = &rates[lap][(th < RATE_THREADS ? th : RATE_THREADS) - 1];
+    if (*rate > 0) return *rate;
     size_t len = lmm_packed_len(RATE_ORDER);
     double *A = (double *) R_alloc(len, sizeof(double)), *S = (double *) R_alloc(len, sizeof(double));
     double t = R_PosInf;
@@ -352,10 +353,8 @@ double lmm_dense_rate(void)
         if (tr < t) t = tr;
     }
     double n = RATE_ORDER;
-    rate = n * n * n / (t > 1e-6 ? t : 1e-6);
-    rate_threads = th;
-    rate_lapack = lap;
-    return rate;
+    *rate = n * n * n / (t > 1e-6 ? t : 1e-6);
+    return *rate;
 }
 
 /* Pack the m x kb matrix P into strips of w rows: strip s holds P[s*w + r, l] at [l*w + r]

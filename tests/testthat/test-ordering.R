@@ -157,11 +157,15 @@ test_that("the seconds per evaluation of a large dense block come from the timed
   expect_gt(md, 2715)                                # md^3 / 2e10 > 1 s
   dense_s <- info[["seconds"]]
   expect_true(is.finite(dense_s))
-  # md^3 at a rate between 1e8 and 1e13 "flop/s" (any machine), and the same rate the second
-  # time (kept for the session)
+  # md^3 at a rate between 1e8 and 1e13 "flop/s" (any machine; the rate is kept per thread
+  # count, and a busy machine may run the team on one thread, so a second call may differ)
   expect_gt(dense_s, md^3 / 1e13)
   expect_lt(dense_s, md^3 / 1e8)
-  expect_identical(layout_of(y ~ x + (1 | a) + (1 | b), d)[["seconds"]], dense_s)
+  old <- options(lmmc.threads = 1)
+  on.exit(options(old))
+  one <- layout_of(y ~ x + (1 | a) + (1 | b), d)[["seconds"]]
+  expect_identical(layout_of(y ~ x + (1 | a) + (1 | b), d)[["seconds"]], one)   # kept
+  expect_gt(one, md^3 / 1e13)
 })
 
 test_that("the prediction is reported and memory_limit stops a fit before it starts", {
