@@ -37,25 +37,14 @@ void lmm_blocks_apply(const lmm_model *m, const double *B, const char *mask, int
     }
 }
 
-/* A = L L' in place (lower triangle; the upper set to 0) for a small symmetric positive definite
-   A (p x p); returns log|A|, or NA when A is not positive definite. */
+/* A = L L' in place (lower triangle; the upper set to 0; dense.c's lmm_chol_small) for a small
+   symmetric positive definite A (p x p); returns log|A| = 2 sum log L_cc, or NA when A is not
+   positive definite. */
 double lmm_small_chol(int p, double *A)
 {
+    if (lmm_chol_small(p, A)) return NA_REAL;
     double ld = 0;
-    for (int c = 0; c < p; c++) {
-        double d = A[c + c * p];
-        for (int k = 0; k < c; k++) d -= A[c + k * p] * A[c + k * p];
-        if (!(d > 0)) return NA_REAL;
-        d = sqrt(d);
-        A[c + c * p] = d;                                           /* L_cc */
-        ld += 2 * log(d);
-        for (int r = c + 1; r < p; r++) {
-            double s = A[r + c * p];
-            for (int k = 0; k < c; k++) s -= A[r + k * p] * A[c + k * p];
-            A[r + c * p] = s / d;                                   /* L_rc */
-        }
-        for (int r = 0; r < c; r++) A[r + c * p] = 0;
-    }
+    for (int c = 0; c < p; c++) ld += 2 * log(A[c + c * p]);
     return ld;
 }
 
