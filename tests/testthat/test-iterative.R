@@ -18,6 +18,12 @@ crossed <- sim_crossed()
 iterative <- lmm_control(backend = "iterative")
 direct <- lmm_control(backend = "direct")
 
+# The engine of model pieces pc: the exact one, or the iterative one with the settings of `control`.
+engine_of <- function(pc, control = NULL) {
+  engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
+               backend = if (!is.null(control)) iterative_settings(control))
+}
+
 expect_targets <- function(fi, fe, theta_tol = 1e-3) {
   expect_lt(max(abs(fi$theta / fe$theta - 1)), theta_tol)
   expect_lt(max(abs(fi$beta - fe$beta) / sqrt(diag(fe$vcov_beta))), 0.01)
@@ -47,9 +53,8 @@ test_that("crossed 2,000 x 500: the iterative fit meets the accuracy targets of 
 
 test_that("conditional modes at a given theta are exact to the CG tolerance (1e-6)", {
   pc <- lmm_pieces(y ~ x + (1 | a) + (1 | b), crossed)
-  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
-  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
-                     backend = iterative_settings(iterative))
+  ex <- engine_of(pc)
+  it <- engine_of(pc, iterative)
   theta <- c(0.78, 0.48)
   se <- engine_solution(ex, theta, TRUE)
   si <- engine_solution(it, theta, TRUE)
@@ -63,8 +68,7 @@ test_that("conditional modes at a given theta are exact to the CG tolerance (1e-
 
 test_that("the criterion is a deterministic function of theta; the gradient matches it", {
   pc <- lmm_pieces(y ~ x + (1 | a) + (1 | b), crossed)
-  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
-                     backend = iterative_settings(iterative))
+  it <- engine_of(pc, iterative)
   theta <- c(0.7, 0.5)
   f1 <- engine_crit(it, theta, TRUE)
   expect_identical(engine_crit(it, theta, TRUE), f1)          # fixed probes
@@ -79,8 +83,7 @@ test_that("the criterion is a deterministic function of theta; the gradient matc
   # within the gradient's Monte Carlo error
   expect_true(all(abs(attr(g, "gradient") - fd) < 3 * se + 1e-3))
   # another seed: other probes, another criterion (within the Monte Carlo error)
-  it2 <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
-                      backend = iterative_settings(lmm_control(probe_seed = 2L)))
+  it2 <- engine_of(pc, lmm_control(probe_seed = 2L))
   f2 <- engine_crit(it2, theta, TRUE)
   expect_false(f2 == f1)
   expect_lt(abs(f2 - f1), 6 * .Call(C_lmm_iter_info, it)[["ld_se"]])
@@ -126,9 +129,8 @@ test_that("weights, ML, head and tail together: parts exact, log-determinant wit
   d$y <- 1 + 0.5 * d$x + rnorm(600, sd = 0.7)[d$a] + rnorm(300, sd = 0.4)[d$b] +
     rnorm(20, sd = 0.3)[d$c] + rnorm(n) / sqrt(d$w)
   pc <- lmm_pieces(y ~ x + (1 | a) + (1 | b) + (1 | c), d, weights = w, REML = FALSE)
-  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
-  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
-                     backend = iterative_settings(iterative))
+  ex <- engine_of(pc)
+  it <- engine_of(pc, iterative)
   theta <- c(0.7, 0.4, 0.3)
   se <- engine_solution(ex, theta, FALSE)
   si <- engine_solution(it, theta, FALSE)
@@ -223,9 +225,8 @@ test_that("vector-valued terms: exact in the tail, stochastic (within its error)
   # (1 + x | b): 80 columns in the tail, a's block diagonal: the iterative criterion is exact
   form <- y ~ x + (1 | a) + (1 + x | b)
   pc <- lmm_pieces(form, d)
-  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
-  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
-                     backend = iterative_settings(iterative))
+  ex <- engine_of(pc)
+  it <- engine_of(pc, iterative)
   theta <- c(0.8, 0.5, -0.1, 0.4)
   ge <- engine_gradient(ex, theta, TRUE)
   gi <- engine_gradient(it, theta, TRUE)
@@ -241,9 +242,8 @@ test_that("vector-valued terms: exact in the tail, stochastic (within its error)
   expect_equal(fi$crit, fe$crit, tolerance = 1e-10)
   expect_lt(max(abs(fi$beta - fe$beta) / sqrt(diag(fe$vcov_beta))), 1e-4)
   pc2 <- lmm_pieces(form2, d)
-  it2 <- engine_setup(pc2$y, pc2$X, pc2$reterms, pc2$weights, pc2$offset,
-                      backend = iterative_settings(iterative))
-  ex2 <- engine_setup(pc2$y, pc2$X, pc2$reterms, pc2$weights, pc2$offset)
+  it2 <- engine_of(pc2, iterative)
+  ex2 <- engine_of(pc2)
   expect_lt(max(abs(engine_solution(it2, fe$theta, TRUE)$u - engine_solution(ex2, fe$theta, TRUE)$u)),
             1e-6)
 })
@@ -257,9 +257,8 @@ test_that("one vector-valued term (sleepstudy's growth curves): the head's block
   expect_equal(fi$iterative$crit_se, 0)
   expect_equal(fi$iterative$theta_se, c(0, 0, 0))
   pc <- lmm_pieces(Reaction ~ Days + (Days | Subject), sleep)
-  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
-  it <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
-                     backend = iterative_settings(iterative))
+  ex <- engine_of(pc)
+  it <- engine_of(pc, iterative)
   theta <- c(0.9, 0.1, 0.3)
   ge <- engine_gradient(ex, theta, TRUE)
   gi <- engine_gradient(it, theta, TRUE)
@@ -314,9 +313,8 @@ test_that("(1 + x | g1) + (1 | g2), 1,000 x 300 levels: the iterative fit meets 
   expect_length(grep("Approximate fit \\(iterative backend\\).*30 probes", out), 1L)
   # the conditional modes at the same theta: exact to the CG tolerance
   pc <- lmm_pieces(form, d)
-  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
-  ie <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
-                     backend = iterative_settings(iterative))
+  ex <- engine_of(pc)
+  ie <- engine_of(pc, iterative)
   se <- engine_solution(ex, fe$theta, TRUE)
   si <- engine_solution(ie, fe$theta, TRUE)
   expect_lt(max(abs(si$u - se$u)), 1e-6)
@@ -328,11 +326,10 @@ test_that("vector-valued terms on both sides of the head: criterion and gradient
   d <- sim_slopes(600, 150, 12000, slope2 = TRUE)
   form <- y ~ x + (1 + x | g1) + (1 + x | g2)
   pc <- lmm_pieces(form, d)
-  ex <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset)
+  ex <- engine_of(pc)
   lse <- c()
   for (K in c(30L, 200L)) {
-    ie <- engine_setup(pc$y, pc$X, pc$reterms, pc$weights, pc$offset,
-                       backend = iterative_settings(lmm_control(probes = K)))
+    ie <- engine_of(pc, lmm_control(probes = K))
     for (REML in c(TRUE, FALSE)) {
       theta <- c(0.8, 0.2, 0.3, 0.5, 0.1, 0.25)
       ge <- engine_gradient(ex, theta, REML)

@@ -45,6 +45,14 @@ math_achieve <- function() {
 check_refits <- function(con) {
   gaps <- numeric()
   same <- function(a, b) gaps <<- c(gaps, expect_same_table(a, b))
+  # step() on both fits, its random and fixed tables the same; both results
+  same_step <- function(f, g) {
+    s <- suppressMessages(step(f))
+    t <- suppressMessages(step(g))
+    same(s$random, t$random)
+    same(s$fixed, t$fixed)
+    list(table = s, frame = t)
+  }
   sleep <- put_table(con, "sleep", lme4_sleepstudy())
   for (REML in c(TRUE, FALSE)) {
     f <- lmm(Reaction ~ Days + (Days | Subject), dbi_table(con, "sleep"), REML = REML)
@@ -53,9 +61,7 @@ check_refits <- function(con) {
     same(ranova(f, reduce.terms = FALSE), ranova(g, reduce.terms = FALSE))   # down to lm()
     same(suppressMessages(drop1(f, test = "Chisq")), suppressMessages(drop1(g, test = "Chisq")))
     same(drop1(f, test = "F"), drop1(g, test = "F"))
-    s <- step(f)
-    same(s$random, step(g)$random)
-    same(s$fixed, step(g)$fixed)
+    s <- same_step(f, g)$table
     expect_s3_class(get_model(s), "lmm_aggregated")
     p <- pve(f)
     expect_lt(max(abs(p$pve - pve(g)$pve)), 1e-8)
@@ -102,9 +108,7 @@ check_refits <- function(con) {
   fm <- MathAch ~ SES * Sector + Minority + Sex + (1 + SES | School)
   f <- lmm(fm, dbi_table(con, "ma"))
   g <- lmm(fm, ma)
-  s <- step(f)
-  same(s$random, step(g)$random)
-  same(s$fixed, step(g)$fixed)
+  s <- same_step(f, g)$table
   expect_identical(rownames(s$random)[2], "SES in (1 + SES | School)")
   same(ranova(f, reduce.terms = FALSE), ranova(g, reduce.terms = FALSE))
   same(suppressMessages(drop1(f, test = "Chisq")), suppressMessages(drop1(g, test = "Chisq")))
@@ -114,12 +118,9 @@ check_refits <- function(con) {
   fm <- y ~ x + z + sector + (1 | school) + (1 | district)
   f <- suppressMessages(lmm(fm, dbi_table(con, "sch")))
   g <- suppressMessages(lmm(fm, sch))
-  s <- suppressMessages(step(f))
-  t <- suppressMessages(step(g))
-  same(s$random, t$random)
-  same(s$fixed, t$fixed)
-  expect_identical(deparse(formula(get_model(s))), "y ~ x + sector + (1 | school)")
-  expect_lt(max(abs(fixef(get_model(s)) - fixef(get_model(t)))), 1e-8)
+  st <- same_step(f, g)
+  expect_identical(deparse(formula(get_model(st$table))), "y ~ x + sector + (1 | school)")
+  expect_lt(max(abs(fixef(get_model(st$table)) - fixef(get_model(st$frame)))), 1e-8)
 
   # a small school effect (LRT 1.26, p 0.26): step() ends in a linear model, as lm() on the
   # rows.  (With an estimate at the boundary the LRT is rounding noise and its p-value, about
@@ -131,20 +132,18 @@ check_refits <- function(con) {
   fm <- y ~ x + z + (1 | school)
   f <- suppressMessages(lmm(fm, dbi_table(con, "e")))
   g <- suppressMessages(lmm(fm, e))
-  s <- suppressMessages(step(f))
-  t <- suppressMessages(step(g))
-  same(s$random, t$random)
-  same(s$fixed, t$fixed)
-  m <- get_model(s)
+  st <- same_step(f, g)
+  m <- get_model(st$table)
+  m0 <- get_model(st$frame)                            # lm() on the rows
   expect_s3_class(m, "lm_aggregated")
-  expect_lt(max(abs(coef(m) - coef(get_model(t)))), 1e-10)
-  expect_equal(logLik(m), logLik(get_model(t)), tolerance = 1e-12)
-  expect_equal(logLik(m, REML = TRUE), logLik(get_model(t), REML = TRUE), tolerance = 1e-12)
-  expect_identical(nobs(m), nobs(get_model(t)))
+  expect_lt(max(abs(coef(m) - coef(m0))), 1e-10)
+  expect_equal(logLik(m), logLik(m0), tolerance = 1e-12)
+  expect_equal(logLik(m, REML = TRUE), logLik(m0, REML = TRUE), tolerance = 1e-12)
+  expect_identical(nobs(m), nobs(m0))
   expect_output(print(m), "no random terms")
-  expect_equal(vcov(m), vcov(get_model(t)), tolerance = 1e-10)
-  expect_equal(sigma(m), sigma(get_model(t)), tolerance = 1e-12)
-  expect_equal(coef(summary(m)), coef(summary(get_model(t))), tolerance = 1e-10)
+  expect_equal(vcov(m), vcov(m0), tolerance = 1e-10)
+  expect_equal(sigma(m), sigma(m0), tolerance = 1e-12)
+  expect_equal(coef(summary(m)), coef(summary(m0)), tolerance = 1e-10)
   expect_output(print(summary(m)), "Residual standard error")
   max(gaps)
 }
